@@ -1,0 +1,1 @@
+//! The `ipfs-kit` command line: kubo's verbs over a local repository.

@@ -1,0 +1,8 @@
+//! IPLD codecs: dag-pb (strict, our own), the UnixFS Data message, raw; dag-cbor and dag-json
+//! through `serde_ipld_dagcbor` / `serde_ipld_dagjson`; and link extraction for DAG walks
+//! (pins, GC, CAR export).
+
+pub mod pb;
+pub mod unixfs_pb;
+
+pub use ipfs_kit_blockstore::hash::{DAG_CBOR_CODEC, DAG_JSON_CODEC, DAG_PB_CODEC, RAW_CODEC};

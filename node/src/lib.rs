@@ -1,0 +1,13 @@
+//! ipfs-kit: a self-contained IPFS node.
+//!
+//! This crate is the library behind the `ipfs-kit` binary and the embedding API:
+//! - [`dag`]: IPLD codecs (dag-pb strictly, raw, dag-cbor, dag-json) and link extraction;
+//! - [`unixfs`]: the importer (chunkers, layouts, directories, HAMT) and the exporter;
+//! - [`car`]: CAR v1 export, CAR v1/v2 import;
+//! - [`repo`]: the on-disk repository (blockstore, pins, config) and garbage collection.
+
+pub mod car;
+pub mod cli;
+pub mod dag;
+pub mod repo;
+pub mod unixfs;

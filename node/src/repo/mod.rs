@@ -1,0 +1,1 @@
+//! The on-disk repository: blockstore, pins, config, lock; garbage collection.

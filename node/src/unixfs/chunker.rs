@@ -1,0 +1,1 @@
+//! Chunkers: `size-N`, `rabin[-min-avg-max]`, `buzhash` with kubo (go-ipfs-chunker) parameters.

@@ -1,0 +1,1 @@
+//! Directory import: walking a local tree into UnixFS directories (basic and HAMT-sharded).

@@ -1,0 +1,1 @@
+//! The exporter: cat (offset/length), get to a directory, ls, and path resolution.

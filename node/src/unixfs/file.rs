@@ -1,0 +1,1 @@
+//! File import: chunks -> leaves -> balanced or trickle DAG, with kubo's exact node bytes.
