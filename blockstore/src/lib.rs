@@ -11,13 +11,22 @@
 //! Architecture invariant: this crate never does network I/O and knows nothing of UnixFS, pins
 //! or peers. Every block it returns has been checked against its CID.
 
+mod disk;
 mod error;
+mod flatfs;
 pub mod hash;
 pub mod limits;
 mod memory;
 
+pub use disk::{CompactStats, DiskBlockstore, DiskOptions};
 pub use error::{BlockstoreError, CorruptBlock};
+pub use flatfs::FlatfsBlockstore;
 pub use memory::MemoryBlockstore;
+
+#[cfg(feature = "bench-candidates")]
+mod candidates;
+#[cfg(feature = "bench-candidates")]
+pub use candidates::{FjallBlockstore, SledBlockstore};
 
 use bytes::Bytes;
 use cid::Cid;
@@ -95,6 +104,12 @@ pub trait Blockstore: Send + Sync {
 
     /// Number of blocks and total bytes of block data stored.
     fn stat(&self) -> Result<StoreStat, BlockstoreError>;
+
+    /// Gives back the disk space of deleted blocks where the store defers that (the pack
+    /// store compacts); returns the bytes reclaimed. Call after a GC's `delete_many`.
+    fn reclaim_space(&self) -> Result<u64, BlockstoreError> {
+        Ok(0)
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

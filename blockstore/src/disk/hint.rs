@@ -1,0 +1,170 @@
+//! The index checkpoint ("hint file"), so opening a store of millions of blocks does not scan
+//! every segment.
+//!
+//! Written on clean close and after compaction, to a temporary file then renamed. Layout
+//! (little-endian): `[magic u32][version u32][segment count u32]([id u32][len u64])*
+//! [entry count u64]([seg u32][offset u64][record len u32][header len u8][mh len u8][mh])*
+//! [crc32 of everything before u32]`. On open it is trusted only if its crc checks and every
+//! segment it names still exists at least as long as recorded; records appended after the
+//! checkpoint are then scanned from the recorded lengths.
+
+use super::index::Loc;
+use super::record::MULTIHASH_BYTES_MAX;
+use crate::BlockstoreError;
+use multihash::Multihash;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+const HINT_MAGIC: u32 = 0x484B_5049; // "IPKH"
+const HINT_VERSION: u32 = 1;
+pub const HINT_FILE: &str = "index.hint";
+const HINT_TMP: &str = "index.hint.tmp";
+/// Most segments a hint may list (1 Ki segments of 1 GiB = 1 TiB per store).
+const HINT_SEGMENTS_MAX: u32 = 1 << 20;
+/// Smallest encoded entry, used to bound the entry count by the file size.
+const ENTRY_BYTES_MIN: u64 = 4 + 8 + 4 + 1 + 1 + 2;
+
+pub struct Hint {
+    pub segments: Vec<(u32, u64)>,
+    pub entries: Vec<(Multihash<64>, Loc)>,
+}
+
+struct CrcWriter<W: Write> {
+    inner: W,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+pub fn save<'a>(
+    dir: &Path,
+    segments: &[(u32, u64)],
+    entry_count: u64,
+    entries: impl Iterator<Item = (&'a Multihash<64>, &'a Loc)>,
+) -> Result<(), BlockstoreError> {
+    let tmp = dir.join(HINT_TMP);
+    let io = |e| BlockstoreError::io(&tmp, e);
+    let file = File::create(&tmp).map_err(io)?;
+    let mut w = CrcWriter {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        crc: crc32fast::Hasher::new(),
+    };
+    let body = |w: &mut CrcWriter<BufWriter<File>>| -> std::io::Result<()> {
+        w.write_all(&HINT_MAGIC.to_le_bytes())?;
+        w.write_all(&HINT_VERSION.to_le_bytes())?;
+        w.write_all(&(segments.len() as u32).to_le_bytes())?;
+        for (id, len) in segments {
+            w.write_all(&id.to_le_bytes())?;
+            w.write_all(&len.to_le_bytes())?;
+        }
+        w.write_all(&entry_count.to_le_bytes())?;
+        for (mh, loc) in entries {
+            w.write_all(&loc.seg.to_le_bytes())?;
+            w.write_all(&loc.offset.to_le_bytes())?;
+            w.write_all(&loc.record_len.to_le_bytes())?;
+            w.write_all(&[loc.header_len, mh.encoded_len() as u8])?;
+            mh.write(&mut *w).map_err(std::io::Error::other)?;
+        }
+        Ok(())
+    };
+    body(&mut w).map_err(io)?;
+    let crc = w.crc.clone().finalize();
+    w.inner.write_all(&crc.to_le_bytes()).map_err(io)?;
+    w.inner.flush().map_err(io)?;
+    drop(w);
+    let dst = dir.join(HINT_FILE);
+    std::fs::rename(&tmp, &dst).map_err(|e| BlockstoreError::io(&dst, e))
+}
+
+struct CrcReader<R: Read> {
+    inner: R,
+    crc: crc32fast::Hasher,
+}
+
+impl<R: Read> CrcReader<R> {
+    fn bytes<const N: usize>(&mut self) -> std::io::Result<[u8; N]> {
+        let mut b = [0u8; N];
+        self.inner.read_exact(&mut b)?;
+        self.crc.update(&b);
+        Ok(b)
+    }
+    fn u32(&mut self) -> std::io::Result<u32> {
+        self.bytes::<4>().map(u32::from_le_bytes)
+    }
+    fn u64(&mut self) -> std::io::Result<u64> {
+        self.bytes::<8>().map(u64::from_le_bytes)
+    }
+}
+
+/// Loads the hint, or `None` if there is none or it does not check.
+pub fn load(dir: &Path) -> Option<Hint> {
+    let path = dir.join(HINT_FILE);
+    let file = File::open(&path).ok()?;
+    let file_len = file.metadata().ok()?.len();
+    let mut r = CrcReader {
+        inner: BufReader::with_capacity(1 << 20, file),
+        crc: crc32fast::Hasher::new(),
+    };
+    let parsed = (|| -> std::io::Result<Option<Hint>> {
+        if r.u32()? != HINT_MAGIC || r.u32()? != HINT_VERSION {
+            return Ok(None);
+        }
+        let nseg = r.u32()?;
+        if nseg > HINT_SEGMENTS_MAX {
+            return Ok(None);
+        }
+        let mut segments = Vec::with_capacity(nseg as usize);
+        for _ in 0..nseg {
+            segments.push((r.u32()?, r.u64()?));
+        }
+        let count = r.u64()?;
+        if count > file_len / ENTRY_BYTES_MIN {
+            return Ok(None);
+        }
+        let mut entries = Vec::with_capacity(count as usize);
+        let mut mh_buf = [0u8; MULTIHASH_BYTES_MAX];
+        for _ in 0..count {
+            let seg = r.u32()?;
+            let offset = r.u64()?;
+            let record_len = r.u32()?;
+            let [header_len, mh_len] = r.bytes::<2>()?;
+            let mh_len = usize::from(mh_len);
+            if mh_len > MULTIHASH_BYTES_MAX || u32::from(header_len) > record_len {
+                return Ok(None);
+            }
+            r.inner.read_exact(&mut mh_buf[..mh_len])?;
+            r.crc.update(&mh_buf[..mh_len]);
+            let Ok(mh) = Multihash::<64>::from_bytes(&mh_buf[..mh_len]) else {
+                return Ok(None);
+            };
+            let loc = Loc {
+                seg,
+                offset,
+                record_len,
+                header_len,
+            };
+            entries.push((mh, loc));
+        }
+        let want = r.crc.clone().finalize();
+        let mut crc = [0u8; 4];
+        r.inner.read_exact(&mut crc)?;
+        Ok((u32::from_le_bytes(crc) == want).then_some(Hint { segments, entries }))
+    })();
+    match parsed {
+        Ok(Some(h)) => Some(h),
+        _ => {
+            tracing::warn!(path = %path.display(), "ignoring an unreadable index hint; scanning segments");
+            None
+        }
+    }
+}

@@ -1,0 +1,546 @@
+//! The persistent default store: a log-structured pack store (bitcask-like).
+//!
+//! Design (see `record.rs` for the byte format):
+//! - Blocks are appended to segment files of at most [`segment::SEGMENT_BYTES_MAX`] as
+//!   self-checking records; deletes append tombstones. Nothing is rewritten in place.
+//! - An in-memory index maps each multihash to its record. It is rebuilt on open from the
+//!   index checkpoint ([`hint`]) plus a scan of whatever was appended after it, or from a scan
+//!   of every record header when there is no usable checkpoint.
+//! - One writer at a time (a mutex) appends a whole `put_many` batch with one `writev`; any
+//!   number of readers read concurrently with positional reads, outside every lock.
+//! - Durability: `put_many` returns once the kernel has the bytes (survives `kill -9`);
+//!   `sync` (or [`DiskOptions::sync_on_put`]) adds `fdatasync` of the active segment and the
+//!   directory (survives power loss). A torn tail found on open is cut off.
+//! - Compaction ([`DiskBlockstore::compact`]) copies the live records of mostly-dead segments
+//!   into new segments, syncs them, swaps the index, then deletes the old files.
+//! - A lock file (`flock`) keeps a second process (or a second open) out.
+//!
+//! Assumptions about the disk: a `write` that returned is seen by later reads even if the
+//! process dies; after power loss, unsynced data may be lost or torn but synced data is intact.
+
+mod compaction;
+mod hint;
+mod index;
+mod record;
+mod segment;
+
+pub use compaction::CompactStats;
+
+use crate::{
+    hash, limits, raw_cid_of, Block, Blockstore, BlockstoreError, CorruptBlock, StoreStat,
+};
+use bytes::Bytes;
+use cid::Cid;
+use index::{Index, Loc};
+use multihash::Multihash;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{IoSlice, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A `put_many` batch is written in chunks of at most this many bytes: 16 MiB.
+const WRITE_CHUNK_BYTES_MAX: usize = 16 << 20;
+const LOCK_FILE: &str = "repo.lock";
+
+/// Tuning of a [`DiskBlockstore`].
+#[derive(Clone, Debug)]
+pub struct DiskOptions {
+    /// `fdatasync` after every `put_many`/`delete_many` (durable against power loss).
+    pub sync_on_put: bool,
+    /// Roll to a new segment once the active one would grow past this.
+    pub segment_bytes_max: u64,
+    /// [`Blockstore::reclaim_space`] compacts segments whose live fraction is below this.
+    pub compact_live_ratio_min: f64,
+}
+
+impl Default for DiskOptions {
+    fn default() -> Self {
+        Self {
+            sync_on_put: false,
+            segment_bytes_max: segment::SEGMENT_BYTES_MAX,
+            compact_live_ratio_min: 0.5,
+        }
+    }
+}
+
+struct Segment {
+    file: Arc<File>,
+    len: u64,
+}
+
+struct State {
+    index: Index,
+    segments: BTreeMap<u32, Segment>,
+}
+
+struct Writer {
+    id: u32,
+    file: Arc<File>,
+    len: u64,
+}
+
+/// The persistent pack store. See the module docs.
+pub struct DiskBlockstore {
+    dir: PathBuf,
+    opts: DiskOptions,
+    state: RwLock<State>,
+    writer: Mutex<Writer>,
+    _lock: File,
+}
+
+impl DiskBlockstore {
+    /// Opens (creating if missing) the store in `dir` with default options.
+    pub fn open(dir: &Path) -> Result<Self, BlockstoreError> {
+        Self::open_with(dir, DiskOptions::default())
+    }
+
+    pub fn open_with(dir: &Path, opts: DiskOptions) -> Result<Self, BlockstoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| BlockstoreError::io(dir, e))?;
+        let lock = take_lock(dir)?;
+        let (index, lens) = recover(dir)?;
+        let mut segments = BTreeMap::new();
+        for (&id, &len) in &lens {
+            let file = Arc::new(segment::open_segment(dir, id, false)?);
+            segments.insert(id, Segment { file, len });
+        }
+        let writer = match segments.iter().next_back() {
+            Some((&id, s)) if s.len < opts.segment_bytes_max => Writer {
+                id,
+                file: s.file.clone(),
+                len: s.len,
+            },
+            last => {
+                let id = last.map_or(1, |(&id, _)| id + 1);
+                let file = Arc::new(segment::open_segment(dir, id, true)?);
+                segment::sync_dir(dir)?;
+                segments.insert(
+                    id,
+                    Segment {
+                        file: file.clone(),
+                        len: 0,
+                    },
+                );
+                Writer { id, file, len: 0 }
+            }
+        };
+        tracing::debug!(dir = %dir.display(), blocks = index.len(), "opened disk blockstore");
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            opts,
+            state: RwLock::new(State { index, segments }),
+            writer: Mutex::new(writer),
+            _lock: lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes the index checkpoint now (it is also written on drop and after compaction).
+    pub fn checkpoint(&self) -> Result<(), BlockstoreError> {
+        let _w = self.writer.lock();
+        self.write_hint()
+    }
+
+    fn write_hint(&self) -> Result<(), BlockstoreError> {
+        let st = self.state.read();
+        let segs: Vec<(u32, u64)> = st.segments.iter().map(|(&id, s)| (id, s.len)).collect();
+        hint::save(&self.dir, &segs, st.index.len() as u64, st.index.iter())
+    }
+
+    /// Reads every stored block and checks it against its multihash, on two threads. Returns the
+    /// CIDs (raw codec) of the corrupt blocks.
+    pub fn verify_all(&self) -> Result<Vec<Cid>, BlockstoreError> {
+        let entries: Vec<(Multihash<64>, Loc, Arc<File>)> = {
+            let st = self.state.read();
+            let mut v = Vec::with_capacity(st.index.len());
+            for (mh, loc) in st.index.iter() {
+                let seg = st
+                    .segments
+                    .get(&loc.seg)
+                    .ok_or_else(|| missing_segment(loc))?;
+                v.push((*mh, *loc, seg.file.clone()));
+            }
+            v
+        };
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+        let per = entries.len().div_ceil(threads).max(1);
+        let results: Vec<Result<Vec<Cid>, BlockstoreError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = entries
+                .chunks(per)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut bad = Vec::new();
+                        for (mh, loc, file) in part {
+                            let cid = raw_cid_of(*mh);
+                            match read_record(file, loc, &cid) {
+                                Ok(_) => {}
+                                Err(BlockstoreError::Corrupt(_)) => bad.push(cid),
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        Ok(bad)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(BlockstoreError::Engine("verify thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        let mut bad = Vec::new();
+        for r in results {
+            bad.extend(r?);
+        }
+        Ok(bad)
+    }
+
+    /// Starts a new active segment after sealing (syncing) the current one. `next_id` must be
+    /// above every existing segment id.
+    fn roll(&self, w: &mut Writer, next_id: u32) -> Result<(), BlockstoreError> {
+        w.file
+            .sync_data()
+            .map_err(|e| BlockstoreError::io(segment::segment_path(&self.dir, w.id), e))?;
+        let file = Arc::new(segment::open_segment(&self.dir, next_id, true)?);
+        segment::sync_dir(&self.dir)?;
+        self.state.write().segments.insert(
+            next_id,
+            Segment {
+                file: file.clone(),
+                len: 0,
+            },
+        );
+        *w = Writer {
+            id: next_id,
+            file,
+            len: 0,
+        };
+        Ok(())
+    }
+
+    /// Appends one chunk of records (headers in `headers`, data slices alongside) to the
+    /// active segment, rolling first if it would overflow. Returns the offset written at.
+    fn append(
+        &self,
+        w: &mut Writer,
+        headers: &[u8],
+        parts: &[(std::ops::Range<usize>, &[u8])],
+        chunk_bytes: u64,
+    ) -> Result<u64, BlockstoreError> {
+        if w.len > 0 && w.len + chunk_bytes > self.opts.segment_bytes_max {
+            self.roll(w, w.id + 1)?;
+        }
+        let mut slices = Vec::with_capacity(parts.len() * 2);
+        for (hr, data) in parts {
+            slices.push(IoSlice::new(&headers[hr.clone()]));
+            if !data.is_empty() {
+                slices.push(IoSlice::new(data));
+            }
+        }
+        let start = w.len;
+        if let Err(e) = segment::write_all_vectored(&w.file, &mut slices) {
+            // Cut off whatever part of the chunk made it, so the next record starts cleanly.
+            let mut f: &File = &w.file;
+            let _ = f
+                .set_len(start)
+                .and_then(|_| f.seek(SeekFrom::Start(start)));
+            return Err(BlockstoreError::io(
+                segment::segment_path(&self.dir, w.id),
+                e,
+            ));
+        }
+        w.len += chunk_bytes;
+        if let Some(s) = self.state.write().segments.get_mut(&w.id) {
+            s.len = w.len;
+        }
+        Ok(start)
+    }
+
+    fn sync_writer(&self, w: &Writer) -> Result<(), BlockstoreError> {
+        w.file
+            .sync_data()
+            .map_err(|e| BlockstoreError::io(segment::segment_path(&self.dir, w.id), e))
+    }
+}
+
+impl Drop for DiskBlockstore {
+    fn drop(&mut self) {
+        if let Err(e) = self.write_hint() {
+            tracing::warn!(error = %e, "could not write the index checkpoint on close");
+        }
+    }
+}
+
+fn take_lock(dir: &Path) -> Result<File, BlockstoreError> {
+    let path = dir.join(LOCK_FILE);
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| BlockstoreError::io(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(TryLockError::WouldBlock) => Err(BlockstoreError::Locked(path.display().to_string())),
+        Err(TryLockError::Error(e)) => Err(BlockstoreError::io(&path, e)),
+    }
+}
+
+/// Rebuilds the index from the checkpoint and/or segment scans, truncating torn tails.
+/// Returns the index and each segment's valid length.
+fn recover(dir: &Path) -> Result<(Index, BTreeMap<u32, u64>), BlockstoreError> {
+    let ids = segment::list_segments(dir)?;
+    let mut lens = BTreeMap::new();
+    for &id in &ids {
+        let p = segment::segment_path(dir, id);
+        let len = std::fs::metadata(&p)
+            .map_err(|e| BlockstoreError::io(&p, e))?
+            .len();
+        lens.insert(id, len);
+    }
+    let mut index = Index::default();
+    let mut start: BTreeMap<u32, u64> = ids.iter().map(|&id| (id, 0)).collect();
+    if let Some(h) = hint::load(dir).filter(|h| hint_usable(h, &lens)) {
+        for (id, len) in &h.segments {
+            start.insert(*id, *len);
+        }
+        for (mh, loc) in h.entries {
+            index.insert(mh, loc);
+        }
+    }
+    let last = ids.last().copied();
+    for &id in &ids {
+        let from = start.get(&id).copied().unwrap_or(0);
+        let end = segment::scan(dir, id, from, Some(id) == last, |h, offset| {
+            if h.kind == record::KIND_BLOCK {
+                let loc = Loc {
+                    seg: id,
+                    offset,
+                    record_len: h.record_len,
+                    header_len: h.header_len,
+                };
+                index.insert(h.mh, loc);
+            } else {
+                index.remove(&h.mh);
+            }
+        })?;
+        if end.valid_len < end.file_len {
+            tracing::warn!(
+                segment = id,
+                valid_bytes = end.valid_len,
+                file_bytes = end.file_len,
+                "cutting off a torn tail"
+            );
+            let p = segment::segment_path(dir, id);
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .map_err(|e| BlockstoreError::io(&p, e))?;
+            f.set_len(end.valid_len)
+                .and_then(|_| f.sync_all())
+                .map_err(|e| BlockstoreError::io(&p, e))?;
+        }
+        lens.insert(id, end.valid_len);
+    }
+    Ok((index, lens))
+}
+
+/// A checkpoint is usable if every segment it names is still there and no shorter, and every
+/// segment it does not name is newer than all it names.
+fn hint_usable(h: &hint::Hint, lens: &BTreeMap<u32, u64>) -> bool {
+    let named: HashSet<u32> = h.segments.iter().map(|(id, _)| *id).collect();
+    let max_named = h.segments.iter().map(|(id, _)| *id).max().unwrap_or(0);
+    h.segments
+        .iter()
+        .all(|(id, len)| lens.get(id).is_some_and(|l| l >= len))
+        && lens.keys().all(|id| named.contains(id) || *id > max_named)
+}
+
+fn missing_segment(loc: &Loc) -> BlockstoreError {
+    BlockstoreError::CorruptRepo(format!("index points into missing segment {}", loc.seg))
+}
+
+/// Reads a record and returns its data, checked against `cid` (header and hash).
+fn read_record(file: &File, loc: &Loc, cid: &Cid) -> Result<Bytes, BlockstoreError> {
+    let corrupt = || BlockstoreError::Corrupt(CorruptBlock { cid: *cid });
+    let mut buf = vec![0u8; loc.record_len as usize];
+    match file.read_exact_at(&mut buf, loc.offset) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(corrupt()),
+        Err(e) => return Err(BlockstoreError::io(format!("segment {}", loc.seg), e)),
+    }
+    let h = record::decode_header(&buf).map_err(|_| corrupt())?;
+    if h.kind != record::KIND_BLOCK || h.mh != *cid.hash() || h.header_len != loc.header_len {
+        return Err(corrupt());
+    }
+    let data = Bytes::from(buf).slice(usize::from(loc.header_len)..);
+    hash::verify(cid, &data)?;
+    Ok(data)
+}
+
+impl Blockstore for DiskBlockstore {
+    fn get(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
+        if let Some(d) = hash::identity_data(cid) {
+            return Ok(Some(Bytes::copy_from_slice(d)));
+        }
+        let (loc, file) = {
+            let st = self.state.read();
+            let Some(loc) = st.index.get(cid.hash()).copied() else {
+                return Ok(None);
+            };
+            let seg = st
+                .segments
+                .get(&loc.seg)
+                .ok_or_else(|| missing_segment(&loc))?;
+            (loc, seg.file.clone())
+        };
+        read_record(&file, &loc, cid).map(Some)
+    }
+
+    fn has(&self, cid: &Cid) -> Result<bool, BlockstoreError> {
+        Ok(hash::identity_data(cid).is_some() || self.state.read().index.contains(cid.hash()))
+    }
+
+    fn size_of(&self, cid: &Cid) -> Result<Option<u64>, BlockstoreError> {
+        if let Some(d) = hash::identity_data(cid) {
+            return Ok(Some(d.len() as u64));
+        }
+        Ok(self
+            .state
+            .read()
+            .index
+            .get(cid.hash())
+            .map(|l| u64::from(l.data_len())))
+    }
+
+    fn put_many(&self, blocks: &[Block]) -> Result<(), BlockstoreError> {
+        for b in blocks {
+            limits::check_block_size(b.data().len())?;
+            if b.cid().hash().encoded_len() > record::MULTIHASH_BYTES_MAX {
+                return Err(BlockstoreError::UnsupportedHash {
+                    code: b.cid().hash().code(),
+                });
+            }
+        }
+        let mut w = self.writer.lock();
+        let todo: Vec<&Block> = {
+            let st = self.state.read();
+            let mut seen = HashSet::new();
+            blocks
+                .iter()
+                .filter(|b| hash::identity_data(b.cid()).is_none())
+                .filter(|b| !st.index.contains(b.cid().hash()) && seen.insert(*b.cid().hash()))
+                .collect()
+        };
+        let mut headers = Vec::new();
+        let mut rest = &todo[..];
+        while !rest.is_empty() {
+            headers.clear();
+            let mut parts = Vec::new();
+            let mut chunk_bytes = 0usize;
+            let mut n = 0;
+            for b in rest {
+                if n > 0 && chunk_bytes + b.data().len() > WRITE_CHUNK_BYTES_MAX {
+                    break;
+                }
+                let start = headers.len();
+                let hl = record::encode_header(
+                    &mut headers,
+                    record::KIND_BLOCK,
+                    b.cid().hash(),
+                    b.data(),
+                );
+                parts.push((start..start + hl, &b.data()[..]));
+                chunk_bytes += hl + b.data().len();
+                n += 1;
+            }
+            let base = self.append(&mut w, &headers, &parts, chunk_bytes as u64)?;
+            let mut st = self.state.write();
+            let mut offset = base;
+            for (b, (hr, data)) in rest[..n].iter().zip(&parts) {
+                let record_len = (hr.len() + data.len()) as u32;
+                let loc = Loc {
+                    seg: w.id,
+                    offset,
+                    record_len,
+                    header_len: hr.len() as u8,
+                };
+                st.index.insert(*b.cid().hash(), loc);
+                offset += u64::from(record_len);
+            }
+            drop(st);
+            rest = &rest[n..];
+        }
+        if self.opts.sync_on_put && !todo.is_empty() {
+            self.sync_writer(&w)?;
+        }
+        Ok(())
+    }
+
+    fn delete_many(&self, cids: &[Cid]) -> Result<u64, BlockstoreError> {
+        let mut w = self.writer.lock();
+        let present: Vec<Multihash<64>> = {
+            let st = self.state.read();
+            let mut seen = HashSet::new();
+            cids.iter()
+                .map(|c| *c.hash())
+                .filter(|mh| st.index.contains(mh) && seen.insert(*mh))
+                .collect()
+        };
+        for batch in present.chunks(WRITE_CHUNK_BYTES_MAX / record::HEADER_BYTES_MAX) {
+            let mut headers = Vec::new();
+            for mh in batch {
+                record::encode_header(&mut headers, record::KIND_TOMBSTONE, mh, &[]);
+            }
+            let parts = [(0..headers.len(), &[][..])];
+            self.append(&mut w, &headers, &parts, headers.len() as u64)?;
+            let mut st = self.state.write();
+            for mh in batch {
+                st.index.remove(mh);
+            }
+        }
+        if self.opts.sync_on_put && !present.is_empty() {
+            self.sync_writer(&w)?;
+        }
+        Ok(present.len() as u64)
+    }
+
+    fn all_cids(&self) -> Result<Vec<Cid>, BlockstoreError> {
+        Ok(self
+            .state
+            .read()
+            .index
+            .iter()
+            .map(|(mh, _)| raw_cid_of(*mh))
+            .collect())
+    }
+
+    fn sync(&self) -> Result<(), BlockstoreError> {
+        let w = self.writer.lock();
+        self.sync_writer(&w)?;
+        segment::sync_dir(&self.dir)
+    }
+
+    fn stat(&self) -> Result<StoreStat, BlockstoreError> {
+        let st = self.state.read();
+        Ok(StoreStat {
+            blocks: st.index.len() as u64,
+            data_bytes: st.index.data_bytes(),
+            disk_bytes: st.segments.values().map(|s| s.len).sum(),
+        })
+    }
+
+    fn reclaim_space(&self) -> Result<u64, BlockstoreError> {
+        Ok(self
+            .compact(self.opts.compact_live_ratio_min)?
+            .bytes_reclaimed)
+    }
+}
