@@ -2,6 +2,8 @@
 //! through `serde_ipld_dagcbor` / `serde_ipld_dagjson`; and link extraction for DAG walks
 //! (pins, GC, CAR export).
 
+pub mod codec;
+pub mod links;
 pub mod pb;
 pub mod unixfs_pb;
 

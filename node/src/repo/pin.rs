@@ -1,0 +1,518 @@
+//! Pins: recursive and direct pins stored in redb, indirect pins computed by walking recursive
+//! ones (as kubo does).
+//!
+//! Table `pins`: key = the pinned CID's bytes, value = one kind byte (1 recursive, 2 direct)
+//! followed by the optional name in UTF-8. A CID has at most one pin: pinning recursively
+//! replaces a direct pin; pinning directly a recursively pinned CID is an error (kubo).
+//! Every change is one write transaction committed with immediate durability.
+
+use super::{db, Repo, RepoError};
+use crate::dag::links::{walk_from, DagError};
+use cid::Cid;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::HashSet;
+
+pub(crate) const PINS: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("pins");
+
+/// Longest pin name accepted.
+pub const PIN_NAME_BYTES_MAX: usize = 1024;
+
+const KIND_RECURSIVE: u8 = 1;
+const KIND_DIRECT: u8 = 2;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PinKind {
+    Recursive,
+    Direct,
+    Indirect,
+}
+
+impl PinKind {
+    /// kubo's names: `recursive`, `direct`, `indirect`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PinKind::Recursive => "recursive",
+            PinKind::Direct => "direct",
+            PinKind::Indirect => "indirect",
+        }
+    }
+}
+
+/// `pin ls --type`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PinFilter {
+    #[default]
+    All,
+    Recursive,
+    Direct,
+    Indirect,
+}
+
+impl PinFilter {
+    fn admits(self, kind: PinKind) -> bool {
+        matches!(
+            (self, kind),
+            (PinFilter::All, _)
+                | (PinFilter::Recursive, PinKind::Recursive)
+                | (PinFilter::Direct, PinKind::Direct)
+                | (PinFilter::Indirect, PinKind::Indirect)
+        )
+    }
+}
+
+/// One line of `pin ls`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinEntry {
+    pub cid: Cid,
+    pub kind: PinKind,
+    pub name: Option<String>,
+    /// For an indirect pin asked about by CID: the recursive pin it is reached from.
+    pub via: Option<Cid>,
+}
+
+pub(crate) fn create_tables(dbase: &redb::Database) -> Result<(), RepoError> {
+    let tx = dbase.begin_write().map_err(db)?;
+    tx.open_table(PINS).map_err(db)?;
+    tx.commit().map_err(db)
+}
+
+fn encode_value(kind: PinKind, name: Option<&str>) -> Vec<u8> {
+    let mut v = vec![if kind == PinKind::Recursive {
+        KIND_RECURSIVE
+    } else {
+        KIND_DIRECT
+    }];
+    v.extend_from_slice(name.unwrap_or("").as_bytes());
+    v
+}
+
+fn decode_value(key: &[u8], v: &[u8]) -> Result<(PinKind, Option<String>), RepoError> {
+    let corrupt = || RepoError::CorruptPin(hex::encode(key));
+    let (&k, name) = v.split_first().ok_or_else(corrupt)?;
+    let kind = match k {
+        KIND_RECURSIVE => PinKind::Recursive,
+        KIND_DIRECT => PinKind::Direct,
+        _ => return Err(corrupt()),
+    };
+    let name = std::str::from_utf8(name).map_err(|_| corrupt())?;
+    Ok((kind, (!name.is_empty()).then(|| name.to_string())))
+}
+
+fn check_name(name: Option<&str>) -> Result<(), RepoError> {
+    match name {
+        Some(n) if n.len() > PIN_NAME_BYTES_MAX => Err(RepoError::PinNameTooLong {
+            size_bytes: n.len(),
+            max_bytes: PIN_NAME_BYTES_MAX,
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Repo {
+    /// `pin add`. Recursive: every block of the DAG must be present (offline), else
+    /// [`DagError::Missing`] naming the first missing CID and nothing is pinned. Direct: the block
+    /// itself must be present. Durable once it returns.
+    pub fn pin_add(
+        &self,
+        cid: &Cid,
+        recursive: bool,
+        name: Option<String>,
+    ) -> Result<(), RepoError> {
+        self.pin_add_many(std::slice::from_ref(cid), recursive, name)
+    }
+
+    /// Pins several CIDs in one transaction: all or none.
+    pub fn pin_add_many(
+        &self,
+        cids: &[Cid],
+        recursive: bool,
+        name: Option<String>,
+    ) -> Result<(), RepoError> {
+        check_name(name.as_deref())?;
+        // Held across the check and the commit, so a GC cannot sweep a block in between.
+        let _gc = self.inner.gc_lock.read();
+        let store = self.inner.store.as_ref();
+        if recursive {
+            let mut visited = HashSet::new();
+            walk_from::<DagError, _>(store, cids, &mut visited, |_, _| Ok(()))?;
+        } else {
+            for c in cids {
+                if !store.has(c)? {
+                    return Err(DagError::Missing(*c).into());
+                }
+            }
+        }
+        let tx = self.inner.pins.begin_write().map_err(db)?;
+        {
+            let mut t = tx.open_table(PINS).map_err(db)?;
+            for c in cids {
+                let key = c.to_bytes();
+                let existing = match t.get(key.as_slice()).map_err(db)? {
+                    Some(v) => Some(decode_value(&key, v.value())?),
+                    None => None,
+                };
+                let kind = if recursive {
+                    PinKind::Recursive
+                } else {
+                    PinKind::Direct
+                };
+                match existing {
+                    Some((PinKind::Recursive, _)) if !recursive => {
+                        return Err(RepoError::AlreadyPinnedRecursively(*c))
+                    }
+                    // Re-pinning the same way keeps the old name unless a new one is given.
+                    Some((k, _)) if k == kind && name.is_none() => continue,
+                    _ => {}
+                }
+                t.insert(
+                    key.as_slice(),
+                    encode_value(kind, name.as_deref()).as_slice(),
+                )
+                .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)?;
+        tracing::debug!(pins = cids.len(), recursive, "pinned");
+        Ok(())
+    }
+
+    /// Inserts pins without checking for blocks: for bulk loads and tests. One transaction.
+    pub fn pins_insert_batch(
+        &self,
+        entries: &[(Cid, PinKind, Option<String>)],
+    ) -> Result<(), RepoError> {
+        let tx = self.inner.pins.begin_write().map_err(db)?;
+        {
+            let mut t = tx.open_table(PINS).map_err(db)?;
+            for (c, kind, name) in entries {
+                check_name(name.as_deref())?;
+                t.insert(
+                    c.to_bytes().as_slice(),
+                    encode_value(*kind, name.as_deref()).as_slice(),
+                )
+                .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// `pin rm` (kubo's default, recursive): removes a direct or recursive pin; returns its kind.
+    /// A CID pinned only indirectly is [`RepoError::PinnedIndirectly`]; otherwise
+    /// [`RepoError::NotPinned`].
+    pub fn pin_rm(&self, cid: &Cid) -> Result<PinKind, RepoError> {
+        let key = cid.to_bytes();
+        let tx = self.inner.pins.begin_write().map_err(db)?;
+        let removed = {
+            let mut t = tx.open_table(PINS).map_err(db)?;
+            let removed = t.remove(key.as_slice()).map_err(db)?;
+            match removed {
+                Some(v) => Some(decode_value(&key, v.value())?.0),
+                None => None,
+            }
+        };
+        match removed {
+            Some(kind) => {
+                tx.commit().map_err(db)?;
+                Ok(kind)
+            }
+            None => {
+                tx.abort().map_err(db)?;
+                match self.find_indirect(cid)? {
+                    Some(root) => Err(RepoError::PinnedIndirectly { cid: *cid, root }),
+                    None => Err(RepoError::NotPinned(*cid)),
+                }
+            }
+        }
+    }
+
+    /// The direct or recursive pin on exactly `cid`, if any.
+    fn pin_of(&self, cid: &Cid) -> Result<Option<(PinKind, Option<String>)>, RepoError> {
+        let tx = self.inner.pins.begin_read().map_err(db)?;
+        let t = tx.open_table(PINS).map_err(db)?;
+        let key = cid.to_bytes();
+        match t.get(key.as_slice()).map_err(db)? {
+            Some(v) => Ok(Some(decode_value(&key, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// All direct and recursive pins, in key order.
+    pub(crate) fn stored_pins(
+        &self,
+        filter: PinFilter,
+    ) -> Result<Vec<(Cid, PinKind, Option<String>)>, RepoError> {
+        let tx = self.inner.pins.begin_read().map_err(db)?;
+        let t = tx.open_table(PINS).map_err(db)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(db)? {
+            let (k, v) = item.map_err(db)?;
+            let (kind, name) = decode_value(k.value(), v.value())?;
+            if filter.admits(kind) {
+                let cid = Cid::try_from(k.value())
+                    .map_err(|_| RepoError::CorruptPin(hex::encode(k.value())))?;
+                out.push((cid, kind, name));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The recursive pin whose DAG contains `cid` (not as its root), if any.
+    fn find_indirect(&self, cid: &Cid) -> Result<Option<Cid>, RepoError> {
+        let store = self.inner.store.as_ref();
+        for (root, _, _) in self.stored_pins(PinFilter::Recursive)? {
+            if root == *cid {
+                continue;
+            }
+            let mut visited = HashSet::new();
+            let mut found = false;
+            let r = walk_from::<DagError, _>(store, &[root], &mut visited, |c, _| {
+                if c == cid {
+                    found = true;
+                    // Stop the walk early: a sentinel error that is not reported.
+                    return Err(DagError::Missing(*c));
+                }
+                Ok(())
+            });
+            if found {
+                return Ok(Some(root));
+            }
+            r?;
+        }
+        Ok(None)
+    }
+
+    /// `pin ls [--type] [cid]`. With a CID: its pin (or the recursive pin it is reached from),
+    /// else [`RepoError::NotPinned`]. Without: recursive and direct pins from the table, then
+    /// (for `all`/`indirect`) every block reached from recursive pins that is not itself pinned.
+    pub fn pin_ls(&self, filter: PinFilter, cid: Option<&Cid>) -> Result<Vec<PinEntry>, RepoError> {
+        if let Some(c) = cid {
+            if let Some((kind, name)) = self.pin_of(c)? {
+                if filter.admits(kind) {
+                    return Ok(vec![PinEntry {
+                        cid: *c,
+                        kind,
+                        name,
+                        via: None,
+                    }]);
+                }
+            }
+            if filter.admits(PinKind::Indirect) {
+                if let Some(root) = self.find_indirect(c)? {
+                    return Ok(vec![PinEntry {
+                        cid: *c,
+                        kind: PinKind::Indirect,
+                        name: None,
+                        via: Some(root),
+                    }]);
+                }
+            }
+            return Err(RepoError::NotPinned(*c));
+        }
+        let stored = self.stored_pins(PinFilter::All)?;
+        let mut out: Vec<PinEntry> = stored
+            .iter()
+            .filter(|(_, k, _)| filter.admits(*k))
+            .map(|(c, k, n)| PinEntry {
+                cid: *c,
+                kind: *k,
+                name: n.clone(),
+                via: None,
+            })
+            .collect();
+        if filter.admits(PinKind::Indirect) {
+            let pinned: HashSet<Cid> = stored.iter().map(|(c, _, _)| *c).collect();
+            let roots: Vec<Cid> = stored
+                .iter()
+                .filter(|(_, k, _)| *k == PinKind::Recursive)
+                .map(|(c, _, _)| *c)
+                .collect();
+            let mut visited = HashSet::new();
+            walk_from::<DagError, _>(self.inner.store.as_ref(), &roots, &mut visited, |c, _| {
+                if !pinned.contains(c) {
+                    out.push(PinEntry {
+                        cid: *c,
+                        kind: PinKind::Indirect,
+                        name: None,
+                        via: None,
+                    });
+                }
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// How `cid` is pinned, if at all (direct/recursive on the CID itself, else indirect).
+    pub fn is_pinned(&self, cid: &Cid) -> Result<Option<PinKind>, RepoError> {
+        if let Some((kind, _)) = self.pin_of(cid)? {
+            return Ok(Some(kind));
+        }
+        Ok(self.find_indirect(cid)?.map(|_| PinKind::Indirect))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dag::pb::{PbLink, PbNode};
+    use crate::dag::{DAG_PB_CODEC, RAW_CODEC};
+    use bytes::Bytes;
+    use ipfs_kit_blockstore::{hash::HashFn, Block, Blockstore, MemoryBlockstore};
+    use std::sync::Arc;
+
+    fn mem_repo() -> (tempfile::TempDir, Repo) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::with_store(dir.path(), Arc::new(MemoryBlockstore::new())).unwrap();
+        (dir, repo)
+    }
+
+    fn put(repo: &Repo, codec: u64, data: Vec<u8>) -> Cid {
+        let cid = Cid::new_v1(codec, HashFn::Sha2_256.digest(&data).unwrap());
+        repo.blocks()
+            .put(&Block::new(cid, Bytes::from(data)).unwrap())
+            .unwrap();
+        cid
+    }
+
+    fn node(repo: &Repo, kids: &[Cid]) -> Cid {
+        let n = PbNode {
+            links: kids
+                .iter()
+                .map(|c| PbLink {
+                    cid: *c,
+                    name: None,
+                    tsize: None,
+                })
+                .collect(),
+            data: None,
+        };
+        put(repo, DAG_PB_CODEC, n.encode())
+    }
+
+    #[test]
+    fn add_ls_rm_semantics() {
+        let (_d, repo) = mem_repo();
+        let a = put(&repo, RAW_CODEC, b"a".to_vec());
+        let b = put(&repo, RAW_CODEC, b"b".to_vec());
+        let root = node(&repo, &[a, b]);
+        repo.pin_add(&root, true, Some("root".into())).unwrap();
+        repo.pin_add(&a, false, None).unwrap();
+        assert_eq!(repo.is_pinned(&root).unwrap(), Some(PinKind::Recursive));
+        assert_eq!(repo.is_pinned(&a).unwrap(), Some(PinKind::Direct));
+        assert_eq!(repo.is_pinned(&b).unwrap(), Some(PinKind::Indirect));
+
+        let all = repo.pin_ls(PinFilter::All, None).unwrap();
+        // root recursive, a direct, b indirect (a is listed once, as direct).
+        assert_eq!(all.len(), 3);
+        let rec = repo.pin_ls(PinFilter::Recursive, None).unwrap();
+        assert_eq!(
+            rec,
+            vec![PinEntry {
+                cid: root,
+                kind: PinKind::Recursive,
+                name: Some("root".into()),
+                via: None
+            }]
+        );
+        let ind = repo.pin_ls(PinFilter::Indirect, Some(&b)).unwrap();
+        assert_eq!(ind[0].via, Some(root));
+
+        assert!(matches!(
+            repo.pin_add(&root, false, None),
+            Err(RepoError::AlreadyPinnedRecursively(_))
+        ));
+        assert!(
+            matches!(repo.pin_rm(&b), Err(RepoError::PinnedIndirectly { root: r, .. }) if r == root)
+        );
+        assert!(repo
+            .pin_rm(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("is pinned indirectly under"));
+        assert_eq!(repo.pin_rm(&root).unwrap(), PinKind::Recursive);
+        assert!(matches!(repo.pin_rm(&b), Err(RepoError::NotPinned(_))));
+        assert!(matches!(
+            repo.pin_ls(PinFilter::All, Some(&b)),
+            Err(RepoError::NotPinned(_))
+        ));
+        // Direct upgraded to recursive.
+        repo.pin_add(&a, true, None).unwrap();
+        assert_eq!(repo.is_pinned(&a).unwrap(), Some(PinKind::Recursive));
+    }
+
+    #[test]
+    fn recursive_pin_of_incomplete_dag_names_the_missing_block() {
+        let (_d, repo) = mem_repo();
+        let a = put(&repo, RAW_CODEC, b"a".to_vec());
+        let gone = Cid::new_v1(RAW_CODEC, HashFn::Sha2_256.digest(b"gone").unwrap());
+        let root = node(&repo, &[a, gone]);
+        let err = repo.pin_add(&root, true, None).unwrap_err();
+        assert!(
+            matches!(err, RepoError::Dag(DagError::Missing(c)) if c == gone),
+            "{err}"
+        );
+        assert!(repo.pin_ls(PinFilter::All, None).unwrap().is_empty());
+        assert!(matches!(
+            repo.pin_add(&gone, false, None),
+            Err(RepoError::Dag(DagError::Missing(_)))
+        ));
+        let long = "x".repeat(PIN_NAME_BYTES_MAX + 1);
+        assert!(matches!(
+            repo.pin_add(&a, false, Some(long)),
+            Err(RepoError::PinNameTooLong { .. })
+        ));
+    }
+
+    fn many_direct_pins(n: u32) {
+        let (_d, repo) = mem_repo();
+        let entries: Vec<(Cid, PinKind, Option<String>)> = (0..n)
+            .map(|i| {
+                let mh = HashFn::Sha2_256.digest(&i.to_le_bytes()).unwrap();
+                (Cid::new_v1(RAW_CODEC, mh), PinKind::Direct, None)
+            })
+            .collect();
+        let t = std::time::Instant::now();
+        repo.pins_insert_batch(&entries).unwrap();
+        let inserted = t.elapsed();
+        let t = std::time::Instant::now();
+        let listed = repo.pin_ls(PinFilter::Direct, None).unwrap();
+        let list = t.elapsed();
+        assert_eq!(listed.len(), n as usize);
+        assert_eq!(
+            repo.is_pinned(&entries[n as usize / 2].0).unwrap(),
+            Some(PinKind::Direct)
+        );
+        eprintln!("{n} direct pins: insert {inserted:?}, list {list:?}");
+    }
+
+    #[test]
+    fn lists_many_direct_pins() {
+        many_direct_pins(50_000);
+    }
+
+    #[test]
+    #[ignore = "slow in debug builds; run with --ignored"]
+    fn lists_a_million_direct_pins() {
+        many_direct_pins(1_000_000);
+    }
+
+    #[test]
+    fn pins_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Blockstore> = Arc::new(MemoryBlockstore::new());
+        let cid = {
+            let repo = Repo::with_store(dir.path(), store.clone()).unwrap();
+            let a = put(&repo, RAW_CODEC, b"x".to_vec());
+            repo.pin_add(&a, false, Some("n".into())).unwrap();
+            a
+        };
+        let repo = Repo::with_store(dir.path(), store).unwrap();
+        assert_eq!(
+            repo.pin_ls(PinFilter::All, None).unwrap()[0]
+                .name
+                .as_deref(),
+            Some("n")
+        );
+        assert_eq!(repo.is_pinned(&cid).unwrap(), Some(PinKind::Direct));
+    }
+}
