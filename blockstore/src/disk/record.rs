@@ -40,6 +40,7 @@ pub struct Header {
 }
 
 impl Header {
+    #[cfg(test)]
     pub fn data_len(&self) -> u32 {
         self.record_len - u32::from(self.header_len)
     }

@@ -1,0 +1,234 @@
+//! DiskBlockstore: persistence, corruption, torn tails, compaction and the repo lock.
+
+mod common;
+
+use cid::Cid;
+use common::{newest_segment, random_blocks};
+use ipfs_kit_blockstore::{Blockstore, BlockstoreError, DiskBlockstore, DiskOptions};
+use std::fs::OpenOptions;
+use std::io::{Seek, SeekFrom, Write};
+
+fn small_segments() -> DiskOptions {
+    DiskOptions {
+        segment_bytes_max: 64 * 1024,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn reopen_after_drop_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks = random_blocks(1, 50, 1..40_000);
+    {
+        let s = DiskBlockstore::open_with(dir.path(), small_segments()).unwrap();
+        s.put_many(&blocks[..30]).unwrap();
+        s.put_many(&blocks[30..]).unwrap();
+        s.delete_many(&[*blocks[3].cid()]).unwrap();
+    }
+    // Once through the checkpoint, once by scanning every segment.
+    for remove_hint in [false, true] {
+        if remove_hint {
+            std::fs::remove_file(dir.path().join("index.hint")).unwrap();
+        }
+        let s = DiskBlockstore::open_with(dir.path(), small_segments()).unwrap();
+        for (i, b) in blocks.iter().enumerate() {
+            let got = s.get(b.cid()).unwrap();
+            if i == 3 {
+                assert_eq!(got, None);
+            } else {
+                assert_eq!(got.as_ref(), Some(b.data()), "block {i}");
+            }
+        }
+        assert_eq!(s.stat().unwrap().blocks, 49);
+    }
+}
+
+#[test]
+fn corrupted_byte_on_disk_is_a_corrupt_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = DiskBlockstore::open(dir.path()).unwrap();
+    let blocks = random_blocks(2, 3, 1000..2000);
+    s.put_many(&blocks).unwrap();
+    // The segment's last byte is the last data byte of the last block.
+    let seg = newest_segment(dir.path());
+    let mut f = OpenOptions::new().read(true).write(true).open(&seg).unwrap();
+    let end = f.seek(SeekFrom::End(-1)).unwrap();
+    let mut byte = [0u8];
+    std::io::Read::read_exact(&mut f, &mut byte).unwrap();
+    f.seek(SeekFrom::Start(end)).unwrap();
+    f.write_all(&[byte[0] ^ 0x40]).unwrap();
+    drop(f);
+    match s.get(blocks[2].cid()) {
+        Err(BlockstoreError::Corrupt(c)) => assert_eq!(c.cid, *blocks[2].cid()),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(s.get(blocks[0].cid()).unwrap().as_ref(), Some(blocks[0].data()));
+    let bad = s.verify_all().unwrap();
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].hash(), blocks[2].cid().hash());
+}
+
+#[test]
+fn truncated_tail_record_is_cut_off_and_earlier_blocks_survive() {
+    for remove_hint in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let blocks = random_blocks(3, 10, 5000..9000);
+        {
+            let s = DiskBlockstore::open(dir.path()).unwrap();
+            s.put_many(&blocks).unwrap();
+        }
+        if remove_hint {
+            std::fs::remove_file(dir.path().join("index.hint")).unwrap();
+        }
+        let seg = newest_segment(dir.path());
+        let len = std::fs::metadata(&seg).unwrap().len();
+        // Tear the last record: keep its header and part of its data.
+        let f = OpenOptions::new().write(true).open(&seg).unwrap();
+        f.set_len(len - 100).unwrap();
+        drop(f);
+        {
+            let s = DiskBlockstore::open(dir.path()).unwrap();
+            for b in &blocks[..9] {
+                assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b.data()));
+            }
+            assert_eq!(s.get(blocks[9].cid()).unwrap(), None);
+            assert!(!s.has(blocks[9].cid()).unwrap());
+            // Writing after the repair appends cleanly.
+            s.put(&blocks[9]).unwrap();
+        }
+        let s = DiskBlockstore::open(dir.path()).unwrap();
+        for b in &blocks {
+            assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b.data()));
+        }
+    }
+}
+
+#[test]
+fn garbage_tail_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks = random_blocks(4, 4, 100..200);
+    {
+        let s = DiskBlockstore::open(dir.path()).unwrap();
+        s.put_many(&blocks).unwrap();
+    }
+    std::fs::remove_file(dir.path().join("index.hint")).unwrap();
+    let seg = newest_segment(dir.path());
+    let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+    f.write_all(&[0xAB; 37]).unwrap();
+    drop(f);
+    let s = DiskBlockstore::open(dir.path()).unwrap();
+    assert_eq!(s.stat().unwrap().blocks, 4);
+    let data: u64 = blocks.iter().map(|b| b.data().len() as u64).sum();
+    assert!(s.stat().unwrap().disk_bytes < data + 4 * 100);
+}
+
+#[test]
+fn delete_and_compaction_keep_live_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks = random_blocks(5, 60, 2000..6000);
+    let (live, dead) = blocks.split_at(20);
+    {
+        let s = DiskBlockstore::open_with(dir.path(), small_segments()).unwrap();
+        s.put_many(&blocks).unwrap();
+        let before = s.stat().unwrap().disk_bytes;
+        let dead_cids: Vec<Cid> = dead.iter().map(|b| *b.cid()).collect();
+        assert_eq!(s.delete_many(&dead_cids).unwrap(), 40);
+        let stats = s.compact(0.5).unwrap();
+        assert!(stats.segments_compacted > 0 && stats.records_copied > 0, "{stats:?}");
+        let after = s.stat().unwrap().disk_bytes;
+        assert!(after < before / 2, "disk {before} -> {after}");
+        for b in live {
+            assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b.data()));
+        }
+        for b in dead {
+            assert!(!s.has(b.cid()).unwrap());
+        }
+        // Writes after compaction land above the copies.
+        s.delete_many(&[*live[0].cid()]).unwrap();
+        s.put(&dead[0]).unwrap();
+        assert_eq!(s.verify_all().unwrap(), Vec::<Cid>::new());
+    }
+    for remove_hint in [false, true] {
+        if remove_hint {
+            std::fs::remove_file(dir.path().join("index.hint")).unwrap();
+        }
+        let s = DiskBlockstore::open_with(dir.path(), small_segments()).unwrap();
+        assert!(!s.has(live[0].cid()).unwrap());
+        assert_eq!(s.get(dead[0].cid()).unwrap().as_ref(), Some(dead[0].data()));
+        for b in &live[1..] {
+            assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b.data()));
+        }
+        for b in &dead[1..] {
+            assert!(!s.has(b.cid()).unwrap(), "deleted block came back");
+        }
+        assert_eq!(s.stat().unwrap().blocks, 20);
+    }
+}
+
+#[test]
+fn reclaim_space_through_the_trait() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = DiskBlockstore::open(dir.path()).unwrap();
+    let blocks = random_blocks(6, 10, 10_000..10_001);
+    s.put_many(&blocks).unwrap();
+    let cids: Vec<Cid> = blocks[..9].iter().map(|b| *b.cid()).collect();
+    s.delete_many(&cids).unwrap();
+    let store: &dyn Blockstore = &s;
+    assert!(store.reclaim_space().unwrap() > 80_000);
+    assert_eq!(store.get(blocks[9].cid()).unwrap().as_ref(), Some(blocks[9].data()));
+}
+
+#[test]
+fn second_open_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = DiskBlockstore::open(dir.path()).unwrap();
+    match DiskBlockstore::open(dir.path()) {
+        Err(BlockstoreError::Locked(_)) => {}
+        other => panic!("expected Locked, got {:?}", other.map(|_| ())),
+    }
+    drop(s);
+    DiskBlockstore::open(dir.path()).unwrap();
+}
+
+#[test]
+fn sync_on_put_store_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = DiskOptions {
+        sync_on_put: true,
+        ..Default::default()
+    };
+    let blocks = random_blocks(8, 5, 1..100);
+    {
+        let s = DiskBlockstore::open_with(dir.path(), opts.clone()).unwrap();
+        s.put_many(&blocks).unwrap();
+    }
+    let s = DiskBlockstore::open_with(dir.path(), opts).unwrap();
+    for b in &blocks {
+        assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b.data()));
+    }
+}
+
+#[test]
+fn concurrent_readers_and_a_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = DiskBlockstore::open_with(dir.path(), small_segments()).unwrap();
+    let blocks = random_blocks(9, 200, 100..3000);
+    s.put_many(&blocks[..100]).unwrap();
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            for chunk in blocks[100..].chunks(7) {
+                s.put_many(chunk).unwrap();
+            }
+        });
+        for _ in 0..2 {
+            sc.spawn(|| {
+                for _ in 0..5 {
+                    for b in &blocks[..100] {
+                        assert_eq!(s.get(b.cid()).unwrap().as_ref(), Some(b.data()));
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(s.stat().unwrap().blocks, 200);
+}
