@@ -5,7 +5,9 @@ The library path comes from env IPFS_KIT_LIBKUBO (set by .ci/run). No pip depend
 
 Subcommands (results on stdout, everything else on stderr):
   add <path>                 print kubo's root CID for <path> with kubo's defaults
-  add-many <path>...         one process, one node: print "<cid>\t<path>" per path
+  add-many [--store] <path>...
+                             one process, one node: print "<cid>\t<path>" per path (only_hash
+                             unless --store: the same CIDs, without flatfs's fsync per block)
   time-add [--only-hash] [--repeat N] <path>
                              time AddFile into a fresh kubo repo (one per repetition); print one
                              JSON object per repetition
@@ -135,12 +137,14 @@ def main(argv):
         finally:
             node.close()
     elif cmd == "add-many":
+        store = "--store" in args
+        paths = [a for a in args if a != "--store"]
         node = Kubo(lib)
         failed = 0
         try:
-            for p in args:
+            for p in paths:
                 try:
-                    emit(f"{node.add(p)}\t{p}")
+                    emit(f"{node.add(p, only_hash=not store)}\t{p}")
                 except RuntimeError as e:
                     print(f"kubo.py: {e}", file=sys.stderr)
                     emit(f"ERROR\t{p}")
