@@ -148,6 +148,10 @@ impl Repo {
                 .into_iter()
                 .filter(|c| !marked.contains(c.hash()))
                 .collect();
+            #[cfg(test)]
+            if let Some(hook) = self.inner.after_mark.lock().as_ref() {
+                hook();
+            }
             for batch in dead.chunks(GC_DELETE_BATCH_CIDS) {
                 for c in batch {
                     report.removed_bytes += store.size_of(c)?.unwrap_or(0);
@@ -365,6 +369,32 @@ mod tests {
         assert_eq!(dst.is_pinned(&root).unwrap(), Some(PinKind::Recursive));
         dst.gc().unwrap();
         assert_eq!(dst.stat().unwrap().num_objects, 3);
+    }
+
+    /// The race the GC lock closes: blocks already present (garbage) are re-written by a new
+    /// add after GC marked. The session's write must wait for the sweep and then write them
+    /// again, so the add's pin finds its DAG complete.
+    #[test]
+    fn session_write_during_gc_waits_for_the_sweep() {
+        let (_d, repo) = mem_repo();
+        let (root, blocks) = dag(&[1, 2], 1);
+        repo.blocks().put_many(&blocks).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        *repo.inner.after_mark.lock() = Some(Box::new(move || {
+            let _ = tx.send(());
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }));
+        let r2 = repo.clone();
+        let gc = std::thread::spawn(move || r2.gc().unwrap());
+        rx.recv().unwrap();
+        let s = repo.begin_write();
+        s.put_blocks(&blocks).unwrap();
+        let report = gc.join().unwrap();
+        assert_eq!(report.removed.len(), 3);
+        s.finish_pinned(&root, true, None).unwrap();
+        for b in &blocks {
+            assert!(repo.blocks().has(b.cid()).unwrap());
+        }
     }
 
     #[derive(Clone, Debug)]

@@ -99,6 +99,9 @@ pub(crate) struct RepoInner {
     /// Multihashes recorded by each live write session, by session id.
     pub(crate) sessions: Mutex<HashMap<u64, Arc<Mutex<HashSet<Multihash<64>>>>>>,
     pub(crate) next_session: AtomicU64,
+    /// Test hook run by GC between mark and sweep, with the GC lock held.
+    #[cfg(test)]
+    pub(crate) after_mark: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
 }
 
 /// An open repository. Cheap to clone; clones share the stores and locks.
@@ -189,6 +192,8 @@ impl Repo {
                 gc_lock: RwLock::new(()),
                 sessions: Mutex::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
+                #[cfg(test)]
+                after_mark: Mutex::new(None),
             }),
         }
     }

@@ -496,6 +496,63 @@ mod tests {
         many_direct_pins(1_000_000);
     }
 
+    const KILL9_DIR_ENV: &str = "IPFS_KIT_TEST_KILL9_DIR";
+
+    /// Child half of `pins_survive_kill_9`: pins, reports, then waits to be killed.
+    #[test]
+    #[ignore = "spawned by pins_survive_kill_9"]
+    fn kill9_child() {
+        let Some(dir) = std::env::var_os(KILL9_DIR_ENV) else {
+            return;
+        };
+        let repo = Repo::init(std::path::Path::new(&dir)).unwrap();
+        let a = put(&repo, RAW_CODEC, b"survivor".to_vec());
+        repo.pin_add(&a, true, Some("kept".into())).unwrap();
+        println!("PINNED {a}");
+        use std::io::Write;
+        std::io::stdout().flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(120));
+    }
+
+    #[test]
+    fn pins_survive_kill_9() {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let repo_dir = dir.path().join("repo");
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "repo::pin::tests::kill9_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(KILL9_DIR_ENV, &repo_dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut pinned = None;
+        for line in out.lines() {
+            let line = line.unwrap();
+            if let Some(c) = line.strip_prefix("PINNED ") {
+                pinned = Some(c.parse::<Cid>().unwrap());
+                break;
+            }
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let cid = pinned.expect("child never pinned");
+        let repo = Repo::open(&repo_dir).unwrap();
+        assert_eq!(repo.is_pinned(&cid).unwrap(), Some(PinKind::Recursive));
+        assert!(repo.blocks().has(&cid).unwrap());
+        assert_eq!(
+            repo.pin_ls(PinFilter::All, None).unwrap()[0]
+                .name
+                .as_deref(),
+            Some("kept")
+        );
+    }
+
     #[test]
     fn pins_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
