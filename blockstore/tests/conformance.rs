@@ -7,7 +7,9 @@ use cid::Cid;
 use common::{block_of, random_blocks};
 use ipfs_kit_blockstore::hash::{HashFn, RAW_CODEC};
 use ipfs_kit_blockstore::limits::BLOCK_SIZE_BYTES_MAX;
-use ipfs_kit_blockstore::{Block, Blockstore, BlockstoreError, DiskBlockstore, FlatfsBlockstore, MemoryBlockstore};
+use ipfs_kit_blockstore::{
+    Block, Blockstore, BlockstoreError, DiskBlockstore, FlatfsBlockstore, MemoryBlockstore,
+};
 use std::collections::HashSet;
 
 fn contract(store: &dyn Blockstore) {
@@ -34,7 +36,10 @@ fn contract(store: &dyn Blockstore) {
     assert_eq!(stat.data_bytes, total);
 
     let all: HashSet<Cid> = store.all_cids().unwrap().into_iter().collect();
-    let want: HashSet<Cid> = blocks.iter().map(|b| Cid::new_v1(RAW_CODEC, *b.cid().hash())).collect();
+    let want: HashSet<Cid> = blocks
+        .iter()
+        .map(|b| Cid::new_v1(RAW_CODEC, *b.cid().hash()))
+        .collect();
     assert_eq!(all, want);
 
     // Deletes count only what was present.
@@ -53,21 +58,35 @@ fn contract(store: &dyn Blockstore) {
     // Identity CIDs are answered from the CID and never stored.
     let id_mh = HashFn::Identity.digest(b"inline").unwrap();
     let id_cid = Cid::new_v1(RAW_CODEC, id_mh);
-    store.put(&Block::new(id_cid, Bytes::from_static(b"inline")).unwrap()).unwrap();
-    assert_eq!(store.get(&id_cid).unwrap(), Some(Bytes::from_static(b"inline")));
+    store
+        .put(&Block::new(id_cid, Bytes::from_static(b"inline")).unwrap())
+        .unwrap();
+    assert_eq!(
+        store.get(&id_cid).unwrap(),
+        Some(Bytes::from_static(b"inline"))
+    );
     assert!(store.has(&id_cid).unwrap());
     assert_eq!(store.stat().unwrap().blocks, 13);
 
     // Limit + 1 is refused with a typed error; the limit itself is accepted.
     let at_max = block_of(vec![3u8; BLOCK_SIZE_BYTES_MAX]);
     store.put(&at_max).unwrap();
-    assert_eq!(store.get(at_max.cid()).unwrap().as_ref(), Some(at_max.data()));
+    assert_eq!(
+        store.get(at_max.cid()).unwrap().as_ref(),
+        Some(at_max.data())
+    );
     let data = vec![1u8; BLOCK_SIZE_BYTES_MAX + 1];
     let mh = HashFn::Sha2_256.digest(&data).unwrap();
     let big = Block::new_unchecked(Cid::new_v1(RAW_CODEC, mh), Bytes::from(data));
     match store.put(&big) {
-        Err(BlockstoreError::BlockTooLarge { size_bytes, max_bytes }) => {
-            assert_eq!((size_bytes, max_bytes), (BLOCK_SIZE_BYTES_MAX + 1, BLOCK_SIZE_BYTES_MAX))
+        Err(BlockstoreError::BlockTooLarge {
+            size_bytes,
+            max_bytes,
+        }) => {
+            assert_eq!(
+                (size_bytes, max_bytes),
+                (BLOCK_SIZE_BYTES_MAX + 1, BLOCK_SIZE_BYTES_MAX)
+            )
         }
         other => panic!("expected BlockTooLarge, got {other:?}"),
     }

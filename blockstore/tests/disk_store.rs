@@ -51,7 +51,11 @@ fn corrupted_byte_on_disk_is_a_corrupt_error() {
     s.put_many(&blocks).unwrap();
     // The segment's last byte is the last data byte of the last block.
     let seg = newest_segment(dir.path());
-    let mut f = OpenOptions::new().read(true).write(true).open(&seg).unwrap();
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&seg)
+        .unwrap();
     let end = f.seek(SeekFrom::End(-1)).unwrap();
     let mut byte = [0u8];
     std::io::Read::read_exact(&mut f, &mut byte).unwrap();
@@ -62,7 +66,10 @@ fn corrupted_byte_on_disk_is_a_corrupt_error() {
         Err(BlockstoreError::Corrupt(c)) => assert_eq!(c.cid, *blocks[2].cid()),
         other => panic!("expected Corrupt, got {other:?}"),
     }
-    assert_eq!(s.get(blocks[0].cid()).unwrap().as_ref(), Some(blocks[0].data()));
+    assert_eq!(
+        s.get(blocks[0].cid()).unwrap().as_ref(),
+        Some(blocks[0].data())
+    );
     let bad = s.verify_all().unwrap();
     assert_eq!(bad.len(), 1);
     assert_eq!(bad[0].hash(), blocks[2].cid().hash());
@@ -134,7 +141,10 @@ fn delete_and_compaction_keep_live_blocks() {
         let dead_cids: Vec<Cid> = dead.iter().map(|b| *b.cid()).collect();
         assert_eq!(s.delete_many(&dead_cids).unwrap(), 40);
         let stats = s.compact(0.5).unwrap();
-        assert!(stats.segments_compacted > 0 && stats.records_copied > 0, "{stats:?}");
+        assert!(
+            stats.segments_compacted > 0 && stats.records_copied > 0,
+            "{stats:?}"
+        );
         let after = s.stat().unwrap().disk_bytes;
         assert!(after < before / 2, "disk {before} -> {after}");
         for b in live {
@@ -175,7 +185,10 @@ fn reclaim_space_through_the_trait() {
     s.delete_many(&cids).unwrap();
     let store: &dyn Blockstore = &s;
     assert!(store.reclaim_space().unwrap() > 80_000);
-    assert_eq!(store.get(blocks[9].cid()).unwrap().as_ref(), Some(blocks[9].data()));
+    assert_eq!(
+        store.get(blocks[9].cid()).unwrap().as_ref(),
+        Some(blocks[9].data())
+    );
 }
 
 #[test]

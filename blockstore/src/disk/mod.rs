@@ -88,6 +88,8 @@ pub struct DiskBlockstore {
     opts: DiskOptions,
     state: RwLock<State>,
     writer: Mutex<Writer>,
+    /// Cleared by [`DiskBlockstore::close_without_checkpoint`].
+    checkpoint_on_drop: bool,
     _lock: File,
 }
 
@@ -132,6 +134,7 @@ impl DiskBlockstore {
             opts,
             state: RwLock::new(State { index, segments }),
             writer: Mutex::new(writer),
+            checkpoint_on_drop: true,
             _lock: lock,
         })
     }
@@ -150,6 +153,13 @@ impl DiskBlockstore {
         let st = self.state.read();
         let segs: Vec<(u32, u64)> = st.segments.iter().map(|(&id, s)| (id, s.len)).collect();
         hint::save(&self.dir, &segs, st.index.len() as u64, st.index.iter())
+    }
+
+    /// Closes without writing the checkpoint, leaving the directory as a crash would (any
+    /// older checkpoint stays): for crash-recovery tests.
+    #[doc(hidden)]
+    pub fn close_without_checkpoint(mut self) {
+        self.checkpoint_on_drop = false;
     }
 
     /// Reads every stored block and checks it against its multihash, on two threads. Returns the
@@ -273,6 +283,9 @@ impl DiskBlockstore {
 
 impl Drop for DiskBlockstore {
     fn drop(&mut self) {
+        if !self.checkpoint_on_drop {
+            return;
+        }
         if let Err(e) = self.write_hint() {
             tracing::warn!(error = %e, "could not write the index checkpoint on close");
         }
