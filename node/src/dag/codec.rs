@@ -23,6 +23,9 @@ use std::collections::BTreeMap;
 
 /// Largest `dag put` input: dag-json is wordier than the 2 MiB block it encodes to.
 pub const DAG_PUT_INPUT_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Largest block `dag put` produces unless `allow_big_block` (kubo's `SoftBlockLimit`, 1 MiB:
+/// bigger blocks cannot be exchanged with other peers over bitswap by default).
+pub const DAG_PUT_BLOCK_BYTES_SOFT_MAX: usize = 1024 * 1024;
 /// Longest `dag get` path accepted.
 pub const DAG_PATH_BYTES_MAX: usize = 4096;
 /// Most blocks a `dag get` path may cross.
@@ -55,6 +58,9 @@ pub struct DagPutOptions {
     pub input_codec: u64,
     pub store_codec: u64,
     pub hash: HashFn,
+    /// `--allow-big-block`: permit blocks over [`DAG_PUT_BLOCK_BYTES_SOFT_MAX`] (up to the store's
+    /// hard block limit).
+    pub allow_big_block: bool,
 }
 
 impl Default for DagPutOptions {
@@ -63,6 +69,7 @@ impl Default for DagPutOptions {
             input_codec: DAG_JSON_CODEC,
             store_codec: DAG_CBOR_CODEC,
             hash: HashFn::Sha2_256,
+            allow_big_block: false,
         }
     }
 }
@@ -265,14 +272,7 @@ pub fn ipld_to_pb(value: &Ipld) -> Result<PbNode, DagError> {
         None => {}
         Some(_) => return Err(bad("Links is not a list")),
     }
-    // The dag-pb spec requires links sorted by name bytes (stable for equal names).
-    links.sort_by(|a, b| {
-        a.name
-            .as_deref()
-            .unwrap_or("")
-            .as_bytes()
-            .cmp(b.name.as_deref().unwrap_or("").as_bytes())
-    });
+    // Encoded in the order given, as go-codec-dagpb does; sorting is the producer's job.
     Ok(PbNode { links, data })
 }
 
@@ -287,6 +287,12 @@ pub fn dag_put_block(input: &[u8], opts: &DagPutOptions) -> Result<Block, DagErr
     }
     let value = decode_ipld(opts.input_codec, input)?;
     let bytes = encode_ipld(opts.store_codec, &value)?;
+    if !opts.allow_big_block && bytes.len() > DAG_PUT_BLOCK_BYTES_SOFT_MAX {
+        return Err(DagError::OverSoftBlockLimit {
+            size_bytes: bytes.len(),
+            max_bytes: DAG_PUT_BLOCK_BYTES_SOFT_MAX,
+        });
+    }
     limits::check_block_size(bytes.len())?;
     let mh = opts.hash.digest(&bytes)?;
     let cid = Cid::new_v1(opts.store_codec, mh);
@@ -334,12 +340,27 @@ fn load(store: &dyn Blockstore, cid: &Cid) -> Result<Ipld, DagError> {
     decode_ipld(cid.codec(), &data)
 }
 
+/// Where a path ends: the block holding the value, the path inside that block, and the value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolved {
+    pub cid: Cid,
+    /// Segments after the last link crossed (`dag resolve` prints `cid/remainder`).
+    pub remainder: Vec<String>,
+    pub value: Ipld,
+}
+
 /// Resolves an IPLD path to the value it names, crossing links between blocks; a path that ends
 /// on a link yields the linked block's value (as kubo's `dag get` prints the target node).
 pub fn resolve(store: &dyn Blockstore, path: &str) -> Result<Ipld, DagError> {
+    Ok(resolve_full(store, path)?.value)
+}
+
+/// [`resolve`], also telling which block the value lives in (`dag resolve`).
+pub fn resolve_full(store: &dyn Blockstore, path: &str) -> Result<Resolved, DagError> {
     let (root, segs) = parse_path(path)?;
     let mut cur_cid = root;
     let mut cur = load(store, &root)?;
+    let mut remainder: Vec<String> = Vec::new();
     let mut blocks = 1usize;
     let follow = |c: Cid, blocks: &mut usize| -> Result<Ipld, DagError> {
         *blocks += 1;
@@ -355,6 +376,7 @@ pub fn resolve(store: &dyn Blockstore, path: &str) -> Result<Ipld, DagError> {
         if let Ipld::Link(c) = cur {
             cur_cid = c;
             cur = follow(c, &mut blocks)?;
+            remainder.clear();
         }
         let not_found = || DagError::NoSuchLink {
             cid: cur_cid,
@@ -377,12 +399,47 @@ pub fn resolve(store: &dyn Blockstore, path: &str) -> Result<Ipld, DagError> {
             }
             _ => return Err(not_found()),
         };
+        remainder.push(seg.clone());
         cur = next;
     }
     if let Ipld::Link(c) = cur {
+        cur_cid = c;
         cur = follow(c, &mut blocks)?;
+        remainder.clear();
     }
-    Ok(cur)
+    Ok(Resolved {
+        cid: cur_cid,
+        remainder,
+        value: cur,
+    })
+}
+
+/// `dag resolve`: `cid[/remainder]` of the block the path ends in.
+pub fn dag_resolve(store: &dyn Blockstore, path: &str) -> Result<String, DagError> {
+    let r = resolve_full(store, path)?;
+    let mut out = r.cid.to_string();
+    for seg in &r.remainder {
+        out.push('/');
+        out.push_str(seg);
+    }
+    Ok(out)
+}
+
+/// `dag stat`: total block bytes and number of distinct blocks under `root`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DagStat {
+    pub size: u64,
+    pub num_blocks: u64,
+}
+
+pub fn dag_stat(store: &dyn Blockstore, root: &Cid) -> Result<DagStat, DagError> {
+    let mut st = DagStat::default();
+    super::links::walk::<DagError, _>(store, root, |_, data| {
+        st.size += data.len() as u64;
+        st.num_blocks += 1;
+        Ok(())
+    })?;
+    Ok(st)
 }
 
 fn pb_named_link(node: &BTreeMap<String, Ipld>, name: &str) -> Option<Cid> {
@@ -507,6 +564,7 @@ mod tests {
             input_codec: RAW_CODEC,
             store_codec: RAW_CODEC,
             hash: HashFn::Blake3,
+            allow_big_block: false,
         };
         let b = dag_put_block(b"raw bytes", &o).unwrap();
         assert_eq!(&b.data()[..], b"raw bytes");
@@ -573,5 +631,225 @@ mod tests {
         // And a legitimate value still decodes.
         let ok = serde_ipld_dagcbor::to_vec(&Ipld::List(vec![Ipld::Integer(1); 1000])).unwrap();
         assert!(decode_ipld(DAG_CBOR_CODEC, &ok).is_ok());
+    }
+
+    // ---- Vectors from kubo's test/sharness/t0053-dag.sh (kubo v0.22) ----
+
+    fn b64(s: &str) -> Vec<u8> {
+        // Standard base64 with padding, as the sharness script feeds `base64 -d`.
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = Vec::new();
+        let mut acc = 0u32;
+        let mut bits = 0;
+        for c in s.bytes().filter(|c| *c != b'=') {
+            acc = (acc << 6) | A.iter().position(|a| *a == c).unwrap() as u32;
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((acc >> bits) as u8);
+            }
+        }
+        out
+    }
+
+    fn opts(input: u64, store: u64) -> DagPutOptions {
+        DagPutOptions {
+            input_codec: input,
+            store_codec: store,
+            ..DagPutOptions::default()
+        }
+    }
+
+    #[test]
+    fn sharness_same_object_in_three_codecs() {
+        // ipld/codec-fixtures dagpb_Data_some.
+        let forms = [
+            (DAG_CBOR_CODEC, b64("omREYXRhRQABAgMEZUxpbmtzgA==")),
+            (DAG_PB_CODEC, b64("CgUAAQIDBA==")),
+            (
+                DAG_JSON_CODEC,
+                br#"{"Data":{"/":{"bytes":"AAECAwQ"}},"Links":[]}"#.to_vec(),
+            ),
+        ];
+        let expect = [
+            (
+                DAG_CBOR_CODEC,
+                "bafyreieculsmrexh3ty5jentbvuku452o27mst4h2tq2rb2zntqhgcstji",
+            ),
+            (
+                DAG_PB_CODEC,
+                "bafybeibazl2z4vqp2tmwcfag6wirmtpnomxknqcgrauj7m2yisrz3qjbom",
+            ),
+            (
+                DAG_JSON_CODEC,
+                "baguqeerajwksxu3lxpomdwxvosl542zl3xknhjgxtq3277gafrhl6vdw5tcq",
+            ),
+        ];
+        let s = MemoryBlockstore::new();
+        for (input, bytes) in &forms {
+            for (store, cid) in &expect {
+                let c = dag_put(&StoreSink(&s), bytes, &opts(*input, *store)).unwrap();
+                assert_eq!(c.to_string(), *cid, "input {input:x} store {store:x}");
+            }
+        }
+        // All three read back as the same dag-json.
+        let jsons: Vec<Vec<u8>> = expect
+            .iter()
+            .map(|(_, c)| dag_get(&s, c, DAG_JSON_CODEC).unwrap())
+            .collect();
+        assert!(jsons.iter().all(|j| j == &forms[2].1));
+        // dag-pb transcoded to dag-cbor hashes to 1220 82a2e4c8...
+        let cbor = dag_get(&s, expect[1].1, DAG_CBOR_CODEC).unwrap();
+        let mh = HashFn::Sha2_256.digest(&cbor).unwrap();
+        assert_eq!(
+            hex::encode(mh.to_bytes()),
+            "122082a2e4c892e7dcf1d491b30d68aa73ba76bec94f87d4e1a887596ce0730a534a"
+        );
+        assert_eq!(
+            dag_get(&s, &format!("/ipld/{}/Data", expect[1].1), DAG_JSON_CODEC).unwrap(),
+            br#"{"/":{"bytes":"AAECAwQ"}}"#
+        );
+    }
+
+    /// `echo <text> | ipfs add` for a one-block file: dag-pb with UnixFS File data, CIDv0.
+    fn small_file(s: &MemoryBlockstore, text: &[u8]) -> Cid {
+        let mut data = vec![0x08, 0x02, 0x12, text.len() as u8];
+        data.extend_from_slice(text);
+        data.extend_from_slice(&[0x18, text.len() as u8]);
+        let node = PbNode {
+            links: vec![],
+            data: Some(data.into()),
+        }
+        .encode();
+        let cid = Cid::new_v0(HashFn::Sha2_256.digest(&node).unwrap()).unwrap();
+        s.put(&Block::new(cid, node.into()).unwrap()).unwrap();
+        cid
+    }
+
+    #[test]
+    fn sharness_hello_world_object() {
+        let s = MemoryBlockstore::new();
+        let h1 = small_file(&s, b"foo\n");
+        let h2 = small_file(&s, b"bar\n");
+        let h3 = small_file(&s, b"baz\n");
+        let obj = format!(
+            r#"{{"hello":"world","cats":[{{"/":"{h1}"}},{{"water":{{"/":"{h2}"}}}}],"magic":{{"/":"{h3}"}},"sub":{{"dict":"ionary","beep":[0,"bop"]}}}}"#
+        );
+        let c = dag_put(&StoreSink(&s), obj.as_bytes(), &DagPutOptions::default()).unwrap();
+        assert_eq!(
+            c.to_string(),
+            "bafyreiblwimnjbqcdoeafiobk6q27jcw64ew7n2fmmhdpldd63edmjecde"
+        );
+        let j = dag_put_block(obj.as_bytes(), &opts(DAG_JSON_CODEC, DAG_JSON_CODEC)).unwrap();
+        assert_eq!(
+            j.cid().to_string(),
+            "baguqeera6gviseelmbzn2ugoddo5vulxlshqs3kw5ymgsb6w4cabnoh4ldpa"
+        );
+        let sha3 = DagPutOptions {
+            hash: HashFn::Sha3_512,
+            ..DagPutOptions::default()
+        };
+        assert_eq!(
+            dag_put_block(obj.as_bytes(), &sha3).unwrap().cid().to_string(),
+            "bafyriqforjma7y7akqz7nhuu73r6liggj5zhkbfiqgicywe3fgkna2ijlhod2af3ue7doj56tlzt5hh6iu5esafc4msr3sd53jol5m2o25ucy"
+        );
+        let get = |p: &str| {
+            String::from_utf8(dag_get(&s, &format!("{c}{p}"), DAG_JSON_CODEC).unwrap()).unwrap()
+        };
+        assert_eq!(get("/hello"), r#""world""#);
+        assert_eq!(get("/sub"), r#"{"beep":[0,"bop"],"dict":"ionary"}"#);
+        assert_eq!(get("/sub/beep"), r#"[0,"bop"]"#);
+        assert_eq!(get("/sub/beep/0"), "0");
+        assert_eq!(get("/sub/beep/1"), r#""bop""#);
+        assert_eq!(
+            get("/cats/0"),
+            r#"{"Data":{"/":{"bytes":"CAISBGZvbwoYBA"}},"Links":[]}"#
+        );
+        assert_eq!(
+            get("/cats/1/water"),
+            r#"{"Data":{"/":{"bytes":"CAISBGJhcgoYBA"}},"Links":[]}"#
+        );
+        // Round trip: dag get output put back gives the same CID.
+        let again = dag_put(
+            &StoreSink(&s),
+            get("").as_bytes(),
+            &DagPutOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(again, c);
+        assert_eq!(
+            String::from_utf8(
+                dag_get(&s, &small_file(&s, b"foobar\n").to_string(), DAG_JSON_CODEC).unwrap()
+            )
+            .unwrap(),
+            r#"{"Data":{"/":{"bytes":"CAISB2Zvb2JhcgoYBw"}},"Links":[]}"#
+        );
+    }
+
+    #[test]
+    fn sharness_put_resolve_and_stat() {
+        let s = MemoryBlockstore::new();
+        let put =
+            |j: &str| dag_put(&StoreSink(&s), j.as_bytes(), &DagPutOptions::default()).unwrap();
+        assert_eq!(
+            put(r#"{"foo":"bar"}"#).to_string(),
+            "bafyreiblaotetvwobe7cu2uqvnddr6ew2q3cu75qsoweulzku2egca4dxq"
+        );
+        assert_eq!(
+            put(r#"{"foo":"baz"}"#).to_string(),
+            "bafyreibqp7zvp6dvrqhtkbwuzzk7jhtmfmngtiqjajqpm6gtw55o7kqzfi"
+        );
+        let nested = put(r#"{"data":123}"#);
+        let top = put(&format!(r#"{{"obj":{{"/":"{nested}"}}}}"#));
+        assert_eq!(dag_resolve(&s, &top.to_string()).unwrap(), top.to_string());
+        assert_eq!(
+            dag_resolve(&s, &format!("{top}/obj")).unwrap(),
+            nested.to_string()
+        );
+        assert_eq!(
+            dag_resolve(&s, &format!("{top}/obj/data")).unwrap(),
+            format!("{nested}/data")
+        );
+        assert_eq!(
+            dag_stat(&s, &nested).unwrap(),
+            DagStat {
+                size: 8,
+                num_blocks: 1
+            }
+        );
+        assert_eq!(
+            dag_stat(&s, &top).unwrap(),
+            DagStat {
+                size: 54,
+                num_blocks: 2
+            }
+        );
+        // "echo 1234 | ipfs add" is a 13-byte block.
+        let f = small_file(&s, b"1234\n");
+        assert_eq!(
+            dag_stat(&s, &f).unwrap(),
+            DagStat {
+                size: 13,
+                num_blocks: 1
+            }
+        );
+    }
+
+    #[test]
+    fn big_blocks_need_allow_big_block() {
+        // sharness: a 2 MB raw block is refused ("over 1MB") unless --allow-big-block.
+        let data = vec![0u8; 2_000_000];
+        let mut o = opts(RAW_CODEC, RAW_CODEC);
+        assert!(matches!(
+            dag_put_block(&data, &o),
+            Err(DagError::OverSoftBlockLimit { .. })
+        ));
+        o.allow_big_block = true;
+        assert!(dag_put_block(&data, &o).is_ok());
+        let too_big = vec![0u8; limits::BLOCK_SIZE_BYTES_MAX + 1];
+        assert!(matches!(
+            dag_put_block(&too_big, &o),
+            Err(DagError::Store(_))
+        ));
     }
 }

@@ -38,6 +38,8 @@ pub enum DagError {
     Store(#[from] BlockstoreError),
     #[error("input of {size_bytes} bytes exceeds the {max_bytes}-byte limit")]
     InputTooLarge { size_bytes: usize, max_bytes: usize },
+    #[error("produced block is over 1MiB ({size_bytes} > {max_bytes} bytes): big blocks can't be exchanged with other peers; use UnixFS for automatic chunking of bigger files, or pass --allow-big-block to override")]
+    OverSoftBlockLimit { size_bytes: usize, max_bytes: usize },
     #[error("invalid path {path:?}: {reason}")]
     BadPath { path: String, reason: String },
     #[error("no link named {segment:?} under {cid}")]
