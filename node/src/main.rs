@@ -1,1 +1,5 @@
-fn main() {}
+//! The `ipfs-kit` binary: see `ipfs_kit::cli`.
+
+fn main() -> std::process::ExitCode {
+    ipfs_kit::cli::main()
+}
