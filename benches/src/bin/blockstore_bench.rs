@@ -1,0 +1,239 @@
+//! Blockstore candidates side by side: write and read throughput, space overhead, and a real
+//! `kill -9` durability check.
+//!
+//! ```text
+//! cargo run --release -p ipfs-kit-benches --bin blockstore_bench -- --mib 1024
+//! ```
+//!
+//! For each store (pack = the default `DiskBlockstore`, flatfs, fjall, sled) it writes `--mib`
+//! MiB of random 256 KiB raw blocks with `put_many` batches of `--batch` blocks, syncs, then
+//! reads every block back with `get` (which verifies each hash; the page cache is warm). It
+//! reports the on-disk bytes per data byte, then runs this same binary as a child that writes
+//! blocks and prints each acknowledged CID, SIGKILLs it mid-stream, reopens the store and
+//! counts the acknowledged blocks that are present and verify (must be 100%).
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use cid::Cid;
+use clap::Parser;
+use ipfs_kit_blockstore::hash::{HashFn, RAW_CODEC};
+use ipfs_kit_blockstore::{
+    Block, Blockstore, DiskBlockstore, FjallBlockstore, FlatfsBlockstore, SledBlockstore,
+};
+use rand::{RngCore, SeedableRng};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BLOCK_BYTES: usize = 256 * 1024;
+const STORES: [&str; 4] = ["pack", "flatfs", "fjall", "sled"];
+/// Blocks the kill-9 child must acknowledge before it is killed (or the wait times out).
+const KILL_AFTER_ACKS: usize = 400;
+const KILL_WAIT_MAX: Duration = Duration::from_secs(20);
+/// The child stops by itself after this many blocks if it is never killed.
+const CHILD_BLOCKS_MAX: u64 = 1 << 16;
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// MiB of data to write and read per store.
+    #[arg(long, default_value_t = 1024)]
+    mib: usize,
+    /// Blocks per put_many call.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Stores to measure (comma-separated): pack, flatfs, fjall, sled.
+    #[arg(long, value_delimiter = ',', default_values_t = STORES.map(String::from))]
+    stores: Vec<String>,
+    /// Parent directory for the stores (a fresh temporary directory inside it).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Internal: run as the kill-9 child writing to this store kind.
+    #[arg(long, hide = true)]
+    child: Option<String>,
+    /// Internal: the kill-9 child's store directory.
+    #[arg(long, hide = true)]
+    child_dir: Option<PathBuf>,
+}
+
+fn open(kind: &str, dir: &Path) -> Result<Box<dyn Blockstore>> {
+    Ok(match kind {
+        "pack" => Box::new(DiskBlockstore::open(dir)?),
+        "flatfs" => Box::new(FlatfsBlockstore::open(dir, false)?),
+        "fjall" => Box::new(FjallBlockstore::open(dir, false)?),
+        "sled" => Box::new(SledBlockstore::open(dir)?),
+        other => bail!("unknown store {other}"),
+    })
+}
+
+fn random_blocks(seed: u64, n: usize) -> Vec<Block> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let mut data = vec![0u8; BLOCK_BYTES];
+            rng.fill_bytes(&mut data);
+            let mh = HashFn::Sha2_256.digest(&data).expect("sha2-256 digests any input");
+            Block::new_unchecked(Cid::new_v1(RAW_CODEC, mh), Bytes::from(data))
+        })
+        .collect()
+}
+
+/// Bytes the files under `dir` occupy on disk (allocated blocks).
+fn disk_bytes(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            disk_bytes(&entry.path())?
+        } else {
+            meta.blocks() * 512
+        };
+    }
+    Ok(total)
+}
+
+struct Row {
+    store: String,
+    write_mb_s: f64,
+    sync_s: f64,
+    read_mb_s: f64,
+    space: f64,
+    kill: String,
+}
+
+fn mb_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / 1e6 / d.as_secs_f64()
+}
+
+fn measure(kind: &str, blocks: &[Block], batch: usize, parent: &Path) -> Result<Row> {
+    let dir = parent.join(kind);
+    let data_bytes: u64 = blocks.iter().map(|b| b.data().len() as u64).sum();
+    let store = open(kind, &dir)?;
+    let t = Instant::now();
+    for chunk in blocks.chunks(batch) {
+        store.put_many(chunk)?;
+    }
+    let write = t.elapsed();
+    let t = Instant::now();
+    store.sync()?;
+    let sync = t.elapsed();
+    let t = Instant::now();
+    let mut read = 0u64;
+    for b in blocks {
+        let got = store.get(b.cid())?.context("a written block is missing")?;
+        read += got.len() as u64;
+    }
+    let read_time = t.elapsed();
+    if read != data_bytes {
+        bail!("{kind}: read {read} bytes, wrote {data_bytes}");
+    }
+    drop(store);
+    let space = disk_bytes(&dir)? as f64 / data_bytes as f64;
+    std::fs::remove_dir_all(&dir)?;
+    let kill = kill_check(kind, &parent.join(format!("{kind}-kill")))?;
+    Ok(Row {
+        store: kind.to_string(),
+        write_mb_s: mb_s(data_bytes, write),
+        sync_s: sync.as_secs_f64(),
+        read_mb_s: mb_s(read, read_time),
+        space,
+        kill,
+    })
+}
+
+/// Runs a child writer, SIGKILLs it, reopens, and reports "present/acked".
+fn kill_check(kind: &str, dir: &Path) -> Result<String> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["--child", kind, "--child-dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let stdout = child.stdout.take().context("child stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + KILL_WAIT_MAX;
+    let mut acked = Vec::new();
+    while acked.len() < KILL_AFTER_ACKS && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(50)) {
+            acked.push(line);
+        }
+    }
+    child.kill()?; // SIGKILL
+    child.wait()?;
+    let _ = reader.join();
+    acked.extend(rx.try_iter());
+    let store = open(kind, dir)?;
+    let mut ok = 0;
+    for line in &acked {
+        let cid: Cid = line.parse().with_context(|| format!("child printed {line:?}"))?;
+        if store.get(&cid).ok().flatten().is_some() {
+            ok += 1;
+        }
+    }
+    drop(store);
+    std::fs::remove_dir_all(dir)?;
+    Ok(format!("{ok}/{} ({:.0}%)", acked.len(), 100.0 * ok as f64 / acked.len().max(1) as f64))
+}
+
+/// Child mode: write 256 KiB blocks in batches of 4, printing each CID once acknowledged.
+fn child(kind: &str, dir: &Path) -> Result<()> {
+    let store = open(kind, dir)?;
+    let mut out = std::io::stdout().lock();
+    let seed = u64::from(std::process::id());
+    for i in 0..CHILD_BLOCKS_MAX / 4 {
+        let blocks = random_blocks(seed << 32 | i, 4);
+        store.put_many(&blocks)?;
+        for b in &blocks {
+            writeln!(out, "{}", b.cid())?;
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if let (Some(kind), Some(dir)) = (&args.child, &args.child_dir) {
+        return child(kind, dir);
+    }
+    let parent = match &args.dir {
+        Some(d) => tempfile::tempdir_in(d)?,
+        None => tempfile::tempdir()?,
+    };
+    let n = args.mib * 1024 * 1024 / BLOCK_BYTES;
+    eprintln!("generating {n} random 256 KiB blocks ({} MiB)...", args.mib);
+    let blocks = random_blocks(42, n);
+    let mut rows = Vec::new();
+    for kind in &args.stores {
+        eprintln!("measuring {kind}...");
+        rows.push(measure(kind, &blocks, args.batch, parent.path())?);
+    }
+    println!(
+        "{} MiB of 256 KiB blocks, put_many batches of {} ({} MiB), warm-cache reads with hash checks",
+        args.mib,
+        args.batch,
+        args.batch * BLOCK_BYTES >> 20
+    );
+    println!(
+        "| {:<7} | {:>13} | {:>8} | {:>12} | {:>16} | {:>20} |",
+        "store", "write MB/s", "sync s", "read MB/s", "disk B / data B", "kill -9: acked kept"
+    );
+    println!("|{:-<9}|{:->15}|{:->10}|{:->14}|{:->18}|{:->22}|", "", "", "", "", "", "");
+    for r in rows {
+        println!(
+            "| {:<7} | {:>13.0} | {:>8.2} | {:>12.0} | {:>16.3} | {:>20} |",
+            r.store, r.write_mb_s, r.sync_s, r.read_mb_s, r.space, r.kill
+        );
+    }
+    Ok(())
+}
