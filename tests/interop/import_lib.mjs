@@ -13,13 +13,15 @@ export const USAGE_OPTIONS = `options:
   --cid-version V       0 | 1 (default 1)
   --raw-leaves B        true | false (default true)
   --shard-strategy S    links-bytes (default, kubo v0.22) | block-bytes
+  --reduce-single-leaf B  a one-chunk file is its leaf: true (default; kubo's balanced
+                        layout) | false (kubo's trickle layout always makes a root node)
   --hidden              include dot-files (default: skip them, as kubo's add -r)`
 
 // Splits argv into importer options and the remaining (positional) arguments.
 export function parseArgs (argv) {
   const o = {
     chunkSize: 262144, layout: 'balanced', maxChildren: 174, cidVersion: 1,
-    rawLeaves: true, shardStrategy: 'links-bytes', hidden: false
+    rawLeaves: true, shardStrategy: 'links-bytes', hidden: false, reduceSingleLeaf: true
   }
   const rest = []
   for (let i = 0; i < argv.length; i++) {
@@ -35,6 +37,7 @@ export function parseArgs (argv) {
       case '--cid-version': o.cidVersion = Number(next()); break
       case '--raw-leaves': o.rawLeaves = next() === 'true'; break
       case '--shard-strategy': o.shardStrategy = next(); break
+      case '--reduce-single-leaf': o.reduceSingleLeaf = next() === 'true'; break
       case '--hidden': o.hidden = true; break
       default:
         if (a.startsWith('--')) throw new Error(`unknown option ${a}`)
@@ -56,6 +59,7 @@ export function importerOptions (o) {
     chunker: fixedSize({ chunkSize: o.chunkSize }),
     layout,
     shardSplitStrategy: o.shardStrategy,
+    reduceSingleLeafToSelf: o.reduceSingleLeaf,
     wrapWithDirectory: false
   }
 }
