@@ -78,8 +78,37 @@ impl Default for DagPutOptions {
 /// backed by input bytes, nested at most [`IPLD_NESTING_DEPTH_MAX`] deep, with nothing after it.
 /// Iterative; O(input) time and O(depth) memory.
 pub fn cbor_precheck(data: &[u8]) -> Result<(), DagError> {
+    cbor_scan(data, &mut |_| Ok(()))
+}
+
+/// The links of a dag-cbor block in the order they are encoded, found by scanning the CBOR
+/// structure (as [`cbor_precheck`] does) for tag 42, without building a data-model value. Like
+/// go-ipld-prime, it does not insist that text strings be valid UTF-8.
+pub fn cbor_links(data: &[u8]) -> Result<Vec<Cid>, DagError> {
+    let mut out = Vec::new();
+    cbor_scan(data, &mut |payload| {
+        // A CID in DAG-CBOR is tag 42 over bytes: 0x00 (identity multibase) then the CID.
+        match payload.split_first() {
+            Some((0, cid)) => {
+                let c = Cid::try_from(cid).map_err(|e| DagError::Cbor(format!("bad CID: {e}")))?;
+                out.push(c);
+                Ok(())
+            }
+            _ => Err(DagError::Cbor("tag 42 without the 0x00 prefix".into())),
+        }
+    })?;
+    Ok(out)
+}
+
+/// The structural scan behind [`cbor_precheck`] and [`cbor_links`]; `on_link` gets the byte
+/// string under each tag 42.
+fn cbor_scan(
+    data: &[u8],
+    on_link: &mut dyn FnMut(&[u8]) -> Result<(), DagError>,
+) -> Result<(), DagError> {
     let bad = |m: &str| DagError::Cbor(m.to_string());
     let mut pos = 0usize;
+    let mut link_next = false;
     // Items still to read at each open nesting level.
     let mut pending: Vec<u64> = vec![1];
     while let Some(top) = pending.last_mut() {
@@ -109,13 +138,21 @@ pub fn cbor_precheck(data: &[u8]) -> Result<(), DagError> {
             }
         };
         let remaining = (data.len() - pos) as u64;
+        let is_link = std::mem::take(&mut link_next);
+        if is_link && major != 2 {
+            return Err(bad("tag 42 is not on a byte string"));
+        }
         match major {
             0 | 1 => {}
             2 | 3 => {
                 if arg > remaining {
                     return Err(bad("string length exceeds the input"));
                 }
+                let start = pos;
                 pos += arg as usize;
+                if is_link {
+                    on_link(&data[start..pos])?;
+                }
             }
             4 | 5 => {
                 let items = if major == 5 {
@@ -136,6 +173,7 @@ pub fn cbor_precheck(data: &[u8]) -> Result<(), DagError> {
                 }
             }
             6 => {
+                link_next = arg == 42;
                 if pending.len() >= IPLD_NESTING_DEPTH_MAX {
                     return Err(DagError::TooDeep {
                         depth_max: IPLD_NESTING_DEPTH_MAX,
@@ -488,6 +526,32 @@ mod tests {
     }
 
     #[test]
+    fn cbor_links_in_block_order_and_tolerant_of_bad_utf8() {
+        let a = Cid::new_v1(RAW_CODEC, HashFn::Sha2_256.digest(b"a").unwrap());
+        let b = Cid::new_v1(RAW_CODEC, HashFn::Sha2_256.digest(b"b").unwrap());
+        // {"zz": b, "a": a}: canonical order puts "a" first (shorter key).
+        let mut m = BTreeMap::new();
+        m.insert("zz".to_string(), Ipld::Link(b));
+        m.insert("a".to_string(), Ipld::Link(a));
+        let enc = serde_ipld_dagcbor::to_vec(&Ipld::Map(m)).unwrap();
+        assert_eq!(cbor_links(&enc).unwrap(), vec![a, b]);
+        // A text string with invalid UTF-8 next to a link: links still come out.
+        let mut raw = vec![
+            0x82,
+            0x62,
+            0xff,
+            0xfe,
+            0xd8,
+            0x2a,
+            0x58,
+            a.encoded_len() as u8 + 1,
+            0x00,
+        ];
+        raw.extend_from_slice(&a.to_bytes());
+        assert_eq!(cbor_links(&raw).unwrap(), vec![a]);
+    }
+
+    #[test]
     fn known_vector_dag_cbor_of_empty_map() {
         // `echo '{}' | ipfs dag put` prints bafyreigbtj4x7ip5legnfznufuopl4sg4knzc2cof6duas4b3q2fy6swua
         // (the dag-cbor empty map 0xa0, sha2-256), a well-known CID.
@@ -628,6 +692,9 @@ mod tests {
         // Indefinite length and trailing bytes.
         assert!(decode_ipld(DAG_CBOR_CODEC, &[0x9f, 0xff]).is_err());
         assert!(decode_ipld(DAG_CBOR_CODEC, &[0x80, 0x00]).is_err());
+        // Tag 42 must wrap bytes starting with 0x00.
+        assert!(cbor_links(&[0xd8, 0x2a, 0x01]).is_err());
+        assert!(cbor_links(&[0xd8, 0x2a, 0x41, 0x01]).is_err());
         // And a legitimate value still decodes.
         let ok = serde_ipld_dagcbor::to_vec(&Ipld::List(vec![Ipld::Integer(1); 1000])).unwrap();
         assert!(decode_ipld(DAG_CBOR_CODEC, &ok).is_ok());

@@ -57,9 +57,10 @@ pub fn links(cid: &Cid, data: &Bytes) -> Result<Vec<Cid>, DagError> {
             .into_iter()
             .map(|l| l.cid)
             .collect()),
-        DAG_CBOR_CODEC | DAG_JSON_CODEC => {
+        DAG_CBOR_CODEC => super::codec::cbor_links(data),
+        DAG_JSON_CODEC => {
             let ipld = super::codec::decode_ipld(cid.codec(), data)?;
-            Ok(ipld_links(&ipld, cid.codec() == DAG_CBOR_CODEC))
+            Ok(ipld_links(&ipld, false))
         }
         other => Err(DagError::UnknownCodec(other)),
     }
