@@ -342,10 +342,8 @@ struct RabinTables {
     shift: u32,
 }
 
-fn rabin_tables() -> &'static RabinTables {
-    static TABLES: OnceLock<RabinTables> = OnceLock::new();
-    TABLES.get_or_init(|| {
-        let pol = RABIN_POLYNOMIAL;
+impl RabinTables {
+    fn new(pol: u64) -> RabinTables {
         let k = pol_deg(pol) as u32;
         let mut out = [0u64; 256];
         let mut modt = [0u64; 256];
@@ -363,7 +361,13 @@ fn rabin_tables() -> &'static RabinTables {
             modt,
             shift: k - 8,
         }
-    })
+    }
+}
+
+/// The tables for kubo's [`RABIN_POLYNOMIAL`], computed once.
+fn rabin_tables() -> &'static RabinTables {
+    static TABLES: OnceLock<RabinTables> = OnceLock::new();
+    TABLES.get_or_init(|| RabinTables::new(RABIN_POLYNOMIAL))
 }
 
 /// Rabin content-defined chunking, as whyrusleeping/chunker does it for kubo.
@@ -376,6 +380,8 @@ pub struct RabinChunker<R> {
     window: [u8; RABIN_WINDOW_BYTES],
     wpos: usize,
     digest: u64,
+    /// The fingerprint at the last cut (whyrusleeping/chunker `Chunk.Cut`).
+    last_cut: u64,
     /// Bytes still to take before the rolling hash starts (`min - window`).
     pre: usize,
     /// The chunk being assembled (with headroom in front).
@@ -389,17 +395,28 @@ pub struct RabinChunker<R> {
 impl<R: Read> RabinChunker<R> {
     /// `min >= 16`, `min < avg < max` (checked by [`ChunkerSpec::validate`]).
     pub fn new(reader: R, min: usize, avg: usize, max: usize) -> Self {
+        Self::with_tables(reader, rabin_tables(), min, avg, max)
+    }
+
+    fn with_tables(
+        reader: R,
+        tables: &'static RabinTables,
+        min: usize,
+        avg: usize,
+        max: usize,
+    ) -> Self {
         // uint(math.Log2(avg)): floor(log2) for the sizes allowed here.
         let bits = 63 - (avg.max(1) as u64).leading_zeros();
         let mut c = Self {
             reader,
-            tables: rabin_tables(),
+            tables,
             min,
             max,
             mask: (1u64 << bits) - 1,
             window: [0; RABIN_WINDOW_BYTES],
             wpos: 0,
             digest: 0,
+            last_cut: 0,
             pre: 0,
             cur: Vec::new(),
             input: vec![0u8; READ_BUFFER_BYTES],
@@ -437,6 +454,7 @@ impl<R: Read> RabinChunker<R> {
         let mut buf = std::mem::take(&mut self.cur);
         let end = buf.len();
         buf.resize(end + CHUNK_TAILROOM_BYTES, 0);
+        self.last_cut = self.digest;
         self.reset();
         Chunk { buf, end }
     }
@@ -754,6 +772,53 @@ mod tests {
             cs3.push(ch.data().to_vec());
         }
         assert_eq!(cs, cs3);
+    }
+
+    /// whyrusleeping/chunker's own vectors (chunker_test.go `TestChunker`, `chunks1`): 32 MiB
+    /// of math/rand seeded 23, polynomial 0x3DA3358B4DC173, min 512 KiB, avg 1 MiB, max
+    /// 8 MiB: every chunk length and cut fingerprint.
+    #[test]
+    fn rabin_matches_whyrusleeping_chunker_vectors() {
+        const EXPECTED: [(usize, u64); 22] = [
+            (1579758, 0x001d06f777d00000),
+            (1089328, 0x001c99190f500000),
+            (614316, 0x0002e95018f00000),
+            (1183251, 0x00187291a9d00000),
+            (2079238, 0x00150d9af0e00000),
+            (1282082, 0x0001d7df88a00000),
+            (1656779, 0x001881427eb00000),
+            (1053264, 0x0006e8249a400000),
+            (1028060, 0x00179e806ee00000),
+            (896166, 0x001a90cfa7900000),
+            (1633016, 0x001c77ba2dc00000),
+            (1051769, 0x001c7ee3e8900000),
+            (5719810, 0x00004e5c0ca00000),
+            (2490321, 0x0014eedcd5900000),
+            (544210, 0x00063fcba2b00000),
+            (892726, 0x000b6da997300000),
+            (1147747, 0x000745edc1700000),
+            (1964963, 0x000a609a0f900000),
+            (798928, 0x000ed5aa9e200000),
+            (2585098, 0x00108d5fd0500000),
+            (975521, 0x000603e82f500000),
+            (1288081, 0x00097e6e5e2e0920),
+        ];
+        let data = crate::unixfs::file::gorand::go_random(32 << 20, 23);
+        let tables: &'static RabinTables = Box::leak(Box::new(RabinTables::new(0x3DA3358B4DC173)));
+        let mut c = RabinChunker::with_tables(&data[..], tables, 512 << 10, 1 << 20, 8 << 20);
+        let mut got = Vec::new();
+        while let Some(ch) = c.next_chunk().unwrap() {
+            got.push((ch.len(), c.last_cut));
+        }
+        assert_eq!(got, EXPECTED);
+        // Zeros: cut at every MinSize (chunks2).
+        let zeros = vec![0u8; 4 * (512 << 10)];
+        let mut c = RabinChunker::with_tables(&zeros[..], tables, 512 << 10, 1 << 20, 8 << 20);
+        let mut got = Vec::new();
+        while let Some(ch) = c.next_chunk().unwrap() {
+            got.push((ch.len(), c.last_cut));
+        }
+        assert_eq!(got, vec![(512 << 10, 0); 4]);
     }
 
     #[test]

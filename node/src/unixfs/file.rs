@@ -676,4 +676,7 @@ fn leaf_worker(
 }
 
 #[cfg(test)]
+#[path = "file/gorand.rs"]
+pub(crate) mod gorand;
+#[cfg(test)]
 mod tests;

@@ -7,9 +7,7 @@ use ipfs_kit_blockstore::BlockstoreError;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 
-#[path = "gorand.rs"]
-mod gorand;
-use gorand::{go_random, GoRandomReader};
+use super::gorand::{go_random, GoRandomReader};
 
 /// Keeps every block it is given.
 #[derive(Default)]
