@@ -56,6 +56,8 @@ pub enum ExportError {
     Decode { cid: Cid, reason: String },
     #[error("block {cid}: unsupported codec 0x{codec:x}")]
     UnsupportedCodec { cid: Cid, codec: u64 },
+    #[error(transparent)]
+    Hamt(#[from] HamtError),
     #[error("DAG deeper than {DAG_DEPTH_MAX} levels")]
     TooDeep,
     #[error("directory has more than {LS_ENTRIES_MAX} entries")]
@@ -78,18 +80,6 @@ impl ExportError {
             cid: *cid,
             reason: reason.to_string(),
         }
-    }
-}
-
-/// Carries the CID being read with HAMT errors.
-struct ShardErr(ExportError);
-
-impl From<HamtError> for ShardErr {
-    fn from(e: HamtError) -> Self {
-        ShardErr(ExportError::Decode {
-            cid: Cid::default(),
-            reason: e.to_string(),
-        })
     }
 }
 
@@ -155,15 +145,12 @@ pub(crate) fn load(store: &dyn Blockstore, cid: &Cid) -> Result<Node, ExportErro
     decode_node(cid, load_block(store, cid)?)
 }
 
-fn load_shard(store: &dyn Blockstore, cid: &Cid) -> Result<Shard, ShardErr> {
-    match load(store, cid).map_err(ShardErr)? {
+fn load_shard(store: &dyn Blockstore, cid: &Cid) -> Result<Shard, ExportError> {
+    match load(store, cid)? {
         Node::Pb { node, fs } => {
-            Shard::from_node(&node, &fs).map_err(|e| ShardErr(ExportError::decode(cid, e)))
+            Shard::from_node(&node, &fs).map_err(|e| ExportError::decode(cid, e))
         }
-        Node::Raw(_) => Err(ShardErr(ExportError::decode(
-            cid,
-            "HAMT child is a raw block",
-        ))),
+        Node::Raw(_) => Err(ExportError::decode(cid, "HAMT child is a raw block")),
     }
 }
 
@@ -230,9 +217,7 @@ pub fn lookup(store: &dyn Blockstore, dir: &Cid, name: &str) -> Result<Cid, Expo
             .map(|l| l.cid),
         DataType::HamtShard => {
             let shard = Shard::from_node(&node, &fs).map_err(|e| ExportError::decode(dir, e))?;
-            hamt::find(shard, name, &mut |c| load_shard(store, c))
-                .map_err(|e| e.0)?
-                .map(|l| l.cid)
+            hamt::find(shard, name, &mut |c| load_shard(store, c))?.map(|l| l.cid)
         }
         _ => return Err(ExportError::NotADirectory(*dir)),
     };
@@ -266,12 +251,11 @@ fn dir_entries(
             let mut out = Vec::new();
             hamt::for_each(&shard, &mut |c| load_shard(store, c), &mut |name, link| {
                 if out.len() >= LS_ENTRIES_MAX {
-                    return Err(ShardErr(ExportError::TooManyEntries));
+                    return Err(ExportError::TooManyEntries);
                 }
                 out.push((name.to_owned(), link.clone()));
                 Ok(())
-            })
-            .map_err(|e| e.0)?;
+            })?;
             Ok(Some(out))
         }
         _ => Ok(None),

@@ -691,3 +691,114 @@ fn big_directory_shards_at_default_threshold() {
     get(&store, &root.cid, &out, &mut |_| {}).unwrap();
     assert_same_tree(&d, &out);
 }
+
+/// Throughput of `cat` from a memory store (every block verified on read). Run with
+/// `cargo test -p ipfs-kit --lib cat_throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn cat_throughput() {
+    let size = 512 << 20;
+    let data = pattern(size);
+    for opts in [
+        ImportOptions::default(),
+        ImportOptions {
+            cid_version: Some(cid::Version::V1),
+            ..ImportOptions::default()
+        },
+    ] {
+        let store = MemoryBlockstore::default();
+        let root = crate::unixfs::file::import_file(&data[..], &opts, &StoreSink(&store), &|_| {})
+            .unwrap();
+        struct Sink(u64);
+        impl Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0 += b.len() as u64;
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let mut out = Sink(0);
+            let n = cat(&store, &root.cid, 0, None, &mut out).unwrap();
+            assert_eq!(n, size as u64);
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        eprintln!(
+            "cat {} MiB ({:?} leaves): {:.0} MB/s",
+            size >> 20,
+            opts.version(),
+            size as f64 / best / 1e6
+        );
+    }
+}
+
+/// LIMITS.md: every bound answers limit+1 with a typed error.
+#[test]
+fn limits_plus_one_are_typed_errors() {
+    let store = MemoryBlockstore::default();
+    let f = put(&store, RAW_CODEC, b"x".to_vec());
+    let root = dir_node(&store, vec![("a", f)]);
+    // path segments
+    let long = format!("{root}{}", "/.".repeat(PATH_SEGMENTS_MAX));
+    assert!(matches!(
+        resolve_path(&store, &long),
+        Err(ExportError::BadPath { .. })
+    ));
+    let ok = format!("{root}{}/a", "/.".repeat(PATH_SEGMENTS_MAX - 2));
+    assert_eq!(resolve_path(&store, &ok).unwrap(), f);
+    // file DAG depth: a chain of DAG_DEPTH_MAX + 2 one-child nodes
+    let mut cid = f;
+    for _ in 0..DAG_DEPTH_MAX + 2 {
+        let mut fs = UnixFsData::new(DataType::File);
+        fs.blocksizes = vec![1];
+        fs.filesize = Some(1);
+        let node = PbNode {
+            links: vec![PbLink {
+                cid,
+                name: Some(String::new()),
+                tsize: Some(1),
+            }],
+            data: Some(Bytes::from(fs.encode())),
+        };
+        cid = put(&store, DAG_PB_CODEC, node.encode());
+    }
+    assert!(matches!(
+        cat(&store, &cid, 0, None, &mut Vec::new()),
+        Err(ExportError::TooDeep)
+    ));
+    // symlink target of SYMLINK_TARGET_BYTES_MAX + 1 bytes
+    let sink = StoreSink(&store);
+    let (link, _) = build_symlink(
+        &vec![b'a'; SYMLINK_TARGET_BYTES_MAX + 1],
+        &ImportOptions::default(),
+        &sink,
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        get(&store, &link, &tmp.path().join("l"), &mut |_| {}),
+        Err(ExportError::Decode { .. })
+    ));
+    // a stored HAMT node with fanout 2048 (CVE-2023-23625)
+    let mut fs = UnixFsData::new(DataType::HamtShard);
+    fs.fanout = Some(2 * crate::unixfs::hamt::HAMT_FANOUT_MAX);
+    fs.hash_type = Some(0x22);
+    let bad = put(
+        &store,
+        DAG_PB_CODEC,
+        PbNode {
+            links: vec![],
+            data: Some(Bytes::from(fs.encode())),
+        }
+        .encode(),
+    );
+    assert!(matches!(
+        resolve_path(&store, &format!("{bad}/x")),
+        Err(ExportError::Decode { .. })
+    ));
+    assert!(matches!(ls(&store, &bad), Err(ExportError::Decode { .. })));
+}
