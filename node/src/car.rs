@@ -31,6 +31,8 @@ pub const CAR_HEADER_BYTES_MAX: u64 = 32 * 1024 * 1024;
 pub const CAR_SECTION_BYTES_MAX: u64 = 8 * 1024 * 1024;
 /// Bytes of blocks gathered before one `put_blocks` call during import.
 pub const CAR_IMPORT_BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Write buffer of an export (three writes per block would otherwise be three syscalls).
+const CAR_EXPORT_BUFFER_BYTES: usize = 256 * 1024;
 /// Most roots accepted in a CAR header.
 pub const CAR_ROOTS_MAX: usize = 65_536;
 
@@ -112,6 +114,7 @@ pub fn export_car(
     roots: &[Cid],
     out: &mut dyn Write,
 ) -> Result<CarStats, CarError> {
+    let mut out = io::BufWriter::with_capacity(CAR_EXPORT_BUFFER_BYTES, out);
     let header = encode_header_v1(roots)?;
     out.write_all(&header)?;
     let mut stats = CarStats {
@@ -484,6 +487,13 @@ mod tests {
         assert!(matches!(
             import_car(&StoreSink(&MemoryBlockstore::new()), &mut &car[..]),
             Err(CarError::Store(BlockstoreError::BlockTooLarge { .. }))
+        ));
+        // One root too many.
+        let cid: Cid = "bafkqaaa".parse().unwrap();
+        let car = encode_header_v1(&vec![cid; CAR_ROOTS_MAX + 1]).unwrap();
+        assert!(matches!(
+            import_car(&StoreSink(&MemoryBlockstore::new()), &mut &car[..]),
+            Err(CarError::BadHeader(_))
         ));
         // Unsupported version.
         let mut m = BTreeMap::new();

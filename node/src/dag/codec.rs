@@ -903,6 +903,47 @@ mod tests {
     }
 
     #[test]
+    fn path_and_json_limits() {
+        let s = MemoryBlockstore::new();
+        let leaf = dag_put(&StoreSink(&s), b"1", &DagPutOptions::default()).unwrap();
+        let long = format!("{leaf}/{}", "a".repeat(DAG_PATH_BYTES_MAX));
+        assert!(matches!(
+            dag_get(&s, &long, DAG_JSON_CODEC),
+            Err(DagError::InputTooLarge { .. })
+        ));
+        assert!(matches!(
+            parse_path("notacid/x"),
+            Err(DagError::BadPath { .. })
+        ));
+        assert!(matches!(
+            parse_path(&format!("{leaf}/../x")),
+            Err(DagError::BadPath { .. })
+        ));
+        // A chain of DAG_PATH_BLOCKS_MAX links: following all of them crosses one block too many.
+        let mut cur = leaf;
+        for _ in 0..DAG_PATH_BLOCKS_MAX {
+            let j = format!(r#"{{"n":{{"/":"{cur}"}}}}"#);
+            cur = dag_put(&StoreSink(&s), j.as_bytes(), &DagPutOptions::default()).unwrap();
+        }
+        let mut p = cur.to_string();
+        for _ in 0..DAG_PATH_BLOCKS_MAX - 1 {
+            p.push_str("/n");
+        }
+        assert!(dag_get(&s, &p, DAG_JSON_CODEC).is_ok());
+        p.push_str("/n");
+        assert!(matches!(
+            dag_get(&s, &p, DAG_JSON_CODEC),
+            Err(DagError::BadPath { .. })
+        ));
+        // Deeply nested JSON is an error, not a stack overflow.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(matches!(
+            dag_put_block(deep.as_bytes(), &DagPutOptions::default()),
+            Err(DagError::Json(_))
+        ));
+    }
+
+    #[test]
     fn big_blocks_need_allow_big_block() {
         // sharness: a 2 MB raw block is refused ("over 1MB") unless --allow-big-block.
         let data = vec![0u8; 2_000_000];
