@@ -8,8 +8,8 @@
 //!   the first `min - 16` bytes of every chunk are skipped by the rolling hash, a cut happens
 //!   where `digest & (2^floor(log2 avg) - 1) == 0` once a chunk holds `min` bytes, or at `max`.
 //! - `buzhash`: a 32-byte cyclic-polynomial hash, chunks between 128 KiB and 512 KiB, a cut where
-//!   the low 17 bits are zero. Like kubo it ends every stream with a chunk shorter than 128 KiB,
-//!   which may be empty (an empty input yields one empty chunk).
+//!   the low 17 bits are zero; the rest of the input after the last cut is the last chunk (none
+//!   when nothing is left, so an empty input gives no chunk).
 //!
 //! Chunks come out as [`Chunk`]s whose buffer has room before and after the data, so the file
 //! importer can wrap a chunk in its dag-pb/UnixFS envelope in place, without copying the data.
@@ -583,9 +583,14 @@ impl<R: Read> BuzhashChunker<R> {
         }
         let n = read_full(&mut self.reader, &mut self.buf[self.held..])?;
         let total = self.held + n;
-        if total < BUZHASH_MAX_BYTES && total < BUZHASH_MIN_BYTES {
-            // The input ended: everything left is the last chunk, even when empty.
+        if total < BUZHASH_MIN_BYTES {
+            // The input ended: everything left is the last chunk, if anything is left (boxo
+            // 679311d "don't return an empty block at the end", in v0.11.0).
             self.done = true;
+            if total == 0 {
+                self.buf = Vec::new();
+                return Ok(None);
+            }
             let chunk = Chunk::copy_of(&self.buf[..total]);
             self.buf = Vec::new();
             return Ok(Some(chunk));
@@ -724,13 +729,12 @@ mod tests {
 
     #[test]
     fn buzhash_bounds_and_trailing_chunk() {
-        // Empty input: one empty chunk (boxo returns a non-nil empty slice).
-        assert_eq!(chunks(ChunkerSpec::Buzhash, b""), vec![Vec::<u8>::new()]);
+        assert!(chunks(ChunkerSpec::Buzhash, b"").is_empty());
         let data = pseudo(3 << 20, 7);
         let cs = chunks(ChunkerSpec::Buzhash, &data);
         assert_eq!(cs.concat(), data);
         let (last, body) = cs.split_last().unwrap();
-        assert!(last.len() < BUZHASH_MIN_BYTES);
+        assert!(!last.is_empty());
         for c in body {
             assert!(c.len() >= BUZHASH_MIN_BYTES && c.len() <= BUZHASH_MAX_BYTES);
         }
