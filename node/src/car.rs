@@ -601,4 +601,25 @@ mod tests {
         assert_eq!(st.blocks, 1043);
         assert!(out == load("v2_testdata_sample-v1-noidentity.car"));
     }
+
+    proptest::proptest! {
+        /// Arbitrary bytes, and valid CARs with bytes flipped or cut, never panic the importer.
+        #[test]
+        fn import_never_panics(
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            flips in proptest::collection::vec((0usize..200_000, proptest::prelude::any::<u8>()), 0..4),
+            cut in 0usize..200_000,
+        ) {
+            let _ = import_car(&StoreSink(&MemoryBlockstore::new()), &mut &junk[..]);
+            let (s, root, _) = sample();
+            let mut car = Vec::new();
+            export_car(&s, &[root], &mut car).unwrap();
+            for (at, x) in flips {
+                let i = at % car.len();
+                car[i] ^= x;
+            }
+            car.truncate(cut.min(car.len()));
+            let _ = import_car(&StoreSink(&MemoryBlockstore::new()), &mut &car[..]);
+        }
+    }
 }

@@ -960,4 +960,19 @@ mod tests {
             Err(DagError::Store(_))
         ));
     }
+
+    proptest::proptest! {
+        /// Arbitrary bytes never panic the decoders or the link scanner.
+        #[test]
+        fn decoders_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            for codec in [DAG_CBOR_CODEC, DAG_JSON_CODEC, DAG_PB_CODEC, RAW_CODEC] {
+                let _ = decode_ipld(codec, &data);
+            }
+            let _ = cbor_links(&data);
+            if cbor_precheck(&data).is_ok() {
+                // Whatever passes the precheck has all its declared lengths backed by input.
+                proptest::prop_assert!(!data.is_empty());
+            }
+        }
+    }
 }
