@@ -136,7 +136,11 @@ fn slot_at(hash: u64, depth: u32, bits: u32) -> Result<usize, HamtError> {
 
 /// Checks a fanout read from the wire or given by a caller; returns `log2(fanout)`.
 pub fn check_fanout(fanout: u64) -> Result<u32, HamtError> {
-    if fanout == 0 || !fanout.is_power_of_two() || fanout % 8 != 0 || fanout > HAMT_FANOUT_MAX {
+    if fanout == 0
+        || !fanout.is_power_of_two()
+        || !fanout.is_multiple_of(8)
+        || fanout > HAMT_FANOUT_MAX
+    {
         return Err(HamtError::BadFanout(fanout));
     }
     Ok(fanout.trailing_zeros())
