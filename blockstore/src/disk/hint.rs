@@ -9,7 +9,7 @@
 //! checkpoint are then scanned from the recorded lengths.
 
 use super::index::Loc;
-use super::record::MULTIHASH_BYTES_MAX;
+use super::record::{MULTIHASH_BYTES_MAX, RECORD_BYTES_MAX};
 use crate::BlockstoreError;
 use multihash::Multihash;
 use std::fs::File;
@@ -139,7 +139,10 @@ pub fn load(dir: &Path) -> Option<Hint> {
             let record_len = r.u32()?;
             let [header_len, mh_len] = r.bytes::<2>()?;
             let mh_len = usize::from(mh_len);
-            if mh_len > MULTIHASH_BYTES_MAX || u32::from(header_len) > record_len {
+            if mh_len > MULTIHASH_BYTES_MAX
+                || u32::from(header_len) > record_len
+                || record_len as usize > RECORD_BYTES_MAX
+            {
                 return Ok(None);
             }
             r.inner.read_exact(&mut mh_buf[..mh_len])?;
@@ -166,5 +169,36 @@ pub fn load(dir: &Path) -> Option<Hint> {
             tracing::warn!(path = %path.display(), "ignoring an unreadable index hint; scanning segments");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::HashFn;
+
+    #[test]
+    fn round_trip_and_corruption_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mh = HashFn::Sha2_256.digest(b"a").unwrap();
+        let loc = Loc {
+            seg: 3,
+            offset: 4096,
+            record_len: 1000,
+            header_len: 48,
+        };
+        save(dir.path(), &[(1, 10), (3, 5096)], 1, [(&mh, &loc)].into_iter()).unwrap();
+        let h = load(dir.path()).unwrap();
+        assert_eq!(h.segments, vec![(1, 10), (3, 5096)]);
+        assert_eq!(h.entries, vec![(mh, loc)]);
+
+        let p = dir.path().join(HINT_FILE);
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[30] ^= 1;
+        std::fs::write(&p, &bytes).unwrap();
+        assert!(load(dir.path()).is_none());
+        bytes.truncate(10);
+        std::fs::write(&p, &bytes).unwrap();
+        assert!(load(dir.path()).is_none());
     }
 }
