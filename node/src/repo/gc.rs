@@ -397,6 +397,76 @@ mod tests {
         }
     }
 
+    /// Measures pin, GC and CAR round trip on the disk store (prints numbers; run with
+    /// `--ignored --nocapture`).
+    #[test]
+    #[ignore = "measurement"]
+    fn measure_disk_gc_and_car() {
+        use crate::dag::pb::{PbLink, PbNode};
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::init(&dir.path().join("r")).unwrap();
+        let n_files = 200usize;
+        let leaves_per_file = 250usize; // 50,000 leaves of 1 KiB
+        let t = std::time::Instant::now();
+        let mut roots = Vec::new();
+        let s = repo.begin_write();
+        for f in 0..n_files {
+            let mut leaves = Vec::new();
+            for l in 0..leaves_per_file {
+                let mut d = vec![0u8; 1024];
+                d[..8].copy_from_slice(&((f * leaves_per_file + l) as u64).to_le_bytes());
+                leaves.push(raw(&d));
+            }
+            let node = PbNode {
+                links: leaves
+                    .iter()
+                    .map(|b| PbLink {
+                        cid: *b.cid(),
+                        name: Some(String::new()),
+                        tsize: Some(1024),
+                    })
+                    .collect(),
+                data: None,
+            };
+            let bytes = node.encode();
+            let cid = Cid::new_v1(
+                crate::dag::DAG_PB_CODEC,
+                HashFn::Sha2_256.digest(&bytes).unwrap(),
+            );
+            leaves.push(Block::new(cid, bytes.into()).unwrap());
+            s.put_blocks(&leaves).unwrap();
+            roots.push(cid);
+        }
+        let written = t.elapsed();
+        let t = std::time::Instant::now();
+        repo.pin_add_many(&roots[..n_files / 2], true, None)
+            .unwrap();
+        let pinned = t.elapsed();
+        drop(s);
+        let t = std::time::Instant::now();
+        let report = repo.gc().unwrap();
+        let gc = t.elapsed();
+        assert_eq!(report.removed.len(), (n_files / 2) * (leaves_per_file + 1));
+        let t = std::time::Instant::now();
+        let mut car = Vec::new();
+        let st = crate::car::export_car(repo.blocks().as_ref(), &roots[..n_files / 2], &mut car)
+            .unwrap();
+        let exported = t.elapsed();
+        let (_d2, dst) = mem_repo();
+        let t = std::time::Instant::now();
+        dst.import_car(&mut &car[..], true).unwrap();
+        let imported = t.elapsed();
+        eprintln!(
+            "{} blocks written {written:?}; pin {} DAGs {pinned:?}; gc removed {} in {gc:?}; \
+             export {} blocks / {} bytes {exported:?}; import+pin {imported:?}",
+            n_files * (leaves_per_file + 1),
+            n_files / 2,
+            report.removed.len(),
+            st.blocks,
+            st.car_bytes
+        );
+    }
+
     #[derive(Clone, Debug)]
     enum Op {
         Add(Vec<u8>),
