@@ -802,3 +802,102 @@ fn limits_plus_one_are_typed_errors() {
     ));
     assert!(matches!(ls(&store, &bad), Err(ExportError::Decode { .. })));
 }
+
+/// kubo test/sharness/t0045-ls.sh (`test_ls_cmd`): the whole `ipfs add -r testData` output,
+/// in order, and `ipfs ls` sizes. Files come from go-random (`random 128 42`), reproduced by
+/// the file importer's `gorand`.
+#[test]
+fn kubo_vector_add_r_output_and_ls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("testData");
+    std::fs::create_dir_all(d.join("d1")).unwrap();
+    std::fs::create_dir_all(d.join("d2")).unwrap();
+    std::fs::write(d.join("f1"), b"test\n").unwrap();
+    std::fs::write(d.join("f2"), b"data\n").unwrap();
+    std::fs::write(d.join("d1/a"), b"hello\n").unwrap();
+    let go_random = crate::unixfs::file::gorand::go_random;
+    std::fs::write(d.join("d1/128"), go_random(128, 42)).unwrap();
+    std::fs::write(d.join("d2/a"), b"world\n").unwrap();
+    std::fs::write(d.join("d2/1024"), go_random(1024, 42)).unwrap();
+    let store = MemoryBlockstore::default();
+    let (root, added) = import_tree(&d, &ImportOptions::default(), &store);
+    let lines: Vec<String> = added
+        .iter()
+        .map(|a| format!("added {} {}", a.cid, a.path))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "added QmQNd6ubRXaNG6Prov8o6vk3bn6eWsj9FxLGrAVDUAGkGe testData/d1/128",
+            "added QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXEN testData/d1/a",
+            "added QmbQBUSRL9raZtNXfpTDeaxQapibJEG6qEY8WqAN22aUzd testData/d2/1024",
+            "added QmaRGe7bVmVaLmxbrMiVNXqW4pRNNp3xq7hFtyRKA3mtJL testData/d2/a",
+            "added QmeomffUNfmQy76CQGy9NdmqEnnHU9soCexBnGU3ezPHVH testData/f1",
+            "added QmNtocSs7MoDkJMc1RkyisCSKvLadujPsfJfSdJ3e1eA1M testData/f2",
+            "added QmSix55yz8CzWXf5ZVM9vgEvijnEeeXiTSarVtsqiiCJss testData/d1",
+            "added QmR3jhV4XpxxPjPT3Y8vNnWvWNvakdcT3H6vqpRBsX1MLy testData/d2",
+            "added QmfNy183bXiRVyrhyWtq3TwHn79yHEkiAGFr18P7YNzESj testData",
+        ]
+    );
+    let show = |c: &Cid| -> Vec<String> {
+        ls(&store, c)
+            .unwrap()
+            .into_iter()
+            .map(|e| match e.kind {
+                EntryKind::Directory => format!("{} - {}/", e.cid, e.name),
+                _ => format!("{} {} {}", e.cid, e.size, e.name),
+            })
+            .collect()
+    };
+    assert_eq!(
+        show(&root.cid),
+        [
+            "QmSix55yz8CzWXf5ZVM9vgEvijnEeeXiTSarVtsqiiCJss - d1/",
+            "QmR3jhV4XpxxPjPT3Y8vNnWvWNvakdcT3H6vqpRBsX1MLy - d2/",
+            "QmeomffUNfmQy76CQGy9NdmqEnnHU9soCexBnGU3ezPHVH 5 f1",
+            "QmNtocSs7MoDkJMc1RkyisCSKvLadujPsfJfSdJ3e1eA1M 5 f2",
+        ]
+    );
+    assert_eq!(
+        show(&added[7].cid),
+        [
+            "QmbQBUSRL9raZtNXfpTDeaxQapibJEG6qEY8WqAN22aUzd 1024 1024",
+            "QmaRGe7bVmVaLmxbrMiVNXqW4pRNNp3xq7hFtyRKA3mtJL 6 a",
+        ]
+    );
+}
+
+/// kubo test/sharness/t0045-ls.sh (`test_ls_object`): `ls` of a two-block file lists its
+/// blocks, unnamed, with their sizes.
+#[test]
+fn kubo_vector_ls_of_a_file() {
+    let store = MemoryBlockstore::default();
+    let data = crate::unixfs::file::gorand::go_random(500_000, 2);
+    let root = crate::unixfs::file::import_file(
+        &data[..],
+        &ImportOptions::default(),
+        &StoreSink(&store),
+        &|_| {},
+    )
+    .unwrap();
+    let got: Vec<(String, u64, String)> = ls(&store, &root.cid)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.cid.to_string(), e.size, e.name))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "QmPrM8S5T7Q3M8DQvQMS7m41m3Aq4jBjzAzvky5fH3xfr4".to_owned(),
+                262_144,
+                String::new()
+            ),
+            (
+                "QmdaAntAzQqqVMo4B8V69nkQd5d918YjHXUe2oF6hr72ri".to_owned(),
+                237_856,
+                String::new()
+            ),
+        ]
+    );
+}
