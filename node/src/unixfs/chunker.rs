@@ -295,11 +295,11 @@ impl<R: Read> SizeChunker<R> {
         if self.done {
             return Ok(None);
         }
-        let mut buf = vec![0u8; CHUNK_HEADROOM_BYTES + self.size + CHUNK_TAILROOM_BYTES];
-        let n = read_full(
-            &mut self.reader,
-            &mut buf[CHUNK_HEADROOM_BYTES..CHUNK_HEADROOM_BYTES + self.size],
-        )?;
+        let mut buf = Vec::with_capacity(CHUNK_HEADROOM_BYTES + self.size + CHUNK_TAILROOM_BYTES);
+        buf.resize(CHUNK_HEADROOM_BYTES, 0);
+        // `read_to_end` fills the spare capacity without zeroing it first when the reader
+        // supports that (files do); `take` makes it a full read of at most `size` bytes.
+        let n = read_full_into(&mut self.reader, &mut buf, self.size)?;
         if n < self.size {
             self.done = true;
             if n == 0 {
@@ -310,10 +310,27 @@ impl<R: Read> SizeChunker<R> {
                 &buf[CHUNK_HEADROOM_BYTES..CHUNK_HEADROOM_BYTES + n],
             )));
         }
-        Ok(Some(Chunk {
-            buf,
-            end: CHUNK_HEADROOM_BYTES + n,
-        }))
+        let end = buf.len();
+        buf.resize(end + CHUNK_TAILROOM_BYTES, 0);
+        Ok(Some(Chunk { buf, end }))
+    }
+}
+
+/// Appends up to `limit` bytes from `r` to `buf` (fewer only at the end of the input); returns
+/// how many.
+fn read_full_into<R: Read>(r: &mut R, buf: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
+    let before = buf.len();
+    loop {
+        let got = buf.len() - before;
+        if got >= limit {
+            return Ok(got);
+        }
+        match r.take((limit - got) as u64).read_to_end(buf) {
+            Ok(0) => return Ok(buf.len() - before),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 
