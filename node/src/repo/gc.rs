@@ -494,20 +494,16 @@ mod tests {
         }
     }
 
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
-
-        /// Threads interleave add (session, write, pin, drop), unpin and gc. Leaves are drawn
-        /// from a small alphabet, so adds keep re-writing blocks another thread has unpinned
-        /// and may be collecting. No pinned DAG ever loses a block, and a final GC leaves
-        /// exactly the blocks of pinned DAGs.
-        #[test]
-        fn gc_never_loses_pinned_blocks(
-            scripts in proptest::collection::vec(proptest::collection::vec(op(), 1..25), 2..4)
-        ) {
-            let (_d, repo) = mem_repo();
-            let results: Vec<HashMap<Cid, Vec<Block>>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = scripts.iter().enumerate().map(|(t, script)| {
+    /// Threads interleave add (session, write, pin, drop), unpin and gc. Leaves are drawn from
+    /// a small alphabet, so adds keep re-writing blocks another thread has unpinned and may be
+    /// collecting. No pinned DAG ever loses a block (checked after every step), and a final GC
+    /// leaves exactly the blocks of pinned DAGs.
+    fn run_interleaving(repo: &Repo, scripts: &[Vec<Op>]) -> Result<(), TestCaseError> {
+        let results: Vec<HashMap<Cid, Vec<Block>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = scripts
+                .iter()
+                .enumerate()
+                .map(|(t, script)| {
                     let repo = repo.clone();
                     scope.spawn(move || {
                         let mut pinned: HashMap<Cid, Vec<Block>> = HashMap::new();
@@ -531,26 +527,60 @@ mod tests {
                                     pinned.remove(&root);
                                 }
                                 Op::Unpin(_) => {}
-                                Op::Gc => { repo.gc().unwrap(); }
+                                Op::Gc => {
+                                    repo.gc().unwrap();
+                                }
                             }
                             assert_complete(&repo, &pinned);
                         }
                         pinned
                     })
-                }).collect();
-                handles.into_iter().map(|h| h.join().unwrap()).collect()
-            });
-            repo.gc().unwrap();
-            let mut expect: HashSet<Multihash<64>> = HashSet::new();
-            for pinned in &results {
-                assert_complete(&repo, pinned);
-                for blocks in pinned.values() {
-                    expect.extend(blocks.iter().map(|b| *b.cid().hash()));
-                }
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        repo.gc().unwrap();
+        let mut expect: HashSet<Multihash<64>> = HashSet::new();
+        for pinned in &results {
+            assert_complete(repo, pinned);
+            for blocks in pinned.values() {
+                expect.extend(blocks.iter().map(|b| *b.cid().hash()));
             }
-            let present: HashSet<Multihash<64>> =
-                repo.blocks().all_cids().unwrap().iter().map(|c| *c.hash()).collect();
-            prop_assert_eq!(present, expect);
+        }
+        let present: HashSet<Multihash<64>> = repo
+            .blocks()
+            .all_cids()
+            .unwrap()
+            .iter()
+            .map(|c| *c.hash())
+            .collect();
+        prop_assert_eq!(present, expect);
+        Ok(())
+    }
+
+    fn scripts() -> impl Strategy<Value = Vec<Vec<Op>>> {
+        proptest::collection::vec(proptest::collection::vec(op(), 1..25), 2..4)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        #[test]
+        fn gc_never_loses_pinned_blocks(scripts in scripts()) {
+            let (_d, repo) = mem_repo();
+            run_interleaving(&repo, &scripts)?;
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+        /// The same property on the persistent store (deletes and re-puts of one multihash).
+        #[test]
+        fn gc_never_loses_pinned_blocks_on_disk(scripts in scripts()) {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = Repo::init(&dir.path().join("r")).unwrap();
+            run_interleaving(&repo, &scripts)?;
         }
     }
 }
