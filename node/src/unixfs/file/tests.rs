@@ -674,6 +674,20 @@ fn throughput_256mib_discard() {
             Ok(())
         }
     }
+    // The same bytes as a file (in the page cache once written).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("input");
+    let mut f = std::fs::File::create(&path).unwrap();
+    std::io::copy(
+        &mut CycleReader {
+            src: &src,
+            pos: 0,
+            left: size,
+        },
+        &mut f,
+    )
+    .unwrap();
+    drop(f);
     for (name, o) in [
         ("default", ImportOptions::default()),
         (
@@ -681,19 +695,24 @@ fn throughput_256mib_discard() {
             opts(|o| o.cid_version = Some(Version::V1)),
         ),
     ] {
-        for store in [false, true] {
+        for (input, store) in [("memory", false), ("file", false), ("file", true)] {
             let count = CountSink(Default::default());
             let sink: &dyn BlockSink = if store { &count } else { &DiscardSink };
             let t = std::time::Instant::now();
-            let r = CycleReader {
-                src: &src,
-                pos: 0,
-                left: size,
-            };
-            import_file(r, &o, sink, &|_| {}).unwrap();
+            if input == "file" {
+                let r = std::fs::File::open(&path).unwrap();
+                import_file(r, &o, sink, &|_| {}).unwrap();
+            } else {
+                let r = CycleReader {
+                    src: &src,
+                    pos: 0,
+                    left: size,
+                };
+                import_file(r, &o, sink, &|_| {}).unwrap();
+            }
             let secs = t.elapsed().as_secs_f64();
             eprintln!(
-                "import {mib} MiB {name} into {}: {:.0} MB/s, peak RSS {} MB",
+                "import {mib} MiB {name} from {input} into {}: {:.0} MB/s, peak RSS {} MB",
                 if store {
                     "a counting sink"
                 } else {
