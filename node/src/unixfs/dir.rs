@@ -62,6 +62,14 @@ pub fn import_path_sharded(
     on_added: &mut dyn FnMut(&Imported),
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Imported, ImportError> {
+    // As go-ipfs-cmds `appendFile`: clean the path first (so `link/` is the symlink itself,
+    // not its target), then lstat it.
+    let cleaned: std::path::PathBuf = path.components().collect();
+    let path = if cleaned.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        cleaned.as_path()
+    };
     let name = base_name(path)?;
     let mut walker = Walker {
         emitter: NodeEmitter { opts, sink },
@@ -386,6 +394,21 @@ mod tests {
             b.cid.to_string(),
             "QmWYN8SEXCgNT2PSjB6BnxAx6NJQtazWoBkTRH9GRfPFFQ"
         );
+    }
+
+    /// go-ipfs-cmds cleans an argument before `Lstat`: `link/` names the symlink itself.
+    #[test]
+    fn trailing_slash_does_not_follow_a_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("real")).unwrap();
+        symlink("real", tmp.path().join("link")).unwrap();
+        let store = MemoryBlockstore::default();
+        let arg = format!("{}/link/", tmp.path().display());
+        let (root, added) = import(Path::new(&arg), &ImportOptions::default(), 0, &store);
+        let (sym, _) =
+            build_symlink(b"real", &ImportOptions::default(), &StoreSink(&store)).unwrap();
+        assert_eq!(root.cid, sym);
+        assert_eq!(added[0].path, "link");
     }
 
     #[test]
