@@ -270,6 +270,7 @@ fn sync_paths(paths: &[PathBuf]) -> Result<(), BlockstoreError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

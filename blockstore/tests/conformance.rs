@@ -1,5 +1,7 @@
 //! The same contract checks against every Blockstore implementation.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use bytes::Bytes;

@@ -3,6 +3,8 @@
 //! mid-stream, reopens the store, and checks every acknowledged block is present and intact.
 //! Three rounds on the same directory also exercise recovery on top of recovery.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use cid::Cid;

@@ -2,6 +2,8 @@
 //! sequences of puts, deletes, compactions, reopens (with and without the checkpoint) and
 //! crashes (reopen from a stale checkpoint).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use cid::Cid;

@@ -1,5 +1,7 @@
 //! DiskBlockstore: persistence, corruption, torn tails, compaction and the repo lock.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use cid::Cid;

@@ -173,6 +173,7 @@ pub fn load(dir: &Path) -> Option<Hint> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::hash::HashFn;
@@ -187,7 +188,13 @@ mod tests {
             record_len: 1000,
             header_len: 48,
         };
-        save(dir.path(), &[(1, 10), (3, 5096)], 1, [(&mh, &loc)].into_iter()).unwrap();
+        save(
+            dir.path(),
+            &[(1, 10), (3, 5096)],
+            1,
+            [(&mh, &loc)].into_iter(),
+        )
+        .unwrap();
         let h = load(dir.path()).unwrap();
         assert_eq!(h.segments, vec![(1, 10), (3, 5096)]);
         assert_eq!(h.entries, vec![(mh, loc)]);

@@ -81,6 +81,7 @@ impl Index {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::hash::HashFn;

@@ -92,7 +92,7 @@ pub fn decode_header(buf: &[u8]) -> Result<Header, HeaderError> {
     let crc = u32_at(8);
     let kind = fixed[12];
     let mh_len = usize::from(fixed[13]);
-    if kind > KIND_TOMBSTONE || mh_len > MULTIHASH_BYTES_MAX || mh_len < 2 {
+    if kind > KIND_TOMBSTONE || !(2..=MULTIHASH_BYTES_MAX).contains(&mh_len) {
         return Err(HeaderError::Invalid);
     }
     let header_len = FIXED_HEADER_BYTES + mh_len;
@@ -128,6 +128,7 @@ pub fn crc_ok(header: &Header, record: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::hash::HashFn;

@@ -1,4 +1,5 @@
 //! Helpers shared by the blockstore integration tests.
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use bytes::Bytes;
