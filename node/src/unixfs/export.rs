@@ -21,6 +21,7 @@ use bytes::Bytes;
 use cid::Cid;
 use ipfs_kit_blockstore::{Blockstore, BlockstoreError};
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// Deepest file DAG or directory tree walked (balanced DAGs of kubo are < 10 levels; trickle
@@ -454,8 +455,6 @@ impl Getter<'_, '_> {
         Ok(())
     }
 }
-
-use std::os::unix::ffi::OsStrExt;
 
 struct ProgressWriter<'a, W: Write> {
     inner: W,
