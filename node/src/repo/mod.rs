@@ -63,7 +63,7 @@ pub enum RepoError {
     #[error("{0} is not pinned")]
     NotPinned(Cid),
     #[error("{cid} is pinned indirectly under {root}")]
-    PinnedIndirectly { cid: Cid, root: Cid },
+    PinnedIndirectly { cid: Cid, root: Box<Cid> },
     #[error("{0} already pinned recursively")]
     AlreadyPinnedRecursively(Cid),
     #[error("pin name of {size_bytes} bytes exceeds the {max_bytes}-byte limit")]
@@ -71,7 +71,13 @@ pub enum RepoError {
     #[error("pin record for {0} is corrupt")]
     CorruptPin(String),
     #[error(transparent)]
-    Car(#[from] crate::car::CarError),
+    Car(Box<crate::car::CarError>),
+}
+
+impl From<crate::car::CarError> for RepoError {
+    fn from(e: crate::car::CarError) -> Self {
+        Self::Car(Box::new(e))
+    }
 }
 
 impl RepoError {

@@ -218,7 +218,10 @@ impl Repo {
             None => {
                 tx.abort().map_err(db)?;
                 match self.find_indirect(cid)? {
-                    Some(root) => Err(RepoError::PinnedIndirectly { cid: *cid, root }),
+                    Some(root) => Err(RepoError::PinnedIndirectly {
+                        cid: *cid,
+                        root: Box::new(root),
+                    }),
                     None => Err(RepoError::NotPinned(*cid)),
                 }
             }
@@ -422,7 +425,7 @@ mod tests {
             Err(RepoError::AlreadyPinnedRecursively(_))
         ));
         assert!(
-            matches!(repo.pin_rm(&b), Err(RepoError::PinnedIndirectly { root: r, .. }) if r == root)
+            matches!(repo.pin_rm(&b), Err(RepoError::PinnedIndirectly { root: r, .. }) if *r == root)
         );
         assert!(repo
             .pin_rm(&b)
