@@ -217,9 +217,7 @@ impl ChunkerSpec {
     pub fn validate(&self) -> Result<(), ImportError> {
         let spec = format!("{self:?}");
         match *self {
-            ChunkerSpec::Size(n) if n == 0 => {
-                Err(bad(&spec, "chunker size must be greater than 0"))
-            }
+            ChunkerSpec::Size(0) => Err(bad(&spec, "chunker size must be greater than 0")),
             ChunkerSpec::Size(n) if n > CHUNK_SIZE_BYTES_MAX => Err(max_error(&spec)),
             ChunkerSpec::Rabin { min, avg, max }
                 if min < RABIN_MIN_BYTES_MIN || min >= avg || avg >= max =>
