@@ -17,17 +17,12 @@ pub(super) fn cat(repo: &Repo, path: &str, offset: u64, length: Option<u64>) -> 
 
 pub(super) fn get(repo: &Repo, path: &str, output: Option<PathBuf>) -> Result<()> {
     let cid = export::resolve_path(repo.blocks().as_ref(), path)?;
+    // kubo names the output after the last path segment; a segment that is not a plain name
+    // (`..`, `.`) would point outside the working directory, so the CID stands in for it.
     let out = output.unwrap_or_else(|| {
-        let last = path
-            .trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .unwrap_or_default();
-        PathBuf::from(if last.is_empty() {
-            cid.to_string()
-        } else {
-            last.to_string()
-        })
+        let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+        let safe = export::check_entry_name(last).is_ok();
+        PathBuf::from(if safe { last.to_string() } else { cid.to_string() })
     });
     eprintln!("Saving file(s) to {}", out.display());
     let bar = super::progress_bar(None, None);
