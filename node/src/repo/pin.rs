@@ -111,7 +111,8 @@ fn check_name(name: Option<&str>) -> Result<(), RepoError> {
 impl Repo {
     /// `pin add`. Recursive: every block of the DAG must be present (offline), else
     /// [`DagError::Missing`] naming the first missing CID and nothing is pinned. Direct: the block
-    /// itself must be present. Durable once it returns.
+    /// itself must be present. Once it returns, the pin and the blocks are durable (the store is
+    /// synced before the pin commits with immediate durability).
     pub fn pin_add(
         &self,
         cid: &Cid,
@@ -142,6 +143,8 @@ impl Repo {
                 }
             }
         }
+        // A pin that survives power loss must not point at blocks that did not.
+        store.sync()?;
         let tx = self.inner.pins.begin_write().map_err(db)?;
         {
             let mut t = tx.open_table(PINS).map_err(db)?;
