@@ -325,13 +325,13 @@ impl Repo {
                 via: None,
             })
             .collect();
-        if filter.admits(PinKind::Indirect) {
+        let roots: Vec<Cid> = stored
+            .iter()
+            .filter(|(_, k, _)| *k == PinKind::Recursive)
+            .map(|(c, _, _)| *c)
+            .collect();
+        if filter.admits(PinKind::Indirect) && !roots.is_empty() {
             let pinned: HashSet<Cid> = stored.iter().map(|(c, _, _)| *c).collect();
-            let roots: Vec<Cid> = stored
-                .iter()
-                .filter(|(_, k, _)| *k == PinKind::Recursive)
-                .map(|(c, _, _)| *c)
-                .collect();
             let mut visited = HashSet::new();
             walk_from::<DagError, _>(self.inner.store.as_ref(), &roots, &mut visited, |c, _| {
                 if !pinned.contains(c) {
@@ -484,6 +484,7 @@ mod tests {
         let listed = repo.pin_ls(PinFilter::Direct, None).unwrap();
         let list = t.elapsed();
         assert_eq!(listed.len(), n as usize);
+        assert_eq!(repo.pin_ls(PinFilter::All, None).unwrap().len(), n as usize);
         assert_eq!(
             repo.is_pinned(&entries[n as usize / 2].0).unwrap(),
             Some(PinKind::Direct)
