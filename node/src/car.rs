@@ -33,6 +33,11 @@ pub const CAR_SECTION_BYTES_MAX: u64 = 8 * 1024 * 1024;
 pub const CAR_IMPORT_BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Write buffer of an export (three writes per block would otherwise be three syscalls).
 const CAR_EXPORT_BUFFER_BYTES: usize = 256 * 1024;
+/// Read buffer of an import (varints are read a byte at a time).
+const CAR_IMPORT_BUFFER_BYTES: usize = 256 * 1024;
+/// Most bytes reserved up front for a header or section, whatever length it declares; the rest
+/// grows only as bytes actually arrive.
+const CAR_READ_PREALLOC_BYTES_MAX: usize = 1024 * 1024;
 /// Most roots accepted in a CAR header.
 pub const CAR_ROOTS_MAX: usize = 65_536;
 
@@ -176,7 +181,7 @@ fn read_uvarint(r: &mut dyn Read) -> Result<Option<u64>, CarError> {
 fn read_exact(r: &mut dyn Read, len: u64, what: &'static str) -> Result<Vec<u8>, CarError> {
     // `len` is already bounded by a named limit; read through `take` so a short input never
     // makes us hold more than it actually delivered.
-    let mut buf = Vec::new();
+    let mut buf = Vec::with_capacity(len.min(CAR_READ_PREALLOC_BYTES_MAX as u64) as usize);
     r.take(len).read_to_end(&mut buf)?;
     if (buf.len() as u64) < len {
         return Err(CarError::Truncated(what));
@@ -272,6 +277,8 @@ fn read_sections(
 /// first mismatch stops the import with [`BlockstoreError::Corrupt`] (blocks before it may have
 /// been written, unpinned).
 pub fn import_car(sink: &dyn BlockSink, input: &mut dyn Read) -> Result<CarImport, CarError> {
+    let mut buffered = io::BufReader::with_capacity(CAR_IMPORT_BUFFER_BYTES, input);
+    let input: &mut dyn Read = &mut buffered;
     let (version, roots) = read_header(input)?;
     let mut out = CarImport::default();
     match version {
