@@ -14,7 +14,7 @@ pub mod gc;
 pub mod pin;
 
 pub use gc::{GcReport, RepoStat, WriteSession};
-pub use pin::{PinEntry, PinFilter, PinKind};
+pub use pin::{PinEntry, PinFilter, PinKind, PinVerifyEntry};
 
 use crate::dag::links::DagError;
 use cid::Cid;
