@@ -8,8 +8,9 @@
 //!
 //! dag-pb renders as kubo renders it (go-codec-dagpb's data model):
 //! `{"Data": {"/": {"bytes": ...}}, "Links": [{"Hash": {"/": cid}, "Name": ..., "Tsize": ...}]}`.
-//! Path segments under a dag-pb node name links first (UnixFS pathing, as kubo's resolver does)
-//! and fall back to the data-model fields `Data` / `Links`.
+//! Path segments under a dag-pb node name links first (UnixFS pathing, as kubo's resolver does
+//! for `/ipfs/` paths) and fall back to the data-model fields `Data` / `Links`; `/ipld/` paths
+//! use the data model only.
 
 use super::links::{DagError, IPLD_NESTING_DEPTH_MAX};
 use super::pb::{PbLink, PbNode};
@@ -396,6 +397,8 @@ pub fn resolve(store: &dyn Blockstore, path: &str) -> Result<Ipld, DagError> {
 /// [`resolve`], also telling which block the value lives in (`dag resolve`).
 pub fn resolve_full(store: &dyn Blockstore, path: &str) -> Result<Resolved, DagError> {
     let (root, segs) = parse_path(path)?;
+    // `/ipld/` paths walk the data model only; `/ipfs/` and bare CIDs also name dag-pb links.
+    let unixfs_names = !path.starts_with("/ipld/");
     let mut cur_cid = root;
     let mut cur = load(store, &root)?;
     let mut remainder: Vec<String> = Vec::new();
@@ -423,7 +426,7 @@ pub fn resolve_full(store: &dyn Blockstore, path: &str) -> Result<Resolved, DagE
         let next = match &cur {
             Ipld::Map(m) => {
                 // dag-pb: a link name first (UnixFS pathing), then the data-model fields.
-                let named = (cur_cid.codec() == DAG_PB_CODEC)
+                let named = (unixfs_names && cur_cid.codec() == DAG_PB_CODEC)
                     .then(|| pb_named_link(m, seg))
                     .flatten();
                 match named {
@@ -592,6 +595,27 @@ mod tests {
         assert_eq!(
             dag_get(&s, &format!("{pb_cid}/Links/0/Hash/v"), DAG_JSON_CODEC).unwrap(),
             b"42"
+        );
+        // A link named "Data": a name under /ipfs/, the data-model field under /ipld/.
+        let shadow = PbNode {
+            links: vec![PbLink {
+                cid: leaf,
+                name: Some("Data".into()),
+                tsize: Some(7),
+            }],
+            data: Some(Bytes::from_static(b"\x08\x01")),
+        }
+        .encode();
+        let shadow_cid = Cid::new_v1(DAG_PB_CODEC, HashFn::Sha2_256.digest(&shadow).unwrap());
+        s.put(&Block::new(shadow_cid, shadow.into()).unwrap())
+            .unwrap();
+        assert_eq!(
+            dag_get(&s, &format!("/ipfs/{shadow_cid}/Data/v"), DAG_JSON_CODEC).unwrap(),
+            b"42"
+        );
+        assert_eq!(
+            dag_get(&s, &format!("/ipld/{shadow_cid}/Data"), DAG_JSON_CODEC).unwrap(),
+            br#"{"/":{"bytes":"CAE"}}"#
         );
         // Through a dag-cbor link to the dag-pb node.
         let top = format!(r#"{{"dir":{{"/":"{pb_cid}"}}}}"#);
