@@ -491,10 +491,14 @@ fn build(
     }
 }
 
+/// Leaf workers for this machine (asked once: the answer comes from cgroup files).
 fn workers_for_machine() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, WORKERS_MAX)
+    static WORKERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *WORKERS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, WORKERS_MAX)
+    })
 }
 
 /// Imports one file's bytes. `path` in the result is empty; the caller fills it in.

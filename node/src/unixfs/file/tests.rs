@@ -633,6 +633,20 @@ impl Read for CycleReader<'_> {
     }
 }
 
+/// CPU time this process has used so far (user + system), in seconds (`/proc/self/stat`,
+/// clock ticks of 10 ms).
+fn cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = after.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some(ticks / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 /// Peak resident memory of this process (`VmHWM`), in MB.
 fn peak_rss_mb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -663,7 +677,14 @@ fn throughput_256mib_discard() {
         std::hint::black_box(HashFn::Sha2_256.digest(c).unwrap());
     }
     let one_core = src.len() as f64 / t.elapsed().as_secs_f64() / 1e6;
-    eprintln!("sha2-256 on one core: {one_core:.0} MB/s");
+    let cpu = cpu_secs();
+    for _ in 0..16 {
+        for c in src.chunks(256 << 10) {
+            std::hint::black_box(HashFn::Sha2_256.digest(c).unwrap());
+        }
+    }
+    let sha_cpu = (cpu_secs() - cpu) / (16.0 * src.len() as f64 / 1e9);
+    eprintln!("sha2-256 on one core: {one_core:.0} MB/s, {sha_cpu:.2} CPU-s/GB");
     /// Keeps only a count, but touches every block like a store's put would.
     struct CountSink(std::sync::atomic::AtomicU64);
     impl BlockSink for CountSink {
@@ -699,6 +720,7 @@ fn throughput_256mib_discard() {
             let count = CountSink(Default::default());
             let sink: &dyn BlockSink = if store { &count } else { &DiscardSink };
             let t = std::time::Instant::now();
+            let cpu = cpu_secs();
             if input == "file" {
                 let r = std::fs::File::open(&path).unwrap();
                 import_file(r, &o, sink, &|_| {}).unwrap();
@@ -711,14 +733,17 @@ fn throughput_256mib_discard() {
                 import_file(r, &o, sink, &|_| {}).unwrap();
             }
             let secs = t.elapsed().as_secs_f64();
+            let cpu = cpu_secs() - cpu;
             eprintln!(
-                "import {mib} MiB {name} from {input} into {}: {:.0} MB/s, peak RSS {} MB",
+                "import {mib} MiB {name} from {input} into {}: {:.0} MB/s, {:.2} CPU-s/GB, \
+                 peak RSS {} MB",
                 if store {
                     "a counting sink"
                 } else {
                     "DiscardSink"
                 },
                 size as f64 / secs / 1e6,
+                cpu / (size as f64 / 1e9),
                 peak_rss_mb()
             );
         }
