@@ -115,6 +115,13 @@ impl DiskBlockstore {
                 len: s.len,
             },
             last => {
+                // Seal the full segment: it may hold unsynced writes from before a crash, and
+                // `sync` only covers the active segment.
+                if let Some((&id, s)) = last {
+                    s.file
+                        .sync_data()
+                        .map_err(|e| BlockstoreError::io(segment::segment_path(dir, id), e))?;
+                }
                 let id = last.map_or(1, |(&id, _)| id + 1);
                 let file = Arc::new(segment::open_segment(dir, id, true)?);
                 segment::sync_dir(dir)?;
@@ -325,6 +332,7 @@ fn recover(dir: &Path) -> Result<(Index, BTreeMap<u32, u64>), BlockstoreError> {
         for (id, len) in &h.segments {
             start.insert(*id, *len);
         }
+        index.reserve(h.entries.len());
         for (mh, loc) in h.entries {
             index.insert(mh, loc);
         }
