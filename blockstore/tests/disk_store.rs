@@ -247,3 +247,32 @@ fn concurrent_readers_and_a_writer() {
     });
     assert_eq!(s.stat().unwrap().blocks, 200);
 }
+
+#[test]
+fn damage_in_a_sealed_segment_is_not_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks = random_blocks(10, 40, 3000..5000);
+    {
+        let s = DiskBlockstore::open_with(dir.path(), small_segments()).unwrap();
+        for b in &blocks {
+            s.put(b).unwrap();
+        }
+    }
+    std::fs::remove_file(dir.path().join("index.hint")).unwrap();
+    let first = dir.path().join("seg-0000000001.pack");
+    let len = std::fs::metadata(&first).unwrap().len();
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[0] ^= 0xFF; // the first record's magic
+    std::fs::write(&first, &bytes).unwrap();
+    let s = DiskBlockstore::open_with(dir.path(), small_segments()).unwrap();
+    assert_eq!(
+        std::fs::metadata(&first).unwrap().len(),
+        len,
+        "sealed segment was cut"
+    );
+    assert!(!s.has(blocks[0].cid()).unwrap());
+    // Blocks in later segments are all served.
+    let last = blocks.last().unwrap();
+    assert_eq!(s.get(last.cid()).unwrap().as_ref(), Some(last.data()));
+    assert!(s.stat().unwrap().blocks > 20);
+}

@@ -10,7 +10,9 @@
 //!   number of readers read concurrently with positional reads, outside every lock.
 //! - Durability: `put_many` returns once the kernel has the bytes (survives `kill -9`);
 //!   `sync` (or [`DiskOptions::sync_on_put`]) adds `fdatasync` of the active segment and the
-//!   directory (survives power loss). A torn tail found on open is cut off.
+//!   directory (survives power loss). A torn tail of the newest segment is cut off on open;
+//!   there, records whose crc fails are skipped. Damage inside an older (sealed) segment is
+//!   logged and left on disk, and only the records before it are indexed.
 //! - Compaction ([`DiskBlockstore::compact`]) copies the live records of mostly-dead segments
 //!   into new segments, syncs them, swaps the index, then deletes the old files.
 //! - A lock file (`flock`) keeps a second process (or a second open) out.
@@ -353,7 +355,16 @@ fn recover(dir: &Path) -> Result<(Index, BTreeMap<u32, u64>), BlockstoreError> {
                 index.remove(&h.mh);
             }
         })?;
-        if end.valid_len < end.file_len {
+        if end.valid_len < end.file_len && Some(id) != last {
+            // Mid-file damage in a sealed segment is not a torn write: keep the bytes for
+            // repair tools; the records before it are served, the rest is unreachable.
+            tracing::error!(
+                segment = id,
+                valid_bytes = end.valid_len,
+                file_bytes = end.file_len,
+                "sealed segment has an unreadable record; serving the records before it"
+            );
+        } else if end.valid_len < end.file_len {
             tracing::warn!(
                 segment = id,
                 valid_bytes = end.valid_len,
