@@ -15,14 +15,14 @@
 //! file size. It does not pin; callers pin roots only after the whole import succeeded.
 
 use crate::dag::codec::decode_ipld;
-use crate::dag::links::{walk_from, DagError};
+use crate::dag::links::{walk_from, DagError, Visited};
 use crate::dag::DAG_CBOR_CODEC;
 use crate::unixfs::BlockSink;
 use bytes::Bytes;
 use cid::Cid;
 use ipfs_kit_blockstore::{hash, limits, Block, Blockstore, BlockstoreError};
 use ipld_core::ipld::Ipld;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
 /// Largest CAR header accepted: 32 MiB (go-car `MaxAllowedHeaderSize`, found by fuzzing).
@@ -126,7 +126,7 @@ pub fn export_car(
         car_bytes: header.len() as u64,
         ..CarStats::default()
     };
-    let mut visited = HashSet::new();
+    let mut visited = Visited::new();
     let mut frame = Vec::with_capacity(16);
     walk_from::<CarError, _>(store, roots, &mut visited, |cid, data| {
         if hash::identity_data(cid).is_some() {

@@ -18,13 +18,11 @@
 
 use super::pin::{PinFilter, PinKind};
 use super::{Repo, RepoError, RepoInner, REPO_VERSION, STORAGE_MAX_BYTES_DEFAULT};
-use crate::dag::links::{walk_from, DagError};
+use crate::dag::links::{walk_from, DagError, MultihashSet, Visited};
 use crate::unixfs::BlockSink;
 use cid::Cid;
 use ipfs_kit_blockstore::{Block, BlockstoreError, CorruptBlock};
-use multihash::Multihash;
 use parking_lot::Mutex;
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -37,14 +35,14 @@ pub const GC_DELETE_BATCH_CIDS: usize = 4096;
 pub struct WriteSession {
     inner: Arc<RepoInner>,
     id: u64,
-    cids: Arc<Mutex<HashSet<Multihash<64>>>>,
+    cids: Arc<Mutex<MultihashSet>>,
 }
 
 impl Repo {
     /// Starts a write session: blocks written through it are GC roots until it is dropped.
     pub fn begin_write(&self) -> WriteSession {
         let id = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
-        let cids = Arc::new(Mutex::new(HashSet::new()));
+        let cids = Arc::new(Mutex::new(MultihashSet::new()));
         self.inner.sessions.lock().insert(id, cids.clone());
         WriteSession {
             inner: self.inner.clone(),
@@ -81,9 +79,11 @@ impl WriteSession {
 impl BlockSink for WriteSession {
     fn put_blocks(&self, blocks: &[Block]) -> Result<(), BlockstoreError> {
         let _gc = self.inner.gc_lock.read();
-        self.cids
-            .lock()
-            .extend(blocks.iter().map(|b| *b.cid().hash()));
+        let mut cids = self.cids.lock();
+        for b in blocks {
+            cids.insert(b.cid().hash());
+        }
+        drop(cids);
         self.inner.store.put_many(blocks)
     }
 }
@@ -123,25 +123,24 @@ impl Repo {
         {
             let _gc = self.inner.gc_lock.write();
             let store = self.inner.store.as_ref();
-            let mut marked: HashSet<Multihash<64>> = HashSet::new();
+            let mut marked = MultihashSet::new();
             let pins = self.stored_pins(PinFilter::All)?;
             let roots: Vec<Cid> = pins
                 .iter()
                 .filter(|(_, k, _)| *k == PinKind::Recursive)
                 .map(|(c, _, _)| *c)
                 .collect();
-            let mut visited = HashSet::new();
+            let mut visited = Visited::new();
             walk_from::<DagError, _>(store, &roots, &mut visited, |c, _| {
-                marked.insert(*c.hash());
+                marked.insert(c.hash());
                 Ok(())
             })?;
-            marked.extend(
-                pins.iter()
-                    .filter(|(_, k, _)| *k == PinKind::Direct)
-                    .map(|(c, _, _)| *c.hash()),
-            );
+            drop(visited);
+            for (c, _, _) in pins.iter().filter(|(_, k, _)| *k == PinKind::Direct) {
+                marked.insert(c.hash());
+            }
             for cids in self.inner.sessions.lock().values() {
-                marked.extend(cids.lock().iter().copied());
+                marked.union_with(&cids.lock());
             }
             let dead: Vec<Cid> = store
                 .all_cids()?
@@ -212,8 +211,10 @@ mod tests {
     use bytes::Bytes;
     use ipfs_kit_blockstore::{hash::HashFn, Blockstore, MemoryBlockstore};
     use ipld_core::ipld::Ipld;
+    use multihash::Multihash;
     use proptest::prelude::*;
     use std::collections::HashMap;
+    use std::collections::HashSet;
 
     fn mem_repo() -> (tempfile::TempDir, Repo) {
         let dir = tempfile::tempdir().unwrap();

@@ -16,12 +16,11 @@ pub mod pin;
 pub use gc::{GcReport, RepoStat, WriteSession};
 pub use pin::{PinEntry, PinFilter, PinKind, PinVerifyEntry};
 
-use crate::dag::links::DagError;
+use crate::dag::links::{DagError, MultihashSet};
 use cid::Cid;
 use ipfs_kit_blockstore::{Blockstore, BlockstoreError, DiskBlockstore};
-use multihash::Multihash;
 use parking_lot::{Mutex, RwLock};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -103,7 +102,7 @@ pub(crate) struct RepoInner {
     /// hold it for reading. See [`gc`].
     pub(crate) gc_lock: RwLock<()>,
     /// Multihashes recorded by each live write session, by session id.
-    pub(crate) sessions: Mutex<HashMap<u64, Arc<Mutex<HashSet<Multihash<64>>>>>>,
+    pub(crate) sessions: Mutex<HashMap<u64, Arc<Mutex<MultihashSet>>>>,
     pub(crate) next_session: AtomicU64,
     /// Test hook run by GC between mark and sweep, with the GC lock held.
     #[cfg(test)]

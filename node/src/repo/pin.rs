@@ -7,7 +7,7 @@
 //! Every change is one write transaction committed with immediate durability.
 
 use super::{db, Repo, RepoError};
-use crate::dag::links::{walk_from, DagError};
+use crate::dag::links::{walk_from, DagError, Visited};
 use cid::Cid;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::HashSet;
@@ -143,7 +143,7 @@ impl Repo {
         let _gc = self.inner.gc_lock.read();
         let store = self.inner.store.as_ref();
         if recursive {
-            let mut visited = HashSet::new();
+            let mut visited = Visited::new();
             walk_from::<DagError, _>(store, cids, &mut visited, |_, _| Ok(()))?;
         } else {
             for c in cids {
@@ -278,7 +278,7 @@ impl Repo {
             if root == *cid {
                 continue;
             }
-            let mut visited = HashSet::new();
+            let mut visited = Visited::new();
             let mut found = false;
             let r = walk_from::<DagError, _>(store, &[root], &mut visited, |c, _| {
                 if c == cid {
@@ -341,7 +341,7 @@ impl Repo {
             .collect();
         if filter.admits(PinKind::Indirect) && !roots.is_empty() {
             let pinned: HashSet<Cid> = stored.iter().map(|(c, _, _)| *c).collect();
-            let mut visited = HashSet::new();
+            let mut visited = Visited::new();
             walk_from::<DagError, _>(self.inner.store.as_ref(), &roots, &mut visited, |c, _| {
                 if !pinned.contains(c) {
                     out.push(PinEntry {
@@ -365,10 +365,10 @@ impl Repo {
         let mut out = Vec::new();
         for (root, kind, _) in self.stored_pins(PinFilter::All)? {
             let mut bad = Vec::new();
-            let mut visited = HashSet::new();
+            let mut visited = Visited::new();
             let mut stack = vec![root];
             while let Some(c) = stack.pop() {
-                if !visited.insert(c) {
+                if !visited.insert(&c) {
                     continue;
                 }
                 let data = match store.get(&c) {
