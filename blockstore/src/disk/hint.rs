@@ -208,4 +208,19 @@ mod tests {
         std::fs::write(&p, &bytes).unwrap();
         assert!(load(dir.path()).is_none());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn garbage_hint_is_ignored(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut with_magic = HINT_MAGIC.to_le_bytes().to_vec();
+            with_magic.extend_from_slice(&HINT_VERSION.to_le_bytes());
+            with_magic.extend_from_slice(&bytes);
+            for b in [&bytes, &with_magic] {
+                std::fs::write(dir.path().join(HINT_FILE), b).unwrap();
+                // Either rejected, or (vanishingly unlikely) a crc-valid parse; never a panic.
+                let _ = load(dir.path());
+            }
+        }
+    }
 }

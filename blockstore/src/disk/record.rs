@@ -162,4 +162,14 @@ mod tests {
         buf[4] = 0xff; // length no longer matches a tombstone
         assert_eq!(decode_header(&buf), Err(HeaderError::Invalid));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            if let Ok(h) = decode_header(&bytes) {
+                proptest::prop_assert!(h.record_len as usize <= RECORD_BYTES_MAX);
+                proptest::prop_assert!(usize::from(h.header_len) <= HEADER_BYTES_MAX);
+            }
+        }
+    }
 }
