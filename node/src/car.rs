@@ -449,6 +449,13 @@ mod tests {
         let imp = import_car(&StoreSink(&dst), &mut &v2[..]).unwrap();
         assert_eq!(imp.roots, vec![root]);
         assert_eq!(imp.blocks, order.len() as u64);
+        // A data offset inside the v2 header is refused.
+        let mut bad = wrap_v2(&v1, 0);
+        bad[CARV2_PRAGMA.len() + 16..CARV2_PRAGMA.len() + 24].copy_from_slice(&10u64.to_le_bytes());
+        assert!(matches!(
+            import_car(&StoreSink(&MemoryBlockstore::new()), &mut &bad[..]),
+            Err(CarError::BadHeader(_))
+        ));
         // A data size running past the end is truncation.
         let mut short = wrap_v2(&v1, 0);
         short.truncate(CARV2_PRAGMA.len() + CARV2_HEADER_BYTES + v1.len() - 3);
