@@ -649,4 +649,108 @@ mod tests {
         );
         assert_eq!(repo.is_pinned(&cid).unwrap(), Some(PinKind::Direct));
     }
+
+    #[derive(Clone, Debug)]
+    enum PinOp {
+        Add { target: usize, recursive: bool },
+        Rm { target: usize },
+    }
+
+    /// Pins against a model: every sequence of adds and removes leaves the same pin set, the
+    /// same `is_pinned` answers and the same errors as a plain map of root -> kind.
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::HashMap;
+
+        fn op() -> impl Strategy<Value = PinOp> {
+            prop_oneof![
+                (0usize..7, any::<bool>())
+                    .prop_map(|(target, recursive)| PinOp::Add { target, recursive }),
+                (0usize..7).prop_map(|target| PinOp::Rm { target }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+            #[test]
+            fn pins_match_a_model(ops in proptest::collection::vec(op(), 1..30)) {
+                let (_d, repo) = mem_repo();
+                // Targets: leaves l0, l1, l2; nodes n0 = [l0, l1], n1 = [l1, l2]; top = [n0, n1];
+                // and one CID whose block is absent.
+                let l: Vec<Cid> = (0..3u8).map(|i| put(&repo, RAW_CODEC, vec![i; 4])).collect();
+                let n0 = node(&repo, &[l[0], l[1]]);
+                let n1 = node(&repo, &[l[1], l[2]]);
+                let top = node(&repo, &[n0, n1]);
+                let absent = Cid::new_v1(RAW_CODEC, HashFn::Sha2_256.digest(b"absent").unwrap());
+                let targets = [l[0], l[1], l[2], n0, n1, top, absent];
+                let children: HashMap<Cid, Vec<Cid>> =
+                    [(n0, vec![l[0], l[1]]), (n1, vec![l[1], l[2]]), (top, vec![n0, n1])].into();
+                let below = |root: Cid| {
+                    let mut out = Vec::new();
+                    let mut stack = children.get(&root).cloned().unwrap_or_default();
+                    while let Some(c) = stack.pop() {
+                        out.push(c);
+                        stack.extend(children.get(&c).cloned().unwrap_or_default());
+                    }
+                    out
+                };
+                let mut model: HashMap<Cid, PinKind> = HashMap::new();
+                for op in ops {
+                    match op {
+                        PinOp::Add { target, recursive } => {
+                            let c = targets[target];
+                            let r = repo.pin_add(&c, recursive, None);
+                            if c == absent {
+                                prop_assert!(matches!(r, Err(RepoError::Dag(DagError::Missing(_)))));
+                            } else if !recursive && model.get(&c) == Some(&PinKind::Recursive) {
+                                prop_assert!(matches!(r, Err(RepoError::AlreadyPinnedRecursively(_))));
+                            } else {
+                                prop_assert!(r.is_ok());
+                                model.insert(c, if recursive { PinKind::Recursive } else { PinKind::Direct });
+                            }
+                        }
+                        PinOp::Rm { target } => {
+                            let c = targets[target];
+                            let r = repo.pin_rm(&c);
+                            match model.remove(&c) {
+                                Some(kind) => prop_assert_eq!(r.ok(), Some(kind)),
+                                None => {
+                                    let indirect = model.iter().any(|(root, k)| {
+                                        *k == PinKind::Recursive && below(*root).contains(&c)
+                                    });
+                                    if indirect {
+                                        prop_assert!(matches!(r, Err(RepoError::PinnedIndirectly { .. })), "{:?}", r);
+                                    } else {
+                                        prop_assert!(matches!(r, Err(RepoError::NotPinned(_))), "{:?}", r);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    let mut listed: Vec<(Cid, PinKind)> = repo
+                        .pin_ls(PinFilter::All, None)
+                        .unwrap()
+                        .into_iter()
+                        .filter(|e| e.kind != PinKind::Indirect)
+                        .map(|e| (e.cid, e.kind))
+                        .collect();
+                    let mut expect: Vec<(Cid, PinKind)> = model.iter().map(|(c, k)| (*c, *k)).collect();
+                    listed.sort_by_key(|(c, _)| c.to_bytes());
+                    expect.sort_by_key(|(c, _)| c.to_bytes());
+                    prop_assert_eq!(listed, expect);
+                    for c in &targets {
+                        let want = match model.get(c) {
+                            Some(k) => Some(*k),
+                            None if model.iter().any(|(root, k)| {
+                                *k == PinKind::Recursive && below(*root).contains(c)
+                            }) => Some(PinKind::Indirect),
+                            None => None,
+                        };
+                        prop_assert_eq!(repo.is_pinned(c).unwrap(), want, "{}", c);
+                    }
+                }
+            }
+        }
+    }
 }
