@@ -55,27 +55,36 @@ def ensure_input(data_dir, size_mib):
 
 
 def timed(cmd, stdout=subprocess.PIPE, env=None):
-    """Runs cmd under GNU time when present; returns (stdout, wall seconds, peak RSS in MiB)."""
+    """Runs cmd; returns (stdout, wall seconds, peak RSS in MiB).
+
+    Peak RSS comes from GNU time (`%M`) when /usr/bin/time exists. Otherwise from wait4's
+    ru_maxrss, which Linux carries over exec from the forking Python, so it is only an upper
+    bound (never below this script's own RSS, ~30 MiB)."""
     rss_file = None
     full = list(cmd)
     if os.path.exists(GNU_TIME):
         fd, rss_file = tempfile.mkstemp(prefix="time-")
         os.close(fd)
         full = [GNU_TIME, "-f", "%M", "-o", rss_file] + full
-    t0 = time.perf_counter()
-    p = subprocess.run(full, stdout=stdout, stderr=subprocess.PIPE, env=env, check=False)
-    wall = time.perf_counter() - t0
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.decode(errors='replace')[-2000:]}")
-    rss_mib = None
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(full, stdout=stdout, stderr=err, env=env)
+        out = p.stdout.read() if stdout == subprocess.PIPE else b""
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            err.seek(0)
+            msg = err.read().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{' '.join(cmd)} failed ({code}): {msg}")
+    rss_mib = usage.ru_maxrss / 1024  # KiB on Linux
     if rss_file:
         with open(rss_file) as f:
-            lines = [l for l in f.read().split() if l.isdigit()]
+            vals = [v for v in f.read().split() if v.isdigit()]
         os.unlink(rss_file)
-        if lines:
-            rss_mib = int(lines[-1]) / 1024
-    out = p.stdout.decode() if isinstance(p.stdout, bytes) else ""
-    return out, wall, rss_mib
+        if vals:
+            rss_mib = int(vals[-1]) / 1024
+    return out.decode(), wall, rss_mib
 
 
 def ours_add(binary, repo, path, only_hash):
