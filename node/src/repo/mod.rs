@@ -63,6 +63,8 @@ pub enum RepoError {
     NotPinned(Cid),
     #[error("{cid} is pinned indirectly under {root}")]
     PinnedIndirectly { cid: Cid, root: Box<Cid> },
+    #[error("'from' cid {0} was not recursively pinned already")]
+    NotPinnedRecursively(Cid),
     #[error("{0} already pinned recursively")]
     AlreadyPinnedRecursively(Cid),
     #[error("pin name of {size_bytes} bytes exceeds the {max_bytes}-byte limit")]

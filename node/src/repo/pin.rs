@@ -188,6 +188,35 @@ impl Repo {
         Ok(())
     }
 
+    /// `pin update <from> <to>`: `from` must be pinned recursively; `to` (whose DAG must be
+    /// complete) becomes pinned recursively with `from`'s name, and `from` is unpinned when
+    /// `unpin` (kubo's default). One transaction.
+    pub fn pin_update(&self, from: &Cid, to: &Cid, unpin: bool) -> Result<(), RepoError> {
+        let _gc = self.inner.gc_lock.read();
+        let name = match self.pin_of(from)? {
+            Some((PinKind::Recursive, name)) => name,
+            _ => return Err(RepoError::NotPinnedRecursively(*from)),
+        };
+        let store = self.inner.store.as_ref();
+        let mut visited = Visited::new();
+        walk_from::<DagError, _>(store, std::slice::from_ref(to), &mut visited, |_, _| Ok(()))?;
+        store.sync()?;
+        let tx = self.inner.pins.begin_write().map_err(db)?;
+        {
+            let mut t = tx.open_table(PINS).map_err(db)?;
+            if unpin && from != to {
+                t.remove(from.to_bytes().as_slice()).map_err(db)?;
+            }
+            t.insert(
+                to.to_bytes().as_slice(),
+                encode_value(PinKind::Recursive, name.as_deref()).as_slice(),
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(())
+    }
+
     /// Inserts pins without checking for blocks: for bulk loads and tests. One transaction.
     pub fn pins_insert_batch(
         &self,
@@ -571,6 +600,32 @@ mod tests {
         assert!(!by[&broken].ok);
         assert_eq!(by[&broken].bad_nodes.len(), 1);
         assert_eq!(by[&broken].bad_nodes[0].0, b);
+    }
+
+    #[test]
+    fn pin_update_moves_a_recursive_pin() {
+        let (_d, repo) = mem_repo();
+        let a = put(&repo, RAW_CODEC, b"a".to_vec());
+        let b = put(&repo, RAW_CODEC, b"b".to_vec());
+        let v1 = node(&repo, &[a]);
+        let v2 = node(&repo, &[a, b]);
+        assert!(matches!(
+            repo.pin_update(&v1, &v2, true),
+            Err(RepoError::NotPinnedRecursively(_))
+        ));
+        repo.pin_add(&v1, true, Some("site".into())).unwrap();
+        repo.pin_update(&v1, &v2, true).unwrap();
+        assert_eq!(repo.is_pinned(&v1).unwrap(), None);
+        let l = repo.pin_ls(PinFilter::Recursive, None).unwrap();
+        assert_eq!((l[0].cid, l[0].name.as_deref()), (v2, Some("site")));
+        let gone = Cid::new_v1(RAW_CODEC, HashFn::Sha2_256.digest(b"gone").unwrap());
+        let v3 = node(&repo, &[gone]);
+        assert!(matches!(
+            repo.pin_update(&v2, &v3, false),
+            Err(RepoError::Dag(DagError::Missing(_)))
+        ));
+        repo.pin_update(&v2, &v1, false).unwrap();
+        assert_eq!(repo.pin_ls(PinFilter::Recursive, None).unwrap().len(), 2);
     }
 
     const KILL9_DIR_ENV: &str = "IPFS_KIT_TEST_KILL9_DIR";
