@@ -455,6 +455,81 @@ fn trickle_vectors_cross_checked_with_js_importer() {
     }
 }
 
+/// Balanced trees many levels deep (size-16 chunks, 3 links per node, CIDv1; the same files as
+/// the trickle vectors), cross-checked with ipfs-unixfs-importer 17's balanced layout via
+/// `tests/interop/helia_import.mjs --chunk-size 16 --max-children 3 --raw-leaves B`. kubo's
+/// own defaults (174 links) are pinned by the t0040 vectors above.
+#[test]
+fn balanced_deep_vectors_cross_checked_with_js_importer() {
+    let cases = [
+        (
+            false,
+            1,
+            "bafybeibjsswjyjnuqyfzjo6tmvxqdk4efbgiyg4dhzwigb5tjvhif3zsgm",
+        ),
+        (
+            false,
+            2,
+            "bafybeiev6c4kwwd7u57a3dcfedsv3yvmimjuru2qftye5bpvtrtkgm56hu",
+        ),
+        (
+            false,
+            174,
+            "bafybeiaywuyfvyajlhj6pewvxic3ozdob5av7etvis7y7ntpsqxykkoii4",
+        ),
+        (
+            false,
+            175,
+            "bafybeihkh47ynunkk5v6ggyphgva6qwtuqocgzpgjc5b5u2kcoerae64ty",
+        ),
+        (
+            false,
+            871,
+            "bafybeibpdml7lkglohbslnoyegzegmzzlc7ijwhqdyjjmsugoxikk6xd3q",
+        ),
+        (
+            false,
+            1567,
+            "bafybeihynui4egg3ehfucongnrpj3ybdzaqkbdtbmlyh6vk4yjszya7apy",
+        ),
+        (
+            false,
+            5000,
+            "bafybeihnukznxphcrrblqbk2taofpjgufjcdmqwbrgnnq2gb3z2ngtabnu",
+        ),
+        (
+            false,
+            12345,
+            "bafybeig4ze7gtmrlrb3e2f2vjegc5drul34aw6vayxd2b4parsf5wcvnci",
+        ),
+        (
+            true,
+            1,
+            "bafkreidhypv7ixgxl5s4tfvmp73cfjvjzf6njuwafnskzfq6jq5lypxrdq",
+        ),
+        (
+            true,
+            871,
+            "bafybeiewaakcek4cvj54vrq3r6mwwvgb2k2rzlkneqzuxqipappokg57la",
+        ),
+        (
+            true,
+            12345,
+            "bafybeihavxs6mazwajjnuuyepjpoknd2obnqb3nh2st2pun22vfircxnfq",
+        ),
+    ];
+    for (raw, n, want) in cases {
+        let o = opts(|o| {
+            o.chunker = ChunkerSpec::Size(16);
+            o.layout = Layout::Balanced { max_links: 3 };
+            o.cid_version = Some(Version::V1);
+            o.raw_leaves = Some(raw);
+        });
+        let data = go_random(if n == 1 { 10 } else { 16 * n - 3 }, n as i64);
+        assert_eq!(root_of(&data, &o), want, "{n} leaves, raw {raw}");
+    }
+}
+
 #[test]
 fn every_option_combination_reads_back() {
     let data = go_random(700_000, 5);
@@ -750,20 +825,31 @@ fn throughput_256mib_discard() {
     }
 }
 
-/// Prints `<cid>\t<path>` for every file in `$IPFS_KIT_COMPARE_DIR`, imported with
-/// `$IPFS_KIT_COMPARE_CHUNKER` (default size-16), trickle, CIDv1 raw leaves: the same as
-/// `tests/interop/helia_import.mjs --chunk-size 16 --layout trickle --reduce-single-leaf false`.
+/// Prints `<cid>\t<path>` for every file in `$IPFS_KIT_COMPARE_DIR`, imported as CIDv1 with
+/// `$IPFS_KIT_COMPARE_CHUNKER` (default size-16), `$IPFS_KIT_COMPARE_LAYOUT` (`trickle`, the
+/// default, or a balanced layout's links per node) and `$IPFS_KIT_COMPARE_RAW` (raw leaves,
+/// default true): for comparing with `tests/interop/helia_import.mjs`, e.g. `--chunk-size 16
+/// --layout trickle --reduce-single-leaf false`.
 #[test]
 #[ignore]
 fn print_trickle_roots_for_comparison() {
     let Ok(dir) = std::env::var("IPFS_KIT_COMPARE_DIR") else {
         return;
     };
-    let chunker = std::env::var("IPFS_KIT_COMPARE_CHUNKER").unwrap_or_else(|_| "size-16".into());
+    let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
+    let chunker = var("IPFS_KIT_COMPARE_CHUNKER", "size-16");
+    let layout = match var("IPFS_KIT_COMPARE_LAYOUT", "trickle").as_str() {
+        "trickle" => Layout::Trickle,
+        n => Layout::Balanced {
+            max_links: n.parse().unwrap(),
+        },
+    };
+    let raw = var("IPFS_KIT_COMPARE_RAW", "true") == "true";
     let o = opts(|o| {
         o.chunker = chunker.parse().unwrap();
-        o.layout = Layout::Trickle;
+        o.layout = layout;
         o.cid_version = Some(Version::V1);
+        o.raw_leaves = Some(raw);
     });
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
