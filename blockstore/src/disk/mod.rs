@@ -171,7 +171,8 @@ impl DiskBlockstore {
         self.checkpoint_on_drop = false;
     }
 
-    /// Reads every stored block and checks it against its multihash, on two threads. Returns the
+    /// Reads every stored block and checks it against its multihash, one thread per core (at
+    /// most 8). Returns the
     /// CIDs (raw codec) of the corrupt blocks.
     pub fn verify_all(&self) -> Result<Vec<Cid>, BlockstoreError> {
         let entries: Vec<(Multihash<64>, Loc, Arc<File>)> = {
