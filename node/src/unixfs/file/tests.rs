@@ -861,3 +861,52 @@ fn print_trickle_roots_for_comparison() {
         println!("{}\t{}", root_of(&data, &o), p.display());
     }
 }
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn chunker() -> impl Strategy<Value = ChunkerSpec> {
+        prop_oneof![
+            (1usize..700).prop_map(ChunkerSpec::Size),
+            (16usize..64, 1usize..64, 1usize..256).prop_map(|(min, d1, d2)| ChunkerSpec::Rabin {
+                min,
+                avg: min + d1,
+                max: min + d1 + d2,
+            }),
+            Just(ChunkerSpec::Buzhash),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Every block re-decodes and re-encodes identically, sizes and Tsizes add up, the
+        /// leaves in order give back the input, and the pipelined import agrees with the
+        /// single-threaded one (all checked by `root_of`).
+        #[test]
+        fn any_input_reads_back(
+            len in 0usize..6000,
+            seed in any::<i64>(),
+            chunker in chunker(),
+            links in prop_oneof![Just(0usize), 2usize..6, Just(174usize)],
+            raw in any::<bool>(),
+            v1 in any::<bool>(),
+            inline in any::<bool>(),
+        ) {
+            let data = go_random(len, seed);
+            let o = opts(|o| {
+                o.chunker = chunker;
+                o.layout = if links == 0 {
+                    Layout::Trickle
+                } else {
+                    Layout::Balanced { max_links: links }
+                };
+                o.raw_leaves = Some(raw);
+                o.cid_version = Some(if v1 { Version::V1 } else { Version::V0 });
+                o.inline = inline;
+            });
+            root_of(&data, &o);
+        }
+    }
+}
