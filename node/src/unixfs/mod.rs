@@ -86,7 +86,9 @@ impl Default for ImportOptions {
     fn default() -> Self {
         Self {
             chunker: ChunkerSpec::Size(CHUNK_SIZE_BYTES_DEFAULT),
-            layout: Layout::Balanced { max_links: BALANCED_LINKS_PER_NODE },
+            layout: Layout::Balanced {
+                max_links: BALANCED_LINKS_PER_NODE,
+            },
             raw_leaves: None,
             cid_version: None,
             hash: HashFn::Sha2_256,
