@@ -7,7 +7,7 @@ use ipfs_kit_blockstore::hash::HashFn;
 use std::io::Write as _;
 use std::path::Path;
 
-pub(super) fn run(repo_path: &Path, a: AddArgs) -> Result<()> {
+pub(super) fn run(repo_path: &Path, repo_options: crate::repo::RepoOptions, a: AddArgs) -> Result<()> {
     let opts = options(&a)?;
     for p in &a.paths {
         let meta = std::fs::symlink_metadata(p).with_context(|| format!("{}", p.display()))?;
@@ -53,13 +53,13 @@ pub(super) fn run(repo_path: &Path, a: AddArgs) -> Result<()> {
                 )?);
             }
         } else {
-            let repo = super::open(repo_path)?;
+            let repo = super::open(repo_path, repo_options)?;
             let session = repo.begin_write();
             for p in &a.paths {
                 let root = unixfs::dir::import_path(p, &opts, &session, &mut on_added, &progress)
                     .with_context(|| format!("adding {}", p.display()))?;
                 if a.pin {
-                    repo.pin_add(&root.cid, true, None)?;
+                    session.pin_imported_root(&root.cid, None)?;
                 }
                 roots.push(root);
             }

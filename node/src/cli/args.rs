@@ -9,6 +9,10 @@ pub struct Cli {
     /// The repository: this flag, else $IPFS_KIT_PATH, else ~/.ipfs-kit (created on first use).
     #[arg(long, global = true, env = "IPFS_KIT_PATH", value_name = "DIR")]
     pub repo: Option<PathBuf>,
+    /// Sync blocks to disk before pins commit, so adds survive power loss (kubo's flatfs
+    /// default). Without it, what a command reported survives the process being killed.
+    #[arg(long, global = true, env = "IPFS_KIT_SYNC")]
+    pub sync: bool,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -131,11 +131,8 @@ pub(super) fn dag(repo: &Repo, cmd: DagCmd) -> Result<()> {
         DagCmd::Get { path, output_codec } => {
             let out =
                 dag::codec::dag_get(repo.blocks().as_ref(), &path, codec_code(&output_codec)?)?;
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(&out)?;
-            if output_codec == "dag-json" {
-                writeln!(stdout)?;
-            }
+            // No trailing newline: kubo prints the encoded bytes as they are.
+            std::io::stdout().lock().write_all(&out)?;
         }
         DagCmd::Export { cid } => {
             let cid = super::parse_cid(&cid)?;

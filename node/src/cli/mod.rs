@@ -12,7 +12,7 @@ mod pins;
 
 pub use args::Cli;
 
-use crate::repo::Repo;
+use crate::repo::{Repo, RepoOptions};
 use anyhow::{Context as _, Result};
 use cid::Cid;
 use clap::Parser as _;
@@ -42,9 +42,11 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> Result<()> {
     use args::Command;
     let repo_path = repo_path(cli.repo)?;
+    let options = RepoOptions { sync_blocks: cli.sync };
+    let open = |p: &std::path::Path| open(p, options);
     match cli.command {
         Command::Init => {
-            let repo = Repo::init(&repo_path)
+            let repo = Repo::init_with(&repo_path, options)
                 .with_context(|| format!("initializing {}", repo_path.display()))?;
             println!(
                 "initialized ipfs-kit repository at {}",
@@ -56,7 +58,7 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("ipfs-kit version: {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Add(a) => add::run(&repo_path, a),
+        Command::Add(a) => add::run(&repo_path, options, a),
         Command::Cat {
             path,
             offset,
@@ -81,9 +83,9 @@ fn repo_path(flag: Option<PathBuf>) -> Result<PathBuf> {
 }
 
 /// Opens the repository, creating it on first use.
-pub(crate) fn open(path: &std::path::Path) -> Result<Repo> {
-    let repo = match Repo::open(path) {
-        Err(crate::repo::RepoError::NotARepo(_)) => Repo::init(path),
+pub(crate) fn open(path: &std::path::Path, options: RepoOptions) -> Result<Repo> {
+    let repo = match Repo::open_with(path, options) {
+        Err(crate::repo::RepoError::NotARepo(_)) => Repo::init_with(path, options),
         other => other,
     };
     repo.with_context(|| format!("opening repository {}", path.display()))

@@ -70,6 +70,21 @@ impl WriteSession {
         self.repo().pin_add(root, recursive, name)
     }
 
+    /// Pins `root` recursively when every block of its DAG was written through this session
+    /// (what the importer does): the session already saw the whole DAG, so, unlike
+    /// [`Repo::pin_add`], nothing is read back. A root the session did not write falls back to
+    /// `pin_add`'s full walk.
+    pub fn pin_imported_root(&self, root: &Cid, name: Option<&str>) -> Result<(), RepoError> {
+        let repo = self.repo();
+        let recorded = ipfs_kit_blockstore::hash::identity_data(root).is_some()
+            || self.cids.lock().contains(root.hash());
+        if !recorded {
+            return repo.pin_add(root, true, name.map(str::to_string));
+        }
+        let _gc = self.inner.gc_lock.read();
+        repo.commit_pins(std::slice::from_ref(root), true, name)
+    }
+
     /// How many distinct blocks this session has recorded.
     pub fn recorded(&self) -> usize {
         self.cids.lock().len()
@@ -241,6 +256,30 @@ mod tests {
         let mut blocks = leaf_blocks;
         blocks.push(Block::new(root, bytes.into()).unwrap());
         (root, blocks)
+    }
+
+    #[test]
+    fn pin_imported_root_pins_without_reading_back_and_falls_back_to_a_walk() {
+        let (_d, repo) = mem_repo();
+        let (r1, b1) = dag(&[1, 2], 1);
+        let s = repo.begin_write();
+        s.put_blocks(&b1).unwrap();
+        s.pin_imported_root(&r1, Some("imported")).unwrap();
+        drop(s);
+        repo.gc().unwrap();
+        for b in &b1 {
+            assert!(repo.blocks().has(b.cid()).unwrap());
+        }
+        let pins = repo.pin_ls(PinFilter::Recursive, None).unwrap();
+        assert_eq!(pins.len(), 1);
+        assert_eq!(pins[0].name.as_deref(), Some("imported"));
+        // A root this session never wrote takes pin_add's walk, which finds the DAG incomplete.
+        let (r2, b2) = dag(&[7, 8], 2);
+        let s = repo.begin_write();
+        s.put_blocks(&b2[2..]).unwrap(); // only the root
+        let s2 = repo.begin_write();
+        assert!(s2.pin_imported_root(&r2, None).is_err());
+        drop((s, s2));
     }
 
     #[test]

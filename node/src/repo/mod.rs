@@ -18,7 +18,7 @@ pub use pin::{PinEntry, PinFilter, PinKind, PinVerifyEntry};
 
 use crate::dag::links::{DagError, MultihashSet};
 use cid::Cid;
-use ipfs_kit_blockstore::{Blockstore, BlockstoreError, DiskBlockstore};
+use ipfs_kit_blockstore::{Blockstore, BlockstoreError, DiskBlockstore, DiskOptions};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -95,9 +95,20 @@ pub(crate) fn db<E: Into<redb::Error>>(e: E) -> RepoError {
     RepoError::Db(e.into())
 }
 
+/// How a repository is opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RepoOptions {
+    /// Sync the block store before every pin commit (and every block write), so that added
+    /// data and pins survive power loss, as kubo's flatfs `sync` does. Off by default: blocks
+    /// and pins then survive the process being killed (`kill -9`), not the machine losing
+    /// power. `ipfs-kit --sync` turns it on.
+    pub sync_blocks: bool,
+}
+
 /// State shared by a [`Repo`] and its [`WriteSession`]s.
 pub(crate) struct RepoInner {
     pub(crate) path: PathBuf,
+    pub(crate) sync_blocks: bool,
     pub(crate) store: Arc<dyn Blockstore>,
     pub(crate) pins: redb::Database,
     /// GC holds it for writing across mark and sweep; writers of in-flight blocks and `pin_add`
@@ -129,6 +140,11 @@ impl Repo {
     /// Creates a repository at `path` (the directory may exist but must not be a repository)
     /// and opens it.
     pub fn init(path: &Path) -> Result<Repo, RepoError> {
+        Self::init_with(path, RepoOptions::default())
+    }
+
+    /// [`Repo::init`] with options.
+    pub fn init_with(path: &Path, options: RepoOptions) -> Result<Repo, RepoError> {
         let version_path = path.join(VERSION_FILE);
         if version_path.exists() {
             return Err(RepoError::AlreadyExists(path.to_path_buf()));
@@ -146,12 +162,17 @@ impl Repo {
             let _ = dir.sync_all();
         }
         tracing::info!(path = %path.display(), "initialized repository");
-        Self::open(path)
+        Self::open_with(path, options)
     }
 
     /// Opens an existing repository. A directory that is not one, or one with a missing or
     /// unreadable part, is a typed error.
     pub fn open(path: &Path) -> Result<Repo, RepoError> {
+        Self::open_with(path, RepoOptions::default())
+    }
+
+    /// [`Repo::open`] with options.
+    pub fn open_with(path: &Path, options: RepoOptions) -> Result<Repo, RepoError> {
         check_version(path)?;
         let blocks = path.join(BLOCKS_DIR);
         if !blocks.is_dir() {
@@ -167,7 +188,11 @@ impl Repo {
                 reason: "pins.redb is missing".into(),
             });
         }
-        let store: Arc<dyn Blockstore> = Arc::new(DiskBlockstore::open(&blocks)?);
+        let disk_options = DiskOptions {
+            sync_on_put: options.sync_blocks,
+            ..DiskOptions::default()
+        };
+        let store: Arc<dyn Blockstore> = Arc::new(DiskBlockstore::open_with(&blocks, disk_options)?);
         let pins = redb::Database::open(&pins_path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => {
                 RepoError::Store(BlockstoreError::Locked(pins_path.display().to_string()))
@@ -178,7 +203,7 @@ impl Repo {
             },
         })?;
         pin::create_tables(&pins)?;
-        Ok(Self::from_parts(path, store, pins))
+        Ok(Self::from_parts(path, store, pins, options))
     }
 
     /// A repository whose pins live in `path` and whose blocks live in `store` (an in-memory
@@ -187,13 +212,19 @@ impl Repo {
         std::fs::create_dir_all(path).map_err(|e| RepoError::io(path, e))?;
         let pins = redb::Database::create(path.join(PINS_FILE)).map_err(db)?;
         pin::create_tables(&pins)?;
-        Ok(Self::from_parts(path, store, pins))
+        Ok(Self::from_parts(path, store, pins, RepoOptions::default()))
     }
 
-    fn from_parts(path: &Path, store: Arc<dyn Blockstore>, pins: redb::Database) -> Repo {
+    fn from_parts(
+        path: &Path,
+        store: Arc<dyn Blockstore>,
+        pins: redb::Database,
+        options: RepoOptions,
+    ) -> Repo {
         Repo {
             inner: Arc::new(RepoInner {
                 path: path.to_path_buf(),
+                sync_blocks: options.sync_blocks,
                 store,
                 pins,
                 gc_lock: RwLock::new(()),

@@ -120,8 +120,9 @@ fn check_name(name: Option<&str>) -> Result<(), RepoError> {
 impl Repo {
     /// `pin add`. Recursive: every block of the DAG must be present (offline), else
     /// [`DagError::Missing`] naming the first missing CID and nothing is pinned. Direct: the block
-    /// itself must be present. Once it returns, the pin and the blocks are durable (the store is
-    /// synced before the pin commits with immediate durability).
+    /// itself must be present. Once it returns, the pin survives `kill -9` (an immediate-durability
+    /// commit); with [`RepoOptions::sync_blocks`](super::RepoOptions) the blocks are synced first,
+    /// so pin and blocks also survive power loss.
     pub fn pin_add(
         &self,
         cid: &Cid,
@@ -152,8 +153,23 @@ impl Repo {
                 }
             }
         }
-        // A pin that survives power loss must not point at blocks that did not.
-        store.sync()?;
+        self.commit_pins(cids, recursive, name.as_deref())
+    }
+
+    /// Writes pins whose DAGs are known to be complete, with the GC lock held for reading by the
+    /// caller. Syncs the block store first when the repository syncs blocks
+    /// ([`RepoOptions::sync_blocks`](super::RepoOptions)), so that a pin surviving power loss never
+    /// points at blocks that did not.
+    pub(crate) fn commit_pins(
+        &self,
+        cids: &[Cid],
+        recursive: bool,
+        name: Option<&str>,
+    ) -> Result<(), RepoError> {
+        let name = name.map(str::to_string);
+        if self.inner.sync_blocks {
+            self.inner.store.sync()?;
+        }
         let tx = self.inner.pins.begin_write().map_err(db)?;
         {
             let mut t = tx.open_table(PINS).map_err(db)?;
@@ -200,7 +216,9 @@ impl Repo {
         let store = self.inner.store.as_ref();
         let mut visited = Visited::new();
         walk_from::<DagError, _>(store, std::slice::from_ref(to), &mut visited, |_, _| Ok(()))?;
-        store.sync()?;
+        if self.inner.sync_blocks {
+            store.sync()?;
+        }
         let tx = self.inner.pins.begin_write().map_err(db)?;
         {
             let mut t = tx.open_table(PINS).map_err(db)?;
