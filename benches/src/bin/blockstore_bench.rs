@@ -324,10 +324,10 @@ fn main() -> Result<()> {
         rows.push(measure(kind, &blocks, args.batch, parent.path())?);
     }
     println!(
-        "{} MiB of 256 KiB blocks, put_many batches of {} ({} MiB), warm-cache reads with hash checks",
+        "{} MiB of 256 KiB blocks, put_many batches of {} ({} KiB), warm-cache reads with hash checks",
         args.mib,
         args.batch,
-        args.batch * BLOCK_BYTES >> 20
+        args.batch * BLOCK_BYTES / 1024
     );
     println!(
         "baselines on this machine: sha2-256 {sha_mb_s:.0} MB/s (one core), \

@@ -13,7 +13,7 @@ use super::record::{MULTIHASH_BYTES_MAX, RECORD_BYTES_MAX};
 use crate::BlockstoreError;
 use multihash::Multihash;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 const HINT_MAGIC: u32 = 0x484B_5049; // "IPKH"
@@ -22,6 +22,8 @@ pub const HINT_FILE: &str = "index.hint";
 const HINT_TMP: &str = "index.hint.tmp";
 /// Most segments a hint may list (1 Ki segments of 1 GiB = 1 TiB per store).
 const HINT_SEGMENTS_MAX: u32 = 1 << 20;
+/// Largest hint read into memory (about 60 million blocks); a larger store is scanned instead.
+const HINT_FILE_BYTES_MAX: u64 = 4 << 30;
 /// Smallest encoded entry, used to bound the entry count by the file size.
 const ENTRY_BYTES_MIN: u64 = 4 + 8 + 4 + 1 + 1 + 2;
 
@@ -86,90 +88,93 @@ pub fn save<'a>(
     std::fs::rename(&tmp, &dst).map_err(|e| BlockstoreError::io(&dst, e))
 }
 
-struct CrcReader<R: Read> {
-    inner: R,
-    crc: crc32fast::Hasher,
+/// A cursor over the hint's bytes; every read is bounds-checked.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
+        self.0 = rest;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)?.try_into().ok().map(u32::from_le_bytes)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8)?.try_into().ok().map(u64::from_le_bytes)
+    }
 }
 
-impl<R: Read> CrcReader<R> {
-    fn bytes<const N: usize>(&mut self) -> std::io::Result<[u8; N]> {
-        let mut b = [0u8; N];
-        self.inner.read_exact(&mut b)?;
-        self.crc.update(&b);
-        Ok(b)
+fn parse(bytes: &[u8]) -> Option<Hint> {
+    let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+    if crc32fast::hash(body).to_le_bytes() != crc {
+        return None;
     }
-    fn u32(&mut self) -> std::io::Result<u32> {
-        self.bytes::<4>().map(u32::from_le_bytes)
+    let mut c = Cursor(body);
+    if c.u32()? != HINT_MAGIC || c.u32()? != HINT_VERSION {
+        return None;
     }
-    fn u64(&mut self) -> std::io::Result<u64> {
-        self.bytes::<8>().map(u64::from_le_bytes)
+    let nseg = c.u32()?;
+    if nseg > HINT_SEGMENTS_MAX {
+        return None;
     }
+    let mut segments = Vec::with_capacity(nseg as usize);
+    for _ in 0..nseg {
+        segments.push((c.u32()?, c.u64()?));
+    }
+    let count = c.u64()?;
+    if count > body.len() as u64 / ENTRY_BYTES_MIN {
+        return None;
+    }
+    let mut entries = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let seg = c.u32()?;
+        let offset = c.u64()?;
+        let record_len = c.u32()?;
+        let header_len = c.u8()?;
+        let mh_len = usize::from(c.u8()?);
+        if mh_len > MULTIHASH_BYTES_MAX
+            || u32::from(header_len) > record_len
+            || record_len as usize > RECORD_BYTES_MAX
+        {
+            return None;
+        }
+        let mh = Multihash::<64>::from_bytes(c.take(mh_len)?).ok()?;
+        let loc = Loc {
+            seg,
+            offset,
+            record_len,
+            header_len,
+        };
+        entries.push((mh, loc));
+    }
+    c.0.is_empty().then_some(Hint { segments, entries })
 }
 
 /// Loads the hint, or `None` if there is none or it does not check.
 pub fn load(dir: &Path) -> Option<Hint> {
     let path = dir.join(HINT_FILE);
-    let file = File::open(&path).ok()?;
-    let file_len = file.metadata().ok()?.len();
-    let mut r = CrcReader {
-        inner: BufReader::with_capacity(1 << 20, file),
-        crc: crc32fast::Hasher::new(),
-    };
-    let parsed = (|| -> std::io::Result<Option<Hint>> {
-        if r.u32()? != HINT_MAGIC || r.u32()? != HINT_VERSION {
-            return Ok(None);
-        }
-        let nseg = r.u32()?;
-        if nseg > HINT_SEGMENTS_MAX {
-            return Ok(None);
-        }
-        let mut segments = Vec::with_capacity(nseg as usize);
-        for _ in 0..nseg {
-            segments.push((r.u32()?, r.u64()?));
-        }
-        let count = r.u64()?;
-        if count > file_len / ENTRY_BYTES_MIN {
-            return Ok(None);
-        }
-        let mut entries = Vec::with_capacity(count as usize);
-        let mut mh_buf = [0u8; MULTIHASH_BYTES_MAX];
-        for _ in 0..count {
-            let seg = r.u32()?;
-            let offset = r.u64()?;
-            let record_len = r.u32()?;
-            let [header_len, mh_len] = r.bytes::<2>()?;
-            let mh_len = usize::from(mh_len);
-            if mh_len > MULTIHASH_BYTES_MAX
-                || u32::from(header_len) > record_len
-                || record_len as usize > RECORD_BYTES_MAX
-            {
-                return Ok(None);
-            }
-            r.inner.read_exact(&mut mh_buf[..mh_len])?;
-            r.crc.update(&mh_buf[..mh_len]);
-            let Ok(mh) = Multihash::<64>::from_bytes(&mh_buf[..mh_len]) else {
-                return Ok(None);
-            };
-            let loc = Loc {
-                seg,
-                offset,
-                record_len,
-                header_len,
-            };
-            entries.push((mh, loc));
-        }
-        let want = r.crc.clone().finalize();
-        let mut crc = [0u8; 4];
-        r.inner.read_exact(&mut crc)?;
-        Ok((u32::from_le_bytes(crc) == want).then_some(Hint { segments, entries }))
-    })();
-    match parsed {
-        Ok(Some(h)) => Some(h),
-        _ => {
-            tracing::warn!(path = %path.display(), "ignoring an unreadable index hint; scanning segments");
-            None
-        }
+    let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    if len > HINT_FILE_BYTES_MAX {
+        tracing::warn!(path = %path.display(), len, "index hint too large to load; scanning");
+        return None;
     }
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the index hint");
+            return None;
+        }
+    };
+    let hint = parse(&bytes);
+    if hint.is_none() {
+        tracing::warn!(path = %path.display(), "ignoring an invalid index hint; scanning segments");
+    }
+    hint
 }
 
 #[cfg(test)]
