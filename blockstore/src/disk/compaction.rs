@@ -13,7 +13,7 @@
 
 use super::index::Loc;
 use super::record::{self, KIND_TOMBSTONE};
-use super::{segment, DiskBlockstore, Segment, Writer};
+use super::{segment, DiskBlockstore, Segment};
 use crate::BlockstoreError;
 use multihash::Multihash;
 use std::collections::{BTreeSet, HashSet};
@@ -144,7 +144,7 @@ impl DiskBlockstore {
         }
         // The writer moves above the copies so later records sort after them on a rescan.
         if selected.contains(&w.id) {
-            self.open_active(&mut w, next_active)?;
+            self.start_segment(&mut w, next_active)?;
         } else {
             self.roll(&mut w, next_active)?;
         }
@@ -253,20 +253,5 @@ impl DiskBlockstore {
             len: 0,
             buf: Vec::new(),
         })
-    }
-
-    /// Points the writer at a new empty segment without syncing the old one (it is gone).
-    fn open_active(&self, w: &mut Writer, id: u32) -> Result<(), BlockstoreError> {
-        let file = Arc::new(segment::open_segment(&self.dir, id, true)?);
-        segment::sync_dir(&self.dir)?;
-        self.state.write().segments.insert(
-            id,
-            Segment {
-                file: file.clone(),
-                len: 0,
-            },
-        );
-        *w = Writer { id, file, len: 0 };
-        Ok(())
     }
 }

@@ -82,6 +82,10 @@ struct Writer {
     id: u32,
     file: Arc<File>,
     len: u64,
+    /// Segments sealed since the last sync: rolling does not wait for the disk, `sync` does.
+    unsynced: Vec<(u32, Arc<File>)>,
+    /// A segment file was created since the last directory sync.
+    dir_dirty: bool,
 }
 
 /// The persistent pack store. See the module docs.
@@ -115,18 +119,18 @@ impl DiskBlockstore {
                 id,
                 file: s.file.clone(),
                 len: s.len,
+                unsynced: Vec::new(),
+                dir_dirty: false,
             },
             last => {
-                // Seal the full segment: it may hold unsynced writes from before a crash, and
-                // `sync` only covers the active segment.
-                if let Some((&id, s)) = last {
-                    s.file
-                        .sync_data()
-                        .map_err(|e| BlockstoreError::io(segment::segment_path(dir, id), e))?;
-                }
+                // The full segment may hold unsynced writes from before a crash: the next
+                // `sync` covers it.
+                let unsynced: Vec<_> = last
+                    .map(|(&id, s)| (id, s.file.clone()))
+                    .into_iter()
+                    .collect();
                 let id = last.map_or(1, |(&id, _)| id + 1);
                 let file = Arc::new(segment::open_segment(dir, id, true)?);
-                segment::sync_dir(dir)?;
                 segments.insert(
                     id,
                     Segment {
@@ -134,7 +138,13 @@ impl DiskBlockstore {
                         len: 0,
                     },
                 );
-                Writer { id, file, len: 0 }
+                Writer {
+                    id,
+                    file,
+                    len: 0,
+                    unsynced,
+                    dir_dirty: true,
+                }
             }
         };
         tracing::debug!(dir = %dir.display(), blocks = index.len(), "opened disk blockstore");
@@ -223,14 +233,18 @@ impl DiskBlockstore {
         Ok(bad)
     }
 
-    /// Starts a new active segment after sealing (syncing) the current one. `next_id` must be
+    /// Seals the active segment (its sync is left to the next `sync`, so a large import does
+    /// not stall on the disk at a segment boundary) and starts a new one. `next_id` must be
     /// above every existing segment id.
     fn roll(&self, w: &mut Writer, next_id: u32) -> Result<(), BlockstoreError> {
-        w.file
-            .sync_data()
-            .map_err(|e| BlockstoreError::io(segment::segment_path(&self.dir, w.id), e))?;
+        w.unsynced.push((w.id, w.file.clone()));
+        self.start_segment(w, next_id)
+    }
+
+    /// Points the writer at a new, empty segment `id`.
+    fn start_segment(&self, w: &mut Writer, next_id: u32) -> Result<(), BlockstoreError> {
         let file = Arc::new(segment::open_segment(&self.dir, next_id, true)?);
-        segment::sync_dir(&self.dir)?;
+        w.dir_dirty = true;
         self.state.write().segments.insert(
             next_id,
             Segment {
@@ -238,11 +252,9 @@ impl DiskBlockstore {
                 len: 0,
             },
         );
-        *w = Writer {
-            id: next_id,
-            file,
-            len: 0,
-        };
+        w.id = next_id;
+        w.file = file;
+        w.len = 0;
         Ok(())
     }
 
@@ -284,10 +296,20 @@ impl DiskBlockstore {
         Ok(start)
     }
 
-    fn sync_writer(&self, w: &Writer) -> Result<(), BlockstoreError> {
-        w.file
-            .sync_data()
-            .map_err(|e| BlockstoreError::io(segment::segment_path(&self.dir, w.id), e))
+    /// fdatasyncs the segments sealed since the last sync, the active one, and the directory
+    /// if a segment was created.
+    fn sync_writer(&self, w: &mut Writer) -> Result<(), BlockstoreError> {
+        let io = |id, e| BlockstoreError::io(segment::segment_path(&self.dir, id), e);
+        for (id, f) in &w.unsynced {
+            f.sync_data().map_err(|e| io(*id, e))?;
+        }
+        w.unsynced.clear();
+        w.file.sync_data().map_err(|e| io(w.id, e))?;
+        if w.dir_dirty {
+            segment::sync_dir(&self.dir)?;
+            w.dir_dirty = false;
+        }
+        Ok(())
     }
 }
 
@@ -513,7 +535,7 @@ impl Blockstore for DiskBlockstore {
             rest = &rest[n..];
         }
         if self.opts.sync_on_put && !todo.is_empty() {
-            self.sync_writer(&w)?;
+            self.sync_writer(&mut w)?;
         }
         Ok(())
     }
@@ -541,7 +563,7 @@ impl Blockstore for DiskBlockstore {
             }
         }
         if self.opts.sync_on_put && !present.is_empty() {
-            self.sync_writer(&w)?;
+            self.sync_writer(&mut w)?;
         }
         Ok(present.len() as u64)
     }
@@ -557,8 +579,8 @@ impl Blockstore for DiskBlockstore {
     }
 
     fn sync(&self) -> Result<(), BlockstoreError> {
-        let w = self.writer.lock();
-        self.sync_writer(&w)?;
+        let mut w = self.writer.lock();
+        self.sync_writer(&mut w)?;
         segment::sync_dir(&self.dir)
     }
 
