@@ -208,14 +208,21 @@ fn second_open_is_locked() {
 #[test]
 fn sync_on_put_store_round_trips() {
     let dir = tempfile::tempdir().unwrap();
+    // Small segments, so batches roll segments and sync covers the sealed ones too.
     let opts = DiskOptions {
         sync_on_put: true,
+        segment_bytes_max: 16 * 1024,
         ..Default::default()
     };
-    let blocks = random_blocks(8, 5, 1..100);
+    let blocks = random_blocks(8, 40, 1..5000);
     {
         let s = DiskBlockstore::open_with(dir.path(), opts.clone()).unwrap();
-        s.put_many(&blocks).unwrap();
+        s.put_many(&blocks[..20]).unwrap();
+        for b in &blocks[20..] {
+            s.put(b).unwrap();
+        }
+        s.sync().unwrap();
+        s.close_without_checkpoint();
     }
     let s = DiskBlockstore::open_with(dir.path(), opts).unwrap();
     for b in &blocks {
