@@ -3,6 +3,8 @@
 
 Rounds alternate A B A B so drift (page cache, thermal, other load) hits both sides:
   A  ipfs-kit --repo <fresh> add -Q <file>             (process wall time, incl. startup)
+  A+ ipfs-kit --repo <fresh> --sync add -Q <file>      (blocks fsynced like kubo's flatfs; when
+                                                        the binary has --sync)
   B  kubo AddFile into a fresh kubo repo               (in-process AddFile time; node start excluded)
   A' ipfs-kit --repo <fresh> add --only-hash -Q <file>
   B' kubo AddFile(only_hash=True)
@@ -87,11 +89,17 @@ def timed(cmd, stdout=subprocess.PIPE, env=None):
     return out.decode(), wall, rss_mib
 
 
-def ours_add(binary, repo, path, only_hash):
+def supports_sync(binary):
+    out = subprocess.run([binary, "--help"], capture_output=True, check=False).stdout
+    return b"--sync" in out
+
+
+def ours_add(binary, repo, path, only_hash, sync=False):
     init = subprocess.run([binary, "--repo", repo, "init"], capture_output=True, check=False)
     if init.returncode != 0 and b"unrecognized subcommand" not in init.stderr:
         log(f"note: `ipfs-kit init` exited {init.returncode}: {init.stderr.decode(errors='replace').strip()}")
-    cmd = [binary, "--repo", repo, "add"] + (["--only-hash"] if only_hash else []) + ["-Q", path]
+    cmd = [binary, "--repo", repo] + (["--sync"] if sync else []) + ["add"]
+    cmd += (["--only-hash"] if only_hash else []) + ["-Q", path]
     out, wall, rss = timed(cmd)
     return out.strip(), wall, rss
 
@@ -135,8 +143,9 @@ def main():
         while f.read(1 << 24):
             pass
 
-    res = {k: [] for k in ("ours_add", "kubo_add", "ours_hash", "kubo_hash", "ours_cat")}
-    rss = {k: [] for k in ("ours_add", "ours_hash", "ours_cat", "kubo_add")}
+    sync = ours and supports_sync(a.bin)
+    res = {k: [] for k in ("ours_add", "ours_add_sync", "kubo_add", "ours_hash", "kubo_hash", "ours_cat")}
+    rss = {k: [] for k in ("ours_add", "ours_add_sync", "ours_hash", "ours_cat", "kubo_add")}
     cids = set()
     try:
         for r in range(a.rounds):
@@ -147,6 +156,14 @@ def main():
                 rss["ours_add"].append(m)
                 cids.add(("ipfs-kit", cid))
                 log(f"round {r}: ipfs-kit add        {size / 1e6 / wall:8.1f} MB/s  rss {fmt_mib(m)} MiB  {cid}")
+            if sync:
+                srepo = os.path.join(work, f"ours-sync-{r}")
+                scid, wall, m = ours_add(a.bin, srepo, path, False, sync=True)
+                res["ours_add_sync"].append(wall)
+                rss["ours_add_sync"].append(m)
+                cids.add(("ipfs-kit --sync", scid))
+                shutil.rmtree(srepo, ignore_errors=True)
+                log(f"round {r}: ipfs-kit --sync add {size / 1e6 / wall:8.1f} MB/s  rss {fmt_mib(m)} MiB")
             kcid, secs, kwall, km = kubo_add(path, False, work)
             res["kubo_add"].append(secs)
             rss["kubo_add"].append(km)
@@ -184,13 +201,15 @@ def main():
         "median_mb_per_s": {k: mbps(k) for k in res},
         "peak_rss_mib": {k: peak(k) for k in rss},
         "ratio_add_vs_kubo": (mbps("ours_add") / mbps("kubo_add")) if ours else None,
+        "ratio_add_sync_vs_kubo": (mbps("ours_add_sync") / mbps("kubo_add")) if sync else None,
         "ratio_only_hash_vs_kubo": (mbps("ours_hash") / mbps("kubo_hash")) if ours else None,
         "cids": sorted(f"{who}: {c}" for who, c in cids),
         "same_cid": len({c for _, c in cids}) == 1,
     }
     print(f"\nadd of {size / 2**20:.0f} MiB, median of {a.rounds} rounds (MB/s = 10^6 bytes/s)")
     print(f"{'what':<28}{'MB/s':>10}{'peak RSS MiB':>15}")
-    rows = [("ipfs-kit add", "ours_add", "ours_add"), ("kubo add (AddFile)", "kubo_add", "kubo_add"),
+    rows = [("ipfs-kit add", "ours_add", "ours_add"), ("ipfs-kit --sync add", "ours_add_sync", "ours_add_sync"),
+            ("kubo add (AddFile)", "kubo_add", "kubo_add"),
             ("ipfs-kit add --only-hash", "ours_hash", "ours_hash"), ("kubo add only_hash", "kubo_hash", None),
             ("ipfs-kit cat", "ours_cat", "ours_cat")]
     for label, k, rk in rows:
@@ -200,6 +219,8 @@ def main():
         r = summary["peak_rss_mib"].get(rk) if rk else None
         print(f"{label:<28}{v:>10.1f}{(f'{r:.0f}' if r is not None else '-'):>15}")
     if ours:
+        if sync:
+            print(f"ratio add --sync ipfs-kit/kubo: {summary['ratio_add_sync_vs_kubo']:.2f}x (both fsync blocks)")
         print(f"ratio add ipfs-kit/kubo: {summary['ratio_add_vs_kubo']:.2f}x; "
               f"only-hash: {summary['ratio_only_hash_vs_kubo']:.2f}x")
     print("root CIDs: " + "; ".join(summary["cids"]) + ("" if summary["same_cid"] else "  <-- MISMATCH"))
