@@ -1,7 +1,8 @@
 //! Helpers shared by the workspace integration tests in `tests/tests/`: deterministic fixtures
 //! ([`fixtures`]), the real kubo and JS tools under `tests/interop/` ([`interop`]), and the
-//! ipfs-kit side of each comparison ([`ours`]).
+//! ipfs-kit side of each comparison: the library ([`ours`]) and the binary ([`cli`]).
 
+pub mod cli;
 pub mod fixtures;
 pub mod interop;
 pub mod ours;

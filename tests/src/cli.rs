@@ -1,0 +1,86 @@
+//! The `ipfs-kit` binary for end-to-end tests from this crate. Another package's binary has no
+//! `CARGO_BIN_EXE_*`, so it is built once per test process with the cargo that runs the tests
+//! (a no-op when `cargo test --workspace` has built it already) and found from cargo's JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use anyhow::{bail, Context, Result};
+
+static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// Path of a freshly built `ipfs-kit` (dev profile).
+pub fn ipfs_kit_bin() -> Result<PathBuf> {
+    BIN.get_or_init(|| build().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn build() -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new(cargo)
+        .current_dir(&workspace)
+        .args([
+            "build",
+            "-p",
+            "ipfs-kit",
+            "--bin",
+            "ipfs-kit",
+            "--message-format=json",
+        ])
+        .output()
+        .context("running cargo build -p ipfs-kit")?;
+    if !out.status.success() {
+        bail!(
+            "cargo build -p ipfs-kit failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["reason"] == "compiler-artifact" && v["target"]["name"] == "ipfs-kit" {
+            if let Some(exe) = v["executable"].as_str() {
+                return Ok(PathBuf::from(exe));
+            }
+        }
+    }
+    bail!("cargo build -p ipfs-kit reported no ipfs-kit executable")
+}
+
+/// Runs `ipfs-kit --repo <repo> <args>`; `Err` with its stderr unless it exits 0.
+pub fn run(repo: &Path, args: &[&str]) -> Result<Output> {
+    let bin = ipfs_kit_bin()?;
+    let out = Command::new(&bin)
+        .arg("--repo")
+        .arg(repo)
+        .args(args)
+        .env_remove("IPFS_KIT_PATH")
+        .output()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "ipfs-kit {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
+}
+
+/// `ipfs-kit add -Q <flags> <path>` (recursive for a directory): the root CID.
+pub fn add_root(repo: &Path, flags: &[&str], path: &Path) -> Result<String, String> {
+    let mut args = vec!["add", "-Q"];
+    if path.is_dir() {
+        args.push("-r");
+    }
+    args.extend_from_slice(flags);
+    let p = path.to_str().ok_or("non-UTF-8 path")?;
+    args.push(p);
+    let out = run(repo, &args).map_err(|e| format!("{e:#}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
