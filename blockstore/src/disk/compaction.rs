@@ -31,8 +31,9 @@ pub struct CompactStats {
     pub bytes_reclaimed: u64,
 }
 
-/// Copies are buffered and written in chunks of this size: 16 MiB.
-const COPY_BUFFER_BYTES: usize = 16 << 20;
+/// Copies are buffered and written in chunks of about this size: 1 MiB (see the write
+/// chunk in `mod.rs`).
+const COPY_BUFFER_BYTES: usize = 1 << 20;
 
 /// An output segment being filled.
 struct Output {
