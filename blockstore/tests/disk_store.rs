@@ -231,6 +231,53 @@ fn sync_on_put_store_round_trips() {
 }
 
 #[test]
+fn damage_before_good_records_stays_visible_after_a_scan_open() {
+    // Open without a checkpoint: the scan finds a record failing its crc with good records
+    // after it. That is damage, not a torn tail: the block must read as Corrupt (and be listed
+    // by verify_all), not vanish.
+    let dir = tempfile::tempdir().unwrap();
+    let blocks = random_blocks(21, 3, 1000..2000);
+    {
+        let s = DiskBlockstore::open(dir.path()).unwrap();
+        s.put_many(&blocks).unwrap();
+        s.close_without_checkpoint();
+    }
+    let seg = newest_segment(dir.path());
+    let len = std::fs::metadata(&seg).unwrap().len();
+    // The last block's data ends the file; a byte well inside the first record's data.
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&seg)
+        .unwrap();
+    let pos = 200.min(len / 4);
+    f.seek(SeekFrom::Start(pos)).unwrap();
+    let mut byte = [0u8];
+    std::io::Read::read_exact(&mut f, &mut byte).unwrap();
+    f.seek(SeekFrom::Start(pos)).unwrap();
+    f.write_all(&[byte[0] ^ 0x01]).unwrap();
+    drop(f);
+    let _ = std::fs::remove_file(dir.path().join("index.hint"));
+    let s = DiskBlockstore::open(dir.path()).unwrap();
+    match s.get(blocks[0].cid()) {
+        Err(BlockstoreError::Corrupt(c)) => assert_eq!(c.cid, *blocks[0].cid()),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(
+        s.get(blocks[2].cid()).unwrap().as_ref(),
+        Some(blocks[2].data())
+    );
+    let bad = s.verify_all().unwrap();
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].hash(), blocks[0].cid().hash());
+    assert_eq!(
+        std::fs::metadata(&seg).unwrap().len(),
+        len,
+        "damage is not truncated away"
+    );
+}
+
+#[test]
 fn concurrent_readers_and_a_writer() {
     let dir = tempfile::tempdir().unwrap();
     let s = DiskBlockstore::open_with(dir.path(), small_segments()).unwrap();

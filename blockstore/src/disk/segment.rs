@@ -80,9 +80,11 @@ pub struct ScanEnd {
 }
 
 /// Scans the records of segment `id` from `start` (a record boundary), calling `on_record` with
-/// each valid record's header and offset. With `verify_crc`, data is read and records whose crc
-/// fails are skipped (and logged); without, data is seeked past. Scanning stops at the first
-/// header that is short, invalid or runs past the end of the file: a torn tail.
+/// each record's header and offset. With `verify_crc`, data is read: a record whose crc fails
+/// but is followed by a good record is still reported (damage: reads of it will fail their
+/// hash check), while failing records at the end are left out as a torn tail; without, data
+/// is seeked past. Scanning stops at the first header that is short, invalid or runs past the
+/// end of the file: a torn tail too.
 pub fn scan(
     dir: &Path,
     id: u32,
@@ -99,6 +101,11 @@ pub fn scan(
     let mut offset = start;
     let mut hbuf = [0u8; HEADER_BYTES_MAX];
     let mut record_buf = Vec::new();
+    // Records whose crc failed, not yet known to be followed by a good record. A bad record
+    // with good ones after it is damage, not a torn write: it stays indexed so that reading it
+    // reports `Corrupt` (and `verify` lists it) instead of the block silently vanishing. Bad
+    // records at the very end are a torn tail and are cut off.
+    let mut suspect: Vec<(Header, u64)> = Vec::new();
     loop {
         let remaining = file_len - offset;
         if remaining == 0 {
@@ -124,15 +131,31 @@ pub fn scan(
             record_buf.resize(header.record_len as usize, 0);
             rd.read_exact(&mut record_buf[hl..]).map_err(io)?;
             if record::crc_ok(&header, &record_buf) {
+                for (h, o) in suspect.drain(..) {
+                    tracing::warn!(
+                        segment = id,
+                        offset = o,
+                        "record fails its crc; kept so reads report it corrupt"
+                    );
+                    on_record(h, o);
+                }
                 on_record(header, offset);
             } else {
-                tracing::warn!(segment = id, offset, "skipping a record whose crc fails");
+                suspect.push((header, offset));
             }
         } else {
             rd.seek_relative(rec_len as i64 - consumed).map_err(io)?;
             on_record(header, offset);
         }
         offset += rec_len;
+    }
+    if let Some(&(_, first_bad)) = suspect.first() {
+        tracing::warn!(
+            segment = id,
+            offset = first_bad,
+            "torn tail: records fail their crc"
+        );
+        offset = first_bad;
     }
     Ok(ScanEnd {
         valid_len: offset,
