@@ -114,7 +114,11 @@ fn add_then_cat_round_trips_and_prints_kubo_lines() {
     // -Q prints only the root and gives the same CID; a second add deduplicates.
     assert_eq!(env.ok(&["add", "-Q", file.to_str().unwrap()]).trim(), cid);
     // --sync (power-loss durability) changes nothing that is printed.
-    assert_eq!(env.ok(&["--sync", "add", "-Q", file.to_str().unwrap()]).trim(), cid);
+    assert_eq!(
+        env.ok(&["--sync", "add", "-Q", file.to_str().unwrap()])
+            .trim(),
+        cid
+    );
     // kubo's well-known CID of the empty file.
     let empty = env.path("in/empty");
     write(&empty, b"");

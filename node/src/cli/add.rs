@@ -7,7 +7,11 @@ use ipfs_kit_blockstore::hash::HashFn;
 use std::io::Write as _;
 use std::path::Path;
 
-pub(super) fn run(repo_path: &Path, repo_options: crate::repo::RepoOptions, a: AddArgs) -> Result<()> {
+pub(super) fn run(
+    repo_path: &Path,
+    repo_options: crate::repo::RepoOptions,
+    a: AddArgs,
+) -> Result<()> {
     let opts = options(&a)?;
     for p in &a.paths {
         let meta = std::fs::symlink_metadata(p).with_context(|| format!("{}", p.display()))?;

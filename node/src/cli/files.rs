@@ -20,9 +20,17 @@ pub(super) fn get(repo: &Repo, path: &str, output: Option<PathBuf>) -> Result<()
     // kubo names the output after the last path segment; a segment that is not a plain name
     // (`..`, `.`) would point outside the working directory, so the CID stands in for it.
     let out = output.unwrap_or_else(|| {
-        let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+        let last = path
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
         let safe = export::check_entry_name(last).is_ok();
-        PathBuf::from(if safe { last.to_string() } else { cid.to_string() })
+        PathBuf::from(if safe {
+            last.to_string()
+        } else {
+            cid.to_string()
+        })
     });
     eprintln!("Saving file(s) to {}", out.display());
     let bar = super::progress_bar(None, None);

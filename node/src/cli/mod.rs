@@ -42,7 +42,9 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> Result<()> {
     use args::Command;
     let repo_path = repo_path(cli.repo)?;
-    let options = RepoOptions { sync_blocks: cli.sync };
+    let options = RepoOptions {
+        sync_blocks: cli.sync,
+    };
     let open = |p: &std::path::Path| open(p, options);
     match cli.command {
         Command::Init => {

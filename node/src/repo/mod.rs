@@ -192,7 +192,8 @@ impl Repo {
             sync_on_put: options.sync_blocks,
             ..DiskOptions::default()
         };
-        let store: Arc<dyn Blockstore> = Arc::new(DiskBlockstore::open_with(&blocks, disk_options)?);
+        let store: Arc<dyn Blockstore> =
+            Arc::new(DiskBlockstore::open_with(&blocks, disk_options)?);
         let pins = redb::Database::open(&pins_path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => {
                 RepoError::Store(BlockstoreError::Locked(pins_path.display().to_string()))
