@@ -347,10 +347,11 @@ fn verify_finds_a_corrupted_block() {
 fn adds_acknowledged_before_kill_9_survive() {
     let env = Env::new();
     let dir = env.path("many");
-    for i in 0..40 {
+    // 60 files of 2 MB: the add runs long after the first lines are printed.
+    for i in 0..60 {
         write(
             &dir.join(format!("f{i:02}")),
-            &pseudo_random(400_000, 100 + i),
+            &pseudo_random(2_000_000, 100 + i),
         );
     }
     // Add the files one by one in a child; kill -9 it after some have been acknowledged.
@@ -363,7 +364,7 @@ fn adds_acknowledged_before_kill_9_survive() {
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut acked = Vec::new();
     let mut line = String::new();
-    while acked.len() < 10 {
+    while acked.len() < 5 {
         line.clear();
         if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() == 0 {
             break;
@@ -371,8 +372,14 @@ fn adds_acknowledged_before_kill_9_survive() {
         acked.push(line.split_whitespace().nth(1).unwrap().to_string());
     }
     child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    assert!(!acked.is_empty());
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the add must be killed mid-run, not finish first"
+    );
+    assert_eq!(acked.len(), 5);
     // The repository opens (the lock died with the process) and every acknowledged file is whole.
     for cid in &acked {
         env.ok_bytes(&["cat", cid]);
