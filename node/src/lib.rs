@@ -8,6 +8,7 @@
 
 pub mod car;
 pub mod cli;
+pub mod config;
 pub mod dag;
 pub mod repo;
 pub mod unixfs;

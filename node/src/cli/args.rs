@@ -20,7 +20,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create the repository.
-    Init,
+    Init(super::config::InitArgs),
+    /// Show or change the configuration (config.toml).
+    Config(super::config::ConfigArgs),
     /// Add a file or directory.
     Add(AddArgs),
     /// Print the bytes of a file.

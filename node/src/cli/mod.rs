@@ -7,6 +7,7 @@
 mod add;
 mod args;
 mod blocks;
+mod config;
 mod files;
 mod pins;
 
@@ -42,20 +43,22 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> Result<()> {
     use args::Command;
     let repo_path = repo_path(cli.repo)?;
-    let options = RepoOptions {
-        sync_blocks: cli.sync,
+    // Flag, else environment (clap reads IPFS_KIT_SYNC for --sync), else config.toml. `config`
+    // itself opens no repository and must work on a config that others would refuse.
+    let sync_blocks = match &cli.command {
+        Command::Config(_) => cli.sync,
+        _ => {
+            cli.sync
+                || crate::config::Config::load_with_env(&repo_path)?
+                    .datastore
+                    .sync
+        }
     };
+    let options = RepoOptions { sync_blocks };
     let open = |p: &std::path::Path| open(p, options);
     match cli.command {
-        Command::Init => {
-            let repo = Repo::init_with(&repo_path, options)
-                .with_context(|| format!("initializing {}", repo_path.display()))?;
-            println!(
-                "initialized ipfs-kit repository at {}",
-                repo.path().display()
-            );
-            Ok(())
-        }
+        Command::Init(a) => config::init(&repo_path, options, a),
+        Command::Config(c) => config::run(&repo_path, c),
         Command::Version => {
             println!("ipfs-kit version: {}", env!("CARGO_PKG_VERSION"));
             Ok(())

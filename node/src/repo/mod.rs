@@ -154,6 +154,9 @@ impl Repo {
         let pins = redb::Database::create(path.join(PINS_FILE)).map_err(db)?;
         pin::create_tables(&pins)?;
         drop(pins);
+        crate::config::write_default_if_absent(path).map_err(|e| {
+            RepoError::io(crate::config::Config::path(path), std::io::Error::other(e))
+        })?;
         // Written last and atomically: its presence marks a complete repository.
         let tmp = path.join("version.tmp");
         write_synced(&tmp, format!("{REPO_VERSION}\n").as_bytes())?;

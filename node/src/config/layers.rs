@@ -1,0 +1,109 @@
+//! The layers over the file: environment variables, then explicit flags ([`Overrides`]).
+//! Each layer replaces whole values (a swarm list from the environment replaces the file's).
+
+use super::{resolve, Config, ConfigError, Role};
+
+/// Environment variables read by [`Config::apply_env`].
+pub const ENV_ROLE: &str = "IPFS_KIT_ROLE";
+pub const ENV_API: &str = "IPFS_KIT_API";
+pub const ENV_GATEWAY: &str = "IPFS_KIT_GATEWAY";
+/// Comma-separated multiaddrs.
+pub const ENV_SWARM: &str = "IPFS_KIT_SWARM";
+/// Comma-separated multiaddrs; empty for none.
+pub const ENV_BOOTSTRAP: &str = "IPFS_KIT_BOOTSTRAP";
+/// `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`/empty.
+pub const ENV_SYNC: &str = "IPFS_KIT_SYNC";
+
+/// Values given as flags (the daemon's `--swarm`, `--api`, `--gateway`, `init --role`,
+/// `--sync`): the last layer, over the environment and the file. `None` leaves a value alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub role: Option<Role>,
+    pub swarm: Option<Vec<String>>,
+    pub api: Option<String>,
+    pub gateway: Option<String>,
+    pub bootstrap: Option<Vec<String>>,
+    /// `--sync` can only turn syncing on (its absence is not "off").
+    pub sync: Option<bool>,
+}
+
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn parse_bool(value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::BadValue {
+            key: "datastore.sync".into(),
+            message: format!("{value:?} is not a boolean"),
+        }),
+    }
+}
+
+fn env_err(var: &'static str) -> impl FnOnce(ConfigError) -> ConfigError {
+    move |e| ConfigError::Env {
+        var,
+        source: Box::new(e),
+    }
+}
+
+impl Config {
+    /// Applies the `IPFS_KIT_*` variables found by `env` (the process environment in the
+    /// binary, a map in tests). A malformed value is an error naming the variable.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = env(ENV_ROLE) {
+            self.role = v.parse().map_err(env_err(ENV_ROLE))?;
+        }
+        if let Some(v) = env(ENV_API) {
+            resolve::socket_addr("addresses.api", &v).map_err(env_err(ENV_API))?;
+            self.addresses.api = v.trim().to_string();
+        }
+        if let Some(v) = env(ENV_GATEWAY) {
+            resolve::socket_addr("addresses.gateway", &v).map_err(env_err(ENV_GATEWAY))?;
+            self.addresses.gateway = v.trim().to_string();
+        }
+        if let Some(v) = env(ENV_SWARM) {
+            let list = split_list(&v);
+            resolve::multiaddrs("addresses.swarm", &list).map_err(env_err(ENV_SWARM))?;
+            self.addresses.swarm = list;
+        }
+        if let Some(v) = env(ENV_BOOTSTRAP) {
+            let list = split_list(&v);
+            resolve::bootstrap(&list).map_err(env_err(ENV_BOOTSTRAP))?;
+            self.bootstrap = list;
+        }
+        if let Some(v) = env(ENV_SYNC) {
+            self.datastore.sync = parse_bool(&v).map_err(env_err(ENV_SYNC))?;
+        }
+        Ok(())
+    }
+
+    /// Applies flags, the last layer.
+    pub fn apply_overrides(&mut self, o: &Overrides) {
+        if let Some(role) = o.role {
+            self.role = role;
+        }
+        if let Some(swarm) = &o.swarm {
+            self.addresses.swarm = swarm.clone();
+        }
+        if let Some(api) = &o.api {
+            self.addresses.api = api.clone();
+        }
+        if let Some(gateway) = &o.gateway {
+            self.addresses.gateway = gateway.clone();
+        }
+        if let Some(bootstrap) = &o.bootstrap {
+            self.bootstrap = bootstrap.clone();
+        }
+        if o.sync == Some(true) {
+            self.datastore.sync = true;
+        }
+    }
+}

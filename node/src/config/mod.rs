@@ -1,0 +1,447 @@
+//! The repository's configuration: `config.toml`, its role-dependent defaults, the environment
+//! and flag layers over it, and its validation into typed [`Settings`].
+//!
+//! Sections follow kubo's config (`Addresses`, `Bootstrap`, `Datastore`, `Routing`, `Swarm`,
+//! `Provide`, `API`) in TOML with snake_case keys, plus ipfs-kit's `role` and `[cluster]`.
+//! Layers, later ones winning: the file (defaults when absent, so old repositories open), the
+//! environment ([`Config::apply_env`], `IPFS_KIT_*`), explicit flags ([`Overrides`]).
+//!
+//! Settings whose default depends on the role (`routing.mode = "auto"`, the `[swarm]` limits)
+//! stay unset in the file; they are resolved against the *effective* role, so
+//! `IPFS_KIT_ROLE=leecher` also brings a leecher's limits. Unknown keys are an error naming
+//! the dotted key. [`Config::resolve`] checks everything and returns the typed values the node
+//! runs with; a config that does not resolve is never written.
+
+mod keys;
+mod layers;
+mod resolve;
+
+pub use keys::KNOWN_KEYS;
+pub use layers::Overrides;
+pub use resolve::{DhtMode, Settings, SwarmLimits};
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The configuration file's name inside the repository directory.
+pub const CONFIG_FILE: &str = "config.toml";
+/// Largest `config.toml` read (a config is a few hundred bytes; this leaves room for long
+/// bootstrap lists).
+pub const CONFIG_FILE_BYTES_MAX: u64 = 1024 * 1024;
+/// Most entries in any address or peer list (`addresses.swarm`, `bootstrap`,
+/// `cluster.trusted_peers`).
+pub const LIST_ENTRIES_MAX: usize = 256;
+/// Longest accepted API token.
+pub const API_TOKEN_BYTES_MAX: usize = 1024;
+/// Shortest accepted API token: a bearer token guessable by brute force protects nothing.
+pub const API_TOKEN_BYTES_MIN: usize = 16;
+/// Smallest `swarm.memory_max_bytes`: below it a node cannot hold one bitswap message per
+/// connection.
+pub const SWARM_MEMORY_BYTES_MIN: u64 = 16 * 1024 * 1024;
+/// Longest `swarm.idle_timeout_secs` (one day).
+pub const IDLE_TIMEOUT_SECS_MAX: u64 = 24 * 60 * 60;
+
+/// Errors from reading, layering, validating and writing the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is {size_bytes} bytes, over the {max_bytes}-byte limit")]
+    TooLarge {
+        path: PathBuf,
+        size_bytes: u64,
+        max_bytes: u64,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("unknown config key `{key}`")]
+    UnknownKey { key: String },
+    #[error("config key `{key}`: {message}")]
+    BadValue { key: String, message: String },
+    #[error("invalid role {0:?} (expected leecher, worker or master)")]
+    BadRole(String),
+    #[error("`{key}`: invalid multiaddr {value:?}: {reason}")]
+    BadMultiaddr {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("`{key}`: invalid socket address {value:?} (expected ip:port, e.g. 127.0.0.1:5001)")]
+    BadSocketAddr { key: String, value: String },
+    #[error("`bootstrap`: {0:?} has no /p2p/<peer id> component")]
+    BootstrapWithoutPeerId(String),
+    #[error("`cluster.trusted_peers`: invalid peer id {0:?}")]
+    BadPeerId(String),
+    #[error("`{key}` has {count} entries, over the limit of {max}")]
+    TooManyEntries {
+        key: String,
+        count: usize,
+        max: usize,
+    },
+    #[error("`{key}` = {addr} is not a loopback address: set api.token to bind it")]
+    TokenRequired { key: String, addr: String },
+    #[error("`api.token` must be {min}..={max} bytes without whitespace")]
+    BadToken { min: usize, max: usize },
+    #[error("`cluster.secret` must be 64 hex characters (32 bytes)")]
+    BadClusterSecret,
+    #[error("`swarm.{key}` = {value}: {reason}")]
+    BadLimit {
+        key: &'static str,
+        value: u64,
+        reason: String,
+    },
+    #[error("environment variable {var}: {source}")]
+    Env {
+        var: &'static str,
+        #[source]
+        source: Box<ConfigError>,
+    },
+}
+
+impl ConfigError {
+    fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// What a node does in the network. kubo has no roles; ipfs-kit's decide the DHT mode, the
+/// resource limits and (with the cluster) who coordinates the pinset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Fetches and serves what it holds, but is a DHT client with small limits: laptops,
+    /// phones, CI runners.
+    Leecher,
+    /// A full peer: DHT server, serves content, takes part in the cluster. The default,
+    /// because a node started without thought should behave like kubo's default (a DHT server
+    /// once reachable) and strengthen the network rather than only draw from it.
+    #[default]
+    Worker,
+    /// A worker that also coordinates the cluster pinset; chosen deliberately, never by default.
+    Master,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Leecher => "leecher",
+            Role::Worker => "worker",
+            Role::Master => "master",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "leecher" => Ok(Role::Leecher),
+            "worker" => Ok(Role::Worker),
+            "master" => Ok(Role::Master),
+            _ => Err(ConfigError::BadRole(s.to_string())),
+        }
+    }
+}
+
+/// `config.toml`. Unset optional fields take their role's default at [`Config::resolve`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `leecher`, `worker` (default) or `master`.
+    pub role: Role,
+    /// Peers dialled at start, as multiaddrs ending in `/p2p/<peer id>`. Empty by default
+    /// (tests and private networks); public bootstrap peers are added by the operator.
+    pub bootstrap: Vec<String>,
+    pub addresses: Addresses,
+    pub datastore: Datastore,
+    pub routing: Routing,
+    pub swarm: Swarm,
+    pub provide: Provide,
+    pub api: Api,
+    pub cluster: Cluster,
+}
+
+/// Where the node listens (kubo's `Addresses`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Addresses {
+    /// libp2p listen multiaddrs.
+    pub swarm: Vec<String>,
+    /// The RPC API (`/api/v0`), `ip:port`.
+    pub api: String,
+    /// The gateway, `ip:port`.
+    pub gateway: String,
+}
+
+impl Default for Addresses {
+    fn default() -> Self {
+        // kubo's defaults, minus the IPv6 and WebTransport listeners.
+        Self {
+            swarm: vec![
+                "/ip4/0.0.0.0/tcp/4001".into(),
+                "/ip4/0.0.0.0/udp/4001/quic-v1".into(),
+            ],
+            api: "127.0.0.1:5001".into(),
+            gateway: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// The block store (kubo's `Datastore`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Datastore {
+    /// Sync blocks before pins commit (survives power loss); `--sync` / `IPFS_KIT_SYNC`.
+    pub sync: bool,
+}
+
+/// DHT participation (kubo's `Routing.Type`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Routing {
+    pub mode: RoutingMode,
+}
+
+/// `routing.mode`, with kubo's meanings for the `dht*` values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoutingMode {
+    /// By role: a leecher is `dhtclient`, a worker or master `dht`.
+    #[default]
+    Auto,
+    /// Server when publicly reachable (AutoNAT), else client.
+    Dht,
+    /// Always a client: queries the DHT, stores no records for others.
+    Dhtclient,
+    /// Always a server, reachable or not (in-process test networks on loopback).
+    Dhtserver,
+}
+
+/// Connection and memory limits (kubo's `Swarm.ConnMgr` and `Swarm.ResourceMgr`). Unset
+/// fields take the role's defaults ([`SwarmLimits::for_role`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Swarm {
+    /// Above this many connections, trim down to `conns_low`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conns_high: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conns_low: Option<u32>,
+    /// Refuse new connections while the process uses more memory than this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_max_bytes: Option<u64>,
+    /// Close a connection with no open stream after this long.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_secs: Option<u64>,
+}
+
+/// What the node announces to the DHT (kubo's `Reprovider.Strategy`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Provide {
+    pub strategy: ProvideStrategy,
+}
+
+/// `provide.strategy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProvideStrategy {
+    /// Every block in the store (kubo's default).
+    #[default]
+    All,
+    /// Every block reachable from a pin.
+    Pinned,
+    /// Only the roots of pins.
+    Roots,
+}
+
+/// The RPC API and gateway access.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Api {
+    /// Bearer token; required when the API or the gateway binds a non-loopback address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// The cluster pinset (the cluster-sync issue). Not used yet: validated and kept so that
+/// repositories created now need no migration then.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cluster {
+    /// Shared secret of the cluster, 32 bytes as hex (as ipfs-cluster's `secret`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Peer ids allowed to modify the pinset.
+    pub trusted_peers: Vec<String>,
+}
+
+const FILE_HEADER: &str = "\
+# ipfs-kit configuration. `ipfs-kit config show` prints every setting with its effective value;
+# settings left out here take their default, some of which depend on `role`.
+# IPFS_KIT_* environment variables override this file, and flags override both.
+";
+
+impl Config {
+    /// The default configuration for `role`.
+    pub fn for_role(role: Role) -> Self {
+        Self {
+            role,
+            ..Self::default()
+        }
+    }
+
+    /// The path of the config file in the repository at `repo`.
+    pub fn path(repo: &Path) -> PathBuf {
+        repo.join(CONFIG_FILE)
+    }
+
+    /// Reads `config.toml` from the repository; the defaults when it does not exist (a
+    /// repository made before configs). Does not validate: see [`Config::resolve`].
+    pub fn load(repo: &Path) -> Result<Self, ConfigError> {
+        let path = Self::path(repo);
+        match read_bounded(&path)? {
+            Some(text) => Self::from_toml(&text, &path),
+            None => Ok(Self::default()),
+        }
+    }
+
+    /// Parses config text; `path` names it in errors.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: describe_toml_error(text, &e),
+            })?;
+        Self::from_table(table).map_err(|e| match e {
+            ConfigError::BadValue { key, message } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: format!("key `{key}`: {message}"),
+            },
+            other => other,
+        })
+    }
+
+    /// The config as a TOML table, unset optional fields left out.
+    pub fn to_table(&self) -> toml::Table {
+        match toml::Value::try_from(self) {
+            Ok(toml::Value::Table(t)) => t,
+            _ => toml::Table::new(),
+        }
+    }
+
+    /// Builds a config from a table, naming unknown keys and the key of a badly typed value.
+    pub fn from_table(table: toml::Table) -> Result<Self, ConfigError> {
+        keys::check_known(&table, "")?;
+        toml::Value::Table(table.clone())
+            .try_into::<Config>()
+            .map_err(|e| ConfigError::BadValue {
+                key: keys::locate_bad_key(&table).unwrap_or_else(|| "(root)".into()),
+                message: e.message().trim().to_string(),
+            })
+    }
+
+    /// The file's text: a short header, then the config.
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string(self).unwrap_or_default();
+        format!("{FILE_HEADER}\n{body}")
+    }
+
+    /// Validates, then writes `config.toml` atomically (temporary file, fsync, rename, fsync
+    /// of the directory): a crash leaves the old file or the new one, never a mix.
+    pub fn save(&self, repo: &Path) -> Result<(), ConfigError> {
+        self.resolve()?;
+        write_atomic(&Self::path(repo), self.to_toml().as_bytes())
+    }
+
+    /// Reads the file and applies the process environment: the configuration every command
+    /// but `daemon` runs with (the daemon adds its flags with [`Config::apply_overrides`]).
+    pub fn load_with_env(repo: &Path) -> Result<Self, ConfigError> {
+        let mut config = Self::load(repo)?;
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+}
+
+/// Writes the default config into `repo` unless a `config.toml` is already there (`init`
+/// calls it before marking the repository complete; a config written ahead, e.g. by
+/// `init --role`, is kept).
+pub fn write_default_if_absent(repo: &Path) -> Result<(), ConfigError> {
+    let path = Config::path(repo);
+    if path.exists() {
+        return Ok(());
+    }
+    write_atomic(&path, Config::default().to_toml().as_bytes())
+}
+
+/// Reads at most [`CONFIG_FILE_BYTES_MAX`]; `None` when the file does not exist.
+fn read_bounded(path: &Path) -> Result<Option<String>, ConfigError> {
+    use std::io::Read as _;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ConfigError::io(path, e)),
+    };
+    let mut bytes = Vec::new();
+    file.take(CONFIG_FILE_BYTES_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ConfigError::io(path, e))?;
+    if bytes.len() as u64 > CONFIG_FILE_BYTES_MAX {
+        return Err(ConfigError::TooLarge {
+            path: path.to_path_buf(),
+            size_bytes: bytes.len() as u64,
+            max_bytes: CONFIG_FILE_BYTES_MAX,
+        });
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: "not UTF-8".into(),
+        })
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> Result<(), ConfigError> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("toml.tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(|e| ConfigError::io(&tmp, e))?;
+    f.write_all(data).map_err(|e| ConfigError::io(&tmp, e))?;
+    f.sync_all().map_err(|e| ConfigError::io(&tmp, e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| ConfigError::io(path, e))?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    tracing::debug!(path = %path.display(), "wrote config");
+    Ok(())
+}
+
+/// One line: toml's message with the line number of its span.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", e.message().trim())
+        }
+        None => e.message().trim().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,275 @@
+//! Validation: a [`Config`] becomes the typed [`Settings`] a node runs with, role defaults
+//! filled in, or a [`ConfigError`] naming the key at fault.
+
+use super::{
+    ConfigError, ProvideStrategy, Role, RoutingMode, API_TOKEN_BYTES_MAX, API_TOKEN_BYTES_MIN,
+    IDLE_TIMEOUT_SECS_MAX, LIST_ENTRIES_MAX, SWARM_MEMORY_BYTES_MIN,
+};
+use crate::config::Config;
+use multiaddr::{Multiaddr, PeerId, Protocol};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The DHT mode a node runs in, `routing.mode` resolved against the role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DhtMode {
+    /// Queries only; never stores records for others.
+    Client,
+    /// Server while AutoNAT confirms public reachability, client otherwise (kubo's `dht`).
+    ByReachability,
+    /// Always a server.
+    Server,
+}
+
+/// Connection and memory limits, `[swarm]` resolved against the role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwarmLimits {
+    pub conns_high: u32,
+    pub conns_low: u32,
+    pub memory_max_bytes: u64,
+    pub idle_timeout: Duration,
+}
+
+impl SwarmLimits {
+    /// The defaults of a role. A worker has kubo's connection manager watermarks
+    /// (`Swarm.ConnMgr` LowWater 32, HighWater 96, kubo docs/config.md); a leecher a third of
+    /// them and a memory cap that fits a phone; a master twice a worker's, since every peer of
+    /// the cluster keeps a connection to it.
+    pub fn for_role(role: Role) -> Self {
+        const MIB: u64 = 1024 * 1024;
+        match role {
+            Role::Leecher => Self {
+                conns_high: 32,
+                conns_low: 8,
+                memory_max_bytes: 128 * MIB,
+                idle_timeout: Duration::from_secs(30),
+            },
+            Role::Worker => Self {
+                conns_high: 96,
+                conns_low: 32,
+                memory_max_bytes: 512 * MIB,
+                idle_timeout: Duration::from_secs(60),
+            },
+            Role::Master => Self {
+                conns_high: 192,
+                conns_low: 64,
+                memory_max_bytes: 1024 * MIB,
+                idle_timeout: Duration::from_secs(60),
+            },
+        }
+    }
+}
+
+/// A validated configuration with every default resolved: what the node runs with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub role: Role,
+    pub swarm_addrs: Vec<Multiaddr>,
+    /// Each ends in `/p2p/<peer id>`.
+    pub bootstrap: Vec<Multiaddr>,
+    pub api_addr: SocketAddr,
+    pub gateway_addr: SocketAddr,
+    /// Required (and then checked on every request) when either address is not loopback.
+    pub api_token: Option<String>,
+    pub sync_blocks: bool,
+    pub dht_mode: DhtMode,
+    pub limits: SwarmLimits,
+    pub provide: ProvideStrategy,
+    pub cluster_secret: Option<[u8; 32]>,
+    pub cluster_trusted_peers: Vec<PeerId>,
+}
+
+impl Config {
+    /// The DHT mode: `routing.mode`, or with `auto` the role's (leecher: client; worker and
+    /// master: server when reachable).
+    pub fn dht_mode(&self) -> DhtMode {
+        match (self.routing.mode, self.role) {
+            (RoutingMode::Auto, Role::Leecher) | (RoutingMode::Dhtclient, _) => DhtMode::Client,
+            (RoutingMode::Auto, _) | (RoutingMode::Dht, _) => DhtMode::ByReachability,
+            (RoutingMode::Dhtserver, _) => DhtMode::Server,
+        }
+    }
+
+    /// The swarm limits: the `[swarm]` values set, the role's defaults for the others.
+    pub fn swarm_limits(&self) -> SwarmLimits {
+        let d = SwarmLimits::for_role(self.role);
+        SwarmLimits {
+            conns_high: self.swarm.conns_high.unwrap_or(d.conns_high),
+            conns_low: self.swarm.conns_low.unwrap_or(d.conns_low),
+            memory_max_bytes: self.swarm.memory_max_bytes.unwrap_or(d.memory_max_bytes),
+            idle_timeout: self
+                .swarm
+                .idle_timeout_secs
+                .map(Duration::from_secs)
+                .unwrap_or(d.idle_timeout),
+        }
+    }
+
+    /// This config with the role's defaults written into the unset `[swarm]` fields: what
+    /// `config show` prints. (`routing.mode = "auto"` stays: it is a value, not a gap.)
+    pub fn effective(&self) -> Config {
+        let limits = self.swarm_limits();
+        let mut c = self.clone();
+        c.swarm.conns_high = Some(limits.conns_high);
+        c.swarm.conns_low = Some(limits.conns_low);
+        c.swarm.memory_max_bytes = Some(limits.memory_max_bytes);
+        c.swarm.idle_timeout_secs = Some(limits.idle_timeout.as_secs());
+        c
+    }
+
+    /// Validates every value and resolves the defaults.
+    pub fn resolve(&self) -> Result<Settings, ConfigError> {
+        let swarm_addrs = multiaddrs("addresses.swarm", &self.addresses.swarm)?;
+        let bootstrap = bootstrap(&self.bootstrap)?;
+        let api_addr = socket_addr("addresses.api", &self.addresses.api)?;
+        let gateway_addr = socket_addr("addresses.gateway", &self.addresses.gateway)?;
+        let api_token = match &self.api.token {
+            Some(t) => {
+                let ok = (API_TOKEN_BYTES_MIN..=API_TOKEN_BYTES_MAX).contains(&t.len())
+                    && !t.chars().any(char::is_whitespace);
+                if !ok {
+                    return Err(ConfigError::BadToken {
+                        min: API_TOKEN_BYTES_MIN,
+                        max: API_TOKEN_BYTES_MAX,
+                    });
+                }
+                Some(t.clone())
+            }
+            None => None,
+        };
+        if api_token.is_none() {
+            for (key, addr) in [
+                ("addresses.api", api_addr),
+                ("addresses.gateway", gateway_addr),
+            ] {
+                if !addr.ip().is_loopback() {
+                    return Err(ConfigError::TokenRequired {
+                        key: key.into(),
+                        addr: addr.to_string(),
+                    });
+                }
+            }
+        }
+        let limits = self.swarm_limits();
+        check_limits(&limits)?;
+        let cluster_secret = match &self.cluster.secret {
+            Some(s) => Some(cluster_secret(s)?),
+            None => None,
+        };
+        check_count("cluster.trusted_peers", self.cluster.trusted_peers.len())?;
+        let cluster_trusted_peers = self
+            .cluster
+            .trusted_peers
+            .iter()
+            .map(|p| {
+                p.trim()
+                    .parse::<PeerId>()
+                    .map_err(|_| ConfigError::BadPeerId(p.clone()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Settings {
+            role: self.role,
+            swarm_addrs,
+            bootstrap,
+            api_addr,
+            gateway_addr,
+            api_token,
+            sync_blocks: self.datastore.sync,
+            dht_mode: self.dht_mode(),
+            limits,
+            provide: self.provide.strategy,
+            cluster_secret,
+            cluster_trusted_peers,
+        })
+    }
+}
+
+fn check_count(key: &str, count: usize) -> Result<(), ConfigError> {
+    if count > LIST_ENTRIES_MAX {
+        return Err(ConfigError::TooManyEntries {
+            key: key.into(),
+            count,
+            max: LIST_ENTRIES_MAX,
+        });
+    }
+    Ok(())
+}
+
+/// Parses `ip:port` (no host names: binding needs an address, and resolving one at startup
+/// would make the bound address depend on DNS).
+pub(super) fn socket_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::BadSocketAddr {
+            key: key.into(),
+            value: value.into(),
+        })
+}
+
+/// Parses a list of multiaddrs.
+pub(super) fn multiaddrs(key: &str, values: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
+    check_count(key, values.len())?;
+    values
+        .iter()
+        .map(|v| {
+            v.trim()
+                .parse::<Multiaddr>()
+                .map_err(|e| ConfigError::BadMultiaddr {
+                    key: key.into(),
+                    value: v.clone(),
+                    reason: e.to_string(),
+                })
+        })
+        .collect()
+}
+
+/// Parses the bootstrap list: multiaddrs that each name a peer (as kubo requires).
+pub(super) fn bootstrap(values: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
+    let addrs = multiaddrs("bootstrap", values)?;
+    for (addr, text) in addrs.iter().zip(values) {
+        if !addr.iter().any(|p| matches!(p, Protocol::P2p(_))) {
+            return Err(ConfigError::BootstrapWithoutPeerId(text.clone()));
+        }
+    }
+    Ok(addrs)
+}
+
+fn check_limits(l: &SwarmLimits) -> Result<(), ConfigError> {
+    let bad = |key, value, reason: &str| ConfigError::BadLimit {
+        key,
+        value,
+        reason: reason.into(),
+    };
+    if l.conns_high == 0 {
+        return Err(bad("conns_high", 0, "must be at least 1"));
+    }
+    if l.conns_low > l.conns_high {
+        return Err(bad(
+            "conns_low",
+            u64::from(l.conns_low),
+            &format!("must not exceed conns_high ({})", l.conns_high),
+        ));
+    }
+    if l.memory_max_bytes < SWARM_MEMORY_BYTES_MIN {
+        return Err(bad(
+            "memory_max_bytes",
+            l.memory_max_bytes,
+            &format!("must be at least {SWARM_MEMORY_BYTES_MIN}"),
+        ));
+    }
+    let idle_secs = l.idle_timeout.as_secs();
+    if idle_secs > IDLE_TIMEOUT_SECS_MAX {
+        return Err(bad(
+            "idle_timeout_secs",
+            idle_secs,
+            &format!("must be at most {IDLE_TIMEOUT_SECS_MAX}"),
+        ));
+    }
+    Ok(())
+}
+
+fn cluster_secret(s: &str) -> Result<[u8; 32], ConfigError> {
+    let bytes = hex::decode(s.trim()).map_err(|_| ConfigError::BadClusterSecret)?;
+    bytes.try_into().map_err(|_| ConfigError::BadClusterSecret)
+}

@@ -1,0 +1,462 @@
+//! Unit tests of the configuration: defaults per role, layering, unknown keys, every
+//! validation error, and get/set round trips.
+
+use super::*;
+use std::collections::HashMap;
+use std::time::Duration;
+
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, Path::new("config.toml"))
+}
+
+const PEER: &str = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA";
+
+#[test]
+fn defaults_per_role() {
+    let worker = Config::default();
+    assert_eq!(worker.role, Role::Worker);
+    let s = worker.resolve().unwrap();
+    assert_eq!(s.api_addr, "127.0.0.1:5001".parse().unwrap());
+    assert_eq!(s.gateway_addr, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(s.swarm_addrs.len(), 2);
+    assert!(s.bootstrap.is_empty());
+    assert!(!s.sync_blocks);
+    assert_eq!(s.dht_mode, DhtMode::ByReachability);
+    assert_eq!(s.limits.conns_high, 96);
+    assert_eq!(s.limits.conns_low, 32);
+    assert_eq!(s.provide, ProvideStrategy::All);
+
+    let leecher = Config::for_role(Role::Leecher).resolve().unwrap();
+    assert_eq!(leecher.dht_mode, DhtMode::Client);
+    assert!(leecher.limits.conns_high < s.limits.conns_high);
+    assert!(leecher.limits.memory_max_bytes < s.limits.memory_max_bytes);
+
+    let master = Config::for_role(Role::Master).resolve().unwrap();
+    assert_eq!(master.dht_mode, DhtMode::ByReachability);
+    assert!(master.limits.conns_high > s.limits.conns_high);
+    for role in [Role::Leecher, Role::Worker, Role::Master] {
+        let l = SwarmLimits::for_role(role);
+        assert!(l.conns_low <= l.conns_high && l.memory_max_bytes >= SWARM_MEMORY_BYTES_MIN);
+    }
+}
+
+#[test]
+fn routing_mode_overrides_role() {
+    let mut c = Config::for_role(Role::Leecher);
+    c.routing.mode = RoutingMode::Dhtserver;
+    assert_eq!(c.dht_mode(), DhtMode::Server);
+    c.role = Role::Master;
+    c.routing.mode = RoutingMode::Dhtclient;
+    assert_eq!(c.dht_mode(), DhtMode::Client);
+    c.routing.mode = RoutingMode::Dht;
+    assert_eq!(c.dht_mode(), DhtMode::ByReachability);
+}
+
+#[test]
+fn empty_and_default_files_are_the_default() {
+    assert_eq!(parse("").unwrap(), Config::default());
+    let text = Config::default().to_toml();
+    assert_eq!(parse(&text).unwrap(), Config::default());
+    let master = Config::for_role(Role::Master);
+    assert_eq!(parse(&master.to_toml()).unwrap(), master);
+}
+
+#[test]
+fn missing_file_loads_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(Config::load(dir.path()).unwrap(), Config::default());
+}
+
+#[test]
+fn save_load_round_trip_and_write_default_keeps_existing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Config::for_role(Role::Leecher);
+    c.swarm.conns_high = Some(10);
+    c.bootstrap = vec![format!("/ip4/1.2.3.4/tcp/4001/p2p/{PEER}")];
+    c.save(dir.path()).unwrap();
+    write_default_if_absent(dir.path()).unwrap();
+    assert_eq!(Config::load(dir.path()).unwrap(), c);
+    assert!(!dir.path().join("config.toml.tmp").exists());
+
+    let fresh = tempfile::tempdir().unwrap();
+    write_default_if_absent(fresh.path()).unwrap();
+    assert_eq!(Config::load(fresh.path()).unwrap(), Config::default());
+}
+
+#[test]
+fn role_defaults_follow_the_effective_role() {
+    // The file says worker and leaves the limits unset; the environment says leecher.
+    let mut c = parse("role = \"worker\"\n").unwrap();
+    c.apply_env(env_of(&[("IPFS_KIT_ROLE", "leecher")]))
+        .unwrap();
+    assert_eq!(c.swarm_limits(), SwarmLimits::for_role(Role::Leecher));
+    assert_eq!(c.dht_mode(), DhtMode::Client);
+    // A limit set in the file stays whatever the role.
+    let mut c = parse("[swarm]\nconns_high = 7\nconns_low = 1\n").unwrap();
+    c.apply_env(env_of(&[("IPFS_KIT_ROLE", "master")])).unwrap();
+    assert_eq!(c.swarm_limits().conns_high, 7);
+    assert_eq!(
+        c.swarm_limits().memory_max_bytes,
+        SwarmLimits::for_role(Role::Master).memory_max_bytes
+    );
+}
+
+#[test]
+fn precedence_flag_over_env_over_file() {
+    let file = "role = \"master\"\n[addresses]\napi = \"127.0.0.1:1111\"\n\
+                gateway = \"127.0.0.1:2222\"\nswarm = [\"/ip4/127.0.0.1/tcp/1\"]\n";
+    let mut c = parse(file).unwrap();
+    // File only.
+    assert_eq!(c.role, Role::Master);
+    assert_eq!(c.addresses.api, "127.0.0.1:1111");
+    // The environment overrides the file where set.
+    c.apply_env(env_of(&[
+        ("IPFS_KIT_ROLE", "leecher"),
+        ("IPFS_KIT_API", "127.0.0.1:3333"),
+        (
+            "IPFS_KIT_SWARM",
+            "/ip4/127.0.0.1/tcp/2, /ip4/127.0.0.1/udp/2/quic-v1",
+        ),
+        (
+            "IPFS_KIT_BOOTSTRAP",
+            &format!("/ip4/1.2.3.4/tcp/4001/p2p/{PEER}"),
+        ),
+        ("IPFS_KIT_SYNC", "1"),
+    ]))
+    .unwrap();
+    assert_eq!(c.role, Role::Leecher);
+    assert_eq!(c.addresses.api, "127.0.0.1:3333");
+    assert_eq!(c.addresses.gateway, "127.0.0.1:2222");
+    assert_eq!(c.addresses.swarm.len(), 2);
+    assert_eq!(c.bootstrap.len(), 1);
+    assert!(c.datastore.sync);
+    // Flags override both.
+    c.apply_overrides(&Overrides {
+        role: Some(Role::Worker),
+        api: Some("127.0.0.1:4444".into()),
+        swarm: Some(vec!["/ip4/127.0.0.1/tcp/5".into()]),
+        bootstrap: Some(vec![]),
+        ..Overrides::default()
+    });
+    let s = c.resolve().unwrap();
+    assert_eq!(s.role, Role::Worker);
+    assert_eq!(s.api_addr, "127.0.0.1:4444".parse().unwrap());
+    assert_eq!(s.gateway_addr, "127.0.0.1:2222".parse().unwrap());
+    assert_eq!(s.swarm_addrs, vec!["/ip4/127.0.0.1/tcp/5".parse().unwrap()]);
+    assert!(s.bootstrap.is_empty());
+    assert!(
+        s.sync_blocks,
+        "an absent --sync flag does not turn sync off"
+    );
+}
+
+#[test]
+fn env_sync_can_turn_the_file_off_and_bad_env_names_the_variable() {
+    let mut c = parse("[datastore]\nsync = true\n").unwrap();
+    c.apply_env(env_of(&[("IPFS_KIT_SYNC", "0")])).unwrap();
+    assert!(!c.datastore.sync);
+    for (var, value) in [
+        ("IPFS_KIT_ROLE", "boss"),
+        ("IPFS_KIT_API", "localhost:5001"),
+        ("IPFS_KIT_GATEWAY", "8080"),
+        ("IPFS_KIT_SWARM", "/ip4/1.2.3/tcp/1"),
+        ("IPFS_KIT_BOOTSTRAP", "/ip4/1.2.3.4/tcp/1"),
+        ("IPFS_KIT_SYNC", "maybe"),
+    ] {
+        let mut c = Config::default();
+        let err = c.apply_env(env_of(&[(var, value)])).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Env { var: v, .. } if v == var),
+            "{var}: {err}"
+        );
+        assert!(err.to_string().contains(var));
+        assert_eq!(c, Config::default(), "{var}: a bad value changes nothing");
+    }
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    for (text, key) in [
+        ("rol = \"worker\"\n", "rol"),
+        ("[swarm]\nconns_hgih = 5\n", "swarm.conns_hgih"),
+        ("[addresses]\nAPI = \"127.0.0.1:1\"\n", "addresses.API"),
+        ("[nope]\nx = 1\n", "nope"),
+    ] {
+        match parse(text) {
+            Err(ConfigError::UnknownKey { key: k }) => assert_eq!(k, key),
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn type_errors_and_syntax_errors_name_the_place() {
+    let err = parse("[swarm]\nconns_high = \"lots\"\n").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("swarm.conns_high"), "{msg}");
+    let err = parse("role = \"boss\"\n").unwrap_err();
+    assert!(err.to_string().contains("role"), "{err}");
+    let err = parse("role = \n").unwrap_err();
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+    assert!(err.to_string().contains("line 1"), "{err}");
+    assert!(!err.to_string().contains('\n'), "one line: {err}");
+}
+
+#[test]
+fn every_validation_error() {
+    let check = |edit: &dyn Fn(&mut Config), want: &dyn Fn(&ConfigError) -> bool| {
+        let mut c = Config::default();
+        edit(&mut c);
+        let err = c.resolve().unwrap_err();
+        assert!(want(&err), "unexpected {err:?}");
+    };
+    check(
+        &|c| c.addresses.swarm = vec!["/ip4/999.0.0.1/tcp/1".into()],
+        &|e| matches!(e, ConfigError::BadMultiaddr { key, .. } if key == "addresses.swarm"),
+    );
+    check(&|c| c.addresses.swarm = vec!["ip4/1.2.3.4".into()], &|e| {
+        matches!(e, ConfigError::BadMultiaddr { .. })
+    });
+    check(
+        &|c| c.addresses.swarm = vec!["/ip4/127.0.0.1/tcp/1".into(); LIST_ENTRIES_MAX + 1],
+        &|e| matches!(e, ConfigError::TooManyEntries { count, .. } if *count == LIST_ENTRIES_MAX + 1),
+    );
+    check(
+        &|c| c.bootstrap = vec!["/ip4/1.2.3.4/tcp/4001".into()],
+        &|e| matches!(e, ConfigError::BootstrapWithoutPeerId(_)),
+    );
+    check(
+        &|c| c.addresses.api = "localhost:5001".into(),
+        &|e| matches!(e, ConfigError::BadSocketAddr { key, .. } if key == "addresses.api"),
+    );
+    check(
+        &|c| c.addresses.gateway = "127.0.0.1".into(),
+        &|e| matches!(e, ConfigError::BadSocketAddr { key, .. } if key == "addresses.gateway"),
+    );
+    check(
+        &|c| c.addresses.api = "0.0.0.0:5001".into(),
+        &|e| matches!(e, ConfigError::TokenRequired { key, .. } if key == "addresses.api"),
+    );
+    check(
+        &|c| c.addresses.gateway = "[::]:8080".into(),
+        &|e| matches!(e, ConfigError::TokenRequired { key, .. } if key == "addresses.gateway"),
+    );
+    check(&|c| c.api.token = Some("short".into()), &|e| {
+        matches!(e, ConfigError::BadToken { .. })
+    });
+    check(
+        &|c| c.api.token = Some("has white space in it!".into()),
+        &|e| matches!(e, ConfigError::BadToken { .. }),
+    );
+    check(
+        &|c| c.api.token = Some("x".repeat(API_TOKEN_BYTES_MAX + 1)),
+        &|e| matches!(e, ConfigError::BadToken { .. }),
+    );
+    check(&|c| c.swarm.conns_high = Some(0), &|e| {
+        matches!(
+            e,
+            ConfigError::BadLimit {
+                key: "conns_high",
+                ..
+            }
+        )
+    });
+    check(&|c| c.swarm.conns_low = Some(1000), &|e| {
+        matches!(
+            e,
+            ConfigError::BadLimit {
+                key: "conns_low",
+                ..
+            }
+        )
+    });
+    check(
+        &|c| c.swarm.memory_max_bytes = Some(SWARM_MEMORY_BYTES_MIN - 1),
+        &|e| {
+            matches!(
+                e,
+                ConfigError::BadLimit {
+                    key: "memory_max_bytes",
+                    ..
+                }
+            )
+        },
+    );
+    check(
+        &|c| c.swarm.idle_timeout_secs = Some(IDLE_TIMEOUT_SECS_MAX + 1),
+        &|e| {
+            matches!(
+                e,
+                ConfigError::BadLimit {
+                    key: "idle_timeout_secs",
+                    ..
+                }
+            )
+        },
+    );
+    check(&|c| c.cluster.secret = Some("abcd".into()), &|e| {
+        matches!(e, ConfigError::BadClusterSecret)
+    });
+    check(&|c| c.cluster.secret = Some("zz".repeat(32)), &|e| {
+        matches!(e, ConfigError::BadClusterSecret)
+    });
+    check(
+        &|c| c.cluster.trusted_peers = vec!["not-a-peer".into()],
+        &|e| matches!(e, ConfigError::BadPeerId(_)),
+    );
+}
+
+#[test]
+fn valid_non_defaults_resolve() {
+    let mut c = Config::default();
+    c.addresses.api = "0.0.0.0:5001".into();
+    c.addresses.gateway = "[::1]:8080".into();
+    c.api.token = Some("0123456789abcdef".into());
+    c.cluster.secret = Some("ab".repeat(32));
+    c.cluster.trusted_peers = vec![PEER.into()];
+    c.swarm.idle_timeout_secs = Some(5);
+    let s = c.resolve().unwrap();
+    assert_eq!(s.cluster_secret, Some([0xab; 32]));
+    assert_eq!(s.cluster_trusted_peers.len(), 1);
+    assert_eq!(s.limits.idle_timeout, Duration::from_secs(5));
+    assert!(s.api_token.is_some());
+}
+
+#[test]
+fn oversized_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = format!("# {}\n", "x".repeat(CONFIG_FILE_BYTES_MAX as usize));
+    std::fs::write(dir.path().join(CONFIG_FILE), big).unwrap();
+    assert!(matches!(
+        Config::load(dir.path()),
+        Err(ConfigError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn get_prints_effective_values() {
+    let c = Config::for_role(Role::Leecher);
+    assert_eq!(
+        c.get("role").unwrap(),
+        Some(toml::Value::String("leecher".into()))
+    );
+    assert_eq!(
+        c.get("swarm.conns_high").unwrap(),
+        Some(toml::Value::Integer(32))
+    );
+    assert_eq!(
+        c.get("addresses.api").unwrap(),
+        Some(toml::Value::String("127.0.0.1:5001".into()))
+    );
+    assert_eq!(c.get("api.token").unwrap(), None);
+    assert!(c.get("addresses").unwrap().unwrap().is_table());
+    assert!(matches!(
+        c.get("swarm.nope"),
+        Err(ConfigError::UnknownKey { .. })
+    ));
+}
+
+#[test]
+fn set_parses_toml_then_strings_then_json() {
+    let c = Config::default();
+    let c = c.with_text_value("swarm.conns_high", "50", false).unwrap();
+    assert_eq!(c.swarm.conns_high, Some(50));
+    let c = c.with_text_value("role", "master", false).unwrap();
+    assert_eq!(c.role, Role::Master);
+    let c = c.with_text_value("datastore.sync", "true", false).unwrap();
+    assert!(c.datastore.sync);
+    let c = c
+        .with_text_value("addresses.swarm", "[\"/ip4/127.0.0.1/tcp/9\"]", false)
+        .unwrap();
+    assert_eq!(c.addresses.swarm, vec!["/ip4/127.0.0.1/tcp/9".to_string()]);
+    let c = c
+        .with_text_value(
+            "bootstrap",
+            &format!("[\"/ip4/1.2.3.4/tcp/1/p2p/{PEER}\"]"),
+            true,
+        )
+        .unwrap();
+    assert_eq!(c.bootstrap.len(), 1);
+    // A string that parses as a number goes in as the string the key wants.
+    let c = c
+        .with_text_value("api.token", "1234567890123456", false)
+        .unwrap();
+    assert_eq!(c.api.token.as_deref(), Some("1234567890123456"));
+    // JSON null resets to the default.
+    let c = c.with_text_value("swarm.conns_high", "null", true).unwrap();
+    assert_eq!(c.swarm.conns_high, None);
+    // Round trip through the file text.
+    assert_eq!(parse(&c.to_toml()).unwrap(), c);
+
+    // Bad values and keys.
+    assert!(matches!(
+        c.with_text_value("swarm.conns_high", "many", false),
+        Err(ConfigError::BadValue { key, .. }) if key == "swarm.conns_high"
+    ));
+    assert!(matches!(
+        c.with_text_value("role", "boss", false),
+        Err(ConfigError::BadValue { key, .. }) if key == "role"
+    ));
+    assert!(matches!(
+        c.with_text_value("swarm.conns_hgih", "5", false),
+        Err(ConfigError::UnknownKey { .. })
+    ));
+    assert!(matches!(
+        c.with_text_value("bootstrap", "[1,", true),
+        Err(ConfigError::BadValue { .. })
+    ));
+    assert!(matches!(
+        c.with_text_value("swarm.conns_high", "-1", false),
+        Err(ConfigError::BadValue { .. })
+    ));
+}
+
+#[test]
+fn save_refuses_an_invalid_config_and_keeps_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    Config::default().save(dir.path()).unwrap();
+    let before = std::fs::read(dir.path().join(CONFIG_FILE)).unwrap();
+    let bad = Config::default()
+        .with_text_value("addresses.api", "0.0.0.0:5001", false)
+        .unwrap();
+    assert!(matches!(
+        bad.save(dir.path()),
+        Err(ConfigError::TokenRequired { .. })
+    ));
+    assert_eq!(std::fs::read(dir.path().join(CONFIG_FILE)).unwrap(), before);
+}
+
+#[test]
+fn known_keys_match_the_structs() {
+    // A config with every optional field set serializes to exactly the known keys.
+    let mut c = Config::default().effective();
+    c.api.token = Some("0123456789abcdef".into());
+    c.cluster.secret = Some("ab".repeat(32));
+    let mut found = Vec::new();
+    fn walk(t: &toml::Table, prefix: &str, found: &mut Vec<String>) {
+        for (k, v) in t {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            if let toml::Value::Table(inner) = v {
+                walk(inner, &key, found);
+            }
+            found.push(key);
+        }
+    }
+    walk(&c.to_table(), "", &mut found);
+    found.sort();
+    let mut known: Vec<String> = KNOWN_KEYS.iter().map(|s| s.to_string()).collect();
+    known.sort();
+    assert_eq!(found, known);
+}
