@@ -10,5 +10,6 @@ pub mod car;
 pub mod cli;
 pub mod config;
 pub mod dag;
+pub mod net;
 pub mod repo;
 pub mod unixfs;

@@ -58,6 +58,10 @@ pub enum Command {
     Repo(RepoCmd),
     /// Print the version.
     Version,
+    /// Show this node's identity (kubo's `id` JSON).
+    Id,
+    /// Run the network node until SIGINT/SIGTERM.
+    Daemon(super::net::DaemonArgs),
 }
 
 #[derive(Args, Debug)]

@@ -9,6 +9,7 @@ mod args;
 mod blocks;
 mod config;
 mod files;
+mod net;
 mod pins;
 
 pub use args::Cli;
@@ -64,6 +65,8 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Add(a) => add::run(&repo_path, options, a),
+        Command::Id => net::id(&repo_path, options),
+        Command::Daemon(a) => net::daemon(&repo_path, options, a),
         Command::Cat {
             path,
             offset,

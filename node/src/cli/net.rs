@@ -1,0 +1,165 @@
+//! `ipfs-kit id` and `ipfs-kit daemon`: the node's identity and the network node itself.
+//!
+//! `id` prints kubo's JSON shape (`ID`, `PublicKey`, `Addresses`, `AgentVersion`,
+//! `ProtocolVersion`, `Protocols`); offline, like kubo, it lists no addresses. `daemon` prints
+//! kubo's start-up lines (`PeerID: ..`, `Swarm listening on <addr>`, `Daemon is ready`) and
+//! runs until SIGINT or SIGTERM.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use base64::Engine as _;
+use clap::Args;
+use libp2p::Multiaddr;
+use serde::Serialize;
+
+use crate::net::{self, behaviour, Node, NodeConfig};
+use crate::repo::RepoOptions;
+
+/// Flags of `ipfs-kit daemon`.
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// A listen address (repeatable); default /ip4/0.0.0.0/tcp/4001 and
+    /// /ip4/0.0.0.0/udp/4001/quic-v1, as kubo.
+    #[arg(long = "swarm", value_name = "MULTIADDR")]
+    pub swarm: Vec<Multiaddr>,
+    /// A peer to dial at start (repeatable), `/ip4/../tcp/../p2p/<id>`.
+    #[arg(long = "bootstrap", value_name = "MULTIADDR")]
+    pub bootstrap: Vec<Multiaddr>,
+    /// Answer DHT queries (server) or only ask them (client).
+    #[arg(long, value_enum, default_value_t = DhtMode::Server)]
+    pub dht: DhtMode,
+}
+
+/// `--dht`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DhtMode {
+    Server,
+    Client,
+}
+
+/// kubo's `ipfs id` output.
+#[derive(Serialize)]
+struct IdOutput {
+    #[serde(rename = "ID")]
+    id: String,
+    #[serde(rename = "PublicKey")]
+    public_key: String,
+    #[serde(rename = "Addresses")]
+    addresses: Vec<String>,
+    #[serde(rename = "AgentVersion")]
+    agent_version: String,
+    #[serde(rename = "ProtocolVersion")]
+    protocol_version: String,
+    #[serde(rename = "Protocols")]
+    protocols: Vec<String>,
+}
+
+/// `ipfs-kit id`: the repository's identity, offline.
+pub fn id(repo_path: &Path, options: RepoOptions) -> Result<()> {
+    // The identity file alone is enough once it exists: reading it needs no repository lock,
+    // so `id` works beside a running daemon.
+    let keypair = if net::identity::identity_path(repo_path).is_file() {
+        net::identity::load_or_create_in(repo_path)?
+    } else {
+        let repo = super::open(repo_path, options)?;
+        net::load_or_create(&repo)?
+    };
+    let out = IdOutput {
+        id: keypair.public().to_peer_id().to_string(),
+        public_key: base64::engine::general_purpose::STANDARD
+            .encode(keypair.public().encode_protobuf()),
+        addresses: Vec::new(),
+        agent_version: behaviour::agent_version(),
+        protocol_version: behaviour::IDENTIFY_PROTOCOL_VERSION.to_owned(),
+        protocols: behaviour::protocols()
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
+    };
+    // kubo indents with tabs.
+    let mut buf = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut buf,
+        serde_json::ser::PrettyFormatter::with_indent(b"\t"),
+    );
+    out.serialize(&mut ser)?;
+    println!("{}", String::from_utf8_lossy(&buf));
+    Ok(())
+}
+
+/// `ipfs-kit daemon`: runs the network node until SIGINT or SIGTERM.
+pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Result<()> {
+    let started = Instant::now();
+    // Logs go to stderr, filtered by RUST_LOG (warnings by default).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let repo = super::open(repo_path, options)?;
+    let keypair = net::load_or_create(&repo)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async {
+        let mut config = NodeConfig::new(keypair);
+        config.listen = if args.swarm.is_empty() {
+            net::default_listen_addrs()
+        } else {
+            args.swarm
+        };
+        config.bootstrap = args.bootstrap;
+        config.behaviour.kad_mode = match args.dht {
+            DhtMode::Server => net::KadMode::Server,
+            DhtMode::Client => net::KadMode::Client,
+        };
+        println!("Initializing daemon...");
+        println!("ipfs-kit version: {}", env!("CARGO_PKG_VERSION"));
+        println!("Repo: {}", repo.path().display());
+        let node = Node::start(config)
+            .await
+            .context("starting the network node")?;
+        println!("PeerID: {}", node.peer_id());
+        for addr in node.listen_addrs().await? {
+            println!("Swarm listening on {addr}");
+        }
+        println!("Daemon is ready");
+        tracing::info!(
+            ready_ms = started.elapsed().as_millis() as u64,
+            "daemon ready"
+        );
+        let signal = wait_for_signal().await?;
+        println!("Received {signal}, shutting down...");
+        node.shutdown().await;
+        Ok::<(), anyhow::Error>(())
+    })?;
+    drop(repo);
+    Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM and names the one that came.
+async fn wait_for_signal() -> Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        tokio::select! {
+            _ = term.recv() => Ok("SIGTERM"),
+            _ = int.recv() => Ok("SIGINT"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        Ok("interrupt")
+    }
+}

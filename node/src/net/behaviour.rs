@@ -1,0 +1,186 @@
+//! The root [`NetworkBehaviour`]: resource limits first, then identify, ping and Kademlia.
+//!
+//! Limits are composed into the root behaviour from day one (CVE-2022-23486 was unbounded
+//! resource use in go-libp2p): `connection_limits` caps pending and established connections,
+//! `memory_connection_limits` refuses new connections once the process uses too much memory.
+//! Both come first so that a refused connection never reaches the protocol behaviours.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{connection_limits, identify, kad, memory_connection_limits, ping, StreamProtocol};
+
+/// The Kademlia protocol of the public IPFS DHT (Amino).
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/kad/1.0.0");
+
+/// Kademlia bucket size and replication factor, k (`ipfs/specs` `src/routing/kad-dht.md`).
+pub const KAD_K: usize = 20;
+
+/// Largest Kademlia message read or written. rust-libp2p's default is 16 KiB, while go-libp2p
+/// accepts 4 MiB and kubo's FIND_NODE / GET_PROVIDERS answers can exceed 16 KiB; raised for
+/// interop (`LIMITS.md`). Stored values are bounded separately.
+pub const KAD_PACKET_BYTES_MAX: usize = 256 * 1024;
+
+/// Timeout of a whole Kademlia query.
+pub const KAD_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The identify "protocol version" kubo sends (`ipfs/0.1.0`); the stream protocol itself is
+/// `/ipfs/id/1.0.0`.
+pub const IDENTIFY_PROTOCOL_VERSION: &str = "ipfs/0.1.0";
+
+/// Fraction of physical memory past which new connections are refused.
+pub const MEMORY_FRACTION_MAX: f64 = 0.9;
+
+/// Our agent version, `ipfs-kit/<crate version>`, sent in identify and printed by `id`.
+pub fn agent_version() -> String {
+    format!("ipfs-kit/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The protocols this behaviour serves, in the order `ipfs-kit id` prints them (sorted, as
+/// kubo prints). Tested against what identify actually announces to a remote peer.
+pub fn protocols() -> Vec<StreamProtocol> {
+    let mut p = vec![
+        identify::PROTOCOL_NAME,
+        identify::PUSH_PROTOCOL_NAME,
+        KAD_PROTOCOL,
+        ping::PROTOCOL_NAME,
+    ];
+    p.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
+    p
+}
+
+/// Whether this node answers DHT queries (server) or only asks (client). Set explicitly: left
+/// to itself rust-libp2p switches on confirmed external addresses, which loopback tests and
+/// NATed leechers never have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KadMode {
+    Server,
+    Client,
+}
+
+/// Connection caps, applied by `connection_limits`. `None` means no cap on that count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionCaps {
+    pub max_pending_incoming: Option<u32>,
+    pub max_pending_outgoing: Option<u32>,
+    pub max_established_incoming: Option<u32>,
+    pub max_established_outgoing: Option<u32>,
+    pub max_established: Option<u32>,
+    pub max_established_per_peer: Option<u32>,
+}
+
+impl Default for ConnectionCaps {
+    /// Caps for a server node (kubo's connection manager aims at 32..96 peers; its resource
+    /// manager allows a few hundred connections).
+    fn default() -> Self {
+        Self {
+            max_pending_incoming: Some(64),
+            max_pending_outgoing: Some(64),
+            max_established_incoming: Some(256),
+            max_established_outgoing: Some(256),
+            max_established: Some(512),
+            max_established_per_peer: Some(4),
+        }
+    }
+}
+
+impl ConnectionCaps {
+    fn to_limits(&self) -> connection_limits::ConnectionLimits {
+        connection_limits::ConnectionLimits::default()
+            .with_max_pending_incoming(self.max_pending_incoming)
+            .with_max_pending_outgoing(self.max_pending_outgoing)
+            .with_max_established_incoming(self.max_established_incoming)
+            .with_max_established_outgoing(self.max_established_outgoing)
+            .with_max_established(self.max_established)
+            .with_max_established_per_peer(self.max_established_per_peer)
+    }
+}
+
+/// Settings of the behaviours that tests and roles tune.
+#[derive(Clone, Debug)]
+pub struct BehaviourConfig {
+    pub caps: ConnectionCaps,
+    pub kad_mode: KadMode,
+    /// How often ping probes each connection.
+    pub ping_interval: Duration,
+    /// How often identify re-sends our info on each connection.
+    pub identify_interval: Duration,
+}
+
+impl Default for BehaviourConfig {
+    fn default() -> Self {
+        Self {
+            caps: ConnectionCaps::default(),
+            kad_mode: KadMode::Server,
+            ping_interval: Duration::from_secs(15),
+            identify_interval: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// The root behaviour of an ipfs-kit node. Field order is poll order: limits first.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub limits: connection_limits::Behaviour,
+    pub memory: memory_connection_limits::Behaviour,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+}
+
+impl Behaviour {
+    /// Builds the behaviour for `keypair`.
+    pub fn new(keypair: &Keypair, config: &BehaviourConfig) -> Self {
+        let peer_id = keypair.public().to_peer_id();
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), keypair.public())
+                .with_agent_version(agent_version())
+                .with_interval(config.identify_interval),
+        );
+        let ping = ping::Behaviour::new(ping::Config::new().with_interval(config.ping_interval));
+        let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+        kad_config
+            .set_max_packet_size(KAD_PACKET_BYTES_MAX)
+            .set_query_timeout(KAD_QUERY_TIMEOUT)
+            // Periodic bootstrap is driven by the node (and off in tests), not by a timer here.
+            .set_periodic_bootstrap_interval(None);
+        if let Some(k) = NonZeroUsize::new(KAD_K) {
+            kad_config.set_replication_factor(k).set_kbucket_size(k);
+        }
+        let mut kad =
+            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+        kad.set_mode(Some(match config.kad_mode {
+            KadMode::Server => kad::Mode::Server,
+            KadMode::Client => kad::Mode::Client,
+        }));
+        Self {
+            limits: connection_limits::Behaviour::new(config.caps.to_limits()),
+            memory: memory_connection_limits::Behaviour::with_max_percentage(MEMORY_FRACTION_MAX),
+            identify,
+            ping,
+            kad,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocols_are_the_ipfs_ones_sorted() {
+        let p: Vec<String> = protocols().iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            p,
+            [
+                "/ipfs/id/1.0.0",
+                "/ipfs/id/push/1.0.0",
+                "/ipfs/kad/1.0.0",
+                "/ipfs/ping/1.0.0"
+            ]
+        );
+        assert!(agent_version().starts_with("ipfs-kit/"));
+    }
+}

@@ -1,0 +1,27 @@
+//! The libp2p network node: identity, the root behaviour and the swarm task.
+//!
+//! - [`identity`]: the persistent Ed25519 keypair in the repository;
+//! - [`behaviour`]: the root `NetworkBehaviour` (connection and memory limits, identify, ping,
+//!   Kademlia) and its constants;
+//! - [`node`]: [`Node`], the swarm on a tokio task behind a command channel.
+//!
+//! Architecture invariant: this module moves bytes between peers; the blockstore below it never
+//! does network I/O, and nothing here writes to the repository except the identity file.
+
+pub mod behaviour;
+pub mod identity;
+pub mod node;
+
+pub use behaviour::{agent_version, protocols, BehaviourConfig, ConnectionCaps, KadMode};
+pub use identity::{load_or_create, IdentityError};
+pub use libp2p::{identity::Keypair, Multiaddr, PeerId};
+pub use node::{NetError, Node, NodeConfig, PeerInfo};
+
+/// Default listen addresses of a daemon, as kubo's: TCP and QUIC v1 on port 4001, all
+/// interfaces.
+pub fn default_listen_addrs() -> Vec<Multiaddr> {
+    ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"]
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect()
+}

@@ -1,0 +1,526 @@
+//! [`Node`]: a libp2p swarm running on a tokio task, driven through a handle.
+//!
+//! The swarm is owned by one actor task. The handle sends commands over a bounded channel
+//! ([`COMMAND_QUEUE_LEN`]) and each command carries a oneshot for its reply, so callers never
+//! touch the swarm and the swarm never blocks on a caller. [`Node::start`] returns once every
+//! listen address is bound (the daemon's "ready" point); [`Node::shutdown`] cancels the actor
+//! and waits for it, and dropping the handle cancels it too.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use libp2p::identity::Keypair;
+use libp2p::kad::{self, QueryId, QueryResult};
+use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, DialError, SwarmEvent};
+use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
+
+use super::behaviour::{Behaviour, BehaviourConfig, BehaviourEvent, KAD_PROTOCOL};
+
+/// Capacity of the command channel from handles to the swarm task.
+pub const COMMAND_QUEUE_LEN: usize = 64;
+
+/// How long [`Node::start`] waits for its listeners to bind.
+pub const LISTEN_READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default idle connection timeout (kubo's connection manager grace period is 20 s; idle
+/// here means no protocol keeps the connection alive).
+pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// At most this many listen addresses of a remote peer (from identify) are kept and given to
+/// Kademlia; a peer announcing more is truncated.
+pub const PEER_LISTEN_ADDRS_MAX: usize = 32;
+
+/// At most this many protocol names of a remote peer are kept.
+pub const PEER_PROTOCOLS_MAX: usize = 128;
+
+/// Errors of the network node.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("building the transport: {0}")]
+    Transport(String),
+    #[error("listening on {addr}: {reason}")]
+    Listen { addr: Multiaddr, reason: String },
+    #[error("listeners did not bind within {0:?}")]
+    ListenTimeout(Duration),
+    #[error("dialing {addr}: {reason}")]
+    Dial { addr: Multiaddr, reason: String },
+    #[error("no known peers to bootstrap from")]
+    NoKnownPeers,
+    #[error("DHT query failed: {0}")]
+    Query(String),
+    #[error("the network node has stopped")]
+    Stopped,
+}
+
+/// How to start a [`Node`].
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub keypair: Keypair,
+    /// Addresses to listen on, e.g. `/ip4/127.0.0.1/tcp/0`, `/ip4/127.0.0.1/udp/0/quic-v1`.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start (`/ip4/../tcp/../p2p/<id>`; those with a peer ID also seed the
+    /// DHT routing table). Empty in tests.
+    pub bootstrap: Vec<Multiaddr>,
+    pub behaviour: BehaviourConfig,
+    pub idle_connection_timeout: Duration,
+}
+
+impl NodeConfig {
+    /// Defaults with the given identity and no listen addresses.
+    pub fn new(keypair: Keypair) -> Self {
+        Self {
+            keypair,
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            behaviour: BehaviourConfig::default(),
+            idle_connection_timeout: IDLE_CONNECTION_TIMEOUT,
+        }
+    }
+}
+
+/// What the node knows about a connected peer.
+#[derive(Clone, Debug, Default)]
+pub struct PeerInfo {
+    /// The remote address of one open connection.
+    pub addr: Option<Multiaddr>,
+    /// Identify's agent version, once identify ran.
+    pub agent_version: Option<String>,
+    /// Identify's protocol list.
+    pub protocols: Vec<String>,
+    /// Identify's listen addresses (at most [`PEER_LISTEN_ADDRS_MAX`]).
+    pub listen_addrs: Vec<Multiaddr>,
+    /// The last ping round trip.
+    pub rtt: Option<Duration>,
+}
+
+enum Command {
+    ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    Connect(Multiaddr, oneshot::Sender<Result<PeerId, NetError>>),
+    Peers(oneshot::Sender<Vec<PeerId>>),
+    PeerInfo(PeerId, oneshot::Sender<Option<PeerInfo>>),
+    Bootstrap(oneshot::Sender<Result<(), NetError>>),
+    ClosestPeers(
+        PeerId,
+        oneshot::Sender<Result<Vec<kad::PeerInfo>, NetError>>,
+    ),
+}
+
+/// A running network node. Dropping it stops the swarm task.
+pub struct Node {
+    peer_id: PeerId,
+    commands: mpsc::Sender<Command>,
+    cancel: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Node {
+    /// Builds the swarm, binds every listen address, dials the bootstrap peers and runs the
+    /// swarm on a new tokio task. Returns once all listeners have an address.
+    pub async fn start(config: NodeConfig) -> Result<Node, NetError> {
+        let peer_id = config.keypair.public().to_peer_id();
+        let span = tracing::info_span!("net", %peer_id);
+        let mut swarm = build_swarm(&config)?;
+        let mut pending: HashMap<libp2p::core::transport::ListenerId, Multiaddr> = HashMap::new();
+        for addr in &config.listen {
+            let id = swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetError::Listen {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                })?;
+            pending.insert(id, addr.clone());
+        }
+        let mut actor = Actor::default();
+        let wait = async {
+            while !pending.is_empty() {
+                let event = swarm.select_next_some().await;
+                match &event {
+                    SwarmEvent::NewListenAddr { listener_id, .. } => {
+                        pending.remove(listener_id);
+                    }
+                    SwarmEvent::ListenerClosed {
+                        listener_id,
+                        reason: Err(e),
+                        ..
+                    }
+                    | SwarmEvent::ListenerError {
+                        listener_id,
+                        error: e,
+                    } => {
+                        if let Some(addr) = pending.remove(listener_id) {
+                            return Err(NetError::Listen {
+                                addr,
+                                reason: e.to_string(),
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+                actor.on_event(&mut swarm, event);
+            }
+            Ok(())
+        };
+        tokio::time::timeout(LISTEN_READY_TIMEOUT, wait.instrument(span.clone()))
+            .await
+            .map_err(|_| NetError::ListenTimeout(LISTEN_READY_TIMEOUT))??;
+        for addr in &config.bootstrap {
+            if let Some(peer) = peer_of(addr) {
+                swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            }
+            if let Err(e) = swarm.dial(addr.clone()) {
+                tracing::warn!(parent: &span, %addr, error = %e, "bootstrap dial failed");
+            }
+        }
+        let (commands, inbox) = mpsc::channel(COMMAND_QUEUE_LEN);
+        let (cancel, cancelled) = oneshot::channel();
+        let task = tokio::spawn(actor.run(swarm, inbox, cancelled).instrument(span));
+        Ok(Node {
+            peer_id,
+            commands,
+            cancel: Some(cancel),
+            task: Some(task),
+        })
+    }
+
+    /// This node's peer ID.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// The addresses the node listens on now.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        self.ask(Command::ListenAddrs).await
+    }
+
+    /// Dials `addr` (with or without a `/p2p/<id>` suffix) and returns the remote peer ID once
+    /// the connection is established (at once if already connected to that peer).
+    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, NetError> {
+        self.ask(|tx| Command::Connect(addr, tx)).await?
+    }
+
+    /// The peers with at least one open connection, sorted.
+    pub async fn peers(&self) -> Result<Vec<PeerId>, NetError> {
+        self.ask(Command::Peers).await
+    }
+
+    /// What is known about a connected peer (`None` if not connected).
+    pub async fn peer_info(&self, peer: PeerId) -> Result<Option<PeerInfo>, NetError> {
+        self.ask(|tx| Command::PeerInfo(peer, tx)).await
+    }
+
+    /// Runs a Kademlia bootstrap (a lookup of our own ID, then of random IDs per bucket) and
+    /// waits for it to finish.
+    pub async fn bootstrap(&self) -> Result<(), NetError> {
+        self.ask(Command::Bootstrap).await?
+    }
+
+    /// The k closest peers to `key` found through the DHT (with the addresses learned).
+    pub async fn closest_peers(&self, key: PeerId) -> Result<Vec<kad::PeerInfo>, NetError> {
+        self.ask(|tx| Command::ClosestPeers(key, tx)).await?
+    }
+
+    /// Finds `peer` through the DHT: its addresses, or `Ok(None)` if the lookup did not meet it.
+    pub async fn find_peer(&self, peer: PeerId) -> Result<Option<Vec<Multiaddr>>, NetError> {
+        let found = self.closest_peers(peer).await?;
+        Ok(found
+            .into_iter()
+            .find(|p| p.peer_id == peer)
+            .map(|p| p.addrs))
+    }
+
+    /// Stops the swarm (closing every connection and listener) and waits for the task to end.
+    pub async fn shutdown(mut self) {
+        if let Some(cancel) = self.cancel.take() {
+            let _ = cancel.send(());
+        }
+        if let Some(task) = self.task.take() {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "network task ended abnormally");
+            }
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Dropping `cancel` wakes the actor, which then stops.
+        self.cancel.take();
+    }
+}
+
+fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NetError> {
+    let behaviour_config = config.behaviour.clone();
+    let idle = config.idle_connection_timeout;
+    Ok(
+        libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| NetError::Transport(e.to_string()))?
+            .with_quic()
+            .with_behaviour(|key| Behaviour::new(key, &behaviour_config))
+            .map_err(|e| match e {})?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build(),
+    )
+}
+
+/// The peer ID in a multiaddr's trailing `/p2p/<id>`, if any.
+pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
+}
+
+enum QueryReply {
+    Bootstrap(oneshot::Sender<Result<(), NetError>>),
+    Closest(oneshot::Sender<Result<Vec<kad::PeerInfo>, NetError>>),
+}
+
+/// The state the swarm task keeps beside the swarm.
+#[derive(Default)]
+struct Actor {
+    listen_addrs: Vec<Multiaddr>,
+    dials: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<PeerId, NetError>>)>,
+    peers: HashMap<PeerId, (usize, PeerInfo)>,
+    queries: HashMap<QueryId, QueryReply>,
+}
+
+impl Actor {
+    async fn run(
+        mut self,
+        mut swarm: Swarm<Behaviour>,
+        mut inbox: mpsc::Receiver<Command>,
+        mut cancelled: oneshot::Receiver<()>,
+    ) {
+        tracing::debug!("network task running");
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut cancelled => break,
+                event = swarm.select_next_some() => self.on_event(&mut swarm, event),
+                command = inbox.recv() => match command {
+                    Some(c) => self.on_command(&mut swarm, c),
+                    None => break,
+                },
+            }
+        }
+        let listeners: Vec<_> = self.listen_addrs.drain(..).collect();
+        tracing::info!(
+            listeners = listeners.len(),
+            peers = self.peers.len(),
+            "network task stopping"
+        );
+        for (_, (addr, reply)) in self.dials.drain() {
+            let _ = reply.send(Err(NetError::Dial {
+                addr,
+                reason: "node shutting down".into(),
+            }));
+        }
+        // Dropping the swarm closes every connection and listener.
+        drop(swarm);
+    }
+
+    fn on_command(&mut self, swarm: &mut Swarm<Behaviour>, command: Command) {
+        match command {
+            Command::ListenAddrs(tx) => {
+                let _ = tx.send(self.listen_addrs.clone());
+            }
+            Command::Peers(tx) => {
+                let mut peers: Vec<PeerId> = self.peers.keys().copied().collect();
+                peers.sort();
+                let _ = tx.send(peers);
+            }
+            Command::PeerInfo(peer, tx) => {
+                let _ = tx.send(self.peers.get(&peer).map(|(_, info)| info.clone()));
+            }
+            Command::Connect(addr, tx) => {
+                let opts = DialOpts::from(addr.clone());
+                let id = opts.connection_id();
+                match swarm.dial(opts) {
+                    Ok(()) => {
+                        self.dials.insert(id, (addr, tx));
+                    }
+                    Err(DialError::DialPeerConditionFalse(_)) => {
+                        // Already connected (or dialing): the peer is in the address.
+                        let reply = match peer_of(&addr) {
+                            Some(p) => Ok(p),
+                            None => Err(NetError::Dial {
+                                addr,
+                                reason: "dial condition false without a peer ID".into(),
+                            }),
+                        };
+                        let _ = tx.send(reply);
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(NetError::Dial {
+                            addr,
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
+            }
+            Command::Bootstrap(tx) => match swarm.behaviour_mut().kad.bootstrap() {
+                Ok(q) => {
+                    self.queries.insert(q, QueryReply::Bootstrap(tx));
+                }
+                Err(kad::NoKnownPeers()) => {
+                    let _ = tx.send(Err(NetError::NoKnownPeers));
+                }
+            },
+            Command::ClosestPeers(key, tx) => {
+                let q = swarm.behaviour_mut().kad.get_closest_peers(key);
+                self.queries.insert(q, QueryReply::Closest(tx));
+            }
+        }
+    }
+
+    fn on_event(&mut self, swarm: &mut Swarm<Behaviour>, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.listen_addrs.push(address);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|a| a != &address);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                let entry = self.peers.entry(peer_id).or_default();
+                entry.0 += 1;
+                entry.1.addr = Some(endpoint.get_remote_address().clone());
+                if let Some((_, reply)) = self.dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, ?cause, "connection closed");
+                if num_established == 0 {
+                    self.peers.remove(&peer_id);
+                } else if let Some(entry) = self.peers.get_mut(&peer_id) {
+                    entry.0 = num_established as usize;
+                }
+                if let Some((addr, reply)) = self.dials.remove(&connection_id) {
+                    let _ = reply.send(Err(NetError::Dial {
+                        addr,
+                        reason: "connection closed".into(),
+                    }));
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                if let Some((addr, reply)) = self.dials.remove(&connection_id) {
+                    let _ = reply.send(Err(NetError::Dial {
+                        addr,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                error,
+                send_back_addr,
+                ..
+            } => {
+                tracing::debug!(from = %send_back_addr, %error, "incoming connection refused");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => self.on_identify(swarm, peer_id, info),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            })) => {
+                if let Some((_, info)) = self.peers.get_mut(&peer) {
+                    info.rtt = Some(rtt);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result,
+                step,
+                ..
+            })) => self.on_query(id, result, step.last),
+            _ => {}
+        }
+    }
+
+    fn on_identify(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId, info: identify::Info) {
+        let mut listen_addrs = info.listen_addrs;
+        listen_addrs.truncate(PEER_LISTEN_ADDRS_MAX);
+        let speaks_kad = info.protocols.iter().any(|p| *p == KAD_PROTOCOL);
+        if speaks_kad {
+            for addr in &listen_addrs {
+                swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            }
+        }
+        if let Some((_, known)) = self.peers.get_mut(&peer) {
+            tracing::debug!(%peer, agent = %info.agent_version, "identified");
+            known.agent_version = Some(info.agent_version);
+            known.protocols = info
+                .protocols
+                .iter()
+                .take(PEER_PROTOCOLS_MAX)
+                .map(|p| p.to_string())
+                .collect();
+            known.listen_addrs = listen_addrs;
+        }
+    }
+
+    fn on_query(&mut self, id: QueryId, result: QueryResult, last: bool) {
+        match result {
+            QueryResult::Bootstrap(r) => {
+                let failed = r.is_err();
+                if last || failed {
+                    if let Some(QueryReply::Bootstrap(tx)) = self.queries.remove(&id) {
+                        let _ = tx.send(r.map(|_| ()).map_err(|e| NetError::Query(e.to_string())));
+                    }
+                }
+            }
+            QueryResult::GetClosestPeers(r) => {
+                if let Some(QueryReply::Closest(tx)) = self.queries.remove(&id) {
+                    let _ = tx.send(
+                        r.map(|ok| ok.peers)
+                            .map_err(|e| NetError::Query(e.to_string())),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}

