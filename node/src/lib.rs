@@ -6,6 +6,7 @@
 //! - [`car`]: CAR v1 export, CAR v1/v2 import;
 //! - [`repo`]: the on-disk repository (blockstore, pins, config) and garbage collection.
 
+pub mod bitswap;
 pub mod car;
 pub mod cli;
 pub mod config;

@@ -1,0 +1,384 @@
+//! Scenario tests of the server engine.
+
+use super::*;
+use crate::bitswap::protocol::Wantlist;
+use ipfs_kit_blockstore::hash::{HashFn, RAW_CODEC};
+use ipfs_kit_blockstore::MemoryBlockstore;
+
+type Engine = ServerEngine<u64>;
+
+fn block(seed: u64, len: usize) -> Block {
+    let mut data = seed.to_le_bytes().to_vec();
+    data.extend((8..len.max(8)).map(|i| (seed.wrapping_mul(31).wrapping_add(i as u64 / 7)) as u8));
+    let cid = Cid::new_v1(RAW_CODEC, HashFn::Sha2_256.digest(&data).unwrap());
+    Block::new(cid, Bytes::from(data)).unwrap()
+}
+
+fn missing(seed: u64) -> Cid {
+    *block(1_000_000 + seed, 64).cid()
+}
+
+fn wants(entries: Vec<WantEntry>) -> Message {
+    Message {
+        wantlist: Some(Wantlist {
+            entries,
+            full: false,
+        }),
+        ..Message::default()
+    }
+}
+
+fn connect(e: &mut Engine, store: &MemoryBlockstore, peer: u64, v: ProtocolVersion) {
+    let a = e.handle(
+        ServerEvent::PeerConnected { peer, version: v },
+        &StoreSource(store),
+    );
+    assert!(a.is_empty());
+}
+
+fn recv(
+    e: &mut Engine,
+    store: &MemoryBlockstore,
+    peer: u64,
+    msg: Message,
+) -> Vec<ServerAction<u64>> {
+    e.handle(
+        ServerEvent::MessageReceived { peer, msg },
+        &StoreSource(store),
+    )
+}
+
+fn sent(actions: &[ServerAction<u64>]) -> Vec<(u64, &Message)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            ServerAction::SendMessage { peer, msg } => Some((*peer, msg)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn only_message(actions: &[ServerAction<u64>]) -> &Message {
+    let s = sent(actions);
+    assert_eq!(s.len(), 1, "{} actions", actions.len());
+    s[0].1
+}
+
+#[test]
+fn want_have_gets_have_dont_have_or_silence() {
+    let store = MemoryBlockstore::new();
+    let big = block(1, 4096);
+    store.put(&big).unwrap();
+    let mut e = Engine::new();
+    connect(&mut e, &store, 1, ProtocolVersion::V1_2_0);
+    let a = recv(
+        &mut e,
+        &store,
+        1,
+        wants(vec![
+            WantEntry::want_have(*big.cid(), 1, true),
+            WantEntry::want_have(missing(1), 1, true),
+            WantEntry::want_have(missing(2), 1, false),
+        ]),
+    );
+    let m = only_message(&a);
+    assert!(m.blocks.is_empty());
+    assert_eq!(
+        m.presences,
+        vec![
+            BlockPresence {
+                cid: *big.cid(),
+                kind: PresenceType::Have
+            },
+            BlockPresence {
+                cid: missing(1),
+                kind: PresenceType::DontHave
+            },
+        ]
+    );
+    // Answered want-haves leave the ledger; unanswered ones wait for the block.
+    assert_eq!(e.peer_stats(&1).unwrap().wants, 2);
+}
+
+#[test]
+fn small_blocks_are_inlined_up_to_the_limit() {
+    let store = MemoryBlockstore::new();
+    let at = block(1, INLINE_BLOCK_BYTES_MAX);
+    let over = block(2, INLINE_BLOCK_BYTES_MAX + 1);
+    store.put_many(&[at.clone(), over.clone()]).unwrap();
+    let mut e = Engine::new();
+    connect(&mut e, &store, 1, ProtocolVersion::V1_2_0);
+    let a = recv(
+        &mut e,
+        &store,
+        1,
+        wants(vec![
+            WantEntry::want_have(*at.cid(), 2, true),
+            WantEntry::want_have(*over.cid(), 1, true),
+        ]),
+    );
+    let m = only_message(&a);
+    assert_eq!(m.blocks, vec![at]);
+    assert_eq!(m.presences.len(), 1);
+    assert_eq!(m.presences[0].cid, *over.cid());
+    assert_eq!(m.presences[0].kind, PresenceType::Have);
+}
+
+#[test]
+fn want_block_block_or_dont_have_then_served_on_block_added() {
+    let store = MemoryBlockstore::new();
+    let b = block(1, 5000);
+    let later = block(2, 5000);
+    store.put(&b).unwrap();
+    let mut e = Engine::new();
+    connect(&mut e, &store, 1, ProtocolVersion::V1_2_0);
+    let a = recv(
+        &mut e,
+        &store,
+        1,
+        wants(vec![
+            WantEntry::want_block(*b.cid(), 1, true),
+            WantEntry::want_block(*later.cid(), 1, true),
+        ]),
+    );
+    let m = only_message(&a);
+    assert_eq!(m.blocks, vec![b.clone()]);
+    assert_eq!(m.presences[0].kind, PresenceType::DontHave);
+    // The waiting want is served when the block arrives.
+    store.put(&later).unwrap();
+    let a = e.handle(
+        ServerEvent::BlockAdded { cid: *later.cid() },
+        &StoreSource(&store),
+    );
+    assert_eq!(only_message(&a).blocks, vec![later]);
+    assert_eq!(e.peer_stats(&1).unwrap().wants, 0);
+}
+
+#[test]
+fn cancel_and_full_wantlist() {
+    let store = MemoryBlockstore::new();
+    let b = block(1, 100);
+    let mut e = Engine::new();
+    connect(&mut e, &store, 1, ProtocolVersion::V1_2_0);
+    recv(
+        &mut e,
+        &store,
+        1,
+        wants(vec![WantEntry::want_block(*b.cid(), 1, false)]),
+    );
+    assert_eq!(e.peer_stats(&1).unwrap().wants, 1);
+    recv(&mut e, &store, 1, wants(vec![WantEntry::cancel(*b.cid())]));
+    assert_eq!(e.peer_stats(&1).unwrap().wants, 0);
+    store.put(&b).unwrap();
+    let a = e.handle(
+        ServerEvent::BlockAdded { cid: *b.cid() },
+        &StoreSource(&store),
+    );
+    assert!(a.is_empty(), "cancelled want served");
+
+    recv(
+        &mut e,
+        &store,
+        1,
+        wants(
+            (0..10)
+                .map(|i| WantEntry::want_block(missing(i), 1, false))
+                .collect(),
+        ),
+    );
+    assert_eq!(e.peer_stats(&1).unwrap().wants, 10);
+    let full = Message {
+        wantlist: Some(Wantlist {
+            entries: vec![WantEntry::want_block(missing(99), 1, false)],
+            full: true,
+        }),
+        ..Message::default()
+    };
+    recv(&mut e, &store, 1, full);
+    assert_eq!(e.wantlist_of(&1), vec![(missing(99), 1, WantType::Block)]);
+}
+
+#[test]
+fn want_flood_stays_bounded_and_evicts_by_priority() {
+    let store = MemoryBlockstore::new();
+    let mut e = Engine::new();
+    connect(&mut e, &store, 1, ProtocolVersion::V1_2_0);
+    // 50 messages of 1000 distinct wants, rising priority: the ledger keeps the newest 1024.
+    for round in 0..50u64 {
+        let entries = (0..1000)
+            .map(|i| WantEntry::want_block(missing(round * 1000 + i), round as i32, false))
+            .collect();
+        let a = recv(&mut e, &store, 1, wants(entries));
+        assert!(a.is_empty());
+        assert!(e.peer_stats(&1).unwrap().wants <= WANTLIST_ENTRIES_PER_PEER_MAX);
+    }
+    let wl = e.wantlist_of(&1);
+    assert_eq!(wl.len(), WANTLIST_ENTRIES_PER_PEER_MAX);
+    assert!(wl.iter().all(|(_, p, _)| *p >= 48));
+    // A lower-priority want is dropped when full; a higher one evicts the lowest.
+    recv(
+        &mut e,
+        &store,
+        1,
+        wants(vec![WantEntry::want_block(missing(7_000_000), 0, false)]),
+    );
+    assert!(!e
+        .wantlist_of(&1)
+        .iter()
+        .any(|(c, _, _)| *c == missing(7_000_000)));
+    recv(
+        &mut e,
+        &store,
+        1,
+        wants(vec![WantEntry::want_block(missing(7_000_001), 100, false)]),
+    );
+    let wl = e.wantlist_of(&1);
+    assert_eq!(wl.len(), WANTLIST_ENTRIES_PER_PEER_MAX);
+    assert_eq!(wl[0], (missing(7_000_001), 100, WantType::Block));
+}
+
+#[test]
+fn wantlist_over_the_limit_in_one_message_is_penalized_then_disconnected() {
+    let store = MemoryBlockstore::new();
+    let mut e = Engine::new();
+    connect(&mut e, &store, 1, ProtocolVersion::V1_2_0);
+    let at: Vec<_> = (0..WANTLIST_ENTRIES_PER_PEER_MAX as u64)
+        .map(|i| WantEntry::want_block(missing(i), 1, false))
+        .collect();
+    assert!(recv(&mut e, &store, 1, wants(at)).is_empty());
+    let over = |k: u64| -> Vec<WantEntry> {
+        (0..=WANTLIST_ENTRIES_PER_PEER_MAX as u64)
+            .map(|i| WantEntry::want_block(missing(k * 10_000 + i), 1, false))
+            .collect()
+    };
+    for k in 1..PENALTIES_BEFORE_DISCONNECT as u64 {
+        let a = recv(&mut e, &store, 1, wants(over(k)));
+        assert_eq!(
+            a,
+            vec![ServerAction::Penalize {
+                peer: 1,
+                reason: PenaltyReason::WantlistFlood {
+                    entries: WANTLIST_ENTRIES_PER_PEER_MAX + 1
+                }
+            }]
+        );
+        assert!(e.peer_stats(&1).unwrap().wants <= WANTLIST_ENTRIES_PER_PEER_MAX);
+    }
+    let a = recv(&mut e, &store, 1, wants(over(99)));
+    assert_eq!(a.last(), Some(&ServerAction::Disconnect { peer: 1 }));
+    assert!(e.peer_stats(&1).is_none());
+}
+
+#[test]
+fn fair_round_robin_and_backpressure_across_two_peers() {
+    let store = MemoryBlockstore::new();
+    let blocks: Vec<Block> = (0..16).map(|i| block(i, 256 * 1024)).collect();
+    store.put_many(&blocks).unwrap();
+    let mut e = Engine::new();
+    connect(&mut e, &store, 1, ProtocolVersion::V1_2_0);
+    connect(&mut e, &store, 2, ProtocolVersion::V1_2_0);
+    let all: Vec<WantEntry> = blocks
+        .iter()
+        .map(|b| WantEntry::want_block(*b.cid(), 1, false))
+        .collect();
+    // Peer 1 asks first; peer 2 asks while peer 1 is still backlogged.
+    let a1 = recv(&mut e, &store, 1, wants(all.clone()));
+    let a2 = recv(&mut e, &store, 2, wants(all.clone()));
+    let first: usize = sent(&a1).iter().map(|(_, m)| m.block_bytes()).sum();
+    assert!(first <= OUTSTANDING_BYTES_PER_PEER_MAX, "{first}");
+    assert_eq!(sent(&a2).len(), 1);
+    // Nothing more until the peers acknowledge: backpressure.
+    let idle = e.handle(ServerEvent::Tick { now_ms: 1 }, &StoreSource(&store));
+    assert!(idle.is_empty());
+    // Acknowledge messages in the order they were sent (both peers drain at the same rate):
+    // neither peer ever gets more than one budget (4 blocks) ahead of the other.
+    let mut pending: std::collections::VecDeque<(u64, usize)> = sent(&a1)
+        .iter()
+        .chain(sent(&a2).iter())
+        .map(|(p, m)| (*p, m.block_bytes()))
+        .collect();
+    let mut served = [0usize; 3];
+    for (p, m) in sent(&a1).iter().chain(sent(&a2).iter()) {
+        served[*p as usize] += m.blocks.len();
+    }
+    while let Some((peer, bytes)) = pending.pop_front() {
+        let a = e.handle(
+            ServerEvent::MessageSent {
+                peer,
+                block_bytes: bytes,
+            },
+            &StoreSource(&store),
+        );
+        for (p, m) in sent(&a) {
+            assert!(m.block_bytes() <= OUTBOUND_BLOCK_BYTES_MAX);
+            assert!(m.block_bytes() <= OUTSTANDING_BYTES_PER_PEER_MAX);
+            served[p as usize] += m.blocks.len();
+            pending.push_back((p, m.block_bytes()));
+        }
+        assert!(served[1].abs_diff(served[2]) <= 4, "{served:?}");
+        assert!(e.peer_stats(&1).unwrap().outstanding_bytes <= OUTSTANDING_BYTES_PER_PEER_MAX);
+    }
+    assert_eq!(served, [0, 16, 16]);
+}
+
+#[test]
+fn version_1_0_peers_get_blocks_but_no_presences() {
+    let store = MemoryBlockstore::new();
+    let b = block(1, 300);
+    store.put(&b).unwrap();
+    let mut e = Engine::new();
+    connect(&mut e, &store, 1, ProtocolVersion::V1_0_0);
+    let a = recv(
+        &mut e,
+        &store,
+        1,
+        wants(vec![
+            WantEntry::want_block(missing(1), 5, true),
+            WantEntry::want_block(*b.cid(), 1, false),
+        ]),
+    );
+    let m = only_message(&a);
+    assert_eq!(m.blocks, vec![b]);
+    assert!(m.presences.is_empty());
+}
+
+#[test]
+fn higher_priority_is_served_first() {
+    let store = MemoryBlockstore::new();
+    let blocks: Vec<Block> = (0..6).map(|i| block(i, 400 * 1024)).collect();
+    store.put_many(&blocks).unwrap();
+    let mut e = Engine::new();
+    connect(&mut e, &store, 1, ProtocolVersion::V1_2_0);
+    let entries = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| WantEntry::want_block(*b.cid(), i as i32, false))
+        .collect();
+    let a = recv(&mut e, &store, 1, wants(entries));
+    let order: Vec<Cid> = sent(&a)
+        .iter()
+        .flat_map(|(_, m)| m.blocks.iter().map(|b| *b.cid()))
+        .collect();
+    assert_eq!(
+        order[..3],
+        [*blocks[5].cid(), *blocks[4].cid(), *blocks[3].cid()]
+    );
+}
+
+#[test]
+fn disconnect_forgets_the_peer() {
+    let store = MemoryBlockstore::new();
+    let mut e = Engine::new();
+    connect(&mut e, &store, 1, ProtocolVersion::V1_2_0);
+    recv(
+        &mut e,
+        &store,
+        1,
+        wants(vec![WantEntry::want_block(missing(1), 1, false)]),
+    );
+    e.handle(
+        ServerEvent::PeerDisconnected { peer: 1 },
+        &StoreSource(&store),
+    );
+    assert_eq!(e.peer_count(), 0);
+}

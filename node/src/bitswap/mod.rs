@@ -1,0 +1,24 @@
+//! Bitswap, written here: the wire codec and the pure state machines behind it.
+//!
+//! - [`protocol`]: the `/ipfs/bitswap/1.{0,1,2}.0` message codec and framing, with every
+//!   inbound size bounded;
+//! - [`ledger`]: the server side, [`ledger::ServerEngine`] — per-peer wantlists, HAVE /
+//!   DONT_HAVE, fair scheduling with per-peer backpressure;
+//! - [`session`]: the client side, [`session::ClientSession`] — who has what, want-have /
+//!   want-block spreading, rebroadcast, the DHT fallback.
+//!
+//! Neither state machine does I/O: they take events (with the time injected) and return
+//! actions, so tests drive them deterministically. The libp2p behaviour / handler that moves
+//! these events over streams sits on top (next to `net/`), and only moves events.
+
+pub mod ledger;
+pub mod protocol;
+pub mod session;
+
+pub use protocol::{
+    BlockPresence, Message, PresenceType, ProtocolError, ProtocolVersion, WantEntry, WantType,
+    Wantlist,
+};
+
+#[cfg(test)]
+mod sim_tests;
