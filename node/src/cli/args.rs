@@ -11,7 +11,8 @@ pub struct Cli {
     pub repo: Option<PathBuf>,
     /// Sync blocks to disk before pins commit, so adds survive power loss (kubo's flatfs
     /// default). Without it, what a command reported survives the process being killed.
-    #[arg(long, global = true, env = "IPFS_KIT_SYNC")]
+    #[arg(long, global = true, env = "IPFS_KIT_SYNC",
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub sync: bool,
     #[command(subcommand)]
     pub command: Command,

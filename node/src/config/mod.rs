@@ -235,7 +235,8 @@ pub enum RoutingMode {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Swarm {
-    /// Above this many connections, trim down to `conns_low`.
+    /// Above this many connections, trim down to `conns_low`. Setting only one of the two
+    /// moves the other's default to keep `conns_low <= conns_high`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conns_high: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -93,9 +93,17 @@ impl Config {
     /// The swarm limits: the `[swarm]` values set, the role's defaults for the others.
     pub fn swarm_limits(&self) -> SwarmLimits {
         let d = SwarmLimits::for_role(self.role);
+        // A watermark left to its default follows the one that is set, so that setting only
+        // `conns_high = 50` on a master (default low 64) means 50/50, not an error.
+        let (conns_high, conns_low) = match (self.swarm.conns_high, self.swarm.conns_low) {
+            (Some(high), Some(low)) => (high, low),
+            (Some(high), None) => (high, d.conns_low.min(high)),
+            (None, Some(low)) => (d.conns_high.max(low), low),
+            (None, None) => (d.conns_high, d.conns_low),
+        };
         SwarmLimits {
-            conns_high: self.swarm.conns_high.unwrap_or(d.conns_high),
-            conns_low: self.swarm.conns_low.unwrap_or(d.conns_low),
+            conns_high,
+            conns_low,
             memory_max_bytes: self.swarm.memory_max_bytes.unwrap_or(d.memory_max_bytes),
             idle_timeout: self
                 .swarm

@@ -110,6 +110,28 @@ fn role_defaults_follow_the_effective_role() {
 }
 
 #[test]
+fn one_watermark_set_moves_the_other_default() {
+    let mut c = Config::for_role(Role::Master);
+    c.swarm.conns_high = Some(50);
+    let l = c.swarm_limits();
+    assert_eq!((l.conns_high, l.conns_low), (50, 50));
+    c.resolve().unwrap();
+    let mut c = Config::for_role(Role::Leecher);
+    c.swarm.conns_low = Some(100);
+    let l = c.swarm_limits();
+    assert_eq!((l.conns_high, l.conns_low), (100, 100));
+    c.resolve().unwrap();
+    c.swarm.conns_high = Some(10);
+    assert!(matches!(
+        c.resolve(),
+        Err(ConfigError::BadLimit {
+            key: "conns_low",
+            ..
+        })
+    ));
+}
+
+#[test]
 fn precedence_flag_over_env_over_file() {
     let file = "role = \"master\"\n[addresses]\napi = \"127.0.0.1:1111\"\n\
                 gateway = \"127.0.0.1:2222\"\nswarm = [\"/ip4/127.0.0.1/tcp/1\"]\n";
@@ -269,7 +291,11 @@ fn every_validation_error() {
             }
         )
     });
-    check(&|c| c.swarm.conns_low = Some(1000), &|e| {
+    let inverted = |c: &mut Config| {
+        c.swarm.conns_high = Some(10);
+        c.swarm.conns_low = Some(11);
+    };
+    check(&inverted, &|e| {
         matches!(
             e,
             ConfigError::BadLimit {

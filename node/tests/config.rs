@@ -1,0 +1,216 @@
+//! End-to-end tests of `ipfs-kit init --role` and `ipfs-kit config`: the real binary against a
+//! fresh repository in a temp dir, checking its output, exit code and `config.toml`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn repo(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+    fn config_file(&self) -> PathBuf {
+        self.repo().join("config.toml")
+    }
+    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ipfs-kit"));
+        c.arg("--repo").arg(self.repo()).args(args);
+        for var in [
+            "IPFS_KIT_PATH",
+            "IPFS_KIT_ROLE",
+            "IPFS_KIT_API",
+            "IPFS_KIT_GATEWAY",
+            "IPFS_KIT_SWARM",
+            "IPFS_KIT_BOOTSTRAP",
+            "IPFS_KIT_SYNC",
+        ] {
+            c.env_remove(var);
+        }
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.stdin(Stdio::null()).output().unwrap()
+    }
+    fn ok_with(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let o = self.run_with(args, env);
+        assert!(
+            o.status.success(),
+            "ipfs-kit {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        self.ok_with(args, &[])
+    }
+    /// Expects failure with exactly one `Error:` line on stderr; returns it.
+    fn fails_with(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let o = self.run_with(args, env);
+        assert!(!o.status.success(), "ipfs-kit {args:?} should have failed");
+        let err = String::from_utf8(o.stderr).unwrap();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "one line expected: {err:?}");
+        assert!(lines[0].starts_with("Error: "), "no Error line in {err:?}");
+        lines[0].to_string()
+    }
+    fn fails(&self, args: &[&str]) -> String {
+        self.fails_with(args, &[])
+    }
+}
+
+#[test]
+fn init_with_role_then_config_role() {
+    let env = Env::new();
+    env.ok(&["init", "--role", "master"]);
+    assert_eq!(env.ok(&["config", "role"]), "master\n");
+    let file = std::fs::read_to_string(env.config_file()).unwrap();
+    assert!(file.contains("role = \"master\""), "{file}");
+    // The master's defaults show through.
+    assert_eq!(env.ok(&["config", "swarm.conns_high"]), "192\n");
+    // A second init is refused and changes nothing.
+    env.fails(&["init", "--role", "leecher"]);
+    assert_eq!(env.ok(&["config", "role"]), "master\n");
+}
+
+#[test]
+fn plain_init_and_first_use_write_the_worker_default() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    assert_eq!(env.ok(&["config", "role"]), "worker\n");
+    assert_eq!(env.ok(&["config", "addresses.api"]), "127.0.0.1:5001\n");
+
+    // A repository created by first use (not `init`) gets one too.
+    let env = Env::new();
+    env.ok(&["repo", "stat"]);
+    assert!(env.config_file().is_file());
+    assert_eq!(env.ok(&["config", "routing.mode"]), "auto\n");
+}
+
+#[test]
+fn set_then_show() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    env.ok(&["config", "set", "swarm.conns_high", "50"]);
+    let show = env.ok(&["config", "show"]);
+    assert!(show.contains("conns_high = 50"), "{show}");
+    assert_eq!(env.ok(&["config", "swarm.conns_high"]), "50\n");
+    // kubo's two-argument form, and JSON values.
+    env.ok(&["config", "provide.strategy", "roots"]);
+    assert_eq!(env.ok(&["config", "provide.strategy"]), "roots\n");
+    env.ok(&[
+        "config",
+        "set",
+        "--json",
+        "addresses.swarm",
+        r#"["/ip4/127.0.0.1/tcp/4101"]"#,
+    ]);
+    assert_eq!(
+        env.ok(&["config", "addresses.swarm"]),
+        "[\"/ip4/127.0.0.1/tcp/4101\"]\n"
+    );
+    // The show output is itself a valid config: it parses back to the same values.
+    let show = env.ok(&["config", "show"]);
+    std::fs::write(env.config_file(), &show).unwrap();
+    assert_eq!(env.ok(&["config", "show"]), show);
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let env = Env::new();
+    env.ok(&["init", "--role", "master"]);
+    let leecher = [("IPFS_KIT_ROLE", "leecher")];
+    assert_eq!(env.ok_with(&["config", "role"], &leecher), "leecher\n");
+    // The leecher's limits come with its role.
+    assert_eq!(
+        env.ok_with(&["config", "swarm.conns_high"], &leecher),
+        "32\n"
+    );
+    assert_eq!(
+        env.ok_with(
+            &["config", "addresses.gateway"],
+            &[("IPFS_KIT_GATEWAY", "127.0.0.1:9999")]
+        ),
+        "127.0.0.1:9999\n"
+    );
+    // The environment is not written to the file.
+    env.ok_with(&["config", "set", "swarm.conns_low", "5"], &leecher);
+    assert_eq!(env.ok(&["config", "role"]), "master\n");
+    // A bad value in the environment is named.
+    let err = env.fails_with(&["config", "role"], &[("IPFS_KIT_ROLE", "boss")]);
+    assert!(err.contains("IPFS_KIT_ROLE"), "{err}");
+}
+
+#[test]
+fn bad_values_leave_the_file_unchanged() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    let before = std::fs::read(env.config_file()).unwrap();
+    for (args, expect) in [
+        (
+            &["config", "set", "swarm.conns_high", "lots"][..],
+            "swarm.conns_high",
+        ),
+        (&["config", "set", "role", "boss"][..], "role"),
+        (
+            &["config", "set", "swarm.conns_hgih", "5"][..],
+            "swarm.conns_hgih",
+        ),
+        (
+            &["config", "set", "addresses.api", "0.0.0.0:5001"][..],
+            "api.token",
+        ),
+        (
+            &["config", "set", "addresses.swarm", "[\"/ip4/1.2.3/tcp/1\"]"][..],
+            "multiaddr",
+        ),
+        (&["config", "set", "--json", "bootstrap", "[1,"][..], "JSON"),
+    ] {
+        let err = env.fails(args);
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert_eq!(
+            std::fs::read(env.config_file()).unwrap(),
+            before,
+            "{args:?} changed config.toml"
+        );
+    }
+    assert!(!env.repo().join("config.toml.tmp").exists());
+}
+
+#[test]
+fn unknown_key_in_the_file_is_an_error_naming_it() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    let mut file = std::fs::read_to_string(env.config_file()).unwrap();
+    file = file.replace("[datastore]", "[datastore]\nsnyc = true");
+    std::fs::write(env.config_file(), file).unwrap();
+    let err = env.fails(&["repo", "stat"]);
+    assert!(err.contains("datastore.snyc"), "{err}");
+    let err = env.fails(&["config", "show"]);
+    assert!(err.contains("datastore.snyc"), "{err}");
+}
+
+#[test]
+fn datastore_sync_from_the_config_is_used() {
+    // Observable effect: the CLI accepts and runs with it; `add` then works as with --sync.
+    let env = Env::new();
+    env.ok(&["init"]);
+    env.ok(&["config", "set", "datastore.sync", "true"]);
+    assert_eq!(env.ok(&["config", "datastore.sync"]), "true\n");
+    let file = env.dir.path().join("f.txt");
+    std::fs::write(&file, b"hello config\n").unwrap();
+    let cid = env.ok(&["add", "-Q", file.to_str().unwrap()]);
+    assert_eq!(env.ok(&["cat", cid.trim()]), "hello config\n");
+    // IPFS_KIT_SYNC=0 overrides the file.
+    assert_eq!(
+        env.ok_with(&["config", "datastore.sync"], &[("IPFS_KIT_SYNC", "0")]),
+        "false\n"
+    );
+}
