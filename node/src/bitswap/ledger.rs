@@ -28,6 +28,7 @@ use super::protocol::{
 use bytes::Bytes;
 use cid::Cid;
 use ipfs_kit_blockstore::{Block, Blockstore};
+use multihash::Multihash;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -132,8 +133,10 @@ type QueueKey = (Reverse<i32>, u64, Cid);
 #[derive(Debug)]
 struct PeerLedger {
     version: ProtocolVersion,
-    /// Wants by CID (a block is identified by its multihash; the wanted CID is kept).
+    /// Wants by the CID the peer used.
     wants: HashMap<Cid, Want>,
+    /// Multihash → wanted CID: a block added under another CID version or codec still matches.
+    by_hash: HashMap<Multihash<64>, Cid>,
     /// (priority, seq, cid): the eviction order, lowest first.
     by_priority: BTreeSet<(i32, u64, Cid)>,
     /// Wants to evaluate against the store, highest priority first.
@@ -149,6 +152,7 @@ impl PeerLedger {
         Self {
             version,
             wants: HashMap::new(),
+            by_hash: HashMap::new(),
             by_priority: BTreeSet::new(),
             queue: BTreeSet::new(),
             outstanding_bytes: 0,
@@ -160,6 +164,9 @@ impl PeerLedger {
 
     fn remove(&mut self, cid: &Cid) -> Option<Want> {
         let w = self.wants.remove(cid)?;
+        if self.by_hash.get(cid.hash()) == Some(cid) {
+            self.by_hash.remove(cid.hash());
+        }
         self.by_priority.remove(&(w.priority, w.seq, w.cid));
         self.queue.remove(&(Reverse(w.priority), w.seq, w.cid));
         Some(w)
@@ -167,6 +174,7 @@ impl PeerLedger {
 
     fn clear(&mut self) {
         self.wants.clear();
+        self.by_hash.clear();
         self.by_priority.clear();
         self.queue.clear();
     }
@@ -198,6 +206,7 @@ impl PeerLedger {
         };
         self.by_priority.insert((w.priority, seq, w.cid));
         self.queue.insert((Reverse(w.priority), seq, w.cid));
+        self.by_hash.insert(*w.cid.hash(), w.cid);
         self.wants.insert(w.cid, w);
         true
     }
@@ -307,13 +316,7 @@ impl<P: Clone + Ord + std::fmt::Debug> ServerEngine<P> {
             }
             ServerEvent::BlockAdded { cid } => {
                 for l in self.peers.values_mut() {
-                    let matching: Vec<Cid> = l
-                        .wants
-                        .keys()
-                        .filter(|c| c.hash() == cid.hash())
-                        .copied()
-                        .collect();
-                    for c in matching {
+                    if let Some(c) = l.by_hash.get(cid.hash()).copied() {
                         l.requeue(&c);
                     }
                 }

@@ -382,3 +382,26 @@ fn disconnect_forgets_the_peer() {
     );
     assert_eq!(e.peer_count(), 0);
 }
+
+#[test]
+fn block_added_under_another_cid_version_serves_the_want() {
+    let store = MemoryBlockstore::new();
+    let data = Bytes::from_static(b"same bytes, two names");
+    let mh = HashFn::Sha2_256.digest(&data).unwrap();
+    let v0 = Cid::new_v0(mh).unwrap();
+    let v1 = Cid::new_v1(RAW_CODEC, mh);
+    let mut e = Engine::new();
+    connect(&mut e, &store, 1, ProtocolVersion::V1_2_0);
+    recv(
+        &mut e,
+        &store,
+        1,
+        wants(vec![WantEntry::want_block(v0, 1, false)]),
+    );
+    store.put(&Block::new(v1, data.clone()).unwrap()).unwrap();
+    let a = e.handle(ServerEvent::BlockAdded { cid: v1 }, &StoreSource(&store));
+    let m = only_message(&a);
+    assert_eq!(m.blocks.len(), 1);
+    assert_eq!(*m.blocks[0].cid(), v0);
+    assert_eq!(m.blocks[0].data(), &data);
+}

@@ -213,7 +213,7 @@ impl Message {
     pub fn is_empty(&self) -> bool {
         self.wantlist
             .as_ref()
-            .map_or(true, |w| w.entries.is_empty() && !w.full)
+            .is_none_or(|w| w.entries.is_empty() && !w.full)
             && self.blocks.is_empty()
             && self.presences.is_empty()
     }

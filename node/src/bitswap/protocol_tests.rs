@@ -174,7 +174,7 @@ fn cid_with_digest(code: u64, len: usize) -> Vec<u8> {
     put_varint(&mut b, RAW_CODEC);
     put_varint(&mut b, code);
     put_varint(&mut b, len as u64);
-    b.extend(std::iter::repeat(7u8).take(len));
+    b.extend(std::iter::repeat_n(7u8, len));
     b
 }
 

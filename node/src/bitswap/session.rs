@@ -419,7 +419,7 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
         let interval = self.cfg.rebroadcast_interval_ms;
         let mut due = Vec::new();
         for (&seq, w) in &self.wants {
-            let stale = w.last_sent_ms.map_or(true, |t| now_ms >= t + interval);
+            let stale = w.last_sent_ms.is_none_or(|t| now_ms >= t + interval);
             // A want-block to a peer that delivered recently is still making progress.
             let progressing = w.block_from.as_ref().is_some_and(|p| {
                 self.peers
@@ -567,9 +567,8 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
                     sent = true;
                 }
             }
-            if sent {
-                w.last_sent_ms = Some(now_ms);
-            } else if w.last_sent_ms.is_none() {
+            // The rebroadcast clock starts at the first attempt, even if nobody could be asked.
+            if sent || w.last_sent_ms.is_none() {
                 w.last_sent_ms = Some(now_ms);
             }
         }
