@@ -214,3 +214,26 @@ async fn ten_nodes_bootstrap_and_find_each_other_through_the_dht() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_peers_are_dialed_at_start_and_fill_the_routing_table() {
+    let hub = start(TCP).await;
+    let first = start(TCP).await;
+    first.connect(dial_addr(&hub).await).await.unwrap();
+    identified_and_pinged(&hub, first.peer_id()).await;
+    // A node configured with the hub as its bootstrap peer connects by itself and, through
+    // the DHT bootstrap that follows, learns of `first`.
+    let mut c = config(TCP);
+    c.bootstrap = vec![dial_addr(&hub).await];
+    let late = Node::start(c).await.unwrap();
+    eventually("late connected to hub", || async {
+        late.peers()
+            .await
+            .unwrap()
+            .contains(&hub.peer_id())
+            .then_some(())
+    })
+    .await;
+    let found = late.find_peer(first.peer_id()).await.unwrap();
+    assert!(found.is_some_and(|a| !a.is_empty()));
+}

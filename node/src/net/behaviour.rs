@@ -26,6 +26,10 @@ pub const KAD_PACKET_BYTES_MAX: usize = 256 * 1024;
 /// Timeout of a whole Kademlia query.
 pub const KAD_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How often a node refreshes its DHT routing table by default (rust-libp2p's and kubo's
+/// default refresh period, 5 min).
+pub const KAD_BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
 /// The identify "protocol version" kubo sends (`ipfs/0.1.0`); the stream protocol itself is
 /// `/ipfs/id/1.0.0`.
 pub const IDENTIFY_PROTOCOL_VERSION: &str = "ipfs/0.1.0";
@@ -107,6 +111,8 @@ pub struct BehaviourConfig {
     pub ping_interval: Duration,
     /// How often identify re-sends our info on each connection.
     pub identify_interval: Duration,
+    /// How often Kademlia refreshes its routing table by itself (`None`: only when asked).
+    pub kad_bootstrap_interval: Option<Duration>,
 }
 
 impl Default for BehaviourConfig {
@@ -116,6 +122,7 @@ impl Default for BehaviourConfig {
             kad_mode: KadMode::Server,
             ping_interval: Duration::from_secs(15),
             identify_interval: Duration::from_secs(5 * 60),
+            kad_bootstrap_interval: Some(KAD_BOOTSTRAP_INTERVAL),
         }
     }
 }
@@ -144,8 +151,7 @@ impl Behaviour {
         kad_config
             .set_max_packet_size(KAD_PACKET_BYTES_MAX)
             .set_query_timeout(KAD_QUERY_TIMEOUT)
-            // Periodic bootstrap is driven by the node (and off in tests), not by a timer here.
-            .set_periodic_bootstrap_interval(None);
+            .set_periodic_bootstrap_interval(config.kad_bootstrap_interval);
         if let Some(k) = NonZeroUsize::new(KAD_K) {
             kad_config.set_replication_factor(k).set_kbucket_size(k);
         }

@@ -174,6 +174,12 @@ impl Node {
                 tracing::warn!(parent: &span, %addr, error = %e, "bootstrap dial failed");
             }
         }
+        if config.bootstrap.iter().any(|a| peer_of(a).is_some()) {
+            // Fill the routing table from the bootstrap peers (kad dials them as needed).
+            if let Err(e) = swarm.behaviour_mut().kad.bootstrap() {
+                tracing::warn!(parent: &span, error = %e, "DHT bootstrap not started");
+            }
+        }
         let (commands, inbox) = mpsc::channel(COMMAND_QUEUE_LEN);
         let (cancel, cancelled) = oneshot::channel();
         let task = tokio::spawn(actor.run(swarm, inbox, cancelled).instrument(span));
