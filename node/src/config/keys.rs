@@ -158,14 +158,14 @@ impl Config {
     /// The effective value at a dotted key: role defaults filled in, as `config show` prints.
     /// `None` for an unset optional value (`api.token`, `cluster.secret`).
     pub fn get(&self, key: &str) -> Result<Option<toml::Value>, ConfigError> {
-        let table = self.effective().to_table();
+        let table = self.effective().to_table()?;
         Ok(get(&table, key)?.cloned())
     }
 
     /// A copy with `key` set to `value` (`None`: back to its default). Fails when the key is
     /// unknown or the value has the wrong type; does not validate the whole config.
     pub fn with_value(&self, key: &str, value: Option<toml::Value>) -> Result<Config, ConfigError> {
-        let mut table = self.to_table();
+        let mut table = self.to_table()?;
         set(&mut table, key, value)?;
         Config::from_table(table).map_err(|e| match e {
             ConfigError::BadValue { message, .. } => ConfigError::BadValue {

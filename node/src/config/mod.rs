@@ -94,6 +94,8 @@ pub enum ConfigError {
         value: u64,
         reason: String,
     },
+    #[error("cannot write the config as TOML: {0}")]
+    Serialize(String),
     #[error("environment variable {var}: {source}")]
     Env {
         var: &'static str,
@@ -338,10 +340,11 @@ impl Config {
     }
 
     /// The config as a TOML table, unset optional fields left out.
-    pub fn to_table(&self) -> toml::Table {
+    pub fn to_table(&self) -> Result<toml::Table, ConfigError> {
         match toml::Value::try_from(self) {
-            Ok(toml::Value::Table(t)) => t,
-            _ => toml::Table::new(),
+            Ok(toml::Value::Table(t)) => Ok(t),
+            Ok(_) => Err(ConfigError::Serialize("not a table".into())),
+            Err(e) => Err(ConfigError::Serialize(e.to_string())),
         }
     }
 
@@ -357,16 +360,16 @@ impl Config {
     }
 
     /// The file's text: a short header, then the config.
-    pub fn to_toml(&self) -> String {
-        let body = toml::to_string(self).unwrap_or_default();
-        format!("{FILE_HEADER}\n{body}")
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        let body = toml::to_string(self).map_err(|e| ConfigError::Serialize(e.to_string()))?;
+        Ok(format!("{FILE_HEADER}\n{body}"))
     }
 
     /// Validates, then writes `config.toml` atomically (temporary file, fsync, rename, fsync
     /// of the directory): a crash leaves the old file or the new one, never a mix.
     pub fn save(&self, repo: &Path) -> Result<(), ConfigError> {
         self.resolve()?;
-        write_atomic(&Self::path(repo), self.to_toml().as_bytes())
+        write_atomic(&Self::path(repo), self.to_toml()?.as_bytes())
     }
 
     /// Reads the file and applies the process environment: the configuration every command
@@ -375,6 +378,14 @@ impl Config {
         let mut config = Self::load(repo)?;
         config.apply_env(|name| std::env::var(name).ok())?;
         Ok(config)
+    }
+
+    /// File, process environment, then `overrides` (the daemon's flags), validated: the
+    /// settings a node runs with, in one call.
+    pub fn load_settings(repo: &Path, overrides: &Overrides) -> Result<Settings, ConfigError> {
+        let mut config = Self::load_with_env(repo)?;
+        config.apply_overrides(overrides);
+        config.resolve()
     }
 }
 
@@ -386,7 +397,7 @@ pub fn write_default_if_absent(repo: &Path) -> Result<(), ConfigError> {
     if path.exists() {
         return Ok(());
     }
-    write_atomic(&path, Config::default().to_toml().as_bytes())
+    write_atomic(&path, Config::default().to_toml()?.as_bytes())
 }
 
 /// Reads at most [`CONFIG_FILE_BYTES_MAX`]; `None` when the file does not exist.
