@@ -93,6 +93,10 @@ pub enum SessionEvent<P> {
         cid: Cid,
         data: Bytes,
     },
+    /// A [`SessionAction::Dial`] failed.
+    DialFailed {
+        peer: P,
+    },
     /// The answer to a [`SessionAction::FindProviders`].
     ProvidersFound {
         cid: Cid,
@@ -261,6 +265,9 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
                 self.add_peer(peer, version);
             }
             SessionEvent::PeerDisconnected { peer } => self.remove_peer(&peer),
+            SessionEvent::DialFailed { peer } => {
+                self.dialing.remove(&peer);
+            }
             SessionEvent::MessageReceived { peer, msg } => {
                 self.add_peer(peer.clone(), ProtocolVersion::V1_2_0);
                 self.on_message(peer, msg, now_ms, &mut out);
@@ -454,17 +461,19 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
         self.search_providers(pick, now_ms, out);
     }
 
-    fn search_providers(&mut self, seq: u64, now_ms: u64, out: &mut Outbox<P>) {
+    /// Asks for providers of a want unless that was done recently; returns whether it asked.
+    fn search_providers(&mut self, seq: u64, now_ms: u64, out: &mut Outbox<P>) -> bool {
         let interval = self.cfg.provider_search_interval_ms;
         let Some(w) = self.wants.get_mut(&seq) else {
-            return;
+            return false;
         };
         if w.last_search_ms.is_some_and(|t| now_ms < t + interval) {
-            return;
+            return false;
         }
         w.last_search_ms = Some(now_ms);
         out.actions
             .push(SessionAction::FindProviders { cid: w.cid });
+        true
     }
 
     fn next_rand(&mut self) -> u64 {
@@ -572,8 +581,16 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
                 w.last_sent_ms = Some(now_ms);
             }
         }
-        for seq in need_search {
-            self.search_providers(seq, now_ms, out);
+        // One provider search per event: providers of one block of a DAG usually have the rest,
+        // and a session of many wants must not flood the DHT.
+        let searched = out
+            .actions
+            .iter()
+            .any(|a| matches!(a, SessionAction::FindProviders { .. }));
+        for seq in need_search.into_iter().filter(|_| !searched) {
+            if self.search_providers(seq, now_ms, out) {
+                break;
+            }
         }
     }
 }

@@ -317,3 +317,34 @@ fn unwanted_blocks_and_presences_are_ignored() {
     assert!(presence(&mut s, 1, *other.cid(), PresenceType::Have, 1).is_empty());
     assert_eq!(s.remaining(), 1);
 }
+
+#[test]
+fn many_wants_without_peers_search_one_at_a_time() {
+    let cids: Vec<Cid> = (0..100).map(|i| *block(i).cid()).collect();
+    let mut s = session(&[]);
+    let a = s.want(&cids, 0).unwrap();
+    assert_eq!(a, vec![SessionAction::FindProviders { cid: cids[0] }]);
+    // The next call searches for the next want, not the same one again.
+    let a = s.handle(SessionEvent::Tick, 1);
+    assert_eq!(a.len(), 1);
+    assert!(matches!(a[0], SessionAction::FindProviders { cid } if cid != cids[0]));
+}
+
+#[test]
+fn a_failed_dial_can_be_retried() {
+    let b = block(1);
+    let mut s = session(&[]);
+    s.want(&[*b.cid()], 0).unwrap();
+    let found = SessionEvent::ProvidersFound {
+        cid: *b.cid(),
+        providers: vec![9],
+    };
+    assert_eq!(
+        s.handle(found.clone(), 1),
+        vec![SessionAction::Dial { peer: 9 }]
+    );
+    // Still dialing: no second dial.
+    assert!(s.handle(found.clone(), 2).is_empty());
+    s.handle(SessionEvent::DialFailed { peer: 9 }, 3);
+    assert_eq!(s.handle(found, 4), vec![SessionAction::Dial { peer: 9 }]);
+}
