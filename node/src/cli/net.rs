@@ -92,11 +92,13 @@ pub fn id(repo_path: &Path, options: RepoOptions) -> Result<()> {
 /// `ipfs-kit daemon`: runs the network node until SIGINT or SIGTERM.
 pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Result<()> {
     let started = Instant::now();
-    // Logs go to stderr, filtered by RUST_LOG (warnings by default).
+    // Logs go to stderr, filtered by RUST_LOG (warnings by default; kad's "no known peers"
+    // at each routing-table refresh is expected with an empty bootstrap list, so not shown).
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,libp2p_kad::behaviour=error")
+            }),
         )
         .with_writer(std::io::stderr)
         .try_init();
