@@ -1,6 +1,8 @@
 //! End-to-end tests of `ipfs-kit init --role` and `ipfs-kit config`: the real binary against a
 //! fresh repository in a temp dir, checking its output, exit code and `config.toml`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 

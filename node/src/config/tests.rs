@@ -1,6 +1,8 @@
 //! Unit tests of the configuration: defaults per role, layering, unknown keys, every
 //! validation error, and get/set round trips.
 
+#![allow(clippy::unwrap_used)]
+
 use super::*;
 use std::collections::HashMap;
 use std::time::Duration;
