@@ -111,7 +111,15 @@ async fn dial_errors_are_typed() {
     // Bootstrapping with no known peer says so.
     let err = a.bootstrap().await.unwrap_err();
     assert!(matches!(err, net::NetError::NoKnownPeers), "{err}");
+    // A handle works from another task while the node runs, and says Stopped after.
+    let handle = a.handle();
+    let peer_id = a.peer_id();
+    let from_task = tokio::spawn(async move { handle.listen_addrs().await.map(|_| handle) });
+    let handle = from_task.await.unwrap().unwrap();
+    assert_eq!(handle.peer_id(), peer_id);
     a.shutdown().await;
+    let err = handle.peers().await.unwrap_err();
+    assert!(matches!(err, net::NetError::Stopped), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,7 +15,7 @@ pub mod node;
 pub use behaviour::{agent_version, protocols, BehaviourConfig, ConnectionCaps, KadMode};
 pub use identity::{load_or_create, IdentityError};
 pub use libp2p::{identity::Keypair, Multiaddr, PeerId};
-pub use node::{NetError, Node, NodeConfig, PeerInfo};
+pub use node::{NetError, Node, NodeConfig, NodeHandle, PeerInfo};
 
 /// Default listen addresses of a daemon, as kubo's: TCP and QUIC v1 on port 4001, all
 /// interfaces.

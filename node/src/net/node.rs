@@ -96,6 +96,7 @@ pub struct PeerInfo {
     pub rtt: Option<Duration>,
 }
 
+#[derive(Debug)]
 enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Connect(Multiaddr, oneshot::Sender<Result<PeerId, NetError>>),
@@ -110,8 +111,7 @@ enum Command {
 
 /// A running network node. Dropping it stops the swarm task.
 pub struct Node {
-    peer_id: PeerId,
-    commands: mpsc::Sender<Command>,
+    handle: NodeHandle,
     cancel: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -184,13 +184,47 @@ impl Node {
         let (cancel, cancelled) = oneshot::channel();
         let task = tokio::spawn(actor.run(swarm, inbox, cancelled).instrument(span));
         Ok(Node {
-            peer_id,
-            commands,
+            handle: NodeHandle { peer_id, commands },
             cancel: Some(cancel),
             task: Some(task),
         })
     }
 
+    /// A cloneable handle to this node, for other tasks (the API server, the harness). It
+    /// does not keep the node alive: once the node stops, its calls return
+    /// [`NetError::Stopped`].
+    pub fn handle(&self) -> NodeHandle {
+        self.handle.clone()
+    }
+
+    /// Stops the swarm (closing every connection and listener) and waits for the task to end.
+    pub async fn shutdown(mut self) {
+        if let Some(cancel) = self.cancel.take() {
+            let _ = cancel.send(());
+        }
+        if let Some(task) = self.task.take() {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "network task ended abnormally");
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Node {
+    type Target = NodeHandle;
+    fn deref(&self) -> &NodeHandle {
+        &self.handle
+    }
+}
+
+/// The query side of a [`Node`]: cheap to clone, one command channel shared by all clones.
+#[derive(Clone, Debug)]
+pub struct NodeHandle {
+    peer_id: PeerId,
+    commands: mpsc::Sender<Command>,
+}
+
+impl NodeHandle {
     /// This node's peer ID.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
@@ -247,18 +281,6 @@ impl Node {
             .into_iter()
             .find(|p| p.peer_id == peer)
             .map(|p| p.addrs))
-    }
-
-    /// Stops the swarm (closing every connection and listener) and waits for the task to end.
-    pub async fn shutdown(mut self) {
-        if let Some(cancel) = self.cancel.take() {
-            let _ = cancel.send(());
-        }
-        if let Some(task) = self.task.take() {
-            if let Err(e) = task.await {
-                tracing::warn!(error = %e, "network task ended abnormally");
-            }
-        }
     }
 }
 
@@ -489,7 +511,7 @@ impl Actor {
     fn on_identify(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId, info: identify::Info) {
         let mut listen_addrs = info.listen_addrs;
         listen_addrs.truncate(PEER_LISTEN_ADDRS_MAX);
-        let speaks_kad = info.protocols.iter().any(|p| *p == KAD_PROTOCOL);
+        let speaks_kad = info.protocols.contains(&KAD_PROTOCOL);
         if speaks_kad {
             for addr in &listen_addrs {
                 swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
