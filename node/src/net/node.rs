@@ -29,6 +29,13 @@ pub const LISTEN_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// here means no protocol keeps the connection alive).
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Concurrent streams per connection, for yamux and QUIC alike (QUIC's default; yamux's is
+/// 512). Per-protocol caps come with each protocol's handler.
+pub const STREAMS_PER_CONNECTION_MAX: usize = 256;
+
+/// Inbound streams still negotiating their protocol, per connection (rust-libp2p's default).
+pub const NEGOTIATING_INBOUND_STREAMS_MAX: usize = 128;
+
 /// At most this many listen addresses of a remote peer (from identify) are kept and given to
 /// Kademlia; a peer announcing more is truncated.
 pub const PEER_LISTEN_ADDRS_MAX: usize = 32;
@@ -300,13 +307,24 @@ fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NetError> {
             .with_tcp(
                 tcp::Config::default().nodelay(true),
                 noise::Config::new,
-                yamux::Config::default,
+                || {
+                    let mut c = yamux::Config::default();
+                    c.set_max_num_streams(STREAMS_PER_CONNECTION_MAX);
+                    c
+                },
             )
             .map_err(|e| NetError::Transport(e.to_string()))?
-            .with_quic()
+            .with_quic_config(|mut c| {
+                c.max_concurrent_stream_limit =
+                    u32::try_from(STREAMS_PER_CONNECTION_MAX).unwrap_or(u32::MAX);
+                c
+            })
             .with_behaviour(|key| Behaviour::new(key, &behaviour_config))
             .map_err(|e| match e {})?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .with_swarm_config(|c| {
+                c.with_idle_connection_timeout(idle)
+                    .with_max_negotiating_inbound_streams(NEGOTIATING_INBOUND_STREAMS_MAX)
+            })
             .build(),
     )
 }
