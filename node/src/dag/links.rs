@@ -226,6 +226,43 @@ where
     Ok(())
 }
 
+/// Like [`walk_from`], for walks that need only the CIDs (GC marking, pin completeness,
+/// listing indirect pins): a raw-codec block cannot link anywhere, so it is checked with
+/// `has` instead of being read and re-hashed. Every other block is read (and verified) to
+/// find its links. A block that is not in `store` is [`DagError::Missing`].
+pub fn walk_cids_from<E, F>(
+    store: &dyn Blockstore,
+    roots: &[Cid],
+    visited: &mut Visited,
+    mut visit: F,
+) -> Result<(), E>
+where
+    E: From<DagError>,
+    F: FnMut(&Cid) -> Result<(), E>,
+{
+    let mut stack: Vec<Cid> = roots.iter().rev().copied().collect();
+    while let Some(cid) = stack.pop() {
+        if !visited.insert(&cid) {
+            continue;
+        }
+        if cid.codec() == RAW_CODEC {
+            if !store.has(&cid).map_err(DagError::from)? {
+                return Err(DagError::Missing(cid).into());
+            }
+            visit(&cid)?;
+            continue;
+        }
+        let data = store
+            .get(&cid)
+            .map_err(DagError::from)?
+            .ok_or(DagError::Missing(cid))?;
+        visit(&cid)?;
+        let children = links(&cid, &data)?;
+        stack.extend(children.into_iter().rev().filter(|c| !visited.contains(c)));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +290,69 @@ mod tests {
             data: Some(Bytes::from_static(b"\x08\x01")),
         };
         put(store, DAG_PB_CODEC, node.encode())
+    }
+
+    /// Counts `get` calls, delegating everything to a memory store.
+    #[derive(Default)]
+    struct CountingStore {
+        inner: MemoryBlockstore,
+        gets: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Blockstore for CountingStore {
+        fn get(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
+            self.gets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.inner.get(cid)
+        }
+        fn has(&self, cid: &Cid) -> Result<bool, BlockstoreError> {
+            self.inner.has(cid)
+        }
+        fn size_of(&self, cid: &Cid) -> Result<Option<u64>, BlockstoreError> {
+            self.inner.size_of(cid)
+        }
+        fn put_many(&self, blocks: &[Block]) -> Result<(), BlockstoreError> {
+            self.inner.put_many(blocks)
+        }
+        fn delete_many(&self, cids: &[Cid]) -> Result<u64, BlockstoreError> {
+            self.inner.delete_many(cids)
+        }
+        fn all_cids(&self) -> Result<Vec<Cid>, BlockstoreError> {
+            self.inner.all_cids()
+        }
+        fn sync(&self) -> Result<(), BlockstoreError> {
+            Ok(())
+        }
+        fn stat(&self) -> Result<ipfs_kit_blockstore::StoreStat, BlockstoreError> {
+            self.inner.stat()
+        }
+    }
+
+    #[test]
+    fn cid_walk_does_not_read_raw_leaves_but_finds_them_missing() {
+        let s = CountingStore::default();
+        let a = put(&s.inner, RAW_CODEC, b"a".to_vec());
+        let b = put(&s.inner, RAW_CODEC, b"b".to_vec());
+        let p = pb(&s.inner, &[a, b]);
+        let root = pb(&s.inner, &[p, a]);
+        let mut seen = Vec::new();
+        walk_cids_from::<DagError, _>(&s, &[root], &mut Visited::new(), |c| {
+            seen.push(*c);
+            Ok(())
+        })
+        .unwrap();
+        // Same visit order as the data walk; only the two dag-pb nodes were read.
+        let mut order = Vec::new();
+        walk_from::<DagError, _>(&s.inner, &[root], &mut Visited::new(), |c, _| {
+            order.push(*c);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, order);
+        assert_eq!(s.gets.load(std::sync::atomic::Ordering::Relaxed), 2);
+        // A missing raw leaf is still reported, by name.
+        s.inner.delete_many(&[b]).unwrap();
+        let err = walk_cids_from::<DagError, _>(&s, &[root], &mut Visited::new(), |_| Ok(()));
+        assert!(matches!(err, Err(DagError::Missing(c)) if c == b));
     }
 
     #[test]

@@ -18,7 +18,7 @@
 
 use super::pin::{PinFilter, PinKind};
 use super::{Repo, RepoError, RepoInner, REPO_VERSION, STORAGE_MAX_BYTES_DEFAULT};
-use crate::dag::links::{walk_from, DagError, MultihashSet, Visited};
+use crate::dag::links::{walk_cids_from, DagError, MultihashSet, Visited};
 use crate::unixfs::BlockSink;
 use cid::Cid;
 use ipfs_kit_blockstore::{Block, BlockstoreError, CorruptBlock};
@@ -146,7 +146,7 @@ impl Repo {
                 .map(|(c, _, _)| *c)
                 .collect();
             let mut visited = Visited::new();
-            walk_from::<DagError, _>(store, &roots, &mut visited, |c, _| {
+            walk_cids_from::<DagError, _>(store, &roots, &mut visited, |c| {
                 marked.insert(c.hash());
                 Ok(())
             })?;

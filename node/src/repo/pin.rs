@@ -7,7 +7,7 @@
 //! Every change is one write transaction committed with immediate durability.
 
 use super::{db, Repo, RepoError};
-use crate::dag::links::{walk_from, DagError, Visited};
+use crate::dag::links::{walk_cids_from, DagError, Visited};
 use cid::Cid;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::HashSet;
@@ -145,7 +145,7 @@ impl Repo {
         let store = self.inner.store.as_ref();
         if recursive {
             let mut visited = Visited::new();
-            walk_from::<DagError, _>(store, cids, &mut visited, |_, _| Ok(()))?;
+            walk_cids_from::<DagError, _>(store, cids, &mut visited, |_| Ok(()))?;
         } else {
             for c in cids {
                 if !store.has(c)? {
@@ -215,7 +215,7 @@ impl Repo {
         };
         let store = self.inner.store.as_ref();
         let mut visited = Visited::new();
-        walk_from::<DagError, _>(store, std::slice::from_ref(to), &mut visited, |_, _| Ok(()))?;
+        walk_cids_from::<DagError, _>(store, std::slice::from_ref(to), &mut visited, |_| Ok(()))?;
         if self.inner.sync_blocks {
             store.sync()?;
         }
@@ -327,7 +327,7 @@ impl Repo {
             }
             let mut visited = Visited::new();
             let mut found = false;
-            let r = walk_from::<DagError, _>(store, &[root], &mut visited, |c, _| {
+            let r = walk_cids_from::<DagError, _>(store, &[root], &mut visited, |c| {
                 if c == cid {
                     found = true;
                     // Stop the walk early: a sentinel error that is not reported.
@@ -389,7 +389,7 @@ impl Repo {
         if filter.admits(PinKind::Indirect) && !roots.is_empty() {
             let pinned: HashSet<Cid> = stored.iter().map(|(c, _, _)| *c).collect();
             let mut visited = Visited::new();
-            walk_from::<DagError, _>(self.inner.store.as_ref(), &roots, &mut visited, |c, _| {
+            walk_cids_from::<DagError, _>(self.inner.store.as_ref(), &roots, &mut visited, |c| {
                 if !pinned.contains(c) {
                     out.push(PinEntry {
                         cid: *c,
