@@ -22,8 +22,8 @@ pub(super) fn run(
             );
         }
     }
-    let total = a.paths.iter().map(|p| tree_bytes(p)).sum::<u64>();
-    let bar = super::progress_bar(Some(total), if a.silent { Some(false) } else { a.progress });
+    let total = || Some(a.paths.iter().map(|p| tree_bytes(p)).sum::<u64>());
+    let bar = super::progress_bar(total, if a.silent { Some(false) } else { a.progress });
     let mut out = std::io::stdout().lock();
     let mut print = |i: &Imported| -> std::io::Result<()> {
         if a.silent || a.quieter {

@@ -33,7 +33,7 @@ pub(super) fn get(repo: &Repo, path: &str, output: Option<PathBuf>) -> Result<()
         })
     });
     eprintln!("Saving file(s) to {}", out.display());
-    let bar = super::progress_bar(None, None);
+    let bar = super::progress_bar(|| None, None);
     export::get(repo.blocks().as_ref(), &cid, &out, &mut |n| {
         bar.set_position(n)
     })

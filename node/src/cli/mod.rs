@@ -107,15 +107,16 @@ pub(crate) fn parse_cid(s: &str) -> Result<Cid> {
 }
 
 /// A progress bar on stderr when it is a terminal (or when forced), else nothing.
+/// `total_bytes` is only called when the bar is shown (sizing an input can mean a walk).
 pub(crate) fn progress_bar(
-    total_bytes: Option<u64>,
+    total_bytes: impl FnOnce() -> Option<u64>,
     force: Option<bool>,
 ) -> indicatif::ProgressBar {
     let show = force.unwrap_or_else(|| std::io::stderr().is_terminal());
     if !show {
         return indicatif::ProgressBar::hidden();
     }
-    let bar = match total_bytes {
+    let bar = match total_bytes() {
         Some(n) => indicatif::ProgressBar::new(n),
         None => indicatif::ProgressBar::new_spinner(),
     };
