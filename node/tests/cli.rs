@@ -1,66 +1,11 @@
 //! End-to-end tests of the `ipfs-kit` binary: each runs the real executable against a fresh
 //! repository in a temp dir and checks its output, its exit code and the bytes it gives back.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn repo(&self) -> PathBuf {
-        self.dir.path().join("repo")
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ipfs-kit"));
-        c.arg("--repo")
-            .arg(self.repo())
-            .args(args)
-            .env_remove("IPFS_KIT_PATH");
-        c
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).stdin(Stdio::null()).output().unwrap()
-    }
-    /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "ipfs-kit {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&o.stderr),
-            String::from_utf8_lossy(&o.stdout)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-    fn ok_bytes(&self, args: &[&str]) -> Vec<u8> {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "ipfs-kit {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o.stdout
-    }
-    /// Runs and expects failure with a one-line `Error:` message; returns it.
-    fn fails(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(!o.status.success(), "ipfs-kit {args:?} should have failed");
-        let err = String::from_utf8(o.stderr).unwrap();
-        let last = err.lines().last().unwrap_or_default().to_string();
-        assert!(last.starts_with("Error: "), "no Error line in {err:?}");
-        last
-    }
-}
+use common::Env;
+use std::path::Path;
+use std::process::Stdio;
 
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed

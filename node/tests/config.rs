@@ -3,70 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn repo(&self) -> PathBuf {
-        self.dir.path().join("repo")
-    }
-    fn config_file(&self) -> PathBuf {
-        self.repo().join("config.toml")
-    }
-    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ipfs-kit"));
-        c.arg("--repo").arg(self.repo()).args(args);
-        for var in [
-            "IPFS_KIT_PATH",
-            "IPFS_KIT_ROLE",
-            "IPFS_KIT_API",
-            "IPFS_KIT_GATEWAY",
-            "IPFS_KIT_SWARM",
-            "IPFS_KIT_BOOTSTRAP",
-            "IPFS_KIT_SYNC",
-        ] {
-            c.env_remove(var);
-        }
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        c.stdin(Stdio::null()).output().unwrap()
-    }
-    fn ok_with(&self, args: &[&str], env: &[(&str, &str)]) -> String {
-        let o = self.run_with(args, env);
-        assert!(
-            o.status.success(),
-            "ipfs-kit {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        self.ok_with(args, &[])
-    }
-    /// Expects failure with exactly one `Error:` line on stderr; returns it.
-    fn fails_with(&self, args: &[&str], env: &[(&str, &str)]) -> String {
-        let o = self.run_with(args, env);
-        assert!(!o.status.success(), "ipfs-kit {args:?} should have failed");
-        let err = String::from_utf8(o.stderr).unwrap();
-        let lines: Vec<&str> = err.lines().collect();
-        assert_eq!(lines.len(), 1, "one line expected: {err:?}");
-        assert!(lines[0].starts_with("Error: "), "no Error line in {err:?}");
-        lines[0].to_string()
-    }
-    fn fails(&self, args: &[&str]) -> String {
-        self.fails_with(args, &[])
-    }
-}
+use common::Env;
 
 #[test]
 fn init_with_role_then_config_role() {
@@ -78,7 +17,7 @@ fn init_with_role_then_config_role() {
     // The master's defaults show through.
     assert_eq!(env.ok(&["config", "swarm.conns_high"]), "192\n");
     // A second init is refused and changes nothing.
-    env.fails(&["init", "--role", "leecher"]);
+    env.fails_one_line(&["init", "--role", "leecher"]);
     assert_eq!(env.ok(&["config", "role"]), "master\n");
 }
 
@@ -146,7 +85,7 @@ fn environment_overrides_the_file() {
     env.ok_with(&["config", "set", "swarm.conns_low", "5"], &leecher);
     assert_eq!(env.ok(&["config", "role"]), "master\n");
     // A bad value in the environment is named.
-    let err = env.fails_with(&["config", "role"], &[("IPFS_KIT_ROLE", "boss")]);
+    let err = env.fails_one_line_with(&["config", "role"], &[("IPFS_KIT_ROLE", "boss")]);
     assert!(err.contains("IPFS_KIT_ROLE"), "{err}");
 }
 
@@ -175,7 +114,7 @@ fn bad_values_leave_the_file_unchanged() {
         ),
         (&["config", "set", "--json", "bootstrap", "[1,"][..], "JSON"),
     ] {
-        let err = env.fails(args);
+        let err = env.fails_one_line(args);
         assert!(err.contains(expect), "{args:?}: {err}");
         assert_eq!(
             std::fs::read(env.config_file()).unwrap(),
@@ -193,9 +132,9 @@ fn unknown_key_in_the_file_is_an_error_naming_it() {
     let mut file = std::fs::read_to_string(env.config_file()).unwrap();
     file = file.replace("[datastore]", "[datastore]\nsnyc = true");
     std::fs::write(env.config_file(), file).unwrap();
-    let err = env.fails(&["repo", "stat"]);
+    let err = env.fails_one_line(&["repo", "stat"]);
     assert!(err.contains("datastore.snyc"), "{err}");
-    let err = env.fails(&["config", "show"]);
+    let err = env.fails_one_line(&["config", "show"]);
     assert!(err.contains("datastore.snyc"), "{err}");
 }
 
@@ -206,7 +145,7 @@ fn datastore_sync_from_the_config_is_used() {
     env.ok(&["init"]);
     env.ok(&["config", "set", "datastore.sync", "true"]);
     assert_eq!(env.ok(&["config", "datastore.sync"]), "true\n");
-    let file = env.dir.path().join("f.txt");
+    let file = env.path("f.txt");
     std::fs::write(&file, b"hello config\n").unwrap();
     let cid = env.ok(&["add", "-Q", file.to_str().unwrap()]);
     assert_eq!(env.ok(&["cat", cid.trim()]), "hello config\n");

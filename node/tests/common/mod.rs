@@ -1,0 +1,102 @@
+//! The harness shared by the binary's end-to-end tests: a fresh repository in a temp dir, and
+//! the real `ipfs-kit` executable run against it with every `IPFS_KIT_*` variable cleared, so
+//! the developer's environment never leaks into a test.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// Every environment variable the binary reads.
+const IPFS_KIT_VARS: [&str; 7] = [
+    "IPFS_KIT_PATH",
+    "IPFS_KIT_ROLE",
+    "IPFS_KIT_API",
+    "IPFS_KIT_GATEWAY",
+    "IPFS_KIT_SWARM",
+    "IPFS_KIT_BOOTSTRAP",
+    "IPFS_KIT_SYNC",
+];
+
+pub struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    pub fn repo(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+    pub fn config_file(&self) -> PathBuf {
+        self.repo().join("config.toml")
+    }
+    /// A path inside the test's temp dir.
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    /// The command, not yet run: `ipfs-kit --repo <repo> <args>` with a clean environment.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ipfs-kit"));
+        c.arg("--repo").arg(self.repo()).args(args);
+        for var in IPFS_KIT_VARS {
+            c.env_remove(var);
+        }
+        c
+    }
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = self.cmd(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.stdin(Stdio::null()).output().unwrap()
+    }
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[])
+    }
+    /// Runs and expects success; returns stdout.
+    pub fn ok_with(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        String::from_utf8(self.ok_bytes_with(args, env)).unwrap()
+    }
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.ok_with(args, &[])
+    }
+    pub fn ok_bytes_with(&self, args: &[&str], env: &[(&str, &str)]) -> Vec<u8> {
+        let o = self.run_with(args, env);
+        assert!(
+            o.status.success(),
+            "ipfs-kit {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&o.stdout)
+        );
+        o.stdout
+    }
+    pub fn ok_bytes(&self, args: &[&str]) -> Vec<u8> {
+        self.ok_bytes_with(args, &[])
+    }
+    /// Expects failure whose last stderr line is an `Error:` line; returns that line.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(!o.status.success(), "ipfs-kit {args:?} should have failed");
+        let err = String::from_utf8(o.stderr).unwrap();
+        let last = err.lines().last().unwrap_or_default().to_string();
+        assert!(last.starts_with("Error: "), "no Error line in {err:?}");
+        last
+    }
+    /// Expects failure with exactly one line on stderr, an `Error:` line; returns it.
+    pub fn fails_one_line_with(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let o = self.run_with(args, env);
+        assert!(!o.status.success(), "ipfs-kit {args:?} should have failed");
+        let err = String::from_utf8(o.stderr).unwrap();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "one line expected: {err:?}");
+        assert!(lines[0].starts_with("Error: "), "no Error line in {err:?}");
+        lines[0].to_string()
+    }
+    pub fn fails_one_line(&self, args: &[&str]) -> String {
+        self.fails_one_line_with(args, &[])
+    }
+}
