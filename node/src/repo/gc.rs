@@ -223,6 +223,7 @@ impl Repo {
 mod tests {
     use super::*;
     use crate::dag::{DAG_CBOR_CODEC, RAW_CODEC};
+    use crate::repo::mem_repo;
     use bytes::Bytes;
     use ipfs_kit_blockstore::{hash::HashFn, Blockstore, MemoryBlockstore};
     use ipld_core::ipld::Ipld;
@@ -230,12 +231,6 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::HashMap;
     use std::collections::HashSet;
-
-    fn mem_repo() -> (tempfile::TempDir, Repo) {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = Repo::with_store(dir.path(), Arc::new(MemoryBlockstore::new())).unwrap();
-        (dir, repo)
-    }
 
     fn raw(data: &[u8]) -> Block {
         let cid = Cid::new_v1(RAW_CODEC, HashFn::Sha2_256.digest(data).unwrap());

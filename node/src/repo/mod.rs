@@ -336,3 +336,13 @@ mod tests {
         assert!(matches!(Repo::open(&p), Err(RepoError::Corrupt { .. })));
     }
 }
+
+/// A repository over a memory store, for unit tests; the pins live in the returned temp dir.
+#[cfg(test)]
+pub(crate) fn mem_repo() -> (tempfile::TempDir, Repo) {
+    #![allow(clippy::unwrap_used)]
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ipfs_kit_blockstore::MemoryBlockstore::new());
+    let repo = Repo::with_store(dir.path(), store).unwrap();
+    (dir, repo)
+}

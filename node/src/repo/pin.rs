@@ -460,15 +460,10 @@ mod tests {
     use super::*;
     use crate::dag::pb::{PbLink, PbNode};
     use crate::dag::{DAG_PB_CODEC, RAW_CODEC};
+    use crate::repo::mem_repo;
     use bytes::Bytes;
     use ipfs_kit_blockstore::{hash::HashFn, Block, Blockstore, MemoryBlockstore};
     use std::sync::Arc;
-
-    fn mem_repo() -> (tempfile::TempDir, Repo) {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = Repo::with_store(dir.path(), Arc::new(MemoryBlockstore::new())).unwrap();
-        (dir, repo)
-    }
 
     fn put(repo: &Repo, codec: u64, data: Vec<u8>) -> Cid {
         let cid = Cid::new_v1(codec, HashFn::Sha2_256.digest(&data).unwrap());
