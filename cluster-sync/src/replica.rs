@@ -1,0 +1,1071 @@
+//! The replica: a pure state machine over the Merkle-CRDT pinset.
+//!
+//! `Replica::handle(event, now_ms) -> Vec<Action>` is the whole interface: local pins and unpins,
+//! announcements of heads from peers, blocks fetched for us, fetch failures and clock ticks go in;
+//! broadcasts, fetch requests, things to persist and state changes come out. No I/O, no clock, no
+//! randomness: a network layer (gossipsub + bitswap) or the deterministic simulator moves them.
+//!
+//! **Merkle-CRDT.** Local ops are batched (`BATCH_OPS_MAX_DEFAULT`, `BATCH_BYTES_MAX`,
+//! `BATCH_DELAY_MS_DEFAULT`) into a delta linking to the current heads with priority
+//! `max head priority + 1`, signed by this replica. A peer that hears of an unknown head fetches
+//! it from the announcer, then its unknown parents, and so on; a delta is applied only when its
+//! whole ancestry is (applied ancestors are the *context*). The set of deltas waiting for
+//! ancestors and the fetches in flight are bounded (`PENDING_DELTAS_MAX`, `PENDING_BYTES_MAX`,
+//! `FETCHES_IN_FLIGHT_MAX`); on overflow the replica falls back to the announcer's snapshot.
+//!
+//! **Trust rule.** A delta whose author is not trusted here, or whose signature, hash, encoding or
+//! bounds fail, is *refused*: its ops are never applied, its parent links are never followed,
+//! it never becomes a head (so it is never announced, i.e. never forwarded), and it is never
+//! persisted. A trusted delta that links to a refused one is still applied: the refused ancestor
+//! counts as resolved and empty. So an untrusted delta embedded as an ancestor of a trusted one
+//! is never applied, and replicas with the same trust set still converge. Snapshots are installed
+//! only when their root is signed by a trusted peer. Trust is this peer plus an explicit list.
+//!
+//! **Compaction.** `Event::Compact` (or `compact_deltas_threshold` stored deltas) writes a signed
+//! snapshot of the state (pins with their tags, the heads and the context) and drops the bodies
+//! of deltas older than `compact_keep_priorities` below the top. The state itself holds no
+//! tombstones (see `state.rs`). Announcements carry the latest snapshot's CID: a new peer, or one
+//! whose fetches of old deltas fail, fetches the snapshot, joins it, then fetches newer deltas.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use cid::Cid;
+use libp2p_identity::ed25519::Keypair;
+use tracing::{debug, warn};
+
+use crate::codec::{self, Announcement, Delta, Op, SnapshotChunk, SnapshotRoot};
+use crate::limits::*;
+use crate::state::{Changes, PinSet, Tag};
+use crate::types::{check_cid, DeltaId, PeerKey, Pin, PinSpec};
+
+/// Tunables of a replica; the defaults are the named constants.
+#[derive(Clone, Debug)]
+pub struct ReplicaConfig {
+    pub batch_ops_max: usize,
+    pub batch_delay_ms: u64,
+    pub announce_interval_ms: u64,
+    pub fetch_timeout_ms: u64,
+    /// Compact automatically when this many delta bodies are stored (0: never).
+    pub compact_deltas_threshold: usize,
+    pub compact_keep_priorities: u64,
+    /// Emit `Action::StateChanged` (the pin tracker's input).
+    pub emit_state_changes: bool,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        ReplicaConfig {
+            batch_ops_max: BATCH_OPS_MAX_DEFAULT,
+            batch_delay_ms: BATCH_DELAY_MS_DEFAULT,
+            announce_interval_ms: ANNOUNCE_INTERVAL_MS_DEFAULT,
+            fetch_timeout_ms: FETCH_TIMEOUT_MS_DEFAULT,
+            compact_deltas_threshold: COMPACT_DELTAS_THRESHOLD_DEFAULT,
+            compact_keep_priorities: COMPACT_KEEP_PRIORITIES_DEFAULT,
+            emit_state_changes: true,
+        }
+    }
+}
+
+/// What happens to a replica.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// Pin (or re-pin with new options/allocations) locally.
+    Pin(Pin),
+    /// Unpin locally.
+    Unpin(Cid),
+    /// Cut the current batch now.
+    Flush,
+    /// Snapshot the state and drop old deltas.
+    Compact,
+    /// A peer's heads arrived over gossip.
+    HeadsAnnounced {
+        from: PeerKey,
+        announcement: Announcement,
+    },
+    /// A block we asked for arrived (bitswap).
+    BlockFetched {
+        from: PeerKey,
+        cid: Cid,
+        bytes: Vec<u8>,
+    },
+    /// The peer does not have the block.
+    FetchFailed { from: PeerKey, cid: Cid },
+    /// Time passed.
+    Tick,
+}
+
+/// What the replica wants written to disk.
+#[derive(Clone, Debug)]
+pub enum Persist {
+    /// A delta (ours or merged): keep it, serve it to peers.
+    Delta {
+        cid: Cid,
+        priority: u64,
+        bytes: Vec<u8>,
+    },
+    /// A snapshot (made or installed): replace the previous snapshot's blocks, drop these deltas.
+    Snapshot {
+        root: Cid,
+        blocks: Vec<(Cid, Vec<u8>)>,
+        drop_deltas: Vec<Cid>,
+    },
+}
+
+/// What the replica asks its environment to do.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Publish on the cluster topic (encoded size <= `BROADCAST_BYTES_MAX`).
+    Broadcast(Announcement),
+    /// Fetch a block, preferably from `from`.
+    Fetch {
+        cid: Cid,
+        from: PeerKey,
+    },
+    Persist(Persist),
+    StateChanged(Changes),
+    /// A local op was refused (bad options).
+    OpRejected {
+        cid: Cid,
+        error: String,
+    },
+}
+
+/// Counts the simulation checks against the limits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryStats {
+    pub pending_deltas: usize,
+    pub pending_bytes: usize,
+    pub fetches_in_flight: usize,
+    pub rejected_ids: usize,
+    pub heads: usize,
+    pub batch_ops: usize,
+    pub peers_tracked: usize,
+    pub snapshot_fetch_bytes: usize,
+}
+
+/// What a replica persisted, handed back on restart.
+#[derive(Clone, Debug, Default)]
+pub struct Stored {
+    pub snapshot_root: Option<Cid>,
+    /// Blocks of that snapshot (root and chunks).
+    pub snapshot_blocks: HashMap<Cid, Vec<u8>>,
+    pub deltas: Vec<(Cid, Vec<u8>)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("snapshot block {0} missing")]
+    MissingBlock(Cid),
+    #[error("stored block {cid}: {source}")]
+    Decode {
+        cid: Cid,
+        source: codec::DecodeError,
+    },
+}
+
+struct Pending {
+    delta: Delta,
+    bytes: Vec<u8>,
+    missing: usize,
+    from: Option<PeerKey>,
+}
+
+struct Want {
+    from: PeerKey,
+    sent_ms: u64,
+    attempts: u32,
+}
+
+struct SnapFetch {
+    root: Cid,
+    from: PeerKey,
+    sent_ms: u64,
+    attempts: u32,
+    decoded: Option<(SnapshotRoot, Vec<u8>)>,
+    chunks: HashMap<Cid, Option<(SnapshotChunk, Vec<u8>)>>,
+    bytes: usize,
+}
+
+pub struct Replica {
+    key: Keypair,
+    me: PeerKey,
+    trusted: HashSet<PeerKey>,
+    cfg: ReplicaConfig,
+    set: PinSet,
+    heads: HashMap<DeltaId, u64>,
+    max_priority: u64,
+    stored: Vec<(u64, DeltaId)>,
+    snapshot: Option<Cid>,
+    batch: Vec<(Cid, Option<PinSpec>)>,
+    batch_index: HashMap<Cid, usize>,
+    batch_since_ms: Option<u64>,
+    pending: HashMap<DeltaId, Pending>,
+    pending_bytes: usize,
+    waiters: HashMap<DeltaId, Vec<DeltaId>>,
+    wanted: HashMap<DeltaId, Want>,
+    rejected: HashSet<DeltaId>,
+    rejected_order: VecDeque<DeltaId>,
+    peer_snapshots: HashMap<PeerKey, Cid>,
+    bad_snapshots: HashSet<Cid>,
+    snap_fetch: Option<SnapFetch>,
+    deferred: Option<(PeerKey, Vec<Cid>)>,
+    last_announce_ms: Option<u64>,
+    restoring: bool,
+    out: Vec<Action>,
+    changes: Changes,
+}
+
+impl Replica {
+    /// A fresh replica. `trusted` is the explicit list; this peer is always trusted.
+    pub fn new(
+        key: Keypair,
+        trusted: impl IntoIterator<Item = PeerKey>,
+        cfg: ReplicaConfig,
+    ) -> Replica {
+        let me = PeerKey(key.public().to_bytes());
+        let mut t: HashSet<PeerKey> = trusted.into_iter().collect();
+        t.insert(me);
+        Replica {
+            key,
+            me,
+            trusted: t,
+            cfg,
+            set: PinSet::new(),
+            heads: HashMap::new(),
+            max_priority: 0,
+            stored: Vec::new(),
+            snapshot: None,
+            batch: Vec::new(),
+            batch_index: HashMap::new(),
+            batch_since_ms: None,
+            pending: HashMap::new(),
+            pending_bytes: 0,
+            waiters: HashMap::new(),
+            wanted: HashMap::new(),
+            rejected: HashSet::new(),
+            rejected_order: VecDeque::new(),
+            peer_snapshots: HashMap::new(),
+            bad_snapshots: HashSet::new(),
+            snap_fetch: None,
+            deferred: None,
+            last_announce_ms: None,
+            restoring: false,
+            out: Vec::new(),
+            changes: Changes::default(),
+        }
+    }
+
+    /// Rebuild a replica from what it persisted (snapshot, then deltas in any order).
+    pub fn restore(
+        key: Keypair,
+        trusted: impl IntoIterator<Item = PeerKey>,
+        cfg: ReplicaConfig,
+        stored: Stored,
+    ) -> Result<Replica, RestoreError> {
+        let mut r = Replica::new(key, trusted, cfg);
+        r.restoring = true;
+        if let Some(root_cid) = stored.snapshot_root {
+            let root_bytes = stored
+                .snapshot_blocks
+                .get(&root_cid)
+                .ok_or(RestoreError::MissingBlock(root_cid))?;
+            let root = codec::decode_snapshot_root(&root_cid, root_bytes).map_err(|source| {
+                RestoreError::Decode {
+                    cid: root_cid,
+                    source,
+                }
+            })?;
+            let mut chunks = Vec::with_capacity(root.chunks.len());
+            for c in &root.chunks {
+                let b = stored
+                    .snapshot_blocks
+                    .get(c)
+                    .ok_or(RestoreError::MissingBlock(*c))?;
+                chunks.push(
+                    codec::decode_chunk(c, b)
+                        .map_err(|source| RestoreError::Decode { cid: *c, source })?,
+                );
+            }
+            r.install_snapshot(root_cid, &root, chunks, Vec::new());
+        }
+        let mut deltas = Vec::with_capacity(stored.deltas.len());
+        for (cid, bytes) in stored.deltas {
+            let d = codec::decode_delta(&cid, &bytes)
+                .map_err(|source| RestoreError::Decode { cid, source })?;
+            deltas.push((d, bytes));
+        }
+        deltas.sort_by_key(|(d, _)| d.priority);
+        for (d, bytes) in deltas {
+            if r.set.contains_delta(&d.id) {
+                r.stored.push((d.priority, d.id));
+                continue;
+            }
+            r.ingest(d, bytes, None, 0);
+        }
+        r.restoring = false;
+        r.out.clear();
+        r.changes = Changes::default();
+        Ok(r)
+    }
+
+    pub fn peer(&self) -> PeerKey {
+        self.me
+    }
+
+    pub fn state(&self) -> &PinSet {
+        &self.set
+    }
+
+    pub fn heads(&self) -> Vec<(DeltaId, u64)> {
+        let mut h: Vec<(DeltaId, u64)> = self.heads.iter().map(|(a, b)| (*a, *b)).collect();
+        h.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        h
+    }
+
+    pub fn snapshot(&self) -> Option<Cid> {
+        self.snapshot
+    }
+
+    pub fn is_trusted(&self, p: &PeerKey) -> bool {
+        self.trusted.contains(p)
+    }
+
+    /// Delta bodies currently kept (not dropped by compaction).
+    pub fn stored_deltas(&self) -> usize {
+        self.stored.len()
+    }
+
+    pub fn memory(&self) -> MemoryStats {
+        MemoryStats {
+            pending_deltas: self.pending.len(),
+            pending_bytes: self.pending_bytes,
+            fetches_in_flight: self.wanted.len(),
+            rejected_ids: self.rejected.len(),
+            heads: self.heads.len(),
+            batch_ops: self.batch.len(),
+            peers_tracked: self.peer_snapshots.len(),
+            snapshot_fetch_bytes: self.snap_fetch.as_ref().map_or(0, |s| s.bytes),
+        }
+    }
+
+    /// The announcement this replica would broadcast now.
+    pub fn announcement(&self) -> Announcement {
+        Announcement {
+            heads: self
+                .heads()
+                .iter()
+                .take(ANNOUNCED_HEADS_MAX)
+                .map(|(id, _)| codec::delta_cid(id))
+                .collect(),
+            snapshot: self.snapshot,
+        }
+    }
+
+    pub fn handle(&mut self, event: Event, now_ms: u64) -> Vec<Action> {
+        match event {
+            Event::Pin(pin) => self.local_op(pin.cid, Some(pin.spec), now_ms),
+            Event::Unpin(cid) => self.local_op(cid, None, now_ms),
+            Event::Flush => self.flush(now_ms),
+            Event::Compact => self.compact(now_ms),
+            Event::HeadsAnnounced { from, announcement } => {
+                self.on_announcement(from, announcement, now_ms)
+            }
+            Event::BlockFetched { from, cid, bytes } => self.on_block(from, cid, bytes, now_ms),
+            Event::FetchFailed { from, cid } => self.on_fetch_failed(from, cid, now_ms),
+            Event::Tick => self.tick(now_ms),
+        }
+        if !self.changes.is_empty() {
+            let c = std::mem::take(&mut self.changes);
+            if self.cfg.emit_state_changes {
+                self.out.push(Action::StateChanged(c));
+            }
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    // ---- local ops and batching ----
+
+    fn local_op(&mut self, cid: Cid, spec: Option<PinSpec>, now_ms: u64) {
+        let valid = check_cid(&cid).and_then(|_| spec.as_ref().map_or(Ok(()), |s| s.validate()));
+        if let Err(e) = valid {
+            self.out.push(Action::OpRejected {
+                cid,
+                error: e.to_string(),
+            });
+            return;
+        }
+        match self.batch_index.get(&cid) {
+            Some(&i) => self.batch[i].1 = spec,
+            None => {
+                self.batch_index.insert(cid, self.batch.len());
+                self.batch.push((cid, spec));
+            }
+        }
+        self.batch_since_ms.get_or_insert(now_ms);
+        if self.batch.len() >= self.cfg.batch_ops_max {
+            self.flush(now_ms);
+        }
+    }
+
+    /// Cut the batch into deltas (more than one if it exceeds `BATCH_BYTES_MAX`).
+    fn flush(&mut self, now_ms: u64) {
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_index.clear();
+        self.batch_since_ms = None;
+        let mut ops: Vec<Op> = Vec::new();
+        let mut bytes = 0usize;
+        for (cid, spec) in batch {
+            let mut removes: Vec<DeltaId> = self.set.tags(&cid).iter().map(|t| t.delta).collect();
+            // Within a delta a CID appears once, so its tag is this delta and nothing in the batch
+            // can refer to it; bounded by what a delta may carry (oldest tags left to later ops).
+            if removes.len() > OP_REMOVED_TAGS_MAX {
+                removes.drain(..removes.len() - OP_REMOVED_TAGS_MAX);
+            }
+            if spec.is_none() && removes.is_empty() {
+                continue;
+            }
+            let op = Op {
+                cid,
+                pin: spec,
+                removes,
+            };
+            bytes += codec::op_encoded_len(&op);
+            ops.push(op);
+            if bytes >= BATCH_BYTES_MAX || ops.len() >= DELTA_OPS_MAX {
+                self.emit_delta(std::mem::take(&mut ops), now_ms);
+                bytes = 0;
+            }
+        }
+        if !ops.is_empty() {
+            self.emit_delta(ops, now_ms);
+        }
+    }
+
+    fn emit_delta(&mut self, ops: Vec<Op>, now_ms: u64) {
+        let parents: Vec<DeltaId> = self
+            .heads()
+            .into_iter()
+            .take(DELTA_PARENTS_MAX)
+            .map(|(id, _)| id)
+            .collect();
+        let priority = self.max_priority + 1;
+        let (cid, bytes) = codec::encode_delta(&self.key, priority, &parents, ops);
+        match codec::decode_delta(&cid, &bytes) {
+            Ok(d) => {
+                debug!(%cid, priority, ops = d.ops.len(), "new delta");
+                self.ingest(d, bytes, None, now_ms);
+                self.announce(now_ms);
+            }
+            // Only an op set larger than DELTA_BYTES_MAX gets here, which the batch bound prevents.
+            Err(e) => warn!(%cid, error = %e, "own delta refused"),
+        }
+    }
+
+    fn announce(&mut self, now_ms: u64) {
+        self.last_announce_ms = Some(now_ms);
+        if self.heads.is_empty() && self.snapshot.is_none() {
+            return;
+        }
+        self.out.push(Action::Broadcast(self.announcement()));
+    }
+
+    // ---- receiving ----
+
+    fn known(&self, id: &DeltaId) -> bool {
+        self.set.contains_delta(id) || self.rejected.contains(id)
+    }
+
+    fn on_announcement(&mut self, from: PeerKey, ann: Announcement, now_ms: u64) {
+        if let Err(e) = ann.check() {
+            warn!(peer = %from, error = %e, "announcement refused");
+            return;
+        }
+        if let Some(s) = ann.snapshot {
+            if self.peer_snapshots.len() < PEERS_TRACKED_MAX
+                || self.peer_snapshots.contains_key(&from)
+            {
+                self.peer_snapshots.insert(from, s);
+            }
+        }
+        let fresh = self.set.context().is_empty();
+        if let Some(s) = ann.snapshot {
+            if fresh && self.snap_fetch.is_none() && self.snapshot != Some(s) {
+                self.start_snapshot(from, s, now_ms);
+            }
+        }
+        if self.snap_fetch.is_some() {
+            self.deferred = Some((from, ann.heads));
+            return;
+        }
+        self.want_heads(from, &ann.heads, now_ms);
+    }
+
+    fn want_heads(&mut self, from: PeerKey, heads: &[Cid], now_ms: u64) {
+        for h in heads {
+            let Ok(id) = codec::delta_id(h) else { continue };
+            if self.known(&id) || self.pending.contains_key(&id) || self.wanted.contains_key(&id) {
+                continue;
+            }
+            self.request(id, from, now_ms);
+        }
+    }
+
+    fn request(&mut self, id: DeltaId, from: PeerKey, now_ms: u64) {
+        if self.wanted.len() >= FETCHES_IN_FLIGHT_MAX {
+            return;
+        }
+        self.wanted.insert(
+            id,
+            Want {
+                from,
+                sent_ms: now_ms,
+                attempts: 1,
+            },
+        );
+        self.out.push(Action::Fetch {
+            cid: codec::delta_cid(&id),
+            from,
+        });
+    }
+
+    fn on_block(&mut self, from: PeerKey, cid: Cid, bytes: Vec<u8>, now_ms: u64) {
+        let Ok(id) = codec::delta_id(&cid) else {
+            return;
+        };
+        if self.wanted.remove(&id).is_some() {
+            self.on_delta_block(from, id, cid, bytes, now_ms);
+            return;
+        }
+        if self.snap_fetch.is_some() {
+            self.on_snapshot_block(cid, bytes, now_ms);
+        }
+        // Anything else is unsolicited: dropped.
+    }
+
+    fn reject(&mut self, id: DeltaId) {
+        if self.rejected.insert(id) {
+            self.rejected_order.push_back(id);
+            while self.rejected_order.len() > REJECTED_IDS_MAX {
+                if let Some(old) = self.rejected_order.pop_front() {
+                    self.rejected.remove(&old);
+                }
+            }
+        }
+        self.resolve_waiters(id, Vec::new());
+    }
+
+    fn on_delta_block(
+        &mut self,
+        from: PeerKey,
+        id: DeltaId,
+        cid: Cid,
+        bytes: Vec<u8>,
+        now_ms: u64,
+    ) {
+        if self.known(&id) || self.pending.contains_key(&id) {
+            return;
+        }
+        let delta = match codec::decode_delta(&cid, &bytes) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(peer = %from, %cid, error = %e, "delta refused");
+                self.reject(id);
+                return;
+            }
+        };
+        if !self.trusted.contains(&delta.author) {
+            warn!(peer = %from, %cid, author = %delta.author, "delta from an untrusted author refused");
+            self.reject(id);
+            return;
+        }
+        if self.pending.len() >= PENDING_DELTAS_MAX
+            || self.pending_bytes + bytes.len() > PENDING_BYTES_MAX
+        {
+            warn!(peer = %from, pending = self.pending.len(), "pending deltas full; falling back to a snapshot");
+            self.snapshot_fallback(from, now_ms);
+            return;
+        }
+        self.ingest(delta, bytes, Some(from), now_ms);
+    }
+
+    /// Take a verified, trusted delta: apply it if its ancestry is complete, else wait for it.
+    fn ingest(&mut self, delta: Delta, bytes: Vec<u8>, from: Option<PeerKey>, now_ms: u64) {
+        let id = delta.id;
+        let mut missing = 0;
+        let mut parents = delta.parents.clone();
+        parents.sort();
+        parents.dedup();
+        for p in parents {
+            if self.known(&p) {
+                continue;
+            }
+            missing += 1;
+            self.waiters.entry(p).or_default().push(id);
+            if let Some(f) = from {
+                if !self.pending.contains_key(&p) && !self.wanted.contains_key(&p) {
+                    self.request(p, f, now_ms);
+                }
+            }
+        }
+        self.pending_bytes += bytes.len();
+        self.pending.insert(
+            id,
+            Pending {
+                delta,
+                bytes,
+                missing,
+                from,
+            },
+        );
+        if missing == 0 {
+            self.apply_ready(vec![id]);
+        }
+    }
+
+    fn resolve_waiters(&mut self, id: DeltaId, mut ready: Vec<DeltaId>) {
+        if let Some(children) = self.waiters.remove(&id) {
+            for c in children {
+                if let Some(p) = self.pending.get_mut(&c) {
+                    p.missing = p.missing.saturating_sub(1);
+                    if p.missing == 0 {
+                        ready.push(c);
+                    }
+                }
+            }
+        }
+        if !ready.is_empty() {
+            self.apply_ready(ready);
+        }
+    }
+
+    fn apply_ready(&mut self, mut ready: Vec<DeltaId>) {
+        while let Some(id) = ready.pop() {
+            let Some(p) = self.pending.remove(&id) else {
+                continue;
+            };
+            self.pending_bytes = self.pending_bytes.saturating_sub(p.bytes.len());
+            if self.known(&id) {
+                continue;
+            }
+            let d = p.delta;
+            self.set.apply(id, d.priority, &d.ops, &mut self.changes);
+            for parent in &d.parents {
+                self.heads.remove(parent);
+            }
+            self.heads.insert(id, d.priority);
+            self.max_priority = self.max_priority.max(d.priority);
+            self.stored.push((d.priority, id));
+            if !self.restoring {
+                self.out.push(Action::Persist(Persist::Delta {
+                    cid: codec::delta_cid(&id),
+                    priority: d.priority,
+                    bytes: p.bytes,
+                }));
+            }
+            if let Some(children) = self.waiters.remove(&id) {
+                for c in children {
+                    if let Some(cp) = self.pending.get_mut(&c) {
+                        cp.missing = cp.missing.saturating_sub(1);
+                        if cp.missing == 0 {
+                            ready.push(c);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_fetch_failed(&mut self, from: PeerKey, cid: Cid, now_ms: u64) {
+        let Ok(id) = codec::delta_id(&cid) else {
+            return;
+        };
+        if self.wanted.remove(&id).is_some() {
+            self.snapshot_fallback(from, now_ms);
+        } else if self
+            .snap_fetch
+            .as_ref()
+            .is_some_and(|s| s.root == cid || s.chunks.contains_key(&cid))
+        {
+            if let Some(sf) = self.snap_fetch.take() {
+                self.bad_snapshots.insert(sf.root);
+                self.finish_snapshot_fetch(now_ms);
+            }
+        }
+    }
+
+    fn snapshot_fallback(&mut self, from: PeerKey, now_ms: u64) {
+        if let Some(s) = self.peer_snapshots.get(&from).copied() {
+            if self.snapshot != Some(s)
+                && !self.bad_snapshots.contains(&s)
+                && self.snap_fetch.is_none()
+            {
+                self.start_snapshot(from, s, now_ms);
+            }
+        }
+    }
+
+    // ---- snapshots ----
+
+    fn start_snapshot(&mut self, from: PeerKey, root: Cid, now_ms: u64) {
+        if self.bad_snapshots.contains(&root) {
+            return;
+        }
+        debug!(peer = %from, %root, "fetching snapshot");
+        self.snap_fetch = Some(SnapFetch {
+            root,
+            from,
+            sent_ms: now_ms,
+            attempts: 1,
+            decoded: None,
+            chunks: HashMap::new(),
+            bytes: 0,
+        });
+        self.out.push(Action::Fetch { cid: root, from });
+    }
+
+    fn on_snapshot_block(&mut self, cid: Cid, bytes: Vec<u8>, now_ms: u64) {
+        let Some(sf) = self.snap_fetch.as_mut() else {
+            return;
+        };
+        let from = sf.from;
+        if cid == sf.root && sf.decoded.is_none() {
+            match codec::decode_snapshot_root(&cid, &bytes) {
+                Ok(root) if self.trusted.contains(&root.author) => {
+                    for c in &root.chunks {
+                        sf.chunks.insert(*c, None);
+                        self.out.push(Action::Fetch { cid: *c, from });
+                    }
+                    sf.bytes += bytes.len();
+                    sf.decoded = Some((root, bytes));
+                    sf.sent_ms = now_ms;
+                    sf.attempts = 1;
+                }
+                Ok(root) => {
+                    warn!(%cid, author = %root.author, "snapshot from an untrusted author refused");
+                    self.abort_snapshot(now_ms);
+                    return;
+                }
+                Err(e) => {
+                    warn!(%cid, error = %e, "snapshot root refused");
+                    self.abort_snapshot(now_ms);
+                    return;
+                }
+            }
+        } else if matches!(sf.chunks.get(&cid), Some(None)) {
+            match codec::decode_chunk(&cid, &bytes) {
+                Ok(ch) => {
+                    sf.bytes += bytes.len();
+                    sf.chunks.insert(cid, Some((ch, bytes)));
+                }
+                Err(e) => {
+                    warn!(%cid, error = %e, "snapshot chunk refused");
+                    self.abort_snapshot(now_ms);
+                    return;
+                }
+            }
+        } else {
+            return;
+        }
+        let complete = sf.decoded.is_some() && sf.chunks.values().all(|c| c.is_some());
+        if complete {
+            if let Some(sf) = self.snap_fetch.take() {
+                self.complete_snapshot(sf, now_ms);
+            }
+        }
+    }
+
+    fn abort_snapshot(&mut self, now_ms: u64) {
+        if let Some(sf) = self.snap_fetch.take() {
+            self.bad_snapshots.insert(sf.root);
+        }
+        self.finish_snapshot_fetch(now_ms);
+    }
+
+    fn complete_snapshot(&mut self, sf: SnapFetch, now_ms: u64) {
+        let Some((root, root_bytes)) = sf.decoded else {
+            return;
+        };
+        let mut blocks = vec![(sf.root, root_bytes)];
+        let mut by_cid = sf.chunks;
+        let mut chunks = Vec::with_capacity(root.chunks.len());
+        for c in &root.chunks {
+            if let Some(Some((ch, b))) = by_cid.remove(c) {
+                chunks.push(ch);
+                blocks.push((*c, b));
+            }
+        }
+        self.install_snapshot(sf.root, &root, chunks, blocks);
+        self.finish_snapshot_fetch(now_ms);
+    }
+
+    /// After a snapshot fetch ends (installed or not): take up the heads heard meanwhile.
+    fn finish_snapshot_fetch(&mut self, now_ms: u64) {
+        if let Some((from, heads)) = self.deferred.take() {
+            self.want_heads(from, &heads, now_ms);
+        }
+    }
+
+    /// Join a verified snapshot into the state; re-examine waiting deltas.
+    fn install_snapshot(
+        &mut self,
+        root_cid: Cid,
+        root: &SnapshotRoot,
+        chunks: Vec<SnapshotChunk>,
+        blocks: Vec<(Cid, Vec<u8>)>,
+    ) {
+        let mut ctx: HashSet<DeltaId> = HashSet::new();
+        let mut tags: Vec<(Cid, Tag)> = Vec::new();
+        for ch in chunks {
+            let table: Vec<(DeltaId, u64)> = ch.tags;
+            for (cid, idx, spec) in ch.pins {
+                if let Some((d, p)) = table.get(idx as usize) {
+                    tags.push((
+                        cid,
+                        Tag {
+                            delta: *d,
+                            priority: *p,
+                            spec: std::sync::Arc::new(spec),
+                        },
+                    ));
+                }
+            }
+            ctx.extend(ch.ctx);
+        }
+        // Their heads we already hold as non-heads are behind ours.
+        let behind: HashSet<DeltaId> = root
+            .heads
+            .iter()
+            .filter(|(h, _)| self.set.contains_delta(h) && !self.heads.contains_key(h))
+            .map(|(h, _)| *h)
+            .collect();
+        let their_heads: HashSet<DeltaId> = root.heads.iter().map(|(h, _)| *h).collect();
+        self.heads
+            .retain(|h, _| !ctx.contains(h) || their_heads.contains(h));
+        for (h, p) in &root.heads {
+            if !behind.contains(h) {
+                self.heads.insert(*h, *p);
+                ctx.insert(*h);
+            }
+        }
+        self.set.join(tags, &ctx, &mut self.changes);
+        self.max_priority = self.max_priority.max(root.priority);
+        self.snapshot = Some(root_cid);
+        if !self.restoring {
+            self.out.push(Action::Persist(Persist::Snapshot {
+                root: root_cid,
+                blocks,
+                drop_deltas: Vec::new(),
+            }));
+        }
+        // Deltas now covered are no longer wanted; waiting ones may be complete.
+        self.wanted.retain(|id, _| !ctx.contains(id));
+        let waiting: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
+        self.waiters.clear();
+        self.pending_bytes = 0;
+        let mut waiting = waiting;
+        waiting.sort_by_key(|p| p.delta.priority);
+        for p in waiting {
+            if !self.known(&p.delta.id) {
+                self.ingest(p.delta, p.bytes, p.from, 0);
+            }
+        }
+    }
+
+    // ---- compaction ----
+
+    fn compact(&mut self, now_ms: u64) {
+        self.flush(now_ms);
+        let mut pins: Vec<(Cid, &Tag)> = self.set.iter_tags().map(|(c, t)| (*c, t)).collect();
+        pins.sort_by(|a, b| {
+            a.0.hash()
+                .digest()
+                .cmp(b.0.hash().digest())
+                .then(a.1.delta.cmp(&b.1.delta))
+        });
+        let mut blocks: Vec<(Cid, Vec<u8>)> = Vec::new();
+        let mut chunk = SnapshotChunk::default();
+        let mut table: HashMap<DeltaId, u32> = HashMap::new();
+        let mut est = 0usize;
+        let mut cut =
+            |chunk: &mut SnapshotChunk, table: &mut HashMap<DeltaId, u32>, est: &mut usize| {
+                let (c, b) = codec::encode_chunk(chunk);
+                blocks.push((c, b));
+                *chunk = SnapshotChunk::default();
+                table.clear();
+                *est = 0;
+            };
+        for (cid, tag) in &pins {
+            let idx = match table.get(&tag.delta) {
+                Some(i) => *i,
+                None => {
+                    let i = chunk.tags.len() as u32;
+                    chunk.tags.push((tag.delta, tag.priority));
+                    table.insert(tag.delta, i);
+                    est += 48;
+                    i
+                }
+            };
+            est += cid.encoded_len() + 8 + spec_len_estimate(&tag.spec);
+            chunk.pins.push((*cid, idx, (*tag.spec).clone()));
+            if est >= SNAPSHOT_CHUNK_BYTES_TARGET {
+                cut(&mut chunk, &mut table, &mut est);
+            }
+        }
+        let mut ctx: Vec<DeltaId> = self.set.context().iter().copied().collect();
+        ctx.sort();
+        for id in ctx {
+            chunk.ctx.push(id);
+            est += 35;
+            if est >= SNAPSHOT_CHUNK_BYTES_TARGET {
+                cut(&mut chunk, &mut table, &mut est);
+            }
+        }
+        if !chunk.pins.is_empty() || !chunk.ctx.is_empty() {
+            cut(&mut chunk, &mut table, &mut est);
+        }
+        let heads = self.heads();
+        let chunk_cids: Vec<Cid> = blocks.iter().map(|(c, _)| *c).collect();
+        let (root, root_bytes) = codec::encode_snapshot_root(
+            &self.key,
+            self.max_priority,
+            &heads[..heads.len().min(DELTA_PARENTS_MAX)],
+            chunk_cids,
+            self.set.len() as u64,
+            self.set.context().len() as u64,
+        );
+        blocks.insert(0, (root, root_bytes));
+        let horizon = self
+            .max_priority
+            .saturating_sub(self.cfg.compact_keep_priorities);
+        let mut drop_deltas = Vec::new();
+        self.stored.retain(|(p, id)| {
+            if *p < horizon {
+                drop_deltas.push(codec::delta_cid(id));
+                false
+            } else {
+                true
+            }
+        });
+        debug!(%root, pins = self.set.len(), chunks = blocks.len() - 1, dropped = drop_deltas.len(), "compacted");
+        self.snapshot = Some(root);
+        self.out.push(Action::Persist(Persist::Snapshot {
+            root,
+            blocks,
+            drop_deltas,
+        }));
+    }
+
+    // ---- time ----
+
+    fn tick(&mut self, now_ms: u64) {
+        if self
+            .batch_since_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) >= self.cfg.batch_delay_ms)
+        {
+            self.flush(now_ms);
+        }
+        // Retry or give up fetches that timed out.
+        let timeout = self.cfg.fetch_timeout_ms;
+        let mut retry = Vec::new();
+        let mut give_up = Vec::new();
+        for (id, w) in self.wanted.iter_mut() {
+            if now_ms.saturating_sub(w.sent_ms) < timeout {
+                continue;
+            }
+            if w.attempts >= FETCH_ATTEMPTS_MAX {
+                give_up.push((*id, w.from));
+            } else {
+                w.attempts += 1;
+                w.sent_ms = now_ms;
+                retry.push((*id, w.from));
+            }
+        }
+        for (id, from) in retry {
+            self.out.push(Action::Fetch {
+                cid: codec::delta_cid(&id),
+                from,
+            });
+        }
+        for (id, from) in give_up {
+            self.wanted.remove(&id);
+            self.snapshot_fallback(from, now_ms);
+        }
+        // Ask for missing ancestors not yet asked for (the in-flight bound may have held them).
+        if self.snap_fetch.is_none() {
+            let mut ask: Vec<(DeltaId, PeerKey)> = Vec::new();
+            let room = FETCHES_IN_FLIGHT_MAX.saturating_sub(self.wanted.len());
+            for (parent, children) in &self.waiters {
+                if ask.len() >= room {
+                    break;
+                }
+                if self.known(parent)
+                    || self.pending.contains_key(parent)
+                    || self.wanted.contains_key(parent)
+                {
+                    continue;
+                }
+                let from = children
+                    .iter()
+                    .find_map(|c| self.pending.get(c).and_then(|p| p.from));
+                if let Some(f) = from {
+                    ask.push((*parent, f));
+                }
+            }
+            for (id, f) in ask {
+                self.request(id, f, now_ms);
+            }
+        }
+        // Snapshot fetch timeouts.
+        let mut abort = false;
+        if let Some(sf) = self.snap_fetch.as_mut() {
+            if now_ms.saturating_sub(sf.sent_ms) >= timeout {
+                if sf.attempts >= FETCH_ATTEMPTS_MAX {
+                    abort = true;
+                } else {
+                    sf.attempts += 1;
+                    sf.sent_ms = now_ms;
+                    if sf.decoded.is_none() {
+                        self.out.push(Action::Fetch {
+                            cid: sf.root,
+                            from: sf.from,
+                        });
+                    }
+                    for (c, v) in &sf.chunks {
+                        if v.is_none() {
+                            self.out.push(Action::Fetch {
+                                cid: *c,
+                                from: sf.from,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if abort {
+            // Not marked bad: the peer may just have been unreachable.
+            self.snap_fetch = None;
+            self.finish_snapshot_fetch(now_ms);
+        }
+        if self.cfg.compact_deltas_threshold > 0
+            && self.stored.len() >= self.cfg.compact_deltas_threshold
+        {
+            self.compact(now_ms);
+        }
+        let due = self
+            .last_announce_ms
+            .is_none_or(|t| now_ms.saturating_sub(t) >= self.cfg.announce_interval_ms);
+        if due {
+            self.announce(now_ms);
+        }
+    }
+}
+
+fn spec_len_estimate(s: &PinSpec) -> usize {
+    1 + s.name.len()
+        + 34 * (s.allocations.len() + s.user_allocations.len())
+        + s.metadata
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum::<usize>()
+        + 16
+}
