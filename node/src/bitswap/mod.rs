@@ -8,13 +8,19 @@
 //!   want-block spreading, rebroadcast, the DHT fallback.
 //!
 //! Neither state machine does I/O: they take events (with the time injected) and return
-//! actions, so tests drive them deterministically. The libp2p behaviour / handler that moves
-//! these events over streams sits on top (next to `net/`), and only moves events.
+//! actions, so tests drive them deterministically. On top, in the rust-libp2p shape:
+//! - [`handler`]: the per-connection `ConnectionHandler` — inbound and outbound streams,
+//!   length-prefixed frames, limits — that only moves frames;
+//! - [`behaviour`]: the swarm-wide `NetworkBehaviour` that moves events between the handlers
+//!   and the state machines, and hands received blocks to the node (`net/`).
 
+pub mod behaviour;
+pub mod handler;
 pub mod ledger;
 pub mod protocol;
 pub mod session;
 
+pub use behaviour::{BitswapStat, SessionId};
 pub use protocol::{
     BlockPresence, Message, PresenceType, ProtocolError, ProtocolVersion, WantEntry, WantType,
     Wantlist,

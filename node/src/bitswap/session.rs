@@ -205,6 +205,11 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
         self.wants.is_empty() && self.done_emitted
     }
 
+    /// Whether a block with `cid`'s multihash is still wanted.
+    pub fn wants(&self, cid: &Cid) -> bool {
+        self.by_hash.contains_key(cid.hash())
+    }
+
     /// The CIDs still wanted, in priority order.
     pub fn wanted(&self) -> Vec<Cid> {
         self.wants.values().map(|w| w.cid).collect()
@@ -274,7 +279,7 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
             }
             SessionEvent::BlockReceived { peer, cid, data } => {
                 self.add_peer(peer.clone(), ProtocolVersion::V1_2_0);
-                self.on_block(&peer, &cid, data, now_ms, &mut out);
+                self.on_block(&peer, &cid, data, false, now_ms, &mut out);
             }
             SessionEvent::ProvidersFound { cid, providers } => {
                 self.on_providers(cid, providers, &mut out);
@@ -345,12 +350,22 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
             }
         }
         for block in msg.blocks {
+            // The codec rebuilt this CID from the hash of the data: a want with the same
+            // multihash is already verified, no need to hash again.
             let (cid, data) = block.into_parts();
-            self.on_block(&peer, &cid, data, now_ms, out);
+            self.on_block(&peer, &cid, data, true, now_ms, out);
         }
     }
 
-    fn on_block(&mut self, peer: &P, cid: &Cid, data: Bytes, now_ms: u64, out: &mut Outbox<P>) {
+    fn on_block(
+        &mut self,
+        peer: &P,
+        cid: &Cid,
+        data: Bytes,
+        hashed: bool,
+        now_ms: u64,
+        out: &mut Outbox<P>,
+    ) {
         let Some(&seq) = self.by_hash.get(cid.hash()) else {
             tracing::trace!(?peer, %cid, "bitswap: unwanted block");
             return;
@@ -358,7 +373,8 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
         let Some(w) = self.wants.get_mut(&seq) else {
             return;
         };
-        if hash::verify(&w.cid, &data).is_err() {
+        let verified = hashed && w.cid.hash() == cid.hash();
+        if !verified && hash::verify(&w.cid, &data).is_err() {
             tracing::debug!(?peer, cid = %w.cid, "bitswap: corrupt block");
             out.actions.push(SessionAction::Penalize {
                 peer: peer.clone(),

@@ -110,7 +110,8 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async {
-        let mut config = NodeConfig::new(keypair);
+        // Bitswap serves the repository's blocks and fetches into it.
+        let mut config = NodeConfig::new(keypair).with_repo(repo.clone());
         config.listen = if args.swarm.is_empty() {
             net::default_listen_addrs()
         } else {

@@ -1,4 +1,5 @@
-//! The root [`NetworkBehaviour`]: resource limits first, then identify, ping and Kademlia.
+//! The root [`NetworkBehaviour`]: resource limits first, then identify, ping, Kademlia and
+//! bitswap.
 //!
 //! Limits are composed into the root behaviour from day one (CVE-2022-23486 was unbounded
 //! resource use in go-libp2p): `connection_limits` caps pending and established connections,
@@ -6,11 +7,16 @@
 //! Both come first so that a refused connection never reaches the protocol behaviours.
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::time::Duration;
 
+use ipfs_kit_blockstore::Blockstore;
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{connection_limits, identify, kad, memory_connection_limits, ping, StreamProtocol};
+
+use crate::bitswap::protocol::ProtocolVersion;
+use crate::bitswap::session::SessionConfig;
 
 /// The Kademlia protocol of the public IPFS DHT (Amino).
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/kad/1.0.0");
@@ -46,6 +52,9 @@ pub fn agent_version() -> String {
 /// kubo prints). Tested against what identify actually announces to a remote peer.
 pub fn protocols() -> Vec<StreamProtocol> {
     let mut p = vec![
+        StreamProtocol::new(ProtocolVersion::V1_0_0.protocol_name()),
+        StreamProtocol::new(ProtocolVersion::V1_1_0.protocol_name()),
+        StreamProtocol::new(ProtocolVersion::V1_2_0.protocol_name()),
         identify::PROTOCOL_NAME,
         identify::PUSH_PROTOCOL_NAME,
         KAD_PROTOCOL,
@@ -113,6 +122,8 @@ pub struct BehaviourConfig {
     pub identify_interval: Duration,
     /// How often Kademlia refreshes its routing table by itself (`None`: only when asked).
     pub kad_bootstrap_interval: Option<Duration>,
+    /// Bitswap client sessions' settings (rebroadcast, wants in flight per peer).
+    pub bitswap_session: SessionConfig,
 }
 
 impl Default for BehaviourConfig {
@@ -123,6 +134,7 @@ impl Default for BehaviourConfig {
             ping_interval: Duration::from_secs(15),
             identify_interval: Duration::from_secs(5 * 60),
             kad_bootstrap_interval: Some(KAD_BOOTSTRAP_INTERVAL),
+            bitswap_session: SessionConfig::default(),
         }
     }
 }
@@ -135,11 +147,16 @@ pub struct Behaviour {
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub bitswap: crate::bitswap::behaviour::Behaviour,
 }
 
 impl Behaviour {
-    /// Builds the behaviour for `keypair`.
-    pub fn new(keypair: &Keypair, config: &BehaviourConfig) -> Self {
+    /// Builds the behaviour for `keypair`; bitswap serves the blocks of `store`.
+    pub fn new(
+        keypair: &Keypair,
+        config: &BehaviourConfig,
+        store: Option<Arc<dyn Blockstore>>,
+    ) -> Self {
         let peer_id = keypair.public().to_peer_id();
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), keypair.public())
@@ -167,6 +184,10 @@ impl Behaviour {
             identify,
             ping,
             kad,
+            bitswap: crate::bitswap::behaviour::Behaviour::new(
+                store,
+                config.bitswap_session.clone(),
+            ),
         }
     }
 }
@@ -181,6 +202,9 @@ mod tests {
         assert_eq!(
             p,
             [
+                "/ipfs/bitswap/1.0.0",
+                "/ipfs/bitswap/1.1.0",
+                "/ipfs/bitswap/1.2.0",
                 "/ipfs/id/1.0.0",
                 "/ipfs/id/push/1.0.0",
                 "/ipfs/kad/1.0.0",

@@ -3,18 +3,23 @@
 //! - [`identity`]: the persistent Ed25519 keypair in the repository;
 //! - [`behaviour`]: the root `NetworkBehaviour` (connection and memory limits, identify, ping,
 //!   Kademlia) and its constants;
-//! - [`node`]: [`Node`], the swarm on a tokio task behind a command channel.
+//! - [`node`]: [`Node`], the swarm on a tokio task behind a command channel;
+//! - [`fetch`]: fetching blocks and DAGs over bitswap into the repository.
 //!
 //! Architecture invariant: this module moves bytes between peers; the blockstore below it never
-//! does network I/O, and nothing here writes to the repository except the identity file.
+//! does network I/O. Besides the identity file, the only writes to the repository are fetched
+//! blocks, made through a write session (a temporary pin).
 
 pub mod behaviour;
+pub mod fetch;
 pub mod identity;
 pub mod node;
 
 pub use behaviour::{agent_version, protocols, BehaviourConfig, ConnectionCaps, KadMode};
 pub use identity::{load_or_create, IdentityError};
 pub use libp2p::{identity::Keypair, Multiaddr, PeerId};
+pub use crate::bitswap::BitswapStat;
+pub use fetch::FetchStats;
 pub use node::{NetError, Node, NodeConfig, NodeHandle, PeerInfo};
 
 /// Default listen addresses of a daemon, as kubo's: TCP and QUIC v1 on port 4001, all

@@ -9,15 +9,24 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use cid::Cid;
 use futures::StreamExt as _;
+use ipfs_kit_blockstore::Block;
+use libp2p::core::Endpoint;
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, QueryId, QueryResult};
-use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, DialError, SwarmEvent};
+use libp2p::swarm::{
+    dial_opts::DialOpts, ConnectionId, DialError, NetworkBehaviour as _, SwarmEvent,
+};
 use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
 
 use super::behaviour::{Behaviour, BehaviourConfig, BehaviourEvent, KAD_PROTOCOL};
+use super::fetch::{Fetch, FetchStats, Reply};
+use crate::bitswap::behaviour::Event as BitswapEvent;
+use crate::bitswap::{BitswapStat, SessionId};
+use crate::repo::Repo;
 
 /// Capacity of the command channel from handles to the swarm task.
 pub const COMMAND_QUEUE_LEN: usize = 64;
@@ -43,6 +52,19 @@ pub const PEER_LISTEN_ADDRS_MAX: usize = 32;
 /// At most this many protocol names of a remote peer are kept.
 pub const PEER_PROTOCOLS_MAX: usize = 128;
 
+/// A fetch fails after this long without receiving a block (kubo waits forever; a caller
+/// that wants that can set a long [`NodeConfig::fetch_stall_timeout`]).
+pub const FETCH_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Providers a bitswap session's DHT search stops at.
+pub const SESSION_PROVIDERS_MAX: usize = 10;
+
+/// Providers [`NodeHandle::find_providers`] returns at most, whatever the caller asks.
+pub const FIND_PROVIDERS_LIMIT_MAX: usize = 1000;
+
+/// How often the node checks fetches for stalls and abandoned callers.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
+
 /// Errors of the network node.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -58,6 +80,14 @@ pub enum NetError {
     NoKnownPeers,
     #[error("DHT query failed: {0}")]
     Query(String),
+    #[error("the node has no repository to fetch into or serve from")]
+    NoRepo,
+    #[error("fetching {cid}: no block arrived for {stall:?}")]
+    FetchTimeout { cid: Cid, stall: Duration },
+    #[error("fetch failed: {0}")]
+    Fetch(String),
+    #[error("too many concurrent fetches")]
+    TooManyFetches,
     #[error("the network node has stopped")]
     Stopped,
 }
@@ -73,6 +103,11 @@ pub struct NodeConfig {
     pub bootstrap: Vec<Multiaddr>,
     pub behaviour: BehaviourConfig,
     pub idle_connection_timeout: Duration,
+    /// The repository whose blocks bitswap serves and into which fetches write. Without one
+    /// the node serves nothing and fetches fail with [`NetError::NoRepo`].
+    pub repo: Option<Repo>,
+    /// See [`FETCH_STALL_TIMEOUT`].
+    pub fetch_stall_timeout: Duration,
 }
 
 impl NodeConfig {
@@ -84,7 +119,15 @@ impl NodeConfig {
             bootstrap: Vec::new(),
             behaviour: BehaviourConfig::default(),
             idle_connection_timeout: IDLE_CONNECTION_TIMEOUT,
+            repo: None,
+            fetch_stall_timeout: FETCH_STALL_TIMEOUT,
         }
+    }
+
+    /// Serves and fetches into `repo`.
+    pub fn with_repo(mut self, repo: Repo) -> Self {
+        self.repo = Some(repo);
+        self
     }
 }
 
@@ -114,7 +157,17 @@ enum Command {
         PeerId,
         oneshot::Sender<Result<Vec<kad::PeerInfo>, NetError>>,
     ),
+    FetchBlock(Cid, oneshot::Sender<Result<Block, NetError>>),
+    FetchDag(Cid, oneshot::Sender<Result<FetchStats, NetError>>),
+    Provide(Cid, oneshot::Sender<Result<(), NetError>>),
+    FindProviders(Cid, usize, oneshot::Sender<ProvidersResult>),
+    Disconnect(PeerId, oneshot::Sender<bool>),
+    BitswapStat(oneshot::Sender<BitswapStat>),
+    Wantlist(Option<PeerId>, oneshot::Sender<Vec<Cid>>),
+    SendRaw(PeerId, Vec<u8>, oneshot::Sender<bool>),
 }
+
+type ProvidersResult = Result<Vec<(PeerId, Vec<Multiaddr>)>, NetError>;
 
 /// A running network node. Dropping it stops the swarm task.
 pub struct Node {
@@ -140,7 +193,12 @@ impl Node {
                 })?;
             pending.insert(id, addr.clone());
         }
-        let mut actor = Actor::default();
+        let mut actor = Actor {
+            peer_id: Some(peer_id),
+            repo: config.repo.clone(),
+            fetch_stall_timeout: config.fetch_stall_timeout,
+            ..Actor::default()
+        };
         let wait = async {
             while !pending.is_empty() {
                 let event = swarm.select_next_some().await;
@@ -281,6 +339,60 @@ impl NodeHandle {
         self.ask(|tx| Command::ClosestPeers(key, tx)).await?
     }
 
+    /// The block `cid`: from the repository if it is there, else from the network (bitswap
+    /// sessions, DHT providers as a fallback). Verified against its CID and stored in the
+    /// repository. Not protected from GC once returned: pin it if it must stay.
+    pub async fn fetch_block(&self, cid: Cid) -> Result<Block, NetError> {
+        self.ask(|tx| Command::FetchBlock(cid, tx)).await?
+    }
+
+    /// Makes every block of the DAG under `root` local, fetching the missing ones with many
+    /// wants in flight as the walk goes. The returned stats hold a temporary pin
+    /// ([`FetchStats::guard`]) on the whole DAG: pin the root before dropping them.
+    pub async fn fetch_dag(&self, root: Cid) -> Result<FetchStats, NetError> {
+        self.ask(|tx| Command::FetchDag(root, tx)).await?
+    }
+
+    /// Announces us as a provider of `cid` in the DHT (a provider record at the k closest
+    /// peers, keyed by the multihash as kubo does).
+    pub async fn provide(&self, cid: Cid) -> Result<(), NetError> {
+        self.ask(|tx| Command::Provide(cid, tx)).await?
+    }
+
+    /// Up to `limit` providers of `cid` from the DHT (with the addresses the search learned);
+    /// this node is included when it provides `cid`.
+    pub async fn find_providers(
+        &self,
+        cid: Cid,
+        limit: usize,
+    ) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NetError> {
+        let limit = limit.clamp(1, FIND_PROVIDERS_LIMIT_MAX);
+        self.ask(|tx| Command::FindProviders(cid, limit, tx))
+            .await?
+    }
+
+    /// Closes every connection to `peer`; false if there was none.
+    pub async fn disconnect(&self, peer: PeerId) -> Result<bool, NetError> {
+        self.ask(|tx| Command::Disconnect(peer, tx)).await
+    }
+
+    /// Bitswap counters, our wantlist and bitswap peers (kubo's `bitswap stat`).
+    pub async fn bitswap_stat(&self) -> Result<BitswapStat, NetError> {
+        self.ask(Command::BitswapStat).await
+    }
+
+    /// Our wantlist (`None`), or the wantlist `peer` sent us.
+    pub async fn wantlist(&self, peer: Option<PeerId>) -> Result<Vec<Cid>, NetError> {
+        self.ask(|tx| Command::Wantlist(peer, tx)).await
+    }
+
+    /// Writes raw bytes on the bitswap stream to `peer`: fault injection for tests (malformed
+    /// and oversize frames from a real connection). False if not connected.
+    #[doc(hidden)]
+    pub async fn bitswap_send_raw(&self, peer: PeerId, bytes: Vec<u8>) -> Result<bool, NetError> {
+        self.ask(|tx| Command::SendRaw(peer, bytes, tx)).await
+    }
+
     /// Finds `peer` through the DHT: its addresses, or `Ok(None)` if the lookup did not meet it.
     pub async fn find_peer(&self, peer: PeerId) -> Result<Option<Vec<Multiaddr>>, NetError> {
         let found = self.closest_peers(peer).await?;
@@ -300,6 +412,7 @@ impl Drop for Node {
 
 fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NetError> {
     let behaviour_config = config.behaviour.clone();
+    let store = config.repo.as_ref().map(|r| r.blocks().clone());
     let idle = config.idle_connection_timeout;
     Ok(
         libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
@@ -319,7 +432,7 @@ fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NetError> {
                     u32::try_from(STREAMS_PER_CONNECTION_MAX).unwrap_or(u32::MAX);
                 c
             })
-            .with_behaviour(|key| Behaviour::new(key, &behaviour_config))
+            .with_behaviour(|key| Behaviour::new(key, &behaviour_config, store))
             .map_err(|e| match e {})?
             .with_swarm_config(|c| {
                 c.with_idle_connection_timeout(idle)
@@ -340,15 +453,30 @@ pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 enum QueryReply {
     Bootstrap(oneshot::Sender<Result<(), NetError>>),
     Closest(oneshot::Sender<Result<Vec<kad::PeerInfo>, NetError>>),
+    Provide(oneshot::Sender<Result<(), NetError>>),
+    Providers {
+        tx: oneshot::Sender<ProvidersResult>,
+        found: Vec<(PeerId, Vec<Multiaddr>)>,
+        limit: usize,
+    },
+    Session {
+        session: SessionId,
+        cid: Cid,
+        found: usize,
+    },
 }
 
 /// The state the swarm task keeps beside the swarm.
 #[derive(Default)]
 struct Actor {
+    peer_id: Option<PeerId>,
+    repo: Option<Repo>,
+    fetch_stall_timeout: Duration,
     listen_addrs: Vec<Multiaddr>,
     dials: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<PeerId, NetError>>)>,
     peers: HashMap<PeerId, (usize, PeerInfo)>,
     queries: HashMap<QueryId, QueryReply>,
+    fetches: HashMap<SessionId, Fetch>,
 }
 
 impl Actor {
@@ -359,11 +487,13 @@ impl Actor {
         mut cancelled: oneshot::Receiver<()>,
     ) {
         tracing::debug!("network task running");
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         loop {
             tokio::select! {
                 biased;
                 _ = &mut cancelled => break,
                 event = swarm.select_next_some() => self.on_event(&mut swarm, event),
+                _ = housekeeping.tick() => self.housekeeping(&mut swarm),
                 command = inbox.recv() => match command {
                     Some(c) => self.on_command(&mut swarm, c),
                     None => break,
@@ -376,6 +506,9 @@ impl Actor {
             peers = self.peers.len(),
             "network task stopping"
         );
+        for (_, f) in self.fetches.drain() {
+            f.reply.fail(NetError::Stopped);
+        }
         for (_, (addr, reply)) in self.dials.drain() {
             let _ = reply.send(Err(NetError::Dial {
                 addr,
@@ -436,6 +569,298 @@ impl Actor {
             Command::ClosestPeers(key, tx) => {
                 let q = swarm.behaviour_mut().kad.get_closest_peers(key);
                 self.queries.insert(q, QueryReply::Closest(tx));
+            }
+            Command::FetchBlock(cid, tx) => self.start_fetch(swarm, cid, Reply::Block(tx)),
+            Command::FetchDag(cid, tx) => self.start_fetch(swarm, cid, Reply::Dag(tx)),
+            Command::Provide(cid, tx) => {
+                let key = kad::RecordKey::new(&cid.hash().to_bytes());
+                match swarm.behaviour_mut().kad.start_providing(key) {
+                    Ok(q) => {
+                        self.queries.insert(q, QueryReply::Provide(tx));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(NetError::Query(e.to_string())));
+                    }
+                }
+            }
+            Command::FindProviders(cid, limit, tx) => {
+                let key = kad::RecordKey::new(&cid.hash().to_bytes());
+                let q = swarm.behaviour_mut().kad.get_providers(key);
+                self.queries.insert(
+                    q,
+                    QueryReply::Providers {
+                        tx,
+                        found: Vec::new(),
+                        limit,
+                    },
+                );
+            }
+            Command::Disconnect(peer, tx) => {
+                let _ = tx.send(swarm.disconnect_peer_id(peer).is_ok());
+            }
+            Command::BitswapStat(tx) => {
+                let _ = tx.send(swarm.behaviour().bitswap.stat());
+            }
+            Command::Wantlist(peer, tx) => {
+                let _ = tx.send(swarm.behaviour().bitswap.wantlist(peer));
+            }
+            Command::SendRaw(peer, bytes, tx) => {
+                let _ = tx.send(swarm.behaviour_mut().bitswap.send_raw(peer, bytes));
+            }
+        }
+    }
+
+    fn start_fetch(&mut self, swarm: &mut Swarm<Behaviour>, cid: Cid, reply: Reply) {
+        let Some(repo) = &self.repo else {
+            reply.fail(NetError::NoRepo);
+            return;
+        };
+        if let Reply::Block(tx) = reply {
+            // A local hit needs no session.
+            match repo.blocks().get(&cid) {
+                Ok(Some(data)) => {
+                    let _ = tx.send(Ok(Block::new_unchecked(cid, data)));
+                    return;
+                }
+                Ok(None) => return self.start_session(swarm, cid, Reply::Block(tx)),
+                Err(e) => {
+                    let _ = tx.send(Err(NetError::Fetch(e.to_string())));
+                    return;
+                }
+            }
+        }
+        self.start_session(swarm, cid, reply);
+    }
+
+    fn start_session(&mut self, swarm: &mut Swarm<Behaviour>, cid: Cid, reply: Reply) {
+        let Some(repo) = &self.repo else {
+            reply.fail(NetError::NoRepo);
+            return;
+        };
+        let Some(session) = swarm.behaviour_mut().bitswap.new_session() else {
+            reply.fail(NetError::TooManyFetches);
+            return;
+        };
+        let mut fetch = Fetch::new(repo, cid, reply);
+        tracing::debug!(%cid, session, "fetch started");
+        match fetch.expand(vec![cid]) {
+            Ok(wants) => {
+                self.fetches.insert(session, fetch);
+                self.want(swarm, session, wants);
+            }
+            Err(e) => {
+                swarm.behaviour_mut().bitswap.close_session(session);
+                fetch.reply.fail(e);
+            }
+        }
+    }
+
+    /// Hands `wants` to the session, or ends the fetch when nothing is left.
+    fn want(&mut self, swarm: &mut Swarm<Behaviour>, session: SessionId, wants: Vec<Cid>) {
+        let done = self.fetches.get(&session).is_some_and(|f| f.pending == 0);
+        if done {
+            if let Some(f) = self.fetches.remove(&session) {
+                swarm.behaviour_mut().bitswap.close_session(session);
+                f.finish(None);
+            }
+            return;
+        }
+        if wants.is_empty() {
+            return;
+        }
+        if let Err(e) = swarm.behaviour_mut().bitswap.want(session, &wants) {
+            self.fail_fetch(swarm, session, NetError::Fetch(e.to_string()));
+        }
+    }
+
+    fn fail_fetch(&mut self, swarm: &mut Swarm<Behaviour>, session: SessionId, e: NetError) {
+        swarm.behaviour_mut().bitswap.close_session(session);
+        if let Some(f) = self.fetches.remove(&session) {
+            tracing::debug!(root = %f.root, error = %e, "fetch failed");
+            f.reply.fail(e);
+        }
+    }
+
+    fn on_bitswap(&mut self, swarm: &mut Swarm<Behaviour>, event: BitswapEvent) {
+        match event {
+            BitswapEvent::BlockReceived {
+                session,
+                block,
+                from,
+            } => {
+                swarm.behaviour_mut().bitswap.block_added(*block.cid());
+                let Some(f) = self.fetches.get_mut(&session) else {
+                    return;
+                };
+                tracing::trace!(cid = %block.cid(), %from, "block received");
+                match f.on_block(&block) {
+                    Ok(wants) => {
+                        if matches!(f.reply, Reply::Block(_)) {
+                            if let Some(f) = self.fetches.remove(&session) {
+                                swarm.behaviour_mut().bitswap.close_session(session);
+                                f.finish(Some(block));
+                            }
+                            return;
+                        }
+                        self.want(swarm, session, wants);
+                    }
+                    Err(e) => self.fail_fetch(swarm, session, e),
+                }
+            }
+            // Completion is tracked by the fetch (`pending`), which also knows about the
+            // children still to be added.
+            BitswapEvent::SessionDone { .. } => {}
+            BitswapEvent::FindProviders { session, cid } => {
+                let key = kad::RecordKey::new(&cid.hash().to_bytes());
+                let q = swarm.behaviour_mut().kad.get_providers(key);
+                self.queries.insert(
+                    q,
+                    QueryReply::Session {
+                        session,
+                        cid,
+                        found: 0,
+                    },
+                );
+            }
+            BitswapEvent::Penalized { peer, reason } => {
+                tracing::debug!(%peer, %reason, "bitswap penalty");
+            }
+        }
+    }
+
+    fn housekeeping(&mut self, swarm: &mut Swarm<Behaviour>) {
+        let stall = self.fetch_stall_timeout;
+        let mut ended = Vec::new();
+        for (s, f) in &self.fetches {
+            if f.reply.is_closed() {
+                ended.push((*s, None));
+            } else if f.last_progress.elapsed() > stall {
+                ended.push((*s, Some(f.root)));
+            }
+        }
+        for (session, root) in ended {
+            match root {
+                Some(cid) => self.fail_fetch(swarm, session, NetError::FetchTimeout { cid, stall }),
+                None => {
+                    swarm.behaviour_mut().bitswap.close_session(session);
+                    self.fetches.remove(&session);
+                }
+            }
+        }
+    }
+
+    /// The addresses known for `peer`: identify's, then the DHT's (routing table and running
+    /// queries).
+    fn addresses_of(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId) -> Vec<Multiaddr> {
+        let mut addrs: Vec<Multiaddr> = self
+            .peers
+            .get(&peer)
+            .map(|(_, i)| i.listen_addrs.clone())
+            .unwrap_or_default();
+        if let Ok(found) = swarm
+            .behaviour_mut()
+            .kad
+            .handle_pending_outbound_connection(
+                ConnectionId::new_unchecked(0),
+                Some(peer),
+                &[],
+                Endpoint::Dialer,
+            )
+        {
+            for a in found {
+                if !addrs.contains(&a) {
+                    addrs.push(a);
+                }
+            }
+        }
+        addrs.truncate(PEER_LISTEN_ADDRS_MAX);
+        addrs
+    }
+
+    fn on_providers(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        id: QueryId,
+        result: Result<kad::GetProvidersOk, kad::GetProvidersError>,
+        last: bool,
+    ) {
+        let providers: Vec<PeerId> = match &result {
+            Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                let mut v: Vec<PeerId> = providers.iter().copied().collect();
+                v.sort();
+                v
+            }
+            _ => Vec::new(),
+        };
+        let with_addrs: Vec<(PeerId, Vec<Multiaddr>)> = providers
+            .iter()
+            .map(|p| (*p, self.addresses_of(swarm, *p)))
+            .collect();
+        let Some(reply) = self.queries.remove(&id) else {
+            return;
+        };
+        let finished = last || result.is_err();
+        match reply {
+            QueryReply::Providers {
+                tx,
+                mut found,
+                limit,
+            } => {
+                for (p, a) in with_addrs {
+                    if found.len() < limit && !found.iter().any(|(q, _)| *q == p) {
+                        found.push((p, a));
+                    }
+                }
+                if finished || found.len() >= limit {
+                    if let Some(mut q) = swarm.behaviour_mut().kad.query_mut(&id) {
+                        q.finish();
+                    }
+                    let _ = tx.send(Ok(found));
+                } else {
+                    self.queries
+                        .insert(id, QueryReply::Providers { tx, found, limit });
+                }
+            }
+            QueryReply::Session {
+                session,
+                cid,
+                mut found,
+            } => {
+                let me = self.peer_id;
+                let peers: Vec<PeerId> = with_addrs
+                    .into_iter()
+                    .filter(|(p, _)| Some(*p) != me)
+                    .map(|(p, a)| {
+                        swarm.behaviour_mut().bitswap.add_addresses(p, a);
+                        p
+                    })
+                    .collect();
+                found += peers.len();
+                if !peers.is_empty() && self.fetches.contains_key(&session) {
+                    tracing::debug!(%cid, providers = peers.len(), "providers found");
+                    swarm
+                        .behaviour_mut()
+                        .bitswap
+                        .providers_found(session, cid, peers);
+                }
+                let enough = found >= SESSION_PROVIDERS_MAX || !self.fetches.contains_key(&session);
+                if finished || enough {
+                    if let Some(mut q) = swarm.behaviour_mut().kad.query_mut(&id) {
+                        q.finish();
+                    }
+                } else {
+                    self.queries.insert(
+                        id,
+                        QueryReply::Session {
+                            session,
+                            cid,
+                            found,
+                        },
+                    );
+                }
+            }
+            other => {
+                self.queries.insert(id, other);
             }
         }
     }
@@ -521,7 +946,11 @@ impl Actor {
                 result,
                 step,
                 ..
-            })) => self.on_query(id, result, step.last),
+            })) => match result {
+                QueryResult::GetProviders(r) => self.on_providers(swarm, id, r, step.last),
+                other => self.on_query(id, other, step.last),
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Bitswap(e)) => self.on_bitswap(swarm, e),
             _ => {}
         }
     }
@@ -556,6 +985,11 @@ impl Actor {
                     if let Some(QueryReply::Bootstrap(tx)) = self.queries.remove(&id) {
                         let _ = tx.send(r.map(|_| ()).map_err(|e| NetError::Query(e.to_string())));
                     }
+                }
+            }
+            QueryResult::StartProviding(r) => {
+                if let Some(QueryReply::Provide(tx)) = self.queries.remove(&id) {
+                    let _ = tx.send(r.map(|_| ()).map_err(|e| NetError::Query(e.to_string())));
                 }
             }
             QueryResult::GetClosestPeers(r) => {

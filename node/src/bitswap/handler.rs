@@ -1,0 +1,488 @@
+//! The bitswap [`ConnectionHandler`]: one per connection, it only moves frames.
+//!
+//! - Inbound: the remote opens streams on `/ipfs/bitswap/1.{2,1,0}.0` and writes
+//!   length-prefixed messages; each stream is read frame by frame ([`read_frame`]). A declared
+//!   length over [`MESSAGE_BYTES_MAX`](super::protocol::MESSAGE_BYTES_MAX) is refused before any of the body is buffered, a message
+//!   that does not decode is reported as [`HandlerOut::Malformed`] and its stream dropped (the
+//!   framing cannot be trusted after it). At most [`INBOUND_STREAMS_PER_CONNECTION_MAX`]
+//!   streams are read at once; further ones are refused. Reading pauses while
+//!   [`EVENTS_QUEUED_MAX`] decoded messages wait for the behaviour (backpressure: a flooding
+//!   peer fills its own TCP window, not our memory).
+//! - Outbound: one long-lived stream, opened on the first message, as kubo keeps one. Messages
+//!   from the behaviour queue up (at most [`OUTBOUND_QUEUE_MESSAGES_MAX`]) and are written one
+//!   at a time; each write reports [`HandlerOut::Sent`] with its block bytes, which releases the
+//!   server's per-peer budget. The peer's version, learned in negotiation, picks the encoding.
+//!
+//! Every protocol decision (what to answer, whom to penalize) is made by the behaviour and the
+//! pure ledger / session behind it.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _, StreamExt as _};
+use libp2p::core::upgrade::{InboundUpgrade, OutboundUpgrade, UpgradeInfo};
+use libp2p::swarm::handler::{
+    ConnectionEvent, DialUpgradeError, FullyNegotiatedInbound, FullyNegotiatedOutbound,
+};
+use libp2p::swarm::{
+    ConnectionHandler, ConnectionHandlerEvent, Stream, StreamProtocol, StreamUpgradeError,
+    SubstreamProtocol,
+};
+
+use super::protocol::{read_length_prefix, Message, ProtocolError, ProtocolVersion};
+
+/// Inbound bitswap streams read at once per connection (kubo opens one, reopening after
+/// errors).
+pub const INBOUND_STREAMS_PER_CONNECTION_MAX: usize = 4;
+/// Decoded messages waiting for the behaviour before inbound reads pause.
+pub const EVENTS_QUEUED_MAX: usize = 16;
+/// Messages queued for sending on one connection. The server engine keeps at most ~1 MiB of
+/// blocks outstanding per peer and sessions batch their wants, so this is never reached by a
+/// well-behaved local side; past it, messages are dropped (and reported sent) with a warning.
+pub const OUTBOUND_QUEUE_MESSAGES_MAX: usize = 1024;
+/// Failed outbound stream negotiations after which the handler stops trying.
+pub const OUTBOUND_FAILURES_MAX: u32 = 3;
+
+/// The stream protocols, newest first.
+pub fn stream_protocols() -> [StreamProtocol; 3] {
+    ProtocolVersion::ALL.map(|v| StreamProtocol::new(v.protocol_name()))
+}
+
+/// Negotiates one of the bitswap versions on a stream.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Upgrade;
+
+impl UpgradeInfo for Upgrade {
+    type Info = StreamProtocol;
+    type InfoIter = [StreamProtocol; 3];
+    fn protocol_info(&self) -> Self::InfoIter {
+        stream_protocols()
+    }
+}
+
+fn version_of(p: &StreamProtocol) -> ProtocolVersion {
+    ProtocolVersion::from_protocol_name(p.as_ref()).unwrap_or(ProtocolVersion::V1_0_0)
+}
+
+impl InboundUpgrade<Stream> for Upgrade {
+    type Output = (Stream, ProtocolVersion);
+    type Error = Infallible;
+    type Future = futures::future::Ready<Result<Self::Output, Infallible>>;
+    fn upgrade_inbound(self, s: Stream, p: StreamProtocol) -> Self::Future {
+        futures::future::ready(Ok((s, version_of(&p))))
+    }
+}
+
+impl OutboundUpgrade<Stream> for Upgrade {
+    type Output = (Stream, ProtocolVersion);
+    type Error = Infallible;
+    type Future = futures::future::Ready<Result<Self::Output, Infallible>>;
+    fn upgrade_outbound(self, s: Stream, p: StreamProtocol) -> Self::Future {
+        futures::future::ready(Ok((s, version_of(&p))))
+    }
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The bytes break the protocol (oversize, bad varint, undecodable message): penalized.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// The stream failed or closed mid-frame: not the peer's fault as far as we can tell.
+    #[error("bitswap stream: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads one length-prefixed message; `Ok(None)` on a clean end of stream between frames.
+/// The declared length is checked against
+/// [`MESSAGE_BYTES_MAX`](super::protocol::MESSAGE_BYTES_MAX) before the body is allocated.
+pub async fn read_frame<R: futures::AsyncRead + Unpin>(
+    r: &mut R,
+    version: ProtocolVersion,
+) -> Result<Option<Message>, FrameError> {
+    let mut prefix = [0u8; 10];
+    let mut n = 0;
+    let len = loop {
+        let mut byte = [0u8; 1];
+        if r.read(&mut byte).await? == 0 {
+            if n == 0 {
+                return Ok(None);
+            }
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+        prefix[n] = byte[0];
+        n += 1;
+        if let Some((len, _)) = read_length_prefix(&prefix[..n])? {
+            break len;
+        }
+        if n == prefix.len() {
+            return Err(ProtocolError::VarintOverflow.into());
+        }
+    };
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await?;
+    Ok(Some(Message::decode(&body, version)?))
+}
+
+/// From the behaviour to the handler.
+#[derive(Debug)]
+pub enum HandlerIn {
+    Send(Message),
+    /// Raw bytes written as they are on the outbound stream: fault injection for tests (a
+    /// malformed or oversize frame from a real peer).
+    SendRaw(Vec<u8>),
+}
+
+/// From the handler to the behaviour.
+#[derive(Debug)]
+pub enum HandlerOut {
+    Received {
+        msg: Message,
+        version: ProtocolVersion,
+    },
+    /// A queued message was written (or dropped); `block_bytes` of its blocks are released.
+    Sent { block_bytes: usize },
+    /// The outbound stream was negotiated at this version.
+    Negotiated(ProtocolVersion),
+    /// The peer does not speak bitswap.
+    Unsupported,
+    /// The peer sent a frame that breaks the protocol.
+    Malformed(ProtocolError),
+}
+
+type ReadFuture =
+    BoxFuture<'static, (Stream, ProtocolVersion, Result<Option<Message>, FrameError>)>;
+type WriteFuture = BoxFuture<'static, (Stream, std::io::Result<()>)>;
+
+enum Outbound {
+    None,
+    Requested,
+    Idle(Stream),
+    Writing(WriteFuture, usize),
+    Gone,
+}
+
+/// The per-connection handler.
+pub struct Handler {
+    reads: FuturesUnordered<ReadFuture>,
+    outbound: Outbound,
+    version: ProtocolVersion,
+    queue: VecDeque<(Vec<u8>, usize)>,
+    pending: VecDeque<Message>,
+    events: VecDeque<HandlerOut>,
+    failures: u32,
+}
+
+impl Default for Handler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Handler {
+    pub fn new() -> Self {
+        Self {
+            reads: FuturesUnordered::new(),
+            outbound: Outbound::None,
+            version: ProtocolVersion::V1_2_0,
+            queue: VecDeque::new(),
+            pending: VecDeque::new(),
+            events: VecDeque::new(),
+            failures: 0,
+        }
+    }
+
+    fn read_next(&mut self, mut s: Stream, v: ProtocolVersion) {
+        self.reads.push(
+            async move {
+                let r = read_frame(&mut s, v).await;
+                (s, v, r)
+            }
+            .boxed(),
+        );
+    }
+
+    /// Moves messages waiting for a negotiated version into the byte queue.
+    fn encode_pending(&mut self) {
+        while let Some(m) = self.pending.pop_front() {
+            let bytes = m.block_bytes();
+            self.queue.push_back((m.encode_frame(self.version), bytes));
+        }
+    }
+
+    fn drop_queued(&mut self) {
+        for m in self.pending.drain(..) {
+            self.events.push_back(HandlerOut::Sent {
+                block_bytes: m.block_bytes(),
+            });
+        }
+        for (_, b) in self.queue.drain(..) {
+            self.events.push_back(HandlerOut::Sent { block_bytes: b });
+        }
+    }
+}
+
+impl ConnectionHandler for Handler {
+    type FromBehaviour = HandlerIn;
+    type ToBehaviour = HandlerOut;
+    type InboundProtocol = Upgrade;
+    type OutboundProtocol = Upgrade;
+    type InboundOpenInfo = ();
+    type OutboundOpenInfo = ();
+
+    fn listen_protocol(&self) -> SubstreamProtocol<Upgrade, ()> {
+        SubstreamProtocol::new(Upgrade, ())
+    }
+
+    fn connection_keep_alive(&self) -> bool {
+        !self.queue.is_empty()
+            || !self.pending.is_empty()
+            || matches!(self.outbound, Outbound::Writing(..) | Outbound::Requested)
+    }
+
+    fn on_behaviour_event(&mut self, event: HandlerIn) {
+        if matches!(self.outbound, Outbound::Gone) {
+            let block_bytes = match &event {
+                HandlerIn::Send(m) => m.block_bytes(),
+                HandlerIn::SendRaw(_) => 0,
+            };
+            self.events.push_back(HandlerOut::Sent { block_bytes });
+            return;
+        }
+        if self.queue.len() + self.pending.len() >= OUTBOUND_QUEUE_MESSAGES_MAX {
+            tracing::warn!("bitswap: outbound queue full, message dropped");
+            if let HandlerIn::Send(m) = event {
+                self.events.push_back(HandlerOut::Sent {
+                    block_bytes: m.block_bytes(),
+                });
+            }
+            return;
+        }
+        match event {
+            HandlerIn::Send(m) => match self.outbound {
+                // The encoding depends on the version, known once the stream is negotiated.
+                Outbound::None | Outbound::Requested => self.pending.push_back(m),
+                _ => {
+                    let bytes = m.block_bytes();
+                    self.queue.push_back((m.encode_frame(self.version), bytes));
+                }
+            },
+            HandlerIn::SendRaw(b) => self.queue.push_back((b, 0)),
+        }
+    }
+
+    fn on_connection_event(&mut self, event: ConnectionEvent<'_, Upgrade, Upgrade, (), ()>) {
+        match event {
+            ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound {
+                protocol: (s, v),
+                ..
+            }) => {
+                if self.reads.len() >= INBOUND_STREAMS_PER_CONNECTION_MAX {
+                    tracing::debug!("bitswap: too many inbound streams, one refused");
+                    drop(s);
+                } else {
+                    self.read_next(s, v);
+                }
+            }
+            ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound {
+                protocol: (s, v),
+                ..
+            }) => {
+                self.version = v;
+                self.failures = 0;
+                self.outbound = Outbound::Idle(s);
+                self.encode_pending();
+                self.events.push_back(HandlerOut::Negotiated(v));
+            }
+            ConnectionEvent::DialUpgradeError(DialUpgradeError { error, .. }) => {
+                self.failures += 1;
+                let unsupported = matches!(error, StreamUpgradeError::NegotiationFailed);
+                if unsupported || self.failures >= OUTBOUND_FAILURES_MAX {
+                    tracing::debug!(?error, "bitswap: no outbound stream");
+                    self.outbound = Outbound::Gone;
+                    self.drop_queued();
+                    self.events.push_back(HandlerOut::Unsupported);
+                } else {
+                    self.outbound = Outbound::None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ConnectionHandlerEvent<Upgrade, (), HandlerOut>> {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(e));
+            }
+            // Outbound first: finish local work before accepting more remote work.
+            match std::mem::replace(&mut self.outbound, Outbound::Gone) {
+                Outbound::Writing(mut fut, bytes) => match fut.poll_unpin(cx) {
+                    Poll::Ready((s, Ok(()))) => {
+                        self.outbound = Outbound::Idle(s);
+                        self.events
+                            .push_back(HandlerOut::Sent { block_bytes: bytes });
+                        continue;
+                    }
+                    Poll::Ready((_, Err(e))) => {
+                        tracing::debug!(error = %e, "bitswap: outbound stream failed");
+                        self.events
+                            .push_back(HandlerOut::Sent { block_bytes: bytes });
+                        self.failures += 1;
+                        if self.failures >= OUTBOUND_FAILURES_MAX {
+                            self.drop_queued();
+                        } else {
+                            self.outbound = Outbound::None;
+                            // Re-encode nothing: queued frames keep the version they had.
+                        }
+                        continue;
+                    }
+                    Poll::Pending => self.outbound = Outbound::Writing(fut, bytes),
+                },
+                Outbound::Idle(mut s) => {
+                    if let Some((frame, bytes)) = self.queue.pop_front() {
+                        self.outbound = Outbound::Writing(
+                            async move {
+                                let r = async {
+                                    s.write_all(&frame).await?;
+                                    s.flush().await
+                                }
+                                .await;
+                                (s, r)
+                            }
+                            .boxed(),
+                            bytes,
+                        );
+                        continue;
+                    }
+                    self.outbound = Outbound::Idle(s);
+                }
+                Outbound::None => {
+                    if !self.queue.is_empty() || !self.pending.is_empty() {
+                        self.outbound = Outbound::Requested;
+                        return Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
+                            protocol: SubstreamProtocol::new(Upgrade, ()),
+                        });
+                    }
+                    self.outbound = Outbound::None;
+                }
+                other => self.outbound = other,
+            }
+            if self.events.len() >= EVENTS_QUEUED_MAX {
+                return Poll::Pending;
+            }
+            match self.reads.poll_next_unpin(cx) {
+                Poll::Ready(Some((s, v, r))) => match r {
+                    Ok(Some(msg)) => {
+                        self.read_next(s, v);
+                        self.events
+                            .push_back(HandlerOut::Received { msg, version: v });
+                    }
+                    Ok(None) => {}
+                    Err(FrameError::Protocol(e)) => {
+                        tracing::debug!(error = %e, "bitswap: malformed frame, stream dropped");
+                        self.events.push_back(HandlerOut::Malformed(e));
+                    }
+                    Err(FrameError::Io(e)) => {
+                        tracing::trace!(error = %e, "bitswap: inbound stream ended");
+                    }
+                },
+                Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bitswap::protocol::{WantEntry, Wantlist, MESSAGE_BYTES_MAX};
+    use futures::io::Cursor;
+
+    fn wants_message(n: usize) -> Message {
+        let cid: cid::Cid = "QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n"
+            .parse()
+            .unwrap();
+        Message {
+            wantlist: Some(Wantlist {
+                entries: (0..n).map(|_| WantEntry::want_have(cid, 1, true)).collect(),
+                full: false,
+            }),
+            ..Message::default()
+        }
+    }
+
+    #[test]
+    fn frames_round_trip_and_end_cleanly() {
+        let m = wants_message(3);
+        let mut bytes = m.encode_frame(ProtocolVersion::V1_2_0);
+        bytes.extend(m.encode_frame(ProtocolVersion::V1_2_0));
+        let mut r = Cursor::new(bytes);
+        futures::executor::block_on(async {
+            for _ in 0..2 {
+                let got = read_frame(&mut r, ProtocolVersion::V1_2_0).await.unwrap();
+                assert_eq!(got, Some(m.clone()));
+            }
+            assert!(read_frame(&mut r, ProtocolVersion::V1_2_0)
+                .await
+                .unwrap()
+                .is_none());
+        });
+    }
+
+    #[test]
+    fn oversize_frame_is_refused_before_reading_the_body() {
+        // Declares MESSAGE_BYTES_MAX + 1 and sends no body: the error must come from the prefix.
+        let mut bytes = Vec::new();
+        crate::dag::pb::put_varint(&mut bytes, (MESSAGE_BYTES_MAX + 1) as u64);
+        let mut r = Cursor::new(bytes);
+        let e =
+            futures::executor::block_on(read_frame(&mut r, ProtocolVersion::V1_2_0)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                FrameError::Protocol(ProtocolError::FrameTooLarge { size_bytes, max_bytes })
+                    if size_bytes == (MESSAGE_BYTES_MAX + 1) as u64 && max_bytes == MESSAGE_BYTES_MAX
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn limit_sized_frame_is_read() {
+        // A frame of exactly MESSAGE_BYTES_MAX bytes (one unknown length-delimited field) is
+        // accepted.
+        let mut body = vec![0x32u8]; // field 6, wire type 2
+        let payload = MESSAGE_BYTES_MAX - 1 - crate::dag::pb::varint_len(MESSAGE_BYTES_MAX as u64);
+        crate::dag::pb::put_varint(&mut body, payload as u64);
+        body.resize(MESSAGE_BYTES_MAX, 0);
+        let mut bytes = Vec::new();
+        crate::dag::pb::put_varint(&mut bytes, body.len() as u64);
+        bytes.extend(body);
+        let mut r = Cursor::new(bytes);
+        let got = futures::executor::block_on(read_frame(&mut r, ProtocolVersion::V1_2_0));
+        assert!(matches!(got, Ok(Some(_))), "{got:?}");
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_typed_errors() {
+        // A valid prefix followed by a body that is not a message.
+        let mut r = Cursor::new(vec![3u8, 0xff, 0xff, 0xff]);
+        let e = futures::executor::block_on(read_frame(&mut r, ProtocolVersion::V1_2_0));
+        assert!(matches!(e, Err(FrameError::Protocol(_))), "{e:?}");
+        // A varint that never ends.
+        let mut r = Cursor::new(vec![0xffu8; 12]);
+        let e = futures::executor::block_on(read_frame(&mut r, ProtocolVersion::V1_2_0));
+        assert!(matches!(e, Err(FrameError::Protocol(_))), "{e:?}");
+        // A body cut short.
+        let mut r = Cursor::new(vec![10u8, 1, 2]);
+        let e = futures::executor::block_on(read_frame(&mut r, ProtocolVersion::V1_2_0));
+        assert!(matches!(e, Err(FrameError::Io(_))), "{e:?}");
+    }
+}
