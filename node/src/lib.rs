@@ -6,11 +6,14 @@
 //! - [`car`]: CAR v1 export, CAR v1/v2 import;
 //! - [`repo`]: the on-disk repository (blockstore, pins, config) and garbage collection.
 
+pub mod api;
 pub mod bitswap;
 pub mod car;
 pub mod cli;
 pub mod config;
 pub mod dag;
+pub mod gateway;
+pub mod metrics;
 pub mod net;
 pub mod repo;
 pub mod unixfs;

@@ -88,6 +88,10 @@ fn daemon_listens_reports_ready_and_stops_on_sigterm() {
             "/ip4/127.0.0.1/tcp/0",
             "--swarm",
             "/ip4/127.0.0.1/udp/0/quic-v1",
+            "--api",
+            "127.0.0.1:0",
+            "--gateway",
+            "127.0.0.1:0",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -30,6 +30,18 @@ pub struct DaemonArgs {
     /// Answer DHT queries (server) or only ask them (client).
     #[arg(long, value_enum, default_value_t = DhtMode::Server)]
     pub dht: DhtMode,
+    /// The RPC API's address, `ip:port` (default: config `addresses.api`, 127.0.0.1:5001).
+    #[arg(long, value_name = "IP:PORT")]
+    pub api: Option<String>,
+    /// The gateway's address, `ip:port` (default: config `addresses.gateway`, 127.0.0.1:8080).
+    #[arg(long, value_name = "IP:PORT")]
+    pub gateway: Option<String>,
+    /// Gateway requests served at once; more get 429.
+    #[arg(long, default_value_t = crate::gateway::GATEWAY_CONCURRENT_REQUESTS_MAX)]
+    pub gateway_requests_max: usize,
+    /// Seconds the gateway may spend fetching and resolving content before answering 504.
+    #[arg(long, default_value_t = crate::gateway::GATEWAY_RETRIEVAL_TIMEOUT.as_secs())]
+    pub gateway_timeout_secs: u64,
 }
 
 /// `--dht`.
@@ -102,8 +114,20 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
         )
         .with_writer(std::io::stderr)
         .try_init();
+    // The HTTP servers' settings first: a non-loopback address without a token is refused
+    // before anything starts.
+    let (serve, role) = crate::api::server::serve_options(
+        repo_path,
+        args.api.clone(),
+        args.gateway.clone(),
+        crate::gateway::GatewayLimits {
+            concurrent_requests_max: args.gateway_requests_max,
+            retrieval_timeout: std::time::Duration::from_secs(args.gateway_timeout_secs),
+        },
+    )?;
     let repo = super::open(repo_path, options)?;
     let keypair = net::load_or_create(&repo)?;
+    let public_key = keypair.public();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -132,6 +156,22 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
         for addr in node.listen_addrs().await? {
             println!("Swarm listening on {addr}");
         }
+        let api_state = crate::api::ApiState {
+            repo: repo.clone(),
+            node: Some(node.handle()),
+            public_key: Some(public_key),
+            role,
+            metrics: std::sync::Arc::new(crate::metrics::Metrics::new()),
+            bw: Default::default(),
+        };
+        let servers = crate::api::server::start(api_state, serve)
+            .await
+            .context("starting the HTTP API")?;
+        let ma = crate::api::server::socket_multiaddr;
+        println!("RPC API server listening on {}", ma(servers.api_addr));
+        if let Some(gw) = servers.gateway_addr {
+            println!("Gateway server listening on {}", ma(gw));
+        }
         println!("Daemon is ready");
         tracing::info!(
             ready_ms = started.elapsed().as_millis() as u64,
@@ -139,6 +179,7 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
         );
         let signal = wait_for_signal().await?;
         println!("Received {signal}, shutting down...");
+        servers.shutdown().await;
         node.shutdown().await;
         Ok::<(), anyhow::Error>(())
     })?;

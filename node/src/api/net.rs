@@ -1,0 +1,341 @@
+//! `id`, `version`, `swarm/*`, `routing/*`, `bitswap/*` and `stats/bw` over the RPC API.
+//!
+//! Routing answers are kubo's `QueryEvent` lines (`{"Extra","ID","Responses","Type"}`) with
+//! kubo's event types. `stats/bw` reports the bitswap traffic (the node's content traffic),
+//! with rates over the interval since the previous call.
+
+use super::blocks::ndjson;
+use super::{parse_cid, ApiError, ApiState, Args};
+use crate::net::{Multiaddr, PeerId};
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+/// kubo's `routing.QueryEventType` values used here.
+const EVENT_FINAL_PEER: u8 = 2;
+const EVENT_PROVIDER: u8 = 4;
+/// Providers `routing/findprovs` returns by default (kubo's `--num-providers`).
+pub const FIND_PROVIDERS_DEFAULT: usize = 20;
+
+fn parse_peer(s: &str) -> Result<PeerId, ApiError> {
+    s.parse::<PeerId>()
+        .map_err(|e| ApiError::internal(format!("invalid peer ID {s:?}: {e}")))
+}
+
+/// `POST /api/v0/id[?arg=<peer>]`: kubo's identity object, plus this node's `Role`.
+pub async fn id(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let args = Args::parse(q.as_deref())?;
+    if let Some(peer) = args.get("arg") {
+        let peer = parse_peer(peer)?;
+        let node = state.node()?;
+        if peer != node.peer_id() {
+            let info = node
+                .peer_info(peer)
+                .await?
+                .ok_or_else(|| ApiError::internal(format!("peer {peer} is not connected")))?;
+            let addrs: Vec<String> = info.listen_addrs.iter().map(|a| a.to_string()).collect();
+            return Ok(Json(json!({
+                "ID": peer.to_string(),
+                "PublicKey": "",
+                "Addresses": addrs,
+                "AgentVersion": info.agent_version.unwrap_or_default(),
+                "ProtocolVersion": "",
+                "Protocols": info.protocols,
+            }))
+            .into_response());
+        }
+    }
+    let peer_id = match (&state.public_key, &state.node) {
+        (Some(k), _) => k.to_peer_id(),
+        (None, Some(n)) => n.peer_id(),
+        (None, None) => return Err(ApiError::internal("this node has no identity")),
+    };
+    let public_key = state
+        .public_key
+        .as_ref()
+        .map(|k| base64::engine::general_purpose::STANDARD.encode(k.encode_protobuf()))
+        .unwrap_or_default();
+    let addresses: Vec<String> = match &state.node {
+        Some(n) => n
+            .listen_addrs()
+            .await?
+            .into_iter()
+            .map(|a| format!("{a}/p2p/{peer_id}"))
+            .collect(),
+        None => Vec::new(),
+    };
+    let protocols: Vec<String> = crate::net::protocols()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    Ok(Json(json!({
+        "ID": peer_id.to_string(),
+        "PublicKey": public_key,
+        "Addresses": addresses,
+        "AgentVersion": crate::net::agent_version(),
+        "ProtocolVersion": crate::net::behaviour::IDENTIFY_PROTOCOL_VERSION,
+        "Protocols": protocols,
+        "Role": state.role.as_str(),
+    }))
+    .into_response())
+}
+
+/// `POST /api/v0/version`.
+pub async fn version(RawQuery(_q): RawQuery) -> Response {
+    Json(json!({
+        "Version": env!("CARGO_PKG_VERSION"),
+        "Commit": "",
+        "Repo": crate::repo::REPO_VERSION.to_string(),
+        "System": format!("{}/{}", std::env::consts::ARCH, std::env::consts::OS),
+        "Golang": "",
+    }))
+    .into_response()
+}
+
+/// `POST /api/v0/swarm/peers`: `{"Peers":[{"Addr","Peer","Latency","Muxer","Direction","Streams"}]}`.
+pub async fn swarm_peers(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let node = state.node()?;
+    let mut peers = Vec::new();
+    for peer in node.peers().await? {
+        let info = node.peer_info(peer).await?.unwrap_or_default();
+        let addr = info
+            .addr
+            .or_else(|| info.listen_addrs.first().cloned())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        peers.push(json!({
+            "Addr": addr,
+            "Peer": peer.to_string(),
+            "Latency": info.rtt.map(|d| format!("{d:?}")).unwrap_or_default(),
+            "Muxer": "",
+            "Direction": 0,
+            "Streams": Value::Null,
+        }));
+    }
+    Ok(Json(json!({ "Peers": peers })).into_response())
+}
+
+/// `POST /api/v0/swarm/connect?arg=<multiaddr>...`: `{"Strings":["connect <peer> success"]}`.
+pub async fn swarm_connect(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let args = Args::parse(q.as_deref())?;
+    let addrs = args.required_args("address")?;
+    let node = state.node()?;
+    let mut out = Vec::new();
+    for a in addrs {
+        let addr: Multiaddr = a
+            .parse()
+            .map_err(|e| ApiError::internal(format!("invalid multiaddr {a:?}: {e}")))?;
+        let peer = node
+            .connect(addr)
+            .await
+            .map_err(|e| ApiError::internal(format!("connect failure: {e}")))?;
+        out.push(format!("connect {peer} success"));
+    }
+    Ok(Json(json!({ "Strings": out })).into_response())
+}
+
+/// `POST /api/v0/swarm/disconnect?arg=<multiaddr with /p2p/<id>>...`.
+pub async fn swarm_disconnect(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let args = Args::parse(q.as_deref())?;
+    let addrs = args.required_args("address")?;
+    let node = state.node()?;
+    let mut out = Vec::new();
+    for a in addrs {
+        let peer = match a.parse::<Multiaddr>() {
+            Ok(addr) => crate::net::node::peer_of(&addr)
+                .ok_or_else(|| ApiError::internal(format!("{a}: no /p2p/<peer id> in address")))?,
+            Err(_) => parse_peer(&a)?,
+        };
+        if !node.disconnect(peer).await? {
+            return Err(ApiError::internal(format!(
+                "disconnect {peer} failure: not connected"
+            )));
+        }
+        out.push(format!("disconnect {peer} success"));
+    }
+    Ok(Json(json!({ "Strings": out })).into_response())
+}
+
+fn peer_event(kind: u8, peer: &PeerId, addrs: &[Multiaddr]) -> Value {
+    let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    json!({
+        "Extra": "",
+        "ID": "",
+        "Responses": [{"Addrs": addrs, "ID": peer.to_string()}],
+        "Type": kind,
+    })
+}
+
+fn lines(values: &[Value]) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    for v in values {
+        serde_json::to_writer(&mut out, v).map_err(ApiError::internal)?;
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// `POST /api/v0/routing/findprovs?arg=<cid>&num-providers=`: one Provider event per peer.
+pub async fn routing_findprovs(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let args = Args::parse(q.as_deref())?;
+    let cid = parse_cid(&args.required_arg("key")?)?;
+    let limit = args
+        .u64("num-providers")?
+        .map_or(FIND_PROVIDERS_DEFAULT, |n| n as usize);
+    if limit == 0 {
+        return Err(ApiError::internal(
+            "number of providers must be greater than 0",
+        ));
+    }
+    let found = state.node()?.find_providers(cid, limit).await?;
+    let events: Vec<Value> = found
+        .iter()
+        .map(|(p, a)| peer_event(EVENT_PROVIDER, p, a))
+        .collect();
+    Ok(ndjson(lines(&events)?))
+}
+
+/// `POST /api/v0/routing/findpeer?arg=<peer>`: one FinalPeer event.
+pub async fn routing_findpeer(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let args = Args::parse(q.as_deref())?;
+    let peer = parse_peer(&args.required_arg("peerID")?)?;
+    let addrs = state
+        .node()?
+        .find_peer(peer)
+        .await?
+        .ok_or_else(|| ApiError::internal("routing: not found"))?;
+    Ok(ndjson(lines(&[peer_event(
+        EVENT_FINAL_PEER,
+        &peer,
+        &addrs,
+    )])?))
+}
+
+/// `POST /api/v0/routing/provide?arg=<cid>...`: announces each (which must be local).
+pub async fn routing_provide(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let args = Args::parse(q.as_deref())?;
+    let cids = args
+        .required_args("key")?
+        .iter()
+        .map(|s| parse_cid(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let node = state.node()?;
+    for cid in &cids {
+        let repo = state.repo.clone();
+        let c = *cid;
+        if !super::blocking(move || Ok(repo.blocks().has(&c)?)).await? {
+            return Err(ApiError::internal(format!(
+                "block {cid} not found locally, cannot provide"
+            )));
+        }
+        node.provide(*cid).await?;
+    }
+    Ok(ndjson(Vec::new()))
+}
+
+/// `POST /api/v0/bitswap/stat`: kubo's counters, wantlist and peers.
+pub async fn bitswap_stat(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let s = state.node()?.bitswap_stat().await?;
+    let wantlist: Vec<Value> = s
+        .wantlist
+        .iter()
+        .map(|c| json!({"/": c.to_string()}))
+        .collect();
+    let peers: Vec<String> = s.peers.iter().map(|p| p.to_string()).collect();
+    Ok(Json(json!({
+        "ProvideBufLen": 0,
+        "Wantlist": wantlist,
+        "Peers": peers,
+        "BlocksReceived": s.blocks_received,
+        "DataReceived": s.data_received,
+        "DupBlksReceived": s.dup_blks_received,
+        "DupDataReceived": s.dup_data_received,
+        "BlocksSent": s.blocks_sent,
+        "DataSent": s.data_sent,
+        "MessagesReceived": s.messages_received,
+    }))
+    .into_response())
+}
+
+/// `POST /api/v0/bitswap/wantlist[?peer=<peer>]`: `{"Keys":[{"/":cid}]}`.
+pub async fn bitswap_wantlist(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let args = Args::parse(q.as_deref())?;
+    let peer = args
+        .get("peer")
+        .filter(|p| !p.is_empty())
+        .map(parse_peer)
+        .transpose()?;
+    let keys: Vec<Value> = state
+        .node()?
+        .wantlist(peer)
+        .await?
+        .iter()
+        .map(|c| json!({"/": c.to_string()}))
+        .collect();
+    Ok(Json(json!({ "Keys": keys })).into_response())
+}
+
+/// The previous `stats/bw` sample, for rates.
+#[derive(Debug, Default)]
+pub struct BwSample {
+    at: Option<Instant>,
+    total_in: u64,
+    total_out: u64,
+}
+
+/// `POST /api/v0/stats/bw`: `{"TotalIn","TotalOut","RateIn","RateOut"}` (bitswap traffic).
+pub async fn stats_bw(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let s = state.node()?.bitswap_stat().await?;
+    let (total_in, total_out) = (s.data_received, s.data_sent);
+    let now = Instant::now();
+    let (rate_in, rate_out) = {
+        let mut prev = state.bw.lock();
+        let rates = match prev.at {
+            Some(at) if now > at => {
+                let secs = (now - at).as_secs_f64();
+                (
+                    total_in.saturating_sub(prev.total_in) as f64 / secs,
+                    total_out.saturating_sub(prev.total_out) as f64 / secs,
+                )
+            }
+            _ => (0.0, 0.0),
+        };
+        *prev = BwSample {
+            at: Some(now),
+            total_in,
+            total_out,
+        };
+        rates
+    };
+    Ok(Json(json!({
+        "TotalIn": total_in,
+        "TotalOut": total_out,
+        "RateIn": rate_in,
+        "RateOut": rate_out,
+    }))
+    .into_response())
+}

@@ -1,0 +1,668 @@
+//! The HTTP gateway: `GET|HEAD /ipfs/<cid>[/path]`.
+//!
+//! - Trustless responses (ipfs/specs `src/http-gateways/trustless-gateway.md`), chosen by
+//!   `?format=raw|car` or `Accept: application/vnd.ipld.raw|application/vnd.ipld.car`: the
+//!   single block (at most [`GATEWAY_BLOCK_BYTES_MAX`]), or a CAR v1 (`order=dfs; dups=n`)
+//!   whose root is the requested CID, holding the blocks of the path and then the whole DAG
+//!   at its end.
+//! - Path gateway (`path-gateway.md`) for UnixFS: a file's bytes with single `Range`
+//!   requests (206 / 416), a directory's `index.html`, or its listing as HTML or, with
+//!   `Accept: application/json`, as JSON.
+//!
+//! Every request is bounded: at most [`GatewayLimits::concurrent_requests_max`] are served at
+//! once (the next gets 429 with `Retry-After`), and making content local (bitswap) plus
+//! resolving its path must finish within [`GatewayLimits::retrieval_timeout`] (504).
+
+use crate::api::{blocking, ApiState};
+use crate::dag::unixfs_pb::DataType;
+use crate::unixfs::export::{self, EntryKind, ExportError};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use cid::Cid;
+use futures::StreamExt as _;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Largest block served as `application/vnd.ipld.raw` (the spec's 2 MiB block limit).
+pub const GATEWAY_BLOCK_BYTES_MAX: usize = ipfs_kit_blockstore::limits::BLOCK_SIZE_BYTES_MAX;
+/// How long fetching and resolving content may take before the answer is 504 (boxo's
+/// default retrieval timeout).
+pub const GATEWAY_RETRIEVAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests served at once; past it, 429.
+pub const GATEWAY_CONCURRENT_REQUESTS_MAX: usize = 64;
+/// `Retry-After` of a 429, in seconds.
+pub const GATEWAY_RETRY_AFTER_SECS: u64 = 5;
+/// Longest request path accepted.
+pub const GATEWAY_PATH_BYTES_MAX: usize = 8192;
+/// Most entries shown in a directory listing.
+pub const GATEWAY_LISTING_ENTRIES_MAX: usize = 10_000;
+/// Cache-Control of immutable `/ipfs/` content.
+const IMMUTABLE: &str = "public, max-age=29030400, immutable";
+
+/// The gateway's bounds.
+#[derive(Clone, Debug)]
+pub struct GatewayLimits {
+    pub concurrent_requests_max: usize,
+    pub retrieval_timeout: Duration,
+}
+
+impl Default for GatewayLimits {
+    fn default() -> Self {
+        Self {
+            concurrent_requests_max: GATEWAY_CONCURRENT_REQUESTS_MAX,
+            retrieval_timeout: GATEWAY_RETRIEVAL_TIMEOUT,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Gateway {
+    api: ApiState,
+    limits: GatewayLimits,
+    slots: Arc<Semaphore>,
+}
+
+/// The gateway router.
+pub fn router(state: ApiState, limits: GatewayLimits) -> Router {
+    let gw = Gateway {
+        slots: Arc::new(Semaphore::new(limits.concurrent_requests_max.max(1))),
+        api: state,
+        limits,
+    };
+    Router::new()
+        .route("/ipfs/{*path}", get(handle))
+        .layer(axum::middleware::from_fn_with_state(gw.clone(), admit))
+        .with_state(gw)
+}
+
+/// Admits a request if a slot is free (429 otherwise); the slot is held until the answer's
+/// body is fully sent.
+async fn admit(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
+    let Ok(permit) = gw.slots.clone().try_acquire_owned() else {
+        gw.api.metrics.http_request("gateway", "gateway", 429);
+        let mut r = text_error(StatusCode::TOO_MANY_REQUESTS, "too many requests");
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(GATEWAY_RETRY_AFTER_SECS),
+        );
+        return r;
+    };
+    let resp = next.run(req).await;
+    gw.api
+        .metrics
+        .http_request("gateway", "gateway", resp.status().as_u16());
+    let (parts, body) = resp.into_parts();
+    let body = Body::from_stream(body.into_data_stream().map(move |chunk| {
+        let _held = &permit;
+        chunk
+    }));
+    Response::from_parts(parts, body)
+}
+
+fn text_error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{message}\n"),
+    )
+        .into_response()
+}
+
+/// A gateway failure and its status.
+struct GwError(StatusCode, String);
+
+impl From<ExportError> for GwError {
+    fn from(e: ExportError) -> Self {
+        let status = match &e {
+            ExportError::NoSuchLink { .. } | ExportError::NotFound(_) => StatusCode::NOT_FOUND,
+            ExportError::BadPath { .. } | ExportError::PathTraversal(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        GwError(status, e.to_string())
+    }
+}
+
+impl From<crate::api::ApiError> for GwError {
+    fn from(e: crate::api::ApiError) -> Self {
+        GwError(e.status(), e.message().to_owned())
+    }
+}
+
+impl IntoResponse for GwError {
+    fn into_response(self) -> Response {
+        text_error(self.0, &self.1)
+    }
+}
+
+/// What the client asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Raw,
+    Car,
+    /// Deserialized UnixFS (the path gateway).
+    Unixfs,
+}
+
+fn choose_format(query: Option<&str>, headers: &HeaderMap) -> Result<Format, GwError> {
+    let args = crate::api::Args::parse(query)?;
+    match args.get("format") {
+        Some("raw") => return Ok(Format::Raw),
+        Some("car") => return Ok(Format::Car),
+        Some("") | None => {}
+        Some(other) => {
+            return Err(GwError(
+                StatusCode::BAD_REQUEST,
+                format!("unsupported format {other:?}"),
+            ))
+        }
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    for t in accept.split(',') {
+        let mime = t.split(';').next().unwrap_or_default().trim();
+        match mime {
+            "application/vnd.ipld.raw" => return Ok(Format::Raw),
+            "application/vnd.ipld.car" => return Ok(Format::Car),
+            _ => {}
+        }
+    }
+    Ok(Format::Unixfs)
+}
+
+/// `/ipfs/<cid>/<a>/<b>` → (root, decoded segments); `..` and encoded `/` are refused.
+fn parse_path(raw: &str) -> Result<(Cid, Vec<String>), GwError> {
+    let bad = |m: String| GwError(StatusCode::BAD_REQUEST, m);
+    if raw.len() > GATEWAY_PATH_BYTES_MAX {
+        return Err(bad(format!("path exceeds {GATEWAY_PATH_BYTES_MAX} bytes")));
+    }
+    let rest = raw.strip_prefix("/ipfs/").unwrap_or(raw);
+    let mut segs = rest.split('/');
+    let root_text = segs.next().unwrap_or_default();
+    let root: Cid = root_text
+        .parse()
+        .map_err(|e| bad(format!("invalid CID {root_text:?}: {e}")))?;
+    let mut names = Vec::new();
+    for s in segs {
+        if s.is_empty() || s == "." {
+            continue;
+        }
+        let d = percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map_err(|_| bad("path is not UTF-8".into()))?;
+        if d == ".." || d.contains('/') || d.contains('\0') {
+            return Err(bad(format!("invalid path segment {d:?}")));
+        }
+        names.push(d.into_owned());
+    }
+    Ok((root, names))
+}
+
+async fn handle(
+    State(gw): State<Gateway>,
+    method: Method,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    match serve(&gw, &method, &headers, &uri).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The CIDs along the path (root first) and the terminal CID.
+fn walk_path(
+    store: &dyn ipfs_kit_blockstore::Blockstore,
+    root: Cid,
+    names: &[String],
+) -> Result<Vec<Cid>, ExportError> {
+    let mut cids = vec![root];
+    let mut cur = root;
+    for n in names {
+        cur = export::lookup(store, &cur, n)?;
+        cids.push(cur);
+    }
+    Ok(cids)
+}
+
+/// What was resolved before the answer starts.
+enum Resolved {
+    Raw(bytes::Bytes),
+    Car(Vec<Cid>),
+    File {
+        size: u64,
+    },
+    Dir {
+        entries: Vec<export::LsEntry>,
+        index: Option<(Cid, u64)>,
+    },
+}
+
+async fn serve(
+    gw: &Gateway,
+    method: &Method,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+) -> Result<Response, GwError> {
+    let format = choose_format(uri.query(), headers)?;
+    let (root, names) = parse_path(uri.path())?;
+    let state = gw.api.clone();
+    let names2 = names.clone();
+    // Fetch and resolve within the retrieval timeout.
+    let work = async move {
+        let _fetched = if format == Format::Raw && names2.is_empty() {
+            crate::api::ensure_block(&state, root).await?;
+            None
+        } else {
+            crate::api::ensure_local(&state, root).await?
+        };
+        let repo = state.repo.clone();
+        let resolved = blocking(move || {
+            let store = repo.blocks().as_ref();
+            let path = walk_path(store, root, &names2).map_err(crate::api::ApiError::from)?;
+            let terminal = *path.last().unwrap_or(&root);
+            Ok(match format {
+                Format::Raw => {
+                    let data = export::load_block(store, &terminal)?;
+                    (terminal, Resolved::Raw(data))
+                }
+                Format::Car => (terminal, Resolved::Car(path)),
+                Format::Unixfs => match export::load(store, &terminal)? {
+                    export::Node::Pb { fs, .. }
+                        if matches!(fs.kind, DataType::Directory | DataType::HamtShard) =>
+                    {
+                        let index = match export::lookup(store, &terminal, "index.html") {
+                            Ok(c) => Some((c, crate::api::files::file_size(store, &c)?)),
+                            Err(ExportError::NoSuchLink { .. }) => None,
+                            Err(e) => return Err(e.into()),
+                        };
+                        let entries = if index.is_none() {
+                            export::ls(store, &terminal)?
+                        } else {
+                            Vec::new()
+                        };
+                        (terminal, Resolved::Dir { entries, index })
+                    }
+                    _ => {
+                        let size = crate::api::files::file_size(store, &terminal)?;
+                        (terminal, Resolved::File { size })
+                    }
+                },
+            })
+        })
+        .await?;
+        Ok::<_, GwError>(resolved)
+    };
+    let (terminal, resolved) = tokio::time::timeout(gw.limits.retrieval_timeout, work)
+        .await
+        .map_err(|_| {
+            GwError(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "retrieval of {} timed out after {:?}",
+                    uri.path(),
+                    gw.limits.retrieval_timeout
+                ),
+            )
+        })??;
+    let head = method == Method::HEAD;
+    let mut h = HeaderMap::new();
+    let put = |h: &mut HeaderMap, k: header::HeaderName, v: String| {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    };
+    put(
+        &mut h,
+        header::HeaderName::from_static("x-ipfs-path"),
+        uri.path().to_owned(),
+    );
+    put(
+        &mut h,
+        header::HeaderName::from_static("x-ipfs-roots"),
+        root.to_string(),
+    );
+    put(&mut h, header::CACHE_CONTROL, IMMUTABLE.to_owned());
+    put(&mut h, header::VARY, "Accept".to_owned());
+    let store = gw.api.repo.blocks().clone();
+    match resolved {
+        Resolved::Raw(data) => {
+            if data.len() > GATEWAY_BLOCK_BYTES_MAX {
+                return Err(GwError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("block exceeds {GATEWAY_BLOCK_BYTES_MAX} bytes"),
+                ));
+            }
+            put(
+                &mut h,
+                header::CONTENT_TYPE,
+                "application/vnd.ipld.raw".into(),
+            );
+            put(&mut h, header::ETAG, format!("\"{terminal}.raw\""));
+            put(
+                &mut h,
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{terminal}.bin\""),
+            );
+            put(
+                &mut h,
+                header::HeaderName::from_static("x-content-type-options"),
+                "nosniff".into(),
+            );
+            put(&mut h, header::CONTENT_LENGTH, data.len().to_string());
+            let body = if head {
+                Body::empty()
+            } else {
+                Body::from(data)
+            };
+            Ok((StatusCode::OK, h, body).into_response())
+        }
+        Resolved::Car(path) => {
+            put(
+                &mut h,
+                header::CONTENT_TYPE,
+                "application/vnd.ipld.car; version=1; order=dfs; dups=n".into(),
+            );
+            put(&mut h, header::ETAG, format!("W/\"{root}.car\""));
+            put(
+                &mut h,
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{root}.car\""),
+            );
+            put(
+                &mut h,
+                header::HeaderName::from_static("x-content-type-options"),
+                "nosniff".into(),
+            );
+            if head {
+                return Ok((StatusCode::OK, h, Body::empty()).into_response());
+            }
+            let body = crate::api::stream::blocking_body(move |w| {
+                write_car(store.as_ref(), root, &path, w).map_err(|e| e.to_string())
+            });
+            Ok((StatusCode::OK, h, body).into_response())
+        }
+        Resolved::File { size } => {
+            let name = names.last().cloned().unwrap_or_default();
+            let ctype = mime_guess::from_path(&name)
+                .first_raw()
+                .unwrap_or("application/octet-stream");
+            put(&mut h, header::CONTENT_TYPE, ctype.to_owned());
+            put(&mut h, header::ETAG, format!("\"{terminal}\""));
+            put(&mut h, header::ACCEPT_RANGES, "bytes".into());
+            serve_file(h, headers, store, terminal, size, head)
+        }
+        Resolved::Dir { entries, index } => {
+            if !uri.path().ends_with('/') {
+                let mut to = format!("{}/", uri.path());
+                if let Some(q) = uri.query() {
+                    to = format!("{to}?{q}");
+                }
+                put(&mut h, header::LOCATION, to);
+                return Ok((StatusCode::MOVED_PERMANENTLY, h, Body::empty()).into_response());
+            }
+            if let Some((cid, size)) = index {
+                put(
+                    &mut h,
+                    header::CONTENT_TYPE,
+                    "text/html; charset=utf-8".into(),
+                );
+                put(&mut h, header::ETAG, format!("\"{cid}\""));
+                put(&mut h, header::ACCEPT_RANGES, "bytes".into());
+                return serve_file(h, headers, store, cid, size, head);
+            }
+            let wants_json = headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
+            let body = if wants_json {
+                put(&mut h, header::CONTENT_TYPE, "application/json".into());
+                listing_json(&terminal, &entries)
+            } else {
+                put(
+                    &mut h,
+                    header::CONTENT_TYPE,
+                    "text/html; charset=utf-8".into(),
+                );
+                listing_html(uri.path(), &terminal, &entries)
+            };
+            // A listing is generated, so its tag is weak.
+            put(&mut h, header::ETAG, format!("W/\"{terminal}.listing\""));
+            let body = if head {
+                Body::empty()
+            } else {
+                Body::from(body)
+            };
+            Ok((StatusCode::OK, h, body).into_response())
+        }
+    }
+}
+
+/// A single byte range of a `size`-byte file: `Ok(None)` for no (or an ignored multi-)range,
+/// `Err(())` for an unsatisfiable one.
+fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None); // several ranges: answer the whole file (allowed by RFC 9110)
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = if a.is_empty() {
+        let n: u64 = b.parse().map_err(|_| ())?;
+        if n == 0 {
+            return Err(());
+        }
+        (size.saturating_sub(n), size.saturating_sub(1))
+    } else {
+        let start: u64 = a.parse().map_err(|_| ())?;
+        let end = if b.is_empty() {
+            size.saturating_sub(1)
+        } else {
+            b.parse::<u64>()
+                .map_err(|_| ())?
+                .min(size.saturating_sub(1))
+        };
+        (start, end)
+    };
+    if size == 0 || start >= size || start > end {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+fn serve_file(
+    mut h: HeaderMap,
+    req: &HeaderMap,
+    store: Arc<dyn ipfs_kit_blockstore::Blockstore>,
+    cid: Cid,
+    size: u64,
+    head: bool,
+) -> Result<Response, GwError> {
+    let range = match req.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(v) => match parse_range(v, size) {
+            Ok(r) => r,
+            Err(()) => {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    h.insert(header::CONTENT_RANGE, v);
+                }
+                return Ok((StatusCode::RANGE_NOT_SATISFIABLE, h, Body::empty()).into_response());
+            }
+        },
+        None => None,
+    };
+    let (status, offset, len) = match range {
+        Some((start, end)) => {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        None => (StatusCode::OK, 0, size),
+    };
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if head {
+        return Ok((status, h, Body::empty()).into_response());
+    }
+    let body = crate::api::stream::blocking_body(move |w| {
+        export::cat(store.as_ref(), &cid, offset, Some(len), w)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    Ok((status, h, body).into_response())
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A CAR v1 rooted at `root`: the blocks along `path` (root first), then every block of
+/// the DAG at its end, depth-first, each once.
+fn write_car(
+    store: &dyn ipfs_kit_blockstore::Blockstore,
+    root: Cid,
+    path: &[Cid],
+    w: &mut dyn std::io::Write,
+) -> Result<(), crate::api::ApiError> {
+    use crate::dag::links::{walk_from, Visited};
+    let io = |e: std::io::Error| crate::api::ApiError::internal(format!("writing CAR: {e}"));
+    w.write_all(&crate::car::encode_header_v1(&[root])?)
+        .map_err(io)?;
+    let mut frame = Vec::with_capacity(16);
+    let mut write_block = |w: &mut dyn std::io::Write, cid: &Cid, data: &[u8]| {
+        if ipfs_kit_blockstore::hash::identity_data(cid).is_some() {
+            return Ok(());
+        }
+        let cid_bytes = cid.to_bytes();
+        frame.clear();
+        put_uvarint(&mut frame, (cid_bytes.len() + data.len()) as u64);
+        w.write_all(&frame)?;
+        w.write_all(&cid_bytes)?;
+        w.write_all(data)
+    };
+    let mut visited = Visited::new();
+    let (terminal, along) = path.split_last().unwrap_or((&root, &[]));
+    for cid in along {
+        if visited.insert(cid) {
+            let data = export::load_block(store, cid)?;
+            write_block(w, cid, &data).map_err(io)?;
+        }
+    }
+    walk_from::<crate::api::ApiError, _>(store, &[*terminal], &mut visited, |cid, data| {
+        write_block(w, cid, data).map_err(io)
+    })?;
+    w.flush().map_err(io)
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn listing_html(path: &str, cid: &Cid, entries: &[export::LsEntry]) -> String {
+    let mut out = Vec::new();
+    let p = html_escape(path);
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{p}</title></head><body>\n<h1>Index of {p}</h1>\n<p><code>{cid}</code></p>\n<table>\n<tr><th>Name</th><th>CID</th><th>Size</th></tr>\n"
+    );
+    for e in entries.iter().take(GATEWAY_LISTING_ENTRIES_MAX) {
+        let href: String =
+            percent_encoding::utf8_percent_encode(&e.name, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        let name = html_escape(&e.name);
+        let (slash, size) = if e.kind == EntryKind::Directory {
+            ("/", "-".to_owned())
+        } else {
+            ("", e.size.to_string())
+        };
+        let _ = writeln!(
+            out,
+            "<tr><td><a href=\"{href}{slash}\">{name}{slash}</a></td><td><code>{}</code></td><td>{size}</td></tr>",
+            e.cid
+        );
+    }
+    let _ = write!(out, "</table>\n</body></html>\n");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn listing_json(cid: &Cid, entries: &[export::LsEntry]) -> String {
+    let links: Vec<serde_json::Value> = entries
+        .iter()
+        .take(GATEWAY_LISTING_ENTRIES_MAX)
+        .map(|e| {
+            serde_json::json!({
+                "Name": e.name,
+                "Hash": e.cid.to_string(),
+                "Size": e.size,
+                "Type": match e.kind {
+                    EntryKind::Directory => "directory",
+                    EntryKind::Symlink => "symlink",
+                    EntryKind::File | EntryKind::Raw => "file",
+                },
+            })
+        })
+        .collect();
+    serde_json::json!({"Hash": cid.to_string(), "Links": links}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Ok(Some((0, 9))));
+        assert_eq!(parse_range("bytes=90-", 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range("bytes=-10", 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range("bytes=50-1000", 100), Ok(Some((50, 99))));
+        assert_eq!(parse_range("bytes=100-", 100), Err(()));
+        assert_eq!(parse_range("bytes=5-1", 100), Err(()));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(None));
+        assert_eq!(parse_range("items=0-1", 100), Ok(None));
+        assert_eq!(parse_range("bytes=x-1", 100), Err(()));
+    }
+
+    #[test]
+    fn paths() {
+        let c = "bafkqaaa";
+        let (root, names) = parse_path(&format!("/ipfs/{c}/a%20b/./c")).unwrap();
+        assert_eq!(root.to_string(), c);
+        assert_eq!(names, vec!["a b", "c"]);
+        assert!(parse_path(&format!("/ipfs/{c}/../x")).is_err());
+        assert!(parse_path(&format!("/ipfs/{c}/a%2Fb")).is_err());
+        assert!(parse_path("/ipfs/notacid").is_err());
+        let long = format!("/ipfs/{c}/{}", "a".repeat(GATEWAY_PATH_BYTES_MAX));
+        assert!(parse_path(&long).is_err());
+    }
+
+    #[test]
+    fn listing_escapes_names() {
+        let e = export::LsEntry {
+            name: "<script>".into(),
+            cid: "bafkqaaa".parse().unwrap(),
+            size: 3,
+            tsize: 3,
+            kind: EntryKind::File,
+        };
+        let html = listing_html("/ipfs/x/", &e.cid, &[e]);
+        assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"));
+    }
+}

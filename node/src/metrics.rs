@@ -1,0 +1,215 @@
+//! Prometheus metrics at `/debug/metrics/prometheus` on the API server (kubo's path), in the
+//! OpenMetrics text format of `prometheus-client`.
+//!
+//! Two kinds of series:
+//! - counters the HTTP servers update as requests finish
+//!   (`ipfs_kit_http_requests_total{server,command,status}`), kept in [`Metrics`];
+//! - a snapshot taken at each scrape from their owners, so nothing is counted twice: the
+//!   blockstore (`ipfs_kit_blockstore_blocks`, `_data_bytes`, `_disk_bytes`), the swarm
+//!   (`ipfs_kit_swarm_peers`: open connections by peer) and bitswap (blocks and bytes sent and
+//!   received, duplicates, messages, wantlist length, bitswap peers, penalties).
+
+use crate::api::{blocking, ApiError, ApiState};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+/// Where the API serves the metrics (kubo's path).
+pub const METRICS_PATH: &str = "/debug/metrics/prometheus";
+
+/// Labels of one HTTP request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// `api` or `gateway`.
+    pub server: &'static str,
+    /// The API route (`/api/v0/add`), or `gateway`; never the raw URL, so the label set is
+    /// bounded.
+    pub command: String,
+    pub status: u16,
+}
+
+/// The counters kept between scrapes.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    http_requests: Family<HttpLabels, Counter>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts one finished request.
+    pub fn http_request(&self, server: &'static str, command: &str, status: u16) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                server,
+                command: command.to_owned(),
+                status,
+            })
+            .inc();
+    }
+
+    /// Requests counted so far for `server`/`command`/`status` (tests).
+    pub fn http_count(&self, server: &'static str, command: &str, status: u16) -> u64 {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                server,
+                command: command.to_owned(),
+                status,
+            })
+            .get()
+    }
+}
+
+/// Values read from their owners at one scrape.
+#[derive(Debug, Default)]
+struct Snapshot {
+    store: ipfs_kit_blockstore::StoreStat,
+    peers: Option<u64>,
+    bitswap: Option<crate::net::BitswapStat>,
+}
+
+fn counter(e: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let c = ConstCounter::new(v);
+    let m = e.encode_descriptor(name, help, None, c.metric_type())?;
+    c.encode(m)
+}
+
+fn gauge(e: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let g = ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
+    let m = e.encode_descriptor(name, help, None, g.metric_type())?;
+    g.encode(m)
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let s = &self.store;
+        gauge(
+            &mut e,
+            "ipfs_kit_blockstore_blocks",
+            "Blocks in the blockstore",
+            s.blocks,
+        )?;
+        gauge(
+            &mut e,
+            "ipfs_kit_blockstore_data_bytes",
+            "Bytes of block data in the blockstore",
+            s.data_bytes,
+        )?;
+        gauge(
+            &mut e,
+            "ipfs_kit_blockstore_disk_bytes",
+            "Bytes the blockstore occupies on disk",
+            s.disk_bytes,
+        )?;
+        if let Some(p) = self.peers {
+            gauge(
+                &mut e,
+                "ipfs_kit_swarm_peers",
+                "Peers with at least one open connection",
+                p,
+            )?;
+        }
+        if let Some(b) = &self.bitswap {
+            counter(
+                &mut e,
+                "ipfs_kit_bitswap_blocks_received",
+                "Blocks received by bitswap",
+                b.blocks_received,
+            )?;
+            counter(
+                &mut e,
+                "ipfs_kit_bitswap_data_received_bytes",
+                "Block bytes received by bitswap",
+                b.data_received,
+            )?;
+            counter(
+                &mut e,
+                "ipfs_kit_bitswap_blocks_sent",
+                "Blocks sent by bitswap",
+                b.blocks_sent,
+            )?;
+            counter(
+                &mut e,
+                "ipfs_kit_bitswap_data_sent_bytes",
+                "Block bytes sent by bitswap",
+                b.data_sent,
+            )?;
+            counter(
+                &mut e,
+                "ipfs_kit_bitswap_dup_blocks_received",
+                "Blocks received that no session wanted",
+                b.dup_blks_received,
+            )?;
+            counter(
+                &mut e,
+                "ipfs_kit_bitswap_messages_received",
+                "Bitswap messages received",
+                b.messages_received,
+            )?;
+            counter(
+                &mut e,
+                "ipfs_kit_bitswap_penalties",
+                "Penalties given to misbehaving bitswap peers",
+                b.penalties,
+            )?;
+            gauge(
+                &mut e,
+                "ipfs_kit_bitswap_wantlist_length",
+                "CIDs our sessions want now",
+                b.wantlist.len() as u64,
+            )?;
+            gauge(
+                &mut e,
+                "ipfs_kit_bitswap_peers",
+                "Connected peers that speak bitswap",
+                b.peers.len() as u64,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Renders every metric in the Prometheus text format.
+pub async fn render(state: &ApiState) -> Result<String, ApiError> {
+    let repo = state.repo.clone();
+    let store = blocking(move || Ok(repo.blocks().stat()?)).await?;
+    let mut snap = Snapshot {
+        store,
+        ..Snapshot::default()
+    };
+    if let Some(node) = &state.node {
+        snap.peers = Some(node.peers().await?.len() as u64);
+        snap.bitswap = Some(node.bitswap_stat().await?);
+    }
+    let mut registry = Registry::default();
+    registry.register(
+        "ipfs_kit_http_requests",
+        "HTTP requests answered, by server, command and status",
+        state.metrics.http_requests.clone(),
+    );
+    registry.register_collector(Box::new(snap));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry).map_err(ApiError::internal)?;
+    Ok(out)
+}
+
+/// `GET|POST /debug/metrics/prometheus`.
+pub async fn serve(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let text = render(&state).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
