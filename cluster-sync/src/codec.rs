@@ -8,7 +8,7 @@
 //!
 //! A snapshot is a signed root `{d: {v, k, author, prio, heads, chunks, pins, ctx}, s}` linking to
 //! unsigned chunk blocks (covered by the root's signature through their CIDs). A chunk holds a
-//! table of tags (delta id, priority), the pins as `[cid, tag index, spec]` tuples, and a slice of
+//! table of tags (delta id, priority, author), the pins as `[cid, tag index, spec]` tuples, and a slice of
 //! the causal context (ids of the deltas the snapshot covers).
 
 use cid::Cid;
@@ -314,6 +314,7 @@ struct SnapBody {
     chunks: Vec<Cid>,
     pins: u64,
     ctx: u64,
+    trust: Vec<PeerKey>,
 }
 
 /// A decoded snapshot root.
@@ -325,13 +326,15 @@ pub struct SnapshotRoot {
     pub chunks: Vec<Cid>,
     pub pins: u64,
     pub context_len: u64,
+    /// The author's trust set when it wrote the snapshot (sorted).
+    pub trust: Vec<PeerKey>,
 }
 
 /// One chunk of a snapshot.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SnapshotChunk {
-    /// (delta id, priority) of the tags the pins below refer to by index.
-    pub tags: Vec<(DeltaId, u64)>,
+    /// (delta id, priority, author) of the tags the pins below refer to by index.
+    pub tags: Vec<(DeltaId, u64, PeerKey)>,
     /// (pinned CID, index into `tags`, spec).
     pub pins: Vec<(Cid, u32, PinSpec)>,
     /// Part of the causal context: ids of deltas the snapshot covers.
@@ -346,6 +349,7 @@ pub fn encode_snapshot_root(
     chunks: Vec<Cid>,
     pins: u64,
     context_len: u64,
+    trust: Vec<PeerKey>,
 ) -> (Cid, Vec<u8>) {
     let body = SnapBody {
         v: FORMAT_VERSION,
@@ -356,6 +360,7 @@ pub fn encode_snapshot_root(
         chunks,
         pins,
         ctx: context_len,
+        trust,
     };
     let s = sign_body(key, &body);
     let bytes = to_cbor(&Signed { d: body, s });
@@ -390,6 +395,13 @@ pub fn decode_snapshot_root(cid: &Cid, bytes: &[u8]) -> Result<SnapshotRoot, Dec
             max: DELTA_PARENTS_MAX,
         });
     }
+    if b.trust.len() > TRUSTED_PEERS_MAX {
+        return Err(DecodeError::TooMany {
+            what: "snapshot trust set",
+            count: b.trust.len(),
+            max: TRUSTED_PEERS_MAX,
+        });
+    }
     for c in &b.chunks {
         delta_id(c)?;
     }
@@ -410,6 +422,7 @@ pub fn decode_snapshot_root(cid: &Cid, bytes: &[u8]) -> Result<SnapshotRoot, Dec
         chunks: d.chunks,
         pins: d.pins,
         context_len: d.ctx,
+        trust: d.trust,
     })
 }
 

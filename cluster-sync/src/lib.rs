@@ -11,6 +11,7 @@
 pub mod codec;
 pub mod limits;
 pub mod replica;
+pub mod sim;
 pub mod state;
 pub mod store;
 pub mod types;
@@ -18,4 +19,4 @@ pub mod types;
 pub use codec::{Announcement, DecodeError};
 pub use replica::{Action, Event, MemoryStats, Persist, Replica, ReplicaConfig, Stored};
 pub use state::{Changes, PinSet};
-pub use types::{DeltaId, PeerKey, Pin, PinMode, PinSpec, PinSpecError};
+pub use types::{keypair_from_secret, DeltaId, PeerKey, Pin, PinMode, PinSpec, PinSpecError};

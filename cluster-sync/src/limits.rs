@@ -32,8 +32,8 @@ pub const BATCH_DELAY_MS_DEFAULT: u64 = 200;
 pub const ANNOUNCE_INTERVAL_MS_DEFAULT: u64 = 5_000;
 /// A block fetch not answered within this time is asked again.
 pub const FETCH_TIMEOUT_MS_DEFAULT: u64 = 2_000;
-/// After this many unanswered attempts a fetch is given up (a snapshot is fetched instead when the
-/// peer announced one).
+/// After this many unanswered attempts at one peer, the next known peer is asked; after all of
+/// them, a snapshot is fetched when one is usable.
 pub const FETCH_ATTEMPTS_MAX: u32 = 4;
 /// Blocks requested and not yet received, across all peers.
 pub const FETCHES_IN_FLIGHT_MAX: usize = 4096;
@@ -61,6 +61,8 @@ pub const COMPACT_KEEP_PRIORITIES_DEFAULT: u64 = 16;
 /// A replica compacts by itself once it stores this many delta bodies (0 turns it off).
 pub const COMPACT_DELTAS_THRESHOLD_DEFAULT: usize = 10_000;
 
+/// Keys in a trust set written into a snapshot.
+pub const TRUSTED_PEERS_MAX: usize = 1024;
 /// Pin name (ipfs-cluster puts no limit; 256 bytes as the node's pin names).
 pub const PIN_NAME_BYTES_MAX: usize = 256;
 /// Metadata entries per pin.

@@ -14,12 +14,18 @@
 //! `FETCHES_IN_FLIGHT_MAX`); on overflow the replica falls back to the announcer's snapshot.
 //!
 //! **Trust rule.** A delta whose author is not trusted here, or whose signature, hash, encoding or
-//! bounds fail, is *refused*: its ops are never applied, its parent links are never followed,
-//! it never becomes a head (so it is never announced, i.e. never forwarded), and it is never
-//! persisted. A trusted delta that links to a refused one is still applied: the refused ancestor
-//! counts as resolved and empty. So an untrusted delta embedded as an ancestor of a trusted one
-//! is never applied, and replicas with the same trust set still converge. Snapshots are installed
-//! only when their root is signed by a trusted peer. Trust is this peer plus an explicit list.
+//! bounds fail, is *refused*: its ops are never applied, it never becomes a head (so it is never
+//! announced, i.e. never forwarded), and its bytes are never persisted or served. A trusted delta
+//! that links to a refused one is still applied, in causal order: the links of a validly signed
+//! refused delta are followed when a trusted delta links to it (or a trusted peer announces it),
+//! and once its ancestry is complete it is resolved as an empty delta (its id joins the context;
+//! `Persist::Refused`). Links of undecodable or badly signed blocks are unknowable; they resolve
+//! at once. So an untrusted delta embedded as an ancestor of a trusted one is never applied, and
+//! replicas with the same trust set converge. Heads announced by an untrusted peer that resolve to
+//! untrusted deltas are not followed (`refused_heads`), so an attacker cannot make us walk its DAG.
+//! A snapshot carries the effects of every delta its author accepted, removals included, so it is
+//! installed only when signed by a trusted peer *whose declared trust set equals ours*. Trust is
+//! this peer plus an explicit list.
 //!
 //! **Compaction.** `Event::Compact` (or `compact_deltas_threshold` stored deltas) writes a signed
 //! snapshot of the state (pins with their tags, the heads and the context) and drops the bodies
@@ -27,7 +33,7 @@
 //! tombstones (see `state.rs`). Announcements carry the latest snapshot's CID: a new peer, or one
 //! whose fetches of old deltas fail, fetches the snapshot, joins it, then fetches newer deltas.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use cid::Cid;
 use libp2p_identity::ed25519::Keypair;
@@ -103,6 +109,9 @@ pub enum Persist {
         priority: u64,
         bytes: Vec<u8>,
     },
+    /// A delta by an untrusted key that a trusted delta links to: only its id is kept, resolved
+    /// as empty on restart.
+    Refused { cid: Cid },
     /// A snapshot (made or installed): replace the previous snapshot's blocks, drop these deltas.
     Snapshot {
         root: Cid,
@@ -150,6 +159,8 @@ pub struct Stored {
     /// Blocks of that snapshot (root and chunks).
     pub snapshot_blocks: HashMap<Cid, Vec<u8>>,
     pub deltas: Vec<(Cid, Vec<u8>)>,
+    /// Ids of refused deltas linked from trusted ones.
+    pub refused: Vec<Cid>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +176,8 @@ pub enum RestoreError {
 
 struct Pending {
     delta: Delta,
+    /// Signed by a key not trusted here: resolved as empty once its ancestry is complete.
+    refused: bool,
     bytes: Vec<u8>,
     missing: usize,
     from: Option<PeerKey>,
@@ -174,6 +187,10 @@ struct Want {
     from: PeerKey,
     sent_ms: u64,
     attempts: u32,
+    peers_tried: u32,
+    /// Asked for as a parent, or announced by a trusted peer: if its author is untrusted, its
+    /// links are still followed (a trusted peer may have built on it).
+    linked: bool,
 }
 
 struct SnapFetch {
@@ -182,7 +199,7 @@ struct SnapFetch {
     sent_ms: u64,
     attempts: u32,
     decoded: Option<(SnapshotRoot, Vec<u8>)>,
-    chunks: HashMap<Cid, Option<(SnapshotChunk, Vec<u8>)>>,
+    chunks: BTreeMap<Cid, Option<(SnapshotChunk, Vec<u8>)>>,
     bytes: usize,
 }
 
@@ -201,11 +218,19 @@ pub struct Replica {
     batch_since_ms: Option<u64>,
     pending: HashMap<DeltaId, Pending>,
     pending_bytes: usize,
-    waiters: HashMap<DeltaId, Vec<DeltaId>>,
-    wanted: HashMap<DeltaId, Want>,
+    waiters: BTreeMap<DeltaId, Vec<DeltaId>>,
+    wanted: BTreeMap<DeltaId, Want>,
+    /// Undecodable or badly signed deltas: resolved as empty, links unknowable.
     rejected: HashSet<DeltaId>,
     rejected_order: VecDeque<DeltaId>,
-    peer_snapshots: HashMap<PeerKey, Cid>,
+    /// Validly signed deltas by untrusted keys, announced as heads but linked from nothing trusted:
+    /// not followed; fetched again if a trusted delta turns out to link to them.
+    refused_heads: HashSet<DeltaId>,
+    refused_order: VecDeque<DeltaId>,
+    /// Peers heard from, with the last snapshot each announced.
+    peers: BTreeMap<PeerKey, Option<Cid>>,
+    /// Snapshots installed (not fetched again).
+    installed: HashSet<Cid>,
     bad_snapshots: HashSet<Cid>,
     snap_fetch: Option<SnapFetch>,
     deferred: Option<(PeerKey, Vec<Cid>)>,
@@ -240,11 +265,14 @@ impl Replica {
             batch_since_ms: None,
             pending: HashMap::new(),
             pending_bytes: 0,
-            waiters: HashMap::new(),
-            wanted: HashMap::new(),
+            waiters: BTreeMap::new(),
+            wanted: BTreeMap::new(),
             rejected: HashSet::new(),
             rejected_order: VecDeque::new(),
-            peer_snapshots: HashMap::new(),
+            refused_heads: HashSet::new(),
+            refused_order: VecDeque::new(),
+            peers: BTreeMap::new(),
+            installed: HashSet::new(),
             bad_snapshots: HashSet::new(),
             snap_fetch: None,
             deferred: None,
@@ -288,19 +316,33 @@ impl Replica {
             }
             r.install_snapshot(root_cid, &root, chunks, Vec::new());
         }
+        for c in &stored.refused {
+            if let Ok(id) = codec::delta_id(c) {
+                r.set.mark_seen(id);
+            }
+        }
         let mut deltas = Vec::with_capacity(stored.deltas.len());
         for (cid, bytes) in stored.deltas {
             let d = codec::decode_delta(&cid, &bytes)
                 .map_err(|source| RestoreError::Decode { cid, source })?;
             deltas.push((d, bytes));
         }
-        deltas.sort_by_key(|(d, _)| d.priority);
-        for (d, bytes) in deltas {
+        // Every stored delta was applied once with its whole ancestry, and a delta's priority
+        // exceeds its parents', so priority order replays them causally. Parents absent from the
+        // store were refused (untrusted) or covered by the snapshot.
+        deltas.sort_by_key(|(d, _)| (d.priority, d.id));
+        for (d, _) in deltas {
+            r.stored.push((d.priority, d.id));
             if r.set.contains_delta(&d.id) {
-                r.stored.push((d.priority, d.id));
                 continue;
             }
-            r.ingest(d, bytes, None, 0);
+            r.set
+                .apply(d.id, d.author, d.priority, &d.ops, &mut r.changes);
+            for p in &d.parents {
+                r.heads.remove(p);
+            }
+            r.heads.insert(d.id, d.priority);
+            r.max_priority = r.max_priority.max(d.priority);
         }
         r.restoring = false;
         r.out.clear();
@@ -340,12 +382,32 @@ impl Replica {
             pending_deltas: self.pending.len(),
             pending_bytes: self.pending_bytes,
             fetches_in_flight: self.wanted.len(),
-            rejected_ids: self.rejected.len(),
+            rejected_ids: self.rejected.len() + self.refused_heads.len(),
             heads: self.heads.len(),
             batch_ops: self.batch.len(),
-            peers_tracked: self.peer_snapshots.len(),
+            peers_tracked: self.peers.len(),
             snapshot_fetch_bytes: self.snap_fetch.as_ref().map_or(0, |s| s.bytes),
         }
+    }
+
+    /// A line for debugging a stuck replica: fetches in flight and peers known.
+    pub fn debug_fetches(&self) -> String {
+        let wants: Vec<String> = self
+            .wanted
+            .iter()
+            .map(|(id, w)| {
+                format!(
+                    "{id:?} from {:?} tries {} peers {} linked {}",
+                    w.from, w.attempts, w.peers_tried, w.linked
+                )
+            })
+            .collect();
+        let missing: Vec<String> = self.waiters.keys().map(|k| format!("{k:?}")).collect();
+        format!(
+            "wants {wants:?} missing {missing:?} peers {:?} snap_fetch {:?}",
+            self.peers,
+            self.snap_fetch.as_ref().map(|s| s.root)
+        )
     }
 
     /// The announcement this replica would broadcast now.
@@ -453,7 +515,7 @@ impl Replica {
         match codec::decode_delta(&cid, &bytes) {
             Ok(d) => {
                 debug!(%cid, priority, ops = d.ops.len(), "new delta");
-                self.ingest(d, bytes, None, now_ms);
+                self.ingest(d, bytes, None, now_ms, false);
                 self.announce(now_ms);
             }
             // Only an op set larger than DELTA_BYTES_MAX gets here, which the batch bound prevents.
@@ -480,12 +542,10 @@ impl Replica {
             warn!(peer = %from, error = %e, "announcement refused");
             return;
         }
-        if let Some(s) = ann.snapshot {
-            if self.peer_snapshots.len() < PEERS_TRACKED_MAX
-                || self.peer_snapshots.contains_key(&from)
-            {
-                self.peer_snapshots.insert(from, s);
-            }
+        if from != self.me
+            && (self.peers.len() < PEERS_TRACKED_MAX || self.peers.contains_key(&from))
+        {
+            self.peers.insert(from, ann.snapshot);
         }
         let fresh = self.set.context().is_empty();
         if let Some(s) = ann.snapshot {
@@ -503,14 +563,20 @@ impl Replica {
     fn want_heads(&mut self, from: PeerKey, heads: &[Cid], now_ms: u64) {
         for h in heads {
             let Ok(id) = codec::delta_id(h) else { continue };
-            if self.known(&id) || self.pending.contains_key(&id) || self.wanted.contains_key(&id) {
+            let linked = self.trusted.contains(&from);
+            if self.known(&id)
+                || (self.refused_heads.contains(&id) && !linked)
+                || self.pending.contains_key(&id)
+                || self.wanted.contains_key(&id)
+            {
                 continue;
             }
-            self.request(id, from, now_ms);
+            self.refused_heads.remove(&id);
+            self.request(id, from, now_ms, linked);
         }
     }
 
-    fn request(&mut self, id: DeltaId, from: PeerKey, now_ms: u64) {
+    fn request(&mut self, id: DeltaId, from: PeerKey, now_ms: u64, linked: bool) {
         if self.wanted.len() >= FETCHES_IN_FLIGHT_MAX {
             return;
         }
@@ -520,6 +586,8 @@ impl Replica {
                 from,
                 sent_ms: now_ms,
                 attempts: 1,
+                peers_tried: 1,
+                linked,
             },
         );
         self.out.push(Action::Fetch {
@@ -532,8 +600,8 @@ impl Replica {
         let Ok(id) = codec::delta_id(&cid) else {
             return;
         };
-        if self.wanted.remove(&id).is_some() {
-            self.on_delta_block(from, id, cid, bytes, now_ms);
+        if let Some(w) = self.wanted.remove(&id) {
+            self.on_delta_block(from, id, cid, bytes, now_ms, w.linked);
             return;
         }
         if self.snap_fetch.is_some() {
@@ -543,6 +611,11 @@ impl Replica {
     }
 
     fn reject(&mut self, id: DeltaId) {
+        self.mark_rejected(id);
+        self.resolve_waiters(id, Vec::new());
+    }
+
+    fn mark_rejected(&mut self, id: DeltaId) {
         if self.rejected.insert(id) {
             self.rejected_order.push_back(id);
             while self.rejected_order.len() > REJECTED_IDS_MAX {
@@ -551,7 +624,6 @@ impl Replica {
                 }
             }
         }
-        self.resolve_waiters(id, Vec::new());
     }
 
     fn on_delta_block(
@@ -561,6 +633,7 @@ impl Replica {
         cid: Cid,
         bytes: Vec<u8>,
         now_ms: u64,
+        linked: bool,
     ) {
         if self.known(&id) || self.pending.contains_key(&id) {
             return;
@@ -573,10 +646,21 @@ impl Replica {
                 return;
             }
         };
-        if !self.trusted.contains(&delta.author) {
+        let refused = !self.trusted.contains(&delta.author);
+        if refused {
             warn!(peer = %from, %cid, author = %delta.author, "delta from an untrusted author refused");
-            self.reject(id);
-            return;
+            if !linked && !self.waiters.contains_key(&id) {
+                // Nothing trusted links to it: do not follow its links.
+                if self.refused_heads.insert(id) {
+                    self.refused_order.push_back(id);
+                    while self.refused_order.len() > REJECTED_IDS_MAX {
+                        if let Some(old) = self.refused_order.pop_front() {
+                            self.refused_heads.remove(&old);
+                        }
+                    }
+                }
+                return;
+            }
         }
         if self.pending.len() >= PENDING_DELTAS_MAX
             || self.pending_bytes + bytes.len() > PENDING_BYTES_MAX
@@ -585,11 +669,27 @@ impl Replica {
             self.snapshot_fallback(from, now_ms);
             return;
         }
-        self.ingest(delta, bytes, Some(from), now_ms);
+        if refused {
+            // Keep only its links: its ops and bytes are never used.
+            let links = Delta {
+                ops: Vec::new(),
+                ..delta
+            };
+            self.ingest(links, Vec::new(), Some(from), now_ms, true);
+        } else {
+            self.ingest(delta, bytes, Some(from), now_ms, false);
+        }
     }
 
     /// Take a verified, trusted delta: apply it if its ancestry is complete, else wait for it.
-    fn ingest(&mut self, delta: Delta, bytes: Vec<u8>, from: Option<PeerKey>, now_ms: u64) {
+    fn ingest(
+        &mut self,
+        delta: Delta,
+        bytes: Vec<u8>,
+        from: Option<PeerKey>,
+        now_ms: u64,
+        refused: bool,
+    ) {
         let id = delta.id;
         let mut missing = 0;
         let mut parents = delta.parents.clone();
@@ -600,10 +700,11 @@ impl Replica {
                 continue;
             }
             missing += 1;
+            self.refused_heads.remove(&p);
             self.waiters.entry(p).or_default().push(id);
             if let Some(f) = from {
                 if !self.pending.contains_key(&p) && !self.wanted.contains_key(&p) {
-                    self.request(p, f, now_ms);
+                    self.request(p, f, now_ms, true);
                 }
             }
         }
@@ -612,6 +713,7 @@ impl Replica {
             id,
             Pending {
                 delta,
+                refused,
                 bytes,
                 missing,
                 from,
@@ -648,19 +750,32 @@ impl Replica {
                 continue;
             }
             let d = p.delta;
-            self.set.apply(id, d.priority, &d.ops, &mut self.changes);
-            for parent in &d.parents {
-                self.heads.remove(parent);
-            }
-            self.heads.insert(id, d.priority);
-            self.max_priority = self.max_priority.max(d.priority);
-            self.stored.push((d.priority, id));
-            if !self.restoring {
-                self.out.push(Action::Persist(Persist::Delta {
-                    cid: codec::delta_cid(&id),
-                    priority: d.priority,
-                    bytes: p.bytes,
-                }));
+            if p.refused {
+                // Linked from a trusted delta and its ancestry complete: resolved as empty, now,
+                // so causal order below it holds. Part of the context (snapshots carry it) but
+                // never a head, never applied, never served.
+                self.set.mark_seen(id);
+                if !self.restoring {
+                    self.out.push(Action::Persist(Persist::Refused {
+                        cid: codec::delta_cid(&id),
+                    }));
+                }
+            } else {
+                self.set
+                    .apply(id, d.author, d.priority, &d.ops, &mut self.changes);
+                for parent in &d.parents {
+                    self.heads.remove(parent);
+                }
+                self.heads.insert(id, d.priority);
+                self.max_priority = self.max_priority.max(d.priority);
+                self.stored.push((d.priority, id));
+                if !self.restoring {
+                    self.out.push(Action::Persist(Persist::Delta {
+                        cid: codec::delta_cid(&id),
+                        priority: d.priority,
+                        bytes: p.bytes,
+                    }));
+                }
             }
             if let Some(children) = self.waiters.remove(&id) {
                 for c in children {
@@ -679,8 +794,10 @@ impl Replica {
         let Ok(id) = codec::delta_id(&cid) else {
             return;
         };
-        if self.wanted.remove(&id).is_some() {
-            self.snapshot_fallback(from, now_ms);
+        if self.wanted.get(&id).is_some_and(|w| w.from == from) {
+            if let Some(w) = self.wanted.remove(&id) {
+                self.fetch_elsewhere(id, w, now_ms);
+            }
         } else if self
             .snap_fetch
             .as_ref()
@@ -693,14 +810,67 @@ impl Replica {
         }
     }
 
+    /// A fetch failed or went unanswered at `w.from`: ask the next peer, or fall back to a
+    /// snapshot once `FETCH_PEERS_MAX` peers were asked.
+    fn fetch_elsewhere(&mut self, id: DeltaId, w: Want, now_ms: u64) {
+        // Once every known peer was asked, try a snapshot, and start another round (the want
+        // stays in flight, within FETCHES_IN_FLIGHT_MAX, until the delta or a snapshot covering
+        // it arrives).
+        let mut tried = w.peers_tried;
+        if tried as usize >= self.peers.len() {
+            self.snapshot_fallback(w.from, now_ms);
+            tried = 0;
+        }
+        let next = self
+            .peers
+            .range((
+                std::ops::Bound::Excluded(w.from),
+                std::ops::Bound::Unbounded,
+            ))
+            .chain(self.peers.range(..w.from))
+            .map(|(p, _)| *p)
+            .next()
+            .unwrap_or(w.from);
+        self.wanted.insert(
+            id,
+            Want {
+                from: next,
+                sent_ms: now_ms,
+                attempts: 1,
+                peers_tried: tried + 1,
+                linked: w.linked,
+            },
+        );
+        self.out.push(Action::Fetch {
+            cid: codec::delta_cid(&id),
+            from: next,
+        });
+    }
+
+    /// Fetch a snapshot not installed yet: `from`'s first, else any other peer's.
     fn snapshot_fallback(&mut self, from: PeerKey, now_ms: u64) {
-        if let Some(s) = self.peer_snapshots.get(&from).copied() {
-            if self.snapshot != Some(s)
-                && !self.bad_snapshots.contains(&s)
-                && self.snap_fetch.is_none()
-            {
-                self.start_snapshot(from, s, now_ms);
-            }
+        if self.snap_fetch.is_some() {
+            return;
+        }
+        let usable = |s: &Cid| {
+            self.snapshot != Some(*s)
+                && !self.bad_snapshots.contains(s)
+                && !self.installed.contains(s)
+        };
+        let first = self
+            .peers
+            .get(&from)
+            .copied()
+            .flatten()
+            .filter(|s| usable(s))
+            .map(|s| (from, s));
+        let pick = first.or_else(|| {
+            self.peers
+                .iter()
+                .find_map(|(p, s)| s.filter(|s| usable(s)).map(|s| (*p, s)))
+        });
+        if let Some((p, s)) = pick {
+            self.start_snapshot(p, s, now_ms);
         }
     }
 
@@ -717,7 +887,7 @@ impl Replica {
             sent_ms: now_ms,
             attempts: 1,
             decoded: None,
-            chunks: HashMap::new(),
+            chunks: BTreeMap::new(),
             bytes: 0,
         });
         self.out.push(Action::Fetch { cid: root, from });
@@ -730,7 +900,11 @@ impl Replica {
         let from = sf.from;
         if cid == sf.root && sf.decoded.is_none() {
             match codec::decode_snapshot_root(&cid, &bytes) {
-                Ok(root) if self.trusted.contains(&root.author) => {
+                Ok(root)
+                    if self.trusted.contains(&root.author)
+                        && root.trust.len() == self.trusted.len()
+                        && root.trust.iter().all(|k| self.trusted.contains(k)) =>
+                {
                     for c in &root.chunks {
                         sf.chunks.insert(*c, None);
                         self.out.push(Action::Fetch { cid: *c, from });
@@ -741,7 +915,7 @@ impl Replica {
                     sf.attempts = 1;
                 }
                 Ok(root) => {
-                    warn!(%cid, author = %root.author, "snapshot from an untrusted author refused");
+                    warn!(%cid, author = %root.author, "snapshot refused: author untrusted or trust sets differ");
                     self.abort_snapshot(now_ms);
                     return;
                 }
@@ -794,7 +968,13 @@ impl Replica {
                 blocks.push((*c, b));
             }
         }
+        let fresh = self.set.context().is_empty();
         self.install_snapshot(sf.root, &root, chunks, blocks);
+        if !fresh {
+            // The announced snapshot must cover every delta this replica ever dropped; the one
+            // just installed may be older than our own, so replace it by one of the joined state.
+            self.compact(now_ms);
+        }
         self.finish_snapshot_fetch(now_ms);
     }
 
@@ -814,11 +994,15 @@ impl Replica {
         blocks: Vec<(Cid, Vec<u8>)>,
     ) {
         let mut ctx: HashSet<DeltaId> = HashSet::new();
-        let mut tags: Vec<(Cid, Tag)> = Vec::new();
+        let mut tags: Vec<(Cid, Tag, PeerKey)> = Vec::new();
         for ch in chunks {
-            let table: Vec<(DeltaId, u64)> = ch.tags;
+            let table = ch.tags;
             for (cid, idx, spec) in ch.pins {
-                if let Some((d, p)) = table.get(idx as usize) {
+                // Tags written by keys not trusted here are left out, as their deltas would be.
+                if let Some((d, p, a)) = table
+                    .get(idx as usize)
+                    .filter(|t| self.trusted.contains(&t.2))
+                {
                     tags.push((
                         cid,
                         Tag {
@@ -826,6 +1010,7 @@ impl Replica {
                             priority: *p,
                             spec: std::sync::Arc::new(spec),
                         },
+                        *a,
                     ));
                 }
             }
@@ -850,6 +1035,10 @@ impl Replica {
         self.set.join(tags, &ctx, &mut self.changes);
         self.max_priority = self.max_priority.max(root.priority);
         self.snapshot = Some(root_cid);
+        if self.installed.len() >= PEERS_TRACKED_MAX {
+            self.installed.clear();
+        }
+        self.installed.insert(root_cid);
         if !self.restoring {
             self.out.push(Action::Persist(Persist::Snapshot {
                 root: root_cid,
@@ -863,10 +1052,10 @@ impl Replica {
         self.waiters.clear();
         self.pending_bytes = 0;
         let mut waiting = waiting;
-        waiting.sort_by_key(|p| p.delta.priority);
+        waiting.sort_by_key(|p| (p.delta.priority, p.delta.id));
         for p in waiting {
             if !self.known(&p.delta.id) {
-                self.ingest(p.delta, p.bytes, p.from, 0);
+                self.ingest(p.delta, p.bytes, p.from, 0, p.refused);
             }
         }
     }
@@ -899,7 +1088,8 @@ impl Replica {
                 Some(i) => *i,
                 None => {
                     let i = chunk.tags.len() as u32;
-                    chunk.tags.push((tag.delta, tag.priority));
+                    let author = self.set.author(&tag.delta).unwrap_or(self.me);
+                    chunk.tags.push((tag.delta, tag.priority, author));
                     table.insert(tag.delta, i);
                     est += 48;
                     i
@@ -932,6 +1122,11 @@ impl Replica {
             chunk_cids,
             self.set.len() as u64,
             self.set.context().len() as u64,
+            {
+                let mut t: Vec<PeerKey> = self.trusted.iter().copied().collect();
+                t.sort();
+                t
+            },
         );
         blocks.insert(0, (root, root_bytes));
         let horizon = self
@@ -973,7 +1168,7 @@ impl Replica {
                 continue;
             }
             if w.attempts >= FETCH_ATTEMPTS_MAX {
-                give_up.push((*id, w.from));
+                give_up.push(*id);
             } else {
                 w.attempts += 1;
                 w.sent_ms = now_ms;
@@ -986,9 +1181,10 @@ impl Replica {
                 from,
             });
         }
-        for (id, from) in give_up {
-            self.wanted.remove(&id);
-            self.snapshot_fallback(from, now_ms);
+        for id in give_up {
+            if let Some(w) = self.wanted.remove(&id) {
+                self.fetch_elsewhere(id, w, now_ms);
+            }
         }
         // Ask for missing ancestors not yet asked for (the in-flight bound may have held them).
         if self.snap_fetch.is_none() {
@@ -1012,7 +1208,7 @@ impl Replica {
                 }
             }
             for (id, f) in ask {
-                self.request(id, f, now_ms);
+                self.request(id, f, now_ms, true);
             }
         }
         // Snapshot fetch timeouts.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use cid::Cid;
 
 use crate::codec::Op;
-use crate::types::{DeltaId, Pin, PinSpec};
+use crate::types::{DeltaId, PeerKey, Pin, PinSpec};
 
 /// One live pin of a CID.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +46,8 @@ impl Changes {
 pub struct PinSet {
     entries: HashMap<Cid, Vec<Tag>>,
     context: HashSet<DeltaId>,
+    /// Author of every delta that added a tag (snapshots carry it so a receiver can filter).
+    authors: HashMap<DeltaId, PeerKey>,
     default_spec: Arc<PinSpec>,
 }
 
@@ -124,9 +126,19 @@ impl PinSet {
     }
 
     /// Apply the ops of delta `id` (all of whose ancestors are applied). Idempotent per id.
-    pub fn apply(&mut self, id: DeltaId, priority: u64, ops: &[Op], changes: &mut Changes) {
+    pub fn apply(
+        &mut self,
+        id: DeltaId,
+        author: PeerKey,
+        priority: u64,
+        ops: &[Op],
+        changes: &mut Changes,
+    ) {
         if !self.context.insert(id) {
             return;
+        }
+        if ops.iter().any(|o| o.pin.is_some()) {
+            self.authors.insert(id, author);
         }
         for op in ops {
             let before = self.get(&op.cid).cloned();
@@ -165,12 +177,13 @@ impl PinSet {
     /// `(ours ∩ theirs) ∪ (ours \ their context) ∪ (theirs \ our context)`.
     pub fn join(
         &mut self,
-        their_tags: Vec<(Cid, Tag)>,
+        their_tags: Vec<(Cid, Tag, PeerKey)>,
         their_context: &HashSet<DeltaId>,
         changes: &mut Changes,
     ) {
         let mut theirs: HashMap<Cid, Vec<Tag>> = HashMap::new();
-        for (c, t) in their_tags {
+        for (c, t, author) in their_tags {
+            self.authors.insert(t.delta, author);
             theirs.entry(c).or_default().push(t);
         }
         let mut touched: HashSet<Cid> = HashSet::new();
@@ -218,6 +231,11 @@ impl PinSet {
             let b = before.remove(&cid).flatten();
             self.note_change(cid, b, changes);
         }
+    }
+
+    /// The author of a delta that added tags.
+    pub fn author(&self, id: &DeltaId) -> Option<PeerKey> {
+        self.authors.get(id).copied()
     }
 
     /// Approximate heap bytes held (for the simulation's memory bound).

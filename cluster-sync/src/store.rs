@@ -16,6 +16,7 @@ use crate::replica::{Persist, Stored};
 
 const DELTAS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("deltas");
 const SNAPSHOT: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("snapshot");
+const REFUSED: TableDefinition<'_, &[u8], ()> = TableDefinition::new("refused");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const SNAPSHOT_ROOT_KEY: &str = "snapshot_root";
 
@@ -61,6 +62,7 @@ pub struct MemStore {
     pub deltas: HashMap<Cid, Vec<u8>>,
     pub snapshot_root: Option<Cid>,
     pub snapshot_blocks: HashMap<Cid, Vec<u8>>,
+    pub refused: std::collections::BTreeSet<Cid>,
 }
 
 impl Store for MemStore {
@@ -69,6 +71,9 @@ impl Store for MemStore {
             match p {
                 Persist::Delta { cid, bytes, .. } => {
                     self.deltas.insert(*cid, bytes.clone());
+                }
+                Persist::Refused { cid } => {
+                    self.refused.insert(*cid);
                 }
                 Persist::Snapshot {
                     root,
@@ -91,6 +96,7 @@ impl Store for MemStore {
             snapshot_root: self.snapshot_root,
             snapshot_blocks: self.snapshot_blocks.clone(),
             deltas: self.deltas.iter().map(|(c, b)| (*c, b.clone())).collect(),
+            refused: self.refused.iter().copied().collect(),
         })
     }
 
@@ -116,6 +122,7 @@ impl RedbStore {
         tx.open_table(DELTAS)?;
         tx.open_table(SNAPSHOT)?;
         tx.open_table(META)?;
+        tx.open_table(REFUSED)?;
         tx.commit()?;
         Ok(RedbStore {
             db,
@@ -150,10 +157,14 @@ impl Store for RedbStore {
             let mut deltas = tx.open_table(DELTAS)?;
             let mut snap = tx.open_table(SNAPSHOT)?;
             let mut meta = tx.open_table(META)?;
+            let mut refused = tx.open_table(REFUSED)?;
             for p in items {
                 match p {
                     Persist::Delta { cid, bytes, .. } => {
                         deltas.insert(cid.to_bytes().as_slice(), bytes.as_slice())?;
+                    }
+                    Persist::Refused { cid } => {
+                        refused.insert(cid.to_bytes().as_slice(), ())?;
                     }
                     Persist::Snapshot {
                         root,
@@ -191,6 +202,10 @@ impl Store for RedbStore {
             let (k, v) = e?;
             out.snapshot_blocks
                 .insert(parse_cid(k.value())?, v.value().to_vec());
+        }
+        for e in tx.open_table(REFUSED)?.iter()? {
+            let (k, _) = e?;
+            out.refused.push(parse_cid(k.value())?);
         }
         for e in tx.open_table(DELTAS)?.iter()? {
             let (k, v) = e?;

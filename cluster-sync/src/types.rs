@@ -252,3 +252,11 @@ pub(crate) fn check_cid(cid: &Cid) -> Result<(), PinSpecError> {
     }
     Ok(())
 }
+
+/// An Ed25519 keypair from its 32 secret bytes (any 32 bytes are a valid secret).
+pub fn keypair_from_secret(
+    mut secret: [u8; 32],
+) -> Result<libp2p_identity::ed25519::Keypair, libp2p_identity::DecodingError> {
+    libp2p_identity::ed25519::SecretKey::try_from_bytes(&mut secret)
+        .map(libp2p_identity::ed25519::Keypair::from)
+}
