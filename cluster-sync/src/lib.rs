@@ -8,12 +8,15 @@
 //! Architecture invariant: no network I/O and no clock in this crate; the node's network layer
 //! (gossipsub for announcements, bitswap for blocks) only moves events and actions.
 
+pub mod allocator;
 pub mod codec;
+pub mod export;
 pub mod limits;
 pub mod replica;
 pub mod sim;
 pub mod state;
 pub mod store;
+pub mod tracker;
 pub mod types;
 
 pub use codec::{Announcement, DecodeError};

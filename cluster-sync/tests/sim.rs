@@ -55,3 +55,44 @@ fn heavy_loss_and_duplication() {
     cfg.duplication = 0.3;
     run(cfg);
 }
+
+// Seeds that failed while the replica was being written, each for the bug it found.
+
+/// A late joiner installed an early snapshot; deltas after it were compacted away everywhere.
+#[test]
+fn regression_seed_1_late_joiner_behind_compaction() {
+    run(SimConfig::chaos(1));
+}
+
+/// Installing an older snapshot replaced a newer own one, so dropped deltas became unobtainable.
+#[test]
+fn regression_seed_3_installed_snapshot_older_than_own() {
+    run(SimConfig::chaos(3));
+}
+
+/// A lax peer's snapshot carried the attacker's unpins into honest peers.
+#[test]
+fn regression_seed_1001_snapshot_from_a_different_trust_set() {
+    let mut cfg = SimConfig::chaos(1001);
+    cfg.loss = 0.4;
+    cfg.duplication = 0.3;
+    run(cfg);
+}
+
+/// Missing deltas were only asked from the same three peers, never the one holding them.
+#[test]
+fn regression_seed_8_fetch_rotates_over_all_peers() {
+    run(SimConfig::chaos(8));
+}
+
+/// A trusted delta hidden behind an untrusted head announced by a trusted peer.
+#[test]
+fn regression_seed_7_trusted_delta_behind_untrusted_head() {
+    run(SimConfig::chaos(7));
+}
+
+/// Deltas only a lax peer held were dropped by the compaction after a snapshot install.
+#[test]
+fn regression_seed_28_lax_peer_dropped_its_only_copies() {
+    run(SimConfig::chaos(28));
+}
