@@ -116,6 +116,7 @@ fn text_error(status: StatusCode, message: &str) -> Response {
 }
 
 /// A gateway failure and its status.
+#[derive(Debug)]
 struct GwError(StatusCode, String);
 
 impl From<ExportError> for GwError {
@@ -662,7 +663,8 @@ mod tests {
             tsize: 3,
             kind: EntryKind::File,
         };
-        let html = listing_html("/ipfs/x/", &e.cid, &[e]);
+        let cid = e.cid;
+        let html = listing_html("/ipfs/x/", &cid, &[e]);
         assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"));
     }
 }
