@@ -170,7 +170,7 @@ pub enum RestoreError {
     #[error("stored block {cid}: {source}")]
     Decode {
         cid: Cid,
-        source: codec::DecodeError,
+        source: Box<codec::DecodeError>,
     },
 }
 
@@ -300,7 +300,7 @@ impl Replica {
             let root = codec::decode_snapshot_root(&root_cid, root_bytes).map_err(|source| {
                 RestoreError::Decode {
                     cid: root_cid,
-                    source,
+                    source: Box::new(source),
                 }
             })?;
             let mut chunks = Vec::with_capacity(root.chunks.len());
@@ -310,8 +310,10 @@ impl Replica {
                     .get(c)
                     .ok_or(RestoreError::MissingBlock(*c))?;
                 chunks.push(
-                    codec::decode_chunk(c, b)
-                        .map_err(|source| RestoreError::Decode { cid: *c, source })?,
+                    codec::decode_chunk(c, b).map_err(|source| RestoreError::Decode {
+                        cid: *c,
+                        source: Box::new(source),
+                    })?,
                 );
             }
             r.install_snapshot(root_cid, &root, chunks, Vec::new());
@@ -323,8 +325,10 @@ impl Replica {
         }
         let mut deltas = Vec::with_capacity(stored.deltas.len());
         for (cid, bytes) in stored.deltas {
-            let d = codec::decode_delta(&cid, &bytes)
-                .map_err(|source| RestoreError::Decode { cid, source })?;
+            let d = codec::decode_delta(&cid, &bytes).map_err(|source| RestoreError::Decode {
+                cid,
+                source: Box::new(source),
+            })?;
             deltas.push((d, bytes));
         }
         // Every stored delta was applied once with its whole ancestry, and a delta's priority

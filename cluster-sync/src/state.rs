@@ -108,7 +108,7 @@ impl PinSet {
     /// The state as a sorted list, for comparing replicas.
     pub fn sorted(&self) -> Vec<(Cid, PinSpec)> {
         let mut v: Vec<(Cid, PinSpec)> = self.iter().map(|(c, s)| (*c, s.clone())).collect();
-        v.sort_by(|a, b| a.0.to_bytes().cmp(&b.0.to_bytes()));
+        v.sort_unstable_by_key(|x| x.0);
         v
     }
 

@@ -640,7 +640,7 @@ impl Sim {
             }
         }
         let mut v: Vec<(Cid, PinSpec)> = best.into_iter().map(|(c, b)| (c, b.2)).collect();
-        v.sort_by(|a, b| a.0.to_bytes().cmp(&b.0.to_bytes()));
+        v.sort_unstable_by_key(|x| x.0);
         v
     }
 
@@ -675,7 +675,7 @@ impl Sim {
     pub fn run(mut self) -> SimReport {
         while self.now_ms < self.cfg.active_ms {
             self.step();
-            if self.now_ms % 1_000 == 0 {
+            if self.now_ms.is_multiple_of(1_000) {
                 self.check_trust();
             }
         }
@@ -684,7 +684,7 @@ impl Sim {
         let mut expected = self.oracle();
         while self.now_ms < deadline {
             self.step();
-            if self.now_ms % 500 == 0 {
+            if self.now_ms.is_multiple_of(500) {
                 expected = self.oracle();
                 if self.all_hold(&expected) {
                     self.report.converged_at_ms = Some(self.now_ms);
