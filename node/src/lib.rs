@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod dag;
 pub mod gateway;
+pub mod harness;
 pub mod metrics;
 pub mod net;
 pub mod repo;
