@@ -11,6 +11,8 @@ mod config;
 mod files;
 mod net;
 mod pins;
+mod tier;
+mod remote;
 
 pub use args::Cli;
 
@@ -44,6 +46,12 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> Result<()> {
     use args::Command;
     let repo_path = repo_path(cli.repo)?;
+    // While a daemon holds the repository, data commands go through its API (as kubo's do).
+    if remote::through_daemon(&cli.command) {
+        if let Some(client) = crate::api::client::ApiClient::from_repo(&repo_path)? {
+            return remote::run(&client, cli.command);
+        }
+    }
     // Flag, else environment (clap reads IPFS_KIT_SYNC for --sync), else config.toml. `config`
     // itself opens no repository and must work on a config that others would refuse.
     let sync_blocks = match &cli.command {
@@ -78,6 +86,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Dag(c) => blocks::dag(&open(&repo_path)?, c),
         Command::Pin(c) => pins::pin(&open(&repo_path)?, c),
         Command::Repo(c) => pins::repo(&open(&repo_path)?, c),
+        Command::Tier(c) => tier::run(&open(&repo_path)?, c),
     }
 }
 
