@@ -11,7 +11,6 @@ mod config;
 mod files;
 mod net;
 mod pins;
-mod tier;
 mod remote;
 
 pub use args::Cli;
@@ -86,7 +85,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Dag(c) => blocks::dag(&open(&repo_path)?, c),
         Command::Pin(c) => pins::pin(&open(&repo_path)?, c),
         Command::Repo(c) => pins::repo(&open(&repo_path)?, c),
-        Command::Tier(c) => tier::run(&open(&repo_path)?, c),
     }
 }
 
