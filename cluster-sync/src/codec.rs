@@ -330,15 +330,154 @@ pub struct SnapshotRoot {
     pub trust: Vec<PeerKey>,
 }
 
+/// A pin with allocations inside a chunk: (CID, tag index, spec without its peer lists,
+/// allocation indexes, user allocation indexes).
+pub type AllocatedPin = (Cid, u32, PinSpec, Vec<u16>, Vec<u16>);
+/// A tag as a snapshot carries it: (delta id, priority, author).
+pub type SnapshotTag = (DeltaId, u64, PeerKey);
+
 /// One chunk of a snapshot.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SnapshotChunk {
     /// (delta id, priority, author) of the tags the pins below refer to by index.
     pub tags: Vec<(DeltaId, u64, PeerKey)>,
-    /// (pinned CID, index into `tags`, spec).
+    /// (pinned CID, index into `tags`, spec) of pins without allocations.
     pub pins: Vec<(Cid, u32, PinSpec)>,
+    /// Peers the allocations below refer to by index (a peer key costs 34 bytes, an index 1-3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerKey>,
+    /// (CID, tag index, spec without its peer lists, allocations, user allocations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allocated: Vec<AllocatedPin>,
     /// Part of the causal context: ids of deltas the snapshot covers.
     pub ctx: Vec<DeltaId>,
+}
+
+impl SnapshotChunk {
+    /// Every pin with its tag (delta id, priority, author) and full spec.
+    pub fn resolve(self) -> Result<Vec<(Cid, SnapshotTag, PinSpec)>, DecodeError> {
+        let tag = |i: u32| {
+            self.tags
+                .get(i as usize)
+                .copied()
+                .ok_or(DecodeError::Snapshot("tag index out of range"))
+        };
+        let peers = |v: &[u16]| {
+            v.iter()
+                .map(|i| {
+                    self.peers
+                        .get(*i as usize)
+                        .copied()
+                        .ok_or(DecodeError::Snapshot("peer index out of range"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let mut out = Vec::with_capacity(self.pins.len() + self.allocated.len());
+        for (c, t, spec) in &self.pins {
+            out.push((*c, tag(*t)?, spec.clone()));
+        }
+        for (c, t, spec, a, u) in &self.allocated {
+            let spec = PinSpec {
+                allocations: peers(a)?,
+                user_allocations: peers(u)?,
+                ..spec.clone()
+            };
+            spec.validate()?;
+            out.push((*c, tag(*t)?, spec));
+        }
+        Ok(out)
+    }
+}
+
+/// Builds snapshot chunks, cutting one when it reaches `SNAPSHOT_CHUNK_BYTES_TARGET`.
+#[derive(Default)]
+pub struct ChunkBuilder {
+    chunk: SnapshotChunk,
+    tag_index: std::collections::HashMap<DeltaId, u32>,
+    peer_index: std::collections::HashMap<PeerKey, u16>,
+    est_bytes: usize,
+    /// Finished chunks: (CID, bytes).
+    pub blocks: Vec<(Cid, Vec<u8>)>,
+}
+
+impl ChunkBuilder {
+    fn cut(&mut self) {
+        let chunk = std::mem::take(&mut self.chunk);
+        self.blocks.push(encode_chunk(&chunk));
+        self.tag_index.clear();
+        self.peer_index.clear();
+        self.est_bytes = 0;
+    }
+
+    fn peer_ix(&mut self, p: &PeerKey) -> u16 {
+        if let Some(i) = self.peer_index.get(p) {
+            return *i;
+        }
+        let i = self.chunk.peers.len() as u16;
+        self.chunk.peers.push(*p);
+        self.peer_index.insert(*p, i);
+        self.est_bytes += 35;
+        i
+    }
+
+    pub fn add_pin(&mut self, cid: Cid, tag: (DeltaId, u64, PeerKey), spec: &PinSpec) {
+        let peers_needed = spec.allocations.len() + spec.user_allocations.len();
+        if self.chunk.peers.len() + peers_needed >= u16::MAX as usize {
+            self.cut();
+        }
+        let t = match self.tag_index.get(&tag.0) {
+            Some(i) => *i,
+            None => {
+                let i = self.chunk.tags.len() as u32;
+                self.chunk.tags.push(tag);
+                self.tag_index.insert(tag.0, i);
+                self.est_bytes += 80;
+                i
+            }
+        };
+        self.est_bytes += cid.encoded_len() + 8 + spec.name.len() + 3 * peers_needed + 16;
+        self.est_bytes += spec
+            .metadata
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum::<usize>();
+        if peers_needed == 0 {
+            self.chunk.pins.push((cid, t, spec.clone()));
+        } else {
+            let a: Vec<u16> = spec.allocations.iter().map(|p| self.peer_ix(p)).collect();
+            let u: Vec<u16> = spec
+                .user_allocations
+                .iter()
+                .map(|p| self.peer_ix(p))
+                .collect();
+            let bare = PinSpec {
+                allocations: Vec::new(),
+                user_allocations: Vec::new(),
+                ..spec.clone()
+            };
+            self.chunk.allocated.push((cid, t, bare, a, u));
+        }
+        if self.est_bytes >= SNAPSHOT_CHUNK_BYTES_TARGET {
+            self.cut();
+        }
+    }
+
+    pub fn add_context(&mut self, id: DeltaId) {
+        self.chunk.ctx.push(id);
+        self.est_bytes += 35;
+        if self.est_bytes >= SNAPSHOT_CHUNK_BYTES_TARGET {
+            self.cut();
+        }
+    }
+
+    /// Cut the last chunk; returns all chunk blocks.
+    pub fn finish(mut self) -> Vec<(Cid, Vec<u8>)> {
+        let c = &self.chunk;
+        if !c.pins.is_empty() || !c.allocated.is_empty() || !c.ctx.is_empty() {
+            self.cut();
+        }
+        self.blocks
+    }
 }
 
 /// Encode a snapshot root over already-encoded chunks.
@@ -446,6 +585,26 @@ pub fn decode_chunk(cid: &Cid, bytes: &[u8]) -> Result<SnapshotChunk, DecodeErro
         spec.validate()?;
         if *idx as usize >= chunk.tags.len() {
             return Err(DecodeError::Snapshot("tag index out of range"));
+        }
+    }
+    for (c, idx, bare, a, u) in &chunk.allocated {
+        check_cid(c)?;
+        bare.validate()?;
+        if *idx as usize >= chunk.tags.len() {
+            return Err(DecodeError::Snapshot("tag index out of range"));
+        }
+        if a.len() > PIN_ALLOCATIONS_MAX || u.len() > PIN_ALLOCATIONS_MAX {
+            return Err(DecodeError::TooMany {
+                what: "allocations",
+                count: a.len().max(u.len()),
+                max: PIN_ALLOCATIONS_MAX,
+            });
+        }
+        if a.iter()
+            .chain(u.iter())
+            .any(|i| *i as usize >= chunk.peers.len())
+        {
+            return Err(DecodeError::Snapshot("peer index out of range"));
         }
     }
     Ok(chunk)

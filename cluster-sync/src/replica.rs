@@ -999,26 +999,25 @@ impl Replica {
     ) {
         let mut ctx: HashSet<DeltaId> = HashSet::new();
         let mut tags: Vec<(Cid, Tag, PeerKey)> = Vec::new();
-        for ch in chunks {
-            let table = ch.tags;
-            for (cid, idx, spec) in ch.pins {
+        for mut ch in chunks {
+            let ctx_part = std::mem::take(&mut ch.ctx);
+            let Ok(pins) = ch.resolve() else {
+                // decode_chunk checked every index and spec; nothing gets here.
+                warn!("snapshot chunk does not resolve");
+                continue;
+            };
+            for (cid, (d, p, a), spec) in pins {
                 // Tags written by keys not trusted here are left out, as their deltas would be.
-                if let Some((d, p, a)) = table
-                    .get(idx as usize)
-                    .filter(|t| self.trusted.contains(&t.2))
-                {
-                    tags.push((
-                        cid,
-                        Tag {
-                            delta: *d,
-                            priority: *p,
-                            spec: std::sync::Arc::new(spec),
-                        },
-                        *a,
-                    ));
+                if self.trusted.contains(&a) {
+                    let tag = Tag {
+                        delta: d,
+                        priority: p,
+                        spec: std::sync::Arc::new(spec),
+                    };
+                    tags.push((cid, tag, a));
                 }
             }
-            ctx.extend(ch.ctx);
+            ctx.extend(ctx_part);
         }
         // Their heads we already hold as non-heads are behind ours.
         let behind: HashSet<DeltaId> = root
@@ -1075,48 +1074,17 @@ impl Replica {
                 .cmp(b.0.hash().digest())
                 .then(a.1.delta.cmp(&b.1.delta))
         });
-        let mut blocks: Vec<(Cid, Vec<u8>)> = Vec::new();
-        let mut chunk = SnapshotChunk::default();
-        let mut table: HashMap<DeltaId, u32> = HashMap::new();
-        let mut est = 0usize;
-        let mut cut =
-            |chunk: &mut SnapshotChunk, table: &mut HashMap<DeltaId, u32>, est: &mut usize| {
-                let (c, b) = codec::encode_chunk(chunk);
-                blocks.push((c, b));
-                *chunk = SnapshotChunk::default();
-                table.clear();
-                *est = 0;
-            };
+        let mut builder = codec::ChunkBuilder::default();
         for (cid, tag) in &pins {
-            let idx = match table.get(&tag.delta) {
-                Some(i) => *i,
-                None => {
-                    let i = chunk.tags.len() as u32;
-                    let author = self.set.author(&tag.delta).unwrap_or(self.me);
-                    chunk.tags.push((tag.delta, tag.priority, author));
-                    table.insert(tag.delta, i);
-                    est += 48;
-                    i
-                }
-            };
-            est += cid.encoded_len() + 8 + spec_len_estimate(&tag.spec);
-            chunk.pins.push((*cid, idx, (*tag.spec).clone()));
-            if est >= SNAPSHOT_CHUNK_BYTES_TARGET {
-                cut(&mut chunk, &mut table, &mut est);
-            }
+            let author = self.set.author(&tag.delta).unwrap_or(self.me);
+            builder.add_pin(*cid, (tag.delta, tag.priority, author), &tag.spec);
         }
         let mut ctx: Vec<DeltaId> = self.set.context().iter().copied().collect();
         ctx.sort();
         for id in ctx {
-            chunk.ctx.push(id);
-            est += 35;
-            if est >= SNAPSHOT_CHUNK_BYTES_TARGET {
-                cut(&mut chunk, &mut table, &mut est);
-            }
+            builder.add_context(id);
         }
-        if !chunk.pins.is_empty() || !chunk.ctx.is_empty() {
-            cut(&mut chunk, &mut table, &mut est);
-        }
+        let mut blocks = builder.finish();
         let heads = self.heads();
         let chunk_cids: Vec<Cid> = blocks.iter().map(|(c, _)| *c).collect();
         let (root, root_bytes) = codec::encode_snapshot_root(
@@ -1258,14 +1226,4 @@ impl Replica {
             self.announce(now_ms);
         }
     }
-}
-
-fn spec_len_estimate(s: &PinSpec) -> usize {
-    1 + s.name.len()
-        + 34 * (s.allocations.len() + s.user_allocations.len())
-        + s.metadata
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 4)
-            .sum::<usize>()
-        + 16
 }

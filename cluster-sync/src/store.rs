@@ -137,6 +137,10 @@ impl RedbStore {
 
     /// Give free pages back to the file system.
     pub fn compact(&mut self) -> Result<(), StoreError> {
+        // redb frees a transaction's pages only after later commits: let two pass first.
+        for _ in 0..2 {
+            self.db.begin_write()?.commit()?;
+        }
         while self.db.compact()? {}
         Ok(())
     }

@@ -470,7 +470,18 @@ fn new_peer_catches_up_from_a_snapshot_then_newer_deltas() {
         Replica::new(key(2), trusted, cfg()),
     ]);
     for i in 0..5_000 {
-        net.local(0, Event::Pin(pin(i)));
+        let mut p = pin(i);
+        if i % 3 == 0 {
+            p.spec = PinSpec {
+                replication_factor_min: 1,
+                replication_factor_max: 2,
+                allocations: vec![pk(1), pk(2)],
+                user_allocations: vec![pk(2)],
+                name: format!("p{i}"),
+                ..PinSpec::default()
+            };
+        }
+        net.local(0, Event::Pin(p));
     }
     for i in 0..500 {
         net.local(0, Event::Unpin(pin(i).cid));
