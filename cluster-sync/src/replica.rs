@@ -808,7 +808,7 @@ impl Replica {
             .is_some_and(|s| s.root == cid || s.chunks.contains_key(&cid))
         {
             if let Some(sf) = self.snap_fetch.take() {
-                self.bad_snapshots.insert(sf.root);
+                self.mark_bad_snapshot(sf.root);
                 self.finish_snapshot_fetch(now_ms);
             }
         }
@@ -952,9 +952,17 @@ impl Replica {
         }
     }
 
+    /// Remember a snapshot that failed (bounded: forgotten all at once when full).
+    fn mark_bad_snapshot(&mut self, root: Cid) {
+        if self.bad_snapshots.len() >= PEERS_TRACKED_MAX {
+            self.bad_snapshots.clear();
+        }
+        self.bad_snapshots.insert(root);
+    }
+
     fn abort_snapshot(&mut self, now_ms: u64) {
         if let Some(sf) = self.snap_fetch.take() {
-            self.bad_snapshots.insert(sf.root);
+            self.mark_bad_snapshot(sf.root);
         }
         self.finish_snapshot_fetch(now_ms);
     }
