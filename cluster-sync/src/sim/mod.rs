@@ -352,8 +352,14 @@ impl Sim {
                     if self.track_oracle {
                         self.note_persist(&p);
                     }
-                    if let Persist::Snapshot { drop_deltas, .. } = &p {
-                        if drop_deltas.is_empty() {
+                    if let Persist::Snapshot { root, blocks, .. } = &p {
+                        // Written by another peer: installed here.
+                        let author = blocks
+                            .iter()
+                            .find(|(c, _)| c == root)
+                            .and_then(|(c, b)| codec::decode_snapshot_root(c, b).ok())
+                            .map(|r| r.author);
+                        if author.is_some_and(|a| a != self.nodes[i].key) {
                             self.report.snapshots_installed += 1;
                         }
                     }
