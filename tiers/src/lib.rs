@@ -1,8 +1,13 @@
 //! tiers: the ARC cache, the Arrow index and the storage tiers (local, S3, ...) built on the
 //! blockstore (issue 5).
 //!
-//! Nothing is built here yet; the crate exists so the workspace has the shape of the design.
+//! - [`arc`]: the adaptive replacement cache sized in bytes, with per-block heat; [`lru`] is the
+//!   baseline it is benchmarked against.
+//! - [`cache`]: [`cache::CachedBlockstore`], an ARC in front of any blockstore.
+//! - [`index`]: the Arrow index of every block (Parquet + delta segments, memory-mapped IPC
+//!   snapshot, CID lookups by binary search, filters and sorts with Arrow kernels).
 
-pub mod placement;
-pub mod tier;
-pub mod tiered;
+pub mod arc;
+pub mod cache;
+pub mod index;
+pub mod lru;

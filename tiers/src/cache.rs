@@ -1,0 +1,165 @@
+//! [`CachedBlockstore`]: an ARC cache of block bytes, sized in bytes, in front of any
+//! [`Blockstore`], that also keeps the Arrow index informed.
+//!
+//! Reads hit the cache first; a miss reads (and so verifies) the block from the inner store and
+//! caches it. Writes go to the inner store and do not fill the cache (a bulk import would only
+//! flush it; ARC would sort that out, but there is no need to pay for it). Every access updates
+//! the block's heat, readable with [`CachedBlockstore::heat`] and recorded in the index.
+//!
+//! Ordering with the index keeps it a *lagging* view of the store, never a contradicting one: a
+//! put is recorded after the store acknowledged it; a delete is recorded and flushed to disk
+//! before the store deletes. Index errors are logged, never returned: the blockstore works
+//! without its index, which the next open reconciles.
+
+use crate::arc::{ArcCache, ArcSizes, CacheStats, Heat};
+use crate::index::Index;
+use bytes::Bytes;
+use cid::Cid;
+use ipfs_kit_blockstore::{Block, Blockstore, BlockstoreError, StoreStat};
+use multihash::Multihash;
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+/// An ARC of `capacity_bytes` in front of `B`.
+pub struct CachedBlockstore<B: Blockstore> {
+    inner: B,
+    cache: Mutex<ArcCache<Multihash<64>, Bytes>>,
+    index: Option<Arc<Index>>,
+}
+
+impl<B: Blockstore> CachedBlockstore<B> {
+    pub fn new(inner: B, capacity_bytes: u64) -> Self {
+        Self {
+            inner,
+            cache: Mutex::new(ArcCache::new(capacity_bytes)),
+            index: None,
+        }
+    }
+
+    /// Also records puts, accesses (with heat) and deletes in `index`.
+    pub fn with_index(mut self, index: Arc<Index>) -> Self {
+        self.index = Some(index);
+        self
+    }
+
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    pub fn index(&self) -> Option<&Arc<Index>> {
+        self.index.as_ref()
+    }
+
+    /// The block's heat as the cache knows it (resident or recently evicted).
+    pub fn heat(&self, cid: &Cid) -> Option<Heat> {
+        self.cache.lock().heat(cid.hash())
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        self.cache.lock().stats()
+    }
+
+    pub fn sizes(&self) -> ArcSizes {
+        self.cache.lock().sizes()
+    }
+
+    fn note_access(&self, cid: &Cid, size: u64, heat: Option<f32>) {
+        if let Some(ix) = &self.index {
+            if let Err(err) = ix.record_access(cid, size, heat) {
+                tracing::warn!(%cid, %err, "index: could not record an access");
+            }
+        }
+    }
+}
+
+impl<B: Blockstore> Blockstore for CachedBlockstore<B> {
+    fn get(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
+        let hit = {
+            let mut c = self.cache.lock();
+            let hit = c.get(cid.hash()).cloned();
+            hit.map(|b| {
+                let heat = c.heat(cid.hash()).map(|h| h.score);
+                (b, heat)
+            })
+        };
+        if let Some((bytes, heat)) = hit {
+            self.note_access(cid, bytes.len() as u64, heat);
+            return Ok(Some(bytes));
+        }
+        let Some(bytes) = self.inner.get(cid)? else {
+            return Ok(None);
+        };
+        let heat = {
+            let mut c = self.cache.lock();
+            c.insert(*cid.hash(), bytes.clone(), bytes.len() as u64);
+            c.heat(cid.hash()).map(|h| h.score)
+        };
+        self.note_access(cid, bytes.len() as u64, heat);
+        Ok(Some(bytes))
+    }
+
+    fn has(&self, cid: &Cid) -> Result<bool, BlockstoreError> {
+        if self.cache.lock().contains(cid.hash()) {
+            return Ok(true);
+        }
+        self.inner.has(cid)
+    }
+
+    fn size_of(&self, cid: &Cid) -> Result<Option<u64>, BlockstoreError> {
+        self.inner.size_of(cid)
+    }
+
+    fn put_many(&self, blocks: &[Block]) -> Result<(), BlockstoreError> {
+        self.inner.put_many(blocks)?;
+        if let Some(ix) = &self.index {
+            for b in blocks {
+                if let Err(err) = ix.record_put(b.cid(), b.data().len() as u64) {
+                    tracing::warn!(cid = %b.cid(), %err, "index: could not record a put");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_many(&self, cids: &[Cid]) -> Result<u64, BlockstoreError> {
+        if let Some(ix) = &self.index {
+            // The index must stop listing the blocks before they go: record and flush first.
+            let recorded = cids
+                .iter()
+                .try_for_each(|c| ix.record_delete(c))
+                .and_then(|()| ix.flush());
+            if let Err(err) = recorded {
+                tracing::warn!(%err, "index: could not record deletes; it will be reconciled");
+            }
+        }
+        {
+            let mut c = self.cache.lock();
+            for cid in cids {
+                c.remove(cid.hash());
+            }
+        }
+        self.inner.delete_many(cids)
+    }
+
+    fn all_cids(&self) -> Result<Vec<Cid>, BlockstoreError> {
+        self.inner.all_cids()
+    }
+
+    fn sync(&self) -> Result<(), BlockstoreError> {
+        self.inner.sync()?;
+        if let Some(ix) = &self.index {
+            if let Err(err) = ix.flush() {
+                tracing::warn!(%err, "index: flush failed");
+            }
+        }
+        Ok(())
+    }
+
+    fn stat(&self) -> Result<StoreStat, BlockstoreError> {
+        self.inner.stat()
+    }
+
+    fn reclaim_space(&self) -> Result<u64, BlockstoreError> {
+        self.inner.reclaim_space()
+    }
+}
