@@ -231,6 +231,8 @@ pub struct Replica {
     peers: BTreeMap<PeerKey, Option<Cid>>,
     /// Snapshots installed (not fetched again).
     installed: HashSet<Cid>,
+    /// The peer whose snapshot the last fallback fetched.
+    snapshot_cursor: Option<PeerKey>,
     bad_snapshots: HashSet<Cid>,
     snap_fetch: Option<SnapFetch>,
     deferred: Option<(PeerKey, Vec<Cid>)>,
@@ -273,6 +275,7 @@ impl Replica {
             refused_order: VecDeque::new(),
             peers: BTreeMap::new(),
             installed: HashSet::new(),
+            snapshot_cursor: None,
             bad_snapshots: HashSet::new(),
             snap_fetch: None,
             deferred: None,
@@ -392,6 +395,29 @@ impl Replica {
             peers_tracked: self.peers.len(),
             snapshot_fetch_bytes: self.snap_fetch.as_ref().map_or(0, |s| s.bytes),
         }
+    }
+
+    /// Why a snapshot would not be fetched: (is ours, installed before, marked bad).
+    pub fn snapshot_flags(&self, root: &Cid) -> (bool, bool, bool) {
+        (
+            self.snapshot == Some(*root),
+            self.installed.contains(root),
+            self.bad_snapshots.contains(root),
+        )
+    }
+
+    /// The snapshot each peer last announced.
+    pub fn peer_snapshot(&self, p: &PeerKey) -> Option<Option<Cid>> {
+        self.peers.get(p).copied()
+    }
+
+    /// Ancestors waited for and not received yet.
+    pub fn missing(&self) -> Vec<DeltaId> {
+        self.waiters
+            .keys()
+            .filter(|k| !self.pending.contains_key(k))
+            .copied()
+            .collect()
     }
 
     /// A line for debugging a stuck replica: fetches in flight and peers known.
@@ -861,19 +887,24 @@ impl Replica {
                 && !self.bad_snapshots.contains(s)
                 && !self.installed.contains(s)
         };
-        let first = self
-            .peers
-            .get(&from)
-            .copied()
-            .flatten()
-            .filter(|s| usable(s))
-            .map(|s| (from, s));
-        let pick = first.or_else(|| {
-            self.peers
-                .iter()
-                .find_map(|(p, s)| s.filter(|s| usable(s)).map(|s| (*p, s)))
-        });
-        if let Some((p, s)) = pick {
+        // Peers are tried in turn from where the last fallback stopped (first: `from`), so a
+        // snapshot that covers what is missing is reached even while the others keep changing.
+        let after: Vec<(PeerKey, Cid)> = match self.snapshot_cursor {
+            Some(c) => self
+                .peers
+                .range((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded))
+                .chain(self.peers.range(..=c))
+                .filter_map(|(p, s)| s.map(|s| (*p, s)))
+                .collect(),
+            None => self
+                .peers
+                .range(from..)
+                .chain(self.peers.range(..from))
+                .filter_map(|(p, s)| s.map(|s| (*p, s)))
+                .collect(),
+        };
+        if let Some((p, s)) = after.into_iter().find(|(_, s)| usable(s)) {
+            self.snapshot_cursor = Some(p);
             self.start_snapshot(p, s, now_ms);
         }
     }

@@ -96,3 +96,38 @@ fn regression_seed_7_trusted_delta_behind_untrusted_head() {
 fn regression_seed_28_lax_peer_dropped_its_only_copies() {
     run(SimConfig::chaos(28));
 }
+
+/// More writers and followers, heavier loss, longer delays (so more reordering), more CIDs.
+#[test]
+fn chaos_heavy_seeds() {
+    let seeds: u64 = std::env::var("SIM_HEAVY_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
+    for seed in 0..seeds {
+        let mut cfg = SimConfig::chaos(1_000_000 + seed);
+        cfg.writers = 5;
+        cfg.followers = 4;
+        cfg.loss = 0.3;
+        cfg.duplication = 0.2;
+        cfg.delay_ms_max = 1_500;
+        cfg.cid_universe = 200;
+        cfg.active_ms = 30_000;
+        run(cfg);
+    }
+}
+
+/// Every fallback picked the first usable snapshot in key order; peers kept re-compacting, so the
+/// only snapshot covering the missing delta (last in order) was never reached.
+#[test]
+fn regression_seed_1000142_snapshot_fallback_rotates_over_peers() {
+    let mut cfg = SimConfig::chaos(1_000_142);
+    cfg.writers = 5;
+    cfg.followers = 4;
+    cfg.loss = 0.3;
+    cfg.duplication = 0.2;
+    cfg.delay_ms_max = 1_500;
+    cfg.cid_universe = 200;
+    cfg.active_ms = 30_000;
+    run(cfg);
+}

@@ -678,7 +678,7 @@ impl Sim {
     }
 
     /// Run the whole scenario and check it.
-    pub fn run(mut self) -> SimReport {
+    pub fn run(&mut self) -> SimReport {
         while self.now_ms < self.cfg.active_ms {
             self.step();
             if self.now_ms.is_multiple_of(1_000) {
@@ -731,6 +731,6 @@ impl Sim {
                 expected.len()
             ));
         }
-        self.report
+        self.report.clone()
     }
 }
