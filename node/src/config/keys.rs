@@ -28,6 +28,13 @@ pub const KNOWN_KEYS: &[&str] = &[
     "cluster",
     "cluster.secret",
     "cluster.trusted_peers",
+    "tiers",
+    "tiers.s3",
+    "tiers.s3.bucket",
+    "tiers.s3.prefix",
+    "tiers.s3.endpoint",
+    "tiers.s3.region",
+    "tiers.s3.path_style",
 ];
 
 /// Sections: keys whose value is a table.

@@ -174,6 +174,9 @@ pub struct Config {
     pub provide: Provide,
     pub api: Api,
     pub cluster: Cluster,
+    /// Storage tiers beyond the local store; left out of the file while none is configured.
+    #[serde(skip_serializing_if = "Tiers::is_empty")]
+    pub tiers: Tiers,
 }
 
 /// Where the node listens (kubo's `Addresses`).
@@ -290,6 +293,55 @@ pub struct Cluster {
     pub secret: Option<String>,
     /// Peer ids allowed to modify the pinset.
     pub trusted_peers: Vec<String>,
+}
+
+/// Storage tiers (`[tiers.s3]`): with one configured, the repository opens a tiered store
+/// (local first, then the tier) and `ipfs-kit tier` moves DAGs between them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tiers {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3: Option<TierS3>,
+}
+
+impl Tiers {
+    pub fn is_empty(&self) -> bool {
+        self.s3.is_none()
+    }
+}
+
+/// `[tiers.s3]`: an S3 bucket (AWS or any S3-compatible server). Credentials come from the
+/// AWS default chain (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `~/.aws/credentials` and
+/// `config`, web identity, container or instance metadata), never from this file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TierS3 {
+    pub bucket: String,
+    /// Prepended to every object key (`blocks/`); the key is prefix + the block's CID.
+    pub prefix: String,
+    /// A custom endpoint such as `http://127.0.0.1:9000`; unset for AWS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Unset: from the AWS default chain, else `us-east-1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need.
+    pub path_style: bool,
+}
+
+impl TierS3 {
+    /// The tier library's config (credentials left to the AWS default chain).
+    pub fn to_s3_config(&self) -> ipfs_kit_tiers::tier::s3::S3Config {
+        ipfs_kit_tiers::tier::s3::S3Config {
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone(),
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            path_style: self.path_style,
+            access_key_id: None,
+            secret_access_key: None,
+        }
+    }
 }
 
 const FILE_HEADER: &str = "\

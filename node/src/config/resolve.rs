@@ -165,6 +165,9 @@ impl Config {
             None => None,
         };
         check_count("cluster.trusted_peers", self.cluster.trusted_peers.len())?;
+        if let Some(s3) = &self.tiers.s3 {
+            check_tier_s3(s3)?;
+        }
         let cluster_trusted_peers = self
             .cluster
             .trusted_peers
@@ -190,6 +193,23 @@ impl Config {
             cluster_trusted_peers,
         })
     }
+}
+
+/// `[tiers.s3]`: a bucket name and, when set, an http(s) endpoint.
+fn check_tier_s3(s3: &super::TierS3) -> Result<(), ConfigError> {
+    let bad = |key: &str, message: &str| ConfigError::BadValue {
+        key: key.into(),
+        message: message.into(),
+    };
+    if s3.bucket.trim().is_empty() {
+        return Err(bad("tiers.s3.bucket", "must name a bucket"));
+    }
+    if let Some(ep) = &s3.endpoint {
+        if !(ep.starts_with("http://") || ep.starts_with("https://")) {
+            return Err(bad("tiers.s3.endpoint", "must be an http:// or https:// URL"));
+        }
+    }
+    Ok(())
 }
 
 fn check_count(key: &str, count: usize) -> Result<(), ConfigError> {

@@ -489,6 +489,11 @@ fn known_keys_match_the_structs() {
     let mut c = Config::default().effective();
     c.api.token = Some("0123456789abcdef".into());
     c.cluster.secret = Some("ab".repeat(32));
+    c.tiers.s3 = Some(crate::config::TierS3 {
+        endpoint: Some("http://127.0.0.1:9000".into()),
+        region: Some("us-east-1".into()),
+        ..Default::default()
+    });
     let mut found = Vec::new();
     fn walk(t: &toml::Table, prefix: &str, found: &mut Vec<String>) {
         for (k, v) in t {

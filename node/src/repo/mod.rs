@@ -12,6 +12,7 @@
 
 pub mod gc;
 pub mod pin;
+mod tiers;
 
 pub use gc::{GcReport, RepoStat, WriteSession};
 pub use pin::{PinEntry, PinFilter, PinKind, PinVerifyEntry};
@@ -73,6 +74,8 @@ pub enum RepoError {
     CorruptPin(String),
     #[error(transparent)]
     Car(Box<crate::car::CarError>),
+    #[error("storage tiers: {0}")]
+    Tiers(String),
 }
 
 impl From<crate::car::CarError> for RepoError {
@@ -117,6 +120,8 @@ pub(crate) struct RepoInner {
     /// Multihashes recorded by each live write session, by session id.
     pub(crate) sessions: Mutex<HashMap<u64, Arc<Mutex<MultihashSet>>>>,
     pub(crate) next_session: AtomicU64,
+    /// The tiered store when config.toml configures a tier (`store` is then the same object).
+    pub(crate) tiers: Option<Arc<ipfs_kit_tiers::tiered::TieredBlockstore>>,
     /// Test hook run by GC between mark and sweep, with the GC lock held.
     #[cfg(test)]
     pub(crate) after_mark: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
@@ -197,6 +202,11 @@ impl Repo {
         };
         let store: Arc<dyn Blockstore> =
             Arc::new(DiskBlockstore::open_with(&blocks, disk_options)?);
+        let tiered = tiers::open_tiered(path, store.clone())?;
+        let store: Arc<dyn Blockstore> = match &tiered {
+            Some(t) => t.clone(),
+            None => store,
+        };
         let pins = redb::Database::open(&pins_path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => {
                 RepoError::Store(BlockstoreError::Locked(pins_path.display().to_string()))
@@ -207,7 +217,11 @@ impl Repo {
             },
         })?;
         pin::create_tables(&pins)?;
-        Ok(Self::from_parts(path, store, pins, options))
+        let mut repo = Self::from_parts(path, store, pins, options);
+        if let Some(inner) = Arc::get_mut(&mut repo.inner) {
+            inner.tiers = tiered;
+        }
+        Ok(repo)
     }
 
     /// A repository whose pins live in `path` and whose blocks live in `store` (an in-memory
@@ -234,6 +248,7 @@ impl Repo {
                 gc_lock: RwLock::new(()),
                 sessions: Mutex::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
+                tiers: None,
                 #[cfg(test)]
                 after_mark: Mutex::new(None),
             }),
@@ -248,6 +263,11 @@ impl Repo {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The tiered store, when config.toml configures a storage tier.
+    pub fn tiered(&self) -> Option<&Arc<ipfs_kit_tiers::tiered::TieredBlockstore>> {
+        self.inner.tiers.as_ref()
     }
 
     /// `dag import`: imports a CAR through a write session and, if `pin_roots`, pins every root
