@@ -11,3 +11,6 @@ pub mod arc;
 pub mod cache;
 pub mod index;
 pub mod lru;
+pub mod placement;
+pub mod tier;
+pub mod tiered;

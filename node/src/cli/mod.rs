@@ -9,7 +9,6 @@ mod args;
 mod blocks;
 mod config;
 mod files;
-mod index;
 mod net;
 mod pins;
 mod tier;
@@ -76,7 +75,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Add(a) => add::run(&repo_path, options, a),
         Command::Id => net::id(&repo_path, options),
         Command::Daemon(a) => net::daemon(&repo_path, options, a),
-        Command::Routing(c) => net::routing(&repo_path, options, c),
         Command::Cat {
             path,
             offset,
@@ -88,7 +86,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Dag(c) => blocks::dag(&open(&repo_path)?, c),
         Command::Pin(c) => pins::pin(&open(&repo_path)?, c),
         Command::Repo(c) => pins::repo(&open(&repo_path)?, c),
-        Command::Index(c) => index::run(&open(&repo_path)?, c),
         Command::Tier(c) => tier::run(&open(&repo_path)?, c),
     }
 }
