@@ -206,7 +206,10 @@ fn check_tier_s3(s3: &super::TierS3) -> Result<(), ConfigError> {
     }
     if let Some(ep) = &s3.endpoint {
         if !(ep.starts_with("http://") || ep.starts_with("https://")) {
-            return Err(bad("tiers.s3.endpoint", "must be an http:// or https:// URL"));
+            return Err(bad(
+                "tiers.s3.endpoint",
+                "must be an http:// or https:// URL",
+            ));
         }
     }
     Ok(())
