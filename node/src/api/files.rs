@@ -334,7 +334,7 @@ pub async fn add(
     if parts == 0 {
         return Err(ApiError::bad_request("file argument 'path' is required"));
     }
-    let lines = blocking(move || {
+    let (lines, roots) = blocking(move || {
         let mut lines = lines;
         let mut top = tree.finish("", &opts, &sink, &mut lines)?;
         let mut roots: Vec<Cid> = Vec::new();
@@ -363,9 +363,14 @@ pub async fn add(
             }
         }
         drop(sink);
-        Ok(lines)
+        Ok((lines, roots))
     })
     .await?;
+    if !only_hash {
+        for root in roots {
+            super::provide(&state, root).await;
+        }
+    }
     let mut body = Vec::new();
     for l in &lines {
         serde_json::to_writer(&mut body, l).map_err(ApiError::internal)?;
