@@ -23,6 +23,7 @@
 
 mod files;
 mod mmap;
+mod observer;
 pub mod query;
 pub mod schema;
 
@@ -637,6 +638,17 @@ impl Index {
         let s = self.state.read();
         query::export(&s.base, &s.delta, &s.manifest.tiers, path)
     }
+}
+
+/// Rows in a Parquet file, from its footer (to check an export without reading it).
+pub fn parquet_row_count(path: &Path) -> Result<u64, IndexError> {
+    use parquet::file::reader::FileReader as _;
+    let f = std::fs::File::open(path).map_err(|source| IndexError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let r = parquet::file::reader::SerializedFileReader::new(f)?;
+    Ok(r.metadata().file_metadata().num_rows().max(0) as u64)
 }
 
 /// The raw CID of a multihash key.
