@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// kubo-rpc-client (the maintained JS client of kubo's /api/v0) against a running daemon.
+//
+//   node rpc_client.mjs <api url, e.g. http://127.0.0.1:5001> <file>
+//       add <file> (CIDv1), cat it back, pin ls, block stat, dag put + dag get, id, version;
+//       print one JSON object with what each call returned. Exit 1 on any error.
+import fs from 'node:fs'
+import { create } from 'kubo-rpc-client'
+
+const [url, file] = process.argv.slice(2)
+if (url == null || file == null) {
+  console.error('usage: rpc_client.mjs <api url> <file>')
+  process.exit(2)
+}
+
+const ipfs = create({ url })
+const data = fs.readFileSync(file)
+const out = {}
+
+const added = await ipfs.add({ path: 'input.bin', content: data }, { cidVersion: 1 })
+out.add = { cid: added.cid.toString(), size: added.size, path: added.path }
+
+const chunks = []
+for await (const c of ipfs.cat(added.cid)) chunks.push(c)
+out.catEqual = Buffer.compare(Buffer.concat(chunks), data) === 0
+const part = []
+for await (const c of ipfs.cat(added.cid, { offset: 10, length: 100 })) part.push(c)
+out.catSliceEqual = Buffer.compare(Buffer.concat(part), data.subarray(10, 110)) === 0
+
+out.pins = []
+for await (const p of ipfs.pin.ls({ type: 'recursive' })) out.pins.push({ cid: p.cid.toString(), type: p.type })
+
+const stat = await ipfs.block.stat(added.cid)
+out.blockStat = { cid: stat.cid.toString(), size: stat.size }
+
+const dagCid = await ipfs.dag.put({ hello: 'world', n: [1, 2, 3] }, { storeCodec: 'dag-cbor', hashAlg: 'sha2-256' })
+const got = await ipfs.dag.get(dagCid)
+out.dag = { cid: dagCid.toString(), value: got.value }
+
+const id = await ipfs.id()
+out.id = { id: id.id.toString(), agentVersion: id.agentVersion, role: id.role, addresses: id.addresses.map(a => a.toString()) }
+
+const v = await ipfs.version()
+out.version = v.version
+
+console.log(JSON.stringify(out))

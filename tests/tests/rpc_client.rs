@@ -1,0 +1,108 @@
+//! kubo's JS RPC client (`kubo-rpc-client` from npm, run with Node 22) against a real
+//! `ipfs-kit daemon`: add, cat (whole and a slice), pin ls, block stat, dag put/get, id and
+//! version must work as they do against kubo.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, Result};
+use ipfs_kit_tests::{cli, fixtures, interop::Interop};
+
+/// Stops the daemon when the test ends, however it ends.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn kubo_rpc_client_against_our_daemon() -> Result<()> {
+    let Some(interop) = Interop::from_env("kubo_rpc_client_against_our_daemon") else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let repo = dir.path().join("repo");
+    let mut child = Command::new(cli::ipfs_kit_bin()?)
+        .arg("--repo")
+        .arg(&repo)
+        .args([
+            "daemon",
+            "--swarm",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api",
+            "127.0.0.1:0",
+            "--gateway",
+            "127.0.0.1:0",
+        ])
+        .env_remove("IPFS_KIT_API_TOKEN")
+        .env_remove("IPFS_KIT_API")
+        .env_remove("IPFS_KIT_GATEWAY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let _daemon = Daemon(child);
+    let mut api = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if let Some(ma) = line.strip_prefix("RPC API server listening on ") {
+            let p: Vec<&str> = ma.split('/').collect();
+            api = Some(format!("http://{}:{}", p[2], p[4]));
+        }
+        if line == "Daemon is ready" {
+            break;
+        }
+    }
+    let api = api.context("daemon printed no API address")?;
+    let file = dir.path().join("input.bin");
+    fixtures::write_random_file(&file, 7, 1_300_000)?;
+    let out = Command::new(&interop.node)
+        .arg(interop.scripts.join("rpc_client.mjs"))
+        .arg(&api)
+        .arg(&file)
+        .output()?;
+    assert!(
+        out.status.success(),
+        "rpc_client.mjs failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    // Our own importer names the same bytes with the same CID.
+    let cid = cli::add_root(&dir.path().join("check"), &["--cid-version=1"], &file)
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!(v["add"]["cid"], cid.as_str(), "{v}");
+    assert_eq!(v["add"]["path"], "input.bin");
+    assert!(v["add"]["size"].as_u64().unwrap_or(0) > 1_300_000, "{v}");
+    assert_eq!(v["catEqual"], true, "{v}");
+    assert_eq!(v["catSliceEqual"], true, "{v}");
+    assert!(
+        v["pins"].as_array().is_some_and(|p| p
+            .iter()
+            .any(|p| p["cid"] == cid.as_str() && p["type"] == "recursive")),
+        "{v}"
+    );
+    assert_eq!(v["blockStat"]["cid"], cid.as_str(), "{v}");
+    assert!(v["blockStat"]["size"].as_u64().unwrap_or(0) > 0, "{v}");
+    assert!(
+        v["dag"]["cid"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("bafyrei")),
+        "{v}"
+    );
+    assert_eq!(
+        v["dag"]["value"],
+        serde_json::json!({"hello": "world", "n": [1, 2, 3]})
+    );
+    assert!(
+        v["id"]["id"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("12D3KooW")),
+        "{v}"
+    );
+    assert_eq!(v["id"]["role"], "worker", "{v}");
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"), "{v}");
+    Ok(())
+}
