@@ -63,6 +63,9 @@ pub enum Command {
     Id,
     /// Run the network node until SIGINT/SIGTERM.
     Daemon(super::net::DaemonArgs),
+    /// The Arrow index of blocks: query, export to Parquet, rebuild.
+    #[command(subcommand)]
+    Index(super::index::IndexCmd),
     /// Storage tiers: where blocks live (local, S3), and moving DAGs between them.
     #[command(subcommand)]
     Tier(super::tier::TierCmd),

@@ -9,6 +9,7 @@ mod args;
 mod blocks;
 mod config;
 mod files;
+mod index;
 mod net;
 mod pins;
 mod tier;
@@ -86,6 +87,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Dag(c) => blocks::dag(&open(&repo_path)?, c),
         Command::Pin(c) => pins::pin(&open(&repo_path)?, c),
         Command::Repo(c) => pins::repo(&open(&repo_path)?, c),
+        Command::Index(c) => index::run(&open(&repo_path)?, c),
         Command::Tier(c) => tier::run(&open(&repo_path)?, c),
     }
 }
