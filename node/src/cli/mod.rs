@@ -76,6 +76,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Add(a) => add::run(&repo_path, options, a),
         Command::Id => net::id(&repo_path, options),
         Command::Daemon(a) => net::daemon(&repo_path, options, a),
+        Command::Routing(c) => net::routing(&repo_path, options, c),
         Command::Cat {
             path,
             offset,

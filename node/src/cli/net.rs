@@ -207,3 +207,106 @@ async fn wait_for_signal() -> Result<&'static str> {
         Ok("interrupt")
     }
 }
+
+/// `ipfs-kit routing ...`: DHT lookups and announcements, run in a short-lived node with this
+/// repository's identity (readable beside a running daemon), dialing `--bootstrap` peers and
+/// the configuration's `bootstrap` list.
+#[derive(clap::Subcommand, Debug)]
+pub enum RoutingCmd {
+    /// Find peers that provide a CID.
+    Findprovs {
+        cid: String,
+        /// The number of providers to find.
+        #[arg(short = 'n', long = "num-providers", default_value_t = 20)]
+        num_providers: usize,
+        #[command(flatten)]
+        net: ShortLivedArgs,
+    },
+    /// Find the addresses of a peer.
+    Findpeer {
+        peer: String,
+        #[command(flatten)]
+        net: ShortLivedArgs,
+    },
+    /// Announce this node as a provider of a CID.
+    Provide {
+        cid: String,
+        #[command(flatten)]
+        net: ShortLivedArgs,
+    },
+}
+
+/// Flags of the short-lived node behind `routing`.
+#[derive(Args, Debug)]
+pub struct ShortLivedArgs {
+    /// A peer to dial first (repeatable), `/ip4/../tcp/../p2p/<id>`.
+    #[arg(long = "bootstrap", value_name = "MULTIADDR")]
+    pub bootstrap: Vec<Multiaddr>,
+}
+
+/// `ipfs-kit routing findprovs|findpeer|provide`.
+pub fn routing(repo_path: &Path, options: RepoOptions, cmd: RoutingCmd) -> Result<()> {
+    let keypair = if net::identity::identity_path(repo_path).is_file() {
+        net::identity::load_or_create_in(repo_path)?
+    } else {
+        let repo = super::open(repo_path, options)?;
+        net::load_or_create(&repo)?
+    };
+    let mut bootstrap = match &cmd {
+        RoutingCmd::Findprovs { net, .. }
+        | RoutingCmd::Findpeer { net, .. }
+        | RoutingCmd::Provide { net, .. } => net.bootstrap.clone(),
+    };
+    if let Ok(config) = crate::config::Config::load_with_env(repo_path) {
+        bootstrap.extend(config.bootstrap.iter().filter_map(|a| a.parse().ok()));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async {
+        let mut config = NodeConfig::new(keypair);
+        config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
+        config.behaviour.kad_mode = net::KadMode::Client;
+        config.behaviour.kad_bootstrap_interval = None;
+        let node = Node::start(config)
+            .await
+            .context("starting the network node")?;
+        for addr in &bootstrap {
+            if let Err(e) = node.connect(addr.clone()).await {
+                tracing::warn!(%addr, error = %e, "bootstrap dial failed");
+            }
+        }
+        if node.peers().await?.is_empty() {
+            anyhow::bail!("no peers reachable: pass --bootstrap or set bootstrap in config.toml");
+        }
+        let _ = node.bootstrap().await;
+        match cmd {
+            RoutingCmd::Findprovs {
+                cid, num_providers, ..
+            } => {
+                let cid: cid::Cid = cid.parse().context("parsing the CID")?;
+                for (peer, _) in node.find_providers(cid, num_providers).await? {
+                    println!("{peer}");
+                }
+            }
+            RoutingCmd::Findpeer { peer, .. } => {
+                let peer: libp2p::PeerId = peer.parse().context("parsing the peer ID")?;
+                match node.find_peer(peer).await? {
+                    Some(addrs) if !addrs.is_empty() => {
+                        for a in addrs {
+                            println!("{a}");
+                        }
+                    }
+                    _ => anyhow::bail!("routing: not found"),
+                }
+            }
+            RoutingCmd::Provide { cid, .. } => {
+                let cid: cid::Cid = cid.parse().context("parsing the CID")?;
+                node.provide(cid).await?;
+            }
+        }
+        node.shutdown().await;
+        Ok::<(), anyhow::Error>(())
+    })
+}

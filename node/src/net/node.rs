@@ -464,6 +464,12 @@ enum QueryReply {
         cid: Cid,
         found: usize,
     },
+    /// A provider came without addresses: look the peer up, then hand it to the session.
+    Resolve {
+        session: SessionId,
+        cid: Cid,
+        peer: PeerId,
+    },
 }
 
 /// The state the swarm task keeps beside the swarm.
@@ -827,14 +833,27 @@ impl Actor {
                 mut found,
             } => {
                 let me = self.peer_id;
-                let peers: Vec<PeerId> = with_addrs
-                    .into_iter()
-                    .filter(|(p, _)| Some(*p) != me)
-                    .map(|(p, a)| {
-                        swarm.behaviour_mut().bitswap.add_addresses(p, a);
-                        p
-                    })
-                    .collect();
+                let mut peers = Vec::new();
+                for (p, a) in with_addrs {
+                    if Some(p) == me {
+                        continue;
+                    }
+                    if a.is_empty() && !self.peers.contains_key(&p) {
+                        // No address came with the record: find the peer first.
+                        let q = swarm.behaviour_mut().kad.get_closest_peers(p);
+                        self.queries.insert(
+                            q,
+                            QueryReply::Resolve {
+                                session,
+                                cid,
+                                peer: p,
+                            },
+                        );
+                        continue;
+                    }
+                    swarm.behaviour_mut().bitswap.add_addresses(p, a);
+                    peers.push(p);
+                }
                 found += peers.len();
                 if !peers.is_empty() && self.fetches.contains_key(&session) {
                     tracing::debug!(%cid, providers = peers.len(), "providers found");
@@ -948,7 +967,7 @@ impl Actor {
                 ..
             })) => match result {
                 QueryResult::GetProviders(r) => self.on_providers(swarm, id, r, step.last),
-                other => self.on_query(id, other, step.last),
+                other => self.on_query(swarm, id, other, step.last),
             },
             SwarmEvent::Behaviour(BehaviourEvent::Bitswap(e)) => self.on_bitswap(swarm, e),
             _ => {}
@@ -977,7 +996,13 @@ impl Actor {
         }
     }
 
-    fn on_query(&mut self, id: QueryId, result: QueryResult, last: bool) {
+    fn on_query(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        id: QueryId,
+        result: QueryResult,
+        last: bool,
+    ) {
         match result {
             QueryResult::Bootstrap(r) => {
                 let failed = r.is_err();
@@ -992,14 +1017,37 @@ impl Actor {
                     let _ = tx.send(r.map(|_| ()).map_err(|e| NetError::Query(e.to_string())));
                 }
             }
-            QueryResult::GetClosestPeers(r) => {
-                if let Some(QueryReply::Closest(tx)) = self.queries.remove(&id) {
+            QueryResult::GetClosestPeers(r) => match self.queries.remove(&id) {
+                Some(QueryReply::Closest(tx)) => {
                     let _ = tx.send(
                         r.map(|ok| ok.peers)
                             .map_err(|e| NetError::Query(e.to_string())),
                     );
                 }
-            }
+                Some(QueryReply::Resolve { session, cid, peer }) => {
+                    let addrs = match r {
+                        Ok(ok) => ok.peers,
+                        Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                    }
+                    .into_iter()
+                    .find(|p| p.peer_id == peer)
+                    .map(|p| p.addrs)
+                    .unwrap_or_default();
+                    if addrs.is_empty() {
+                        tracing::debug!(%peer, "provider not found in the DHT");
+                    } else {
+                        swarm.behaviour_mut().bitswap.add_addresses(peer, addrs);
+                        swarm
+                            .behaviour_mut()
+                            .bitswap
+                            .providers_found(session, cid, vec![peer]);
+                    }
+                }
+                Some(other) => {
+                    self.queries.insert(id, other);
+                }
+                None => {}
+            },
             _ => {}
         }
     }
