@@ -1,0 +1,97 @@
+//! `CachedBlockstore`: hits are served without touching the inner store, the cache stays within
+//! its byte budget, deletes reach both, and a one-off scan does not evict the hot blocks.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use bytes::Bytes;
+use cid::Cid;
+use ipfs_kit_blockstore::hash::{HashFn, RAW_CODEC};
+use ipfs_kit_blockstore::{Block, Blockstore, BlockstoreError, DiskBlockstore, StoreStat};
+use ipfs_kit_tiers::cache::CachedBlockstore;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A real disk store that counts the reads reaching it.
+struct Counting {
+    inner: DiskBlockstore,
+    gets: AtomicU64,
+}
+
+impl Blockstore for Counting {
+    fn get(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
+        self.gets.fetch_add(1, Ordering::Relaxed);
+        self.inner.get(cid)
+    }
+    fn has(&self, cid: &Cid) -> Result<bool, BlockstoreError> {
+        self.inner.has(cid)
+    }
+    fn size_of(&self, cid: &Cid) -> Result<Option<u64>, BlockstoreError> {
+        self.inner.size_of(cid)
+    }
+    fn put_many(&self, blocks: &[Block]) -> Result<(), BlockstoreError> {
+        self.inner.put_many(blocks)
+    }
+    fn delete_many(&self, cids: &[Cid]) -> Result<u64, BlockstoreError> {
+        self.inner.delete_many(cids)
+    }
+    fn all_cids(&self) -> Result<Vec<Cid>, BlockstoreError> {
+        self.inner.all_cids()
+    }
+    fn sync(&self) -> Result<(), BlockstoreError> {
+        self.inner.sync()
+    }
+    fn stat(&self) -> Result<StoreStat, BlockstoreError> {
+        self.inner.stat()
+    }
+}
+
+fn block(i: u64, len: usize) -> Block {
+    let mut data = vec![(i % 251) as u8; len];
+    data.extend_from_slice(&i.to_le_bytes());
+    let mh = HashFn::Sha2_256.digest(&data).unwrap();
+    Block::new(Cid::new_v1(RAW_CODEC, mh), Bytes::from(data)).unwrap()
+}
+
+#[test]
+fn hot_blocks_are_served_from_the_cache_within_its_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Counting {
+        inner: DiskBlockstore::open(dir.path()).unwrap(),
+        gets: AtomicU64::new(0),
+    };
+    let capacity = 64 * 1024;
+    let cached = CachedBlockstore::new(inner, capacity);
+    let hot: Vec<Block> = (0..8).map(|i| block(i, 4000)).collect();
+    let scan: Vec<Block> = (100..200).map(|i| block(i, 4000)).collect();
+    cached.put_many(&hot).unwrap();
+    cached.put_many(&scan).unwrap();
+    for _ in 0..3 {
+        for b in &hot {
+            assert_eq!(cached.get(b.cid()).unwrap().unwrap(), *b.data());
+        }
+    }
+    // 8 misses, then hits.
+    assert_eq!(cached.inner().gets.load(Ordering::Relaxed), 8);
+    assert_eq!(cached.stats().hits, 16);
+    // A one-off scan of 400 KB through a 64 KiB cache.
+    for b in &scan {
+        assert_eq!(cached.get(b.cid()).unwrap().unwrap(), *b.data());
+    }
+    let s = cached.sizes();
+    assert!(s.t1_bytes + s.t2_bytes <= capacity, "{s:?}");
+    let before = cached.inner().gets.load(Ordering::Relaxed);
+    for b in &hot {
+        cached.get(b.cid()).unwrap().unwrap();
+    }
+    assert_eq!(
+        cached.inner().gets.load(Ordering::Relaxed),
+        before,
+        "the scan evicted hot blocks (T2) — ARC should have kept them"
+    );
+    let h = cached.heat(hot[0].cid()).unwrap();
+    assert_eq!(h.accesses, 4);
+    assert!(h.resident);
+    // Deletes go through to the store and out of the cache.
+    assert_eq!(cached.delete_many(&[*hot[0].cid()]).unwrap(), 1);
+    assert!(cached.get(hot[0].cid()).unwrap().is_none());
+    assert!(!cached.has(hot[0].cid()).unwrap());
+    assert!(cached.heat(hot[0].cid()).is_none());
+}
