@@ -48,8 +48,8 @@ pub const ADD_PARTS_MAX: usize = 1 << 20;
 pub const ADD_PART_PATH_BYTES_MAX: usize = 4096;
 /// Most `arg` values (and other parameters) in one query string.
 pub const QUERY_PARAMS_MAX: usize = 1024;
-/// Longest query string accepted.
-pub const QUERY_BYTES_MAX: usize = 64 * 1024;
+/// Longest query string accepted (below the 64 KiB URI cap of common HTTP clients).
+pub const QUERY_BYTES_MAX: usize = 32 * 1024;
 
 /// What every handler shares.
 #[derive(Clone)]

@@ -268,7 +268,12 @@ async fn serve(
         let repo = state.repo.clone();
         let resolved = blocking(move || {
             let store = repo.blocks().as_ref();
-            let path = walk_path(store, root, &names2).map_err(crate::api::ApiError::from)?;
+            let path = walk_path(store, root, &names2).map_err(|e| match e {
+                ExportError::NoSuchLink { .. } | ExportError::NotFound(_) => {
+                    crate::api::ApiError::new(StatusCode::NOT_FOUND, 0, e.to_string())
+                }
+                e => crate::api::ApiError::from(e),
+            })?;
             let terminal = *path.last().unwrap_or(&root);
             Ok(match format {
                 Format::Raw => {

@@ -1,0 +1,717 @@
+//! The RPC API and the gateway of a real `ipfs-kit daemon` process, driven with a real HTTP
+//! client (reqwest): kubo's shapes and errors, limits (limit + 1), token auth, the gateway's
+//! trustless and path responses, 429 and 504, the CLI through the daemon, graceful shutdown.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::Env;
+use reqwest::blocking::multipart::{Form, Part};
+use reqwest::blocking::Client;
+use serde_json::Value;
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "s3cret-token-0123456789";
+
+/// A running daemon with its API and gateway on ephemeral loopback ports.
+struct Daemon {
+    child: Child,
+    api: String,
+    gateway: String,
+    rest: Option<std::io::Lines<BufReader<std::process::ChildStdout>>>,
+}
+
+impl Daemon {
+    fn start(env: &Env, extra: &[&str], vars: &[(&str, &str)]) -> Daemon {
+        let mut args = vec![
+            "daemon",
+            "--swarm",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api",
+            "127.0.0.1:0",
+            "--gateway",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        let mut cmd = env.cmd(&args);
+        cmd.env_remove("IPFS_KIT_API_TOKEN");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut api, mut gateway) = (None, None);
+        let addr = |l: &str| {
+            // "... listening on /ip4/127.0.0.1/tcp/PORT"
+            let ma = l.rsplit(' ').next().unwrap();
+            let p: Vec<&str> = ma.split('/').collect();
+            format!("http://{}:{}", p[2], p[4])
+        };
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if line.starts_with("RPC API server listening on") {
+                api = Some(addr(&line));
+            } else if line.starts_with("Gateway server listening on") {
+                gateway = Some(addr(&line));
+            } else if line == "Daemon is ready" {
+                break;
+            }
+        }
+        Daemon {
+            child,
+            api: api.expect("no API line"),
+            gateway: gateway.expect("no gateway line"),
+            rest: Some(lines),
+        }
+    }
+
+    fn url(&self, cmd: &str) -> String {
+        format!("{}/api/v0/{cmd}", self.api)
+    }
+
+    fn sigterm(&mut self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    use rand::{RngCore as _, SeedableRng as _};
+    let mut v = vec![0u8; n];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
+    v
+}
+
+fn ndjson(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn add(c: &Client, d: &Daemon, form: Form, query: &str) -> Vec<Value> {
+    let r = c
+        .post(format!("{}?{query}", d.url("add")))
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text());
+    assert_eq!(r.headers()["x-chunked-output"], "1");
+    ndjson(&r.text().unwrap())
+}
+
+fn file_part(name: &str, data: Vec<u8>) -> Part {
+    Part::bytes(data)
+        .file_name(name.to_owned())
+        .mime_str("application/octet-stream")
+        .unwrap()
+}
+
+fn dir_part(name: &str) -> Part {
+    Part::bytes(Vec::new())
+        .file_name(name.to_owned())
+        .mime_str("application/x-directory")
+        .unwrap()
+}
+
+/// kubo's error body, checked for shape; returns the message.
+fn kubo_error(r: reqwest::blocking::Response, status: u16, code: u64) -> String {
+    assert_eq!(r.status().as_u16(), status);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["Type"], "error", "{v}");
+    assert_eq!(v["Code"], code, "{v}");
+    v["Message"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn add_cat_get_ls_and_kubo_shapes() {
+    let env = Env::new();
+    let d = Daemon::start(&env, &[], &[]);
+    let c = client();
+    let big = random_bytes(1_500_000, 1);
+    let form = Form::new()
+        .part("file", dir_part("d"))
+        .part("file-1", file_part("d/big.bin", big.clone()))
+        .part("file-2", file_part("d/small.txt", b"hello\n".to_vec()));
+    let lines = add(&c, &d, form, "cid-version=1");
+    let names: Vec<&str> = lines.iter().map(|l| l["Name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["d/big.bin", "d/small.txt", "d"]);
+    assert!(
+        lines.iter().all(|l| l["Size"].is_string()),
+        "kubo sends Size as a string"
+    );
+    let root = lines[2]["Hash"].as_str().unwrap().to_owned();
+    let big_cid = lines[0]["Hash"].as_str().unwrap().to_owned();
+    // The same bytes through the local importer give the same CID.
+    let dir = env.path("d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("big.bin"), &big).unwrap();
+    std::fs::write(dir.join("small.txt"), b"hello\n").unwrap();
+    let opts = ipfs_kit::unixfs::ImportOptions {
+        cid_version: Some(cid::Version::V1),
+        ..Default::default()
+    };
+    let local = ipfs_kit::unixfs::dir::import_path(
+        &dir,
+        &opts,
+        &ipfs_kit::unixfs::DiscardSink,
+        &mut |_: &ipfs_kit::unixfs::Imported| {},
+        &|_: u64| {},
+    )
+    .unwrap();
+    assert_eq!(local.cid.to_string(), root);
+
+    // cat, whole and a slice.
+    let r = c
+        .post(format!("{}?arg={root}/big.bin", d.url("cat")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().unwrap().as_ref(), big.as_slice());
+    let r = c
+        .post(format!(
+            "{}?arg={big_cid}&offset=1000&length=5000",
+            d.url("cat")
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(r.bytes().unwrap().as_ref(), &big[1000..6000]);
+    // cat of a directory: kubo's error.
+    let r = c
+        .post(format!("{}?arg={root}", d.url("cat")))
+        .send()
+        .unwrap();
+    assert!(kubo_error(r, 500, 0).contains("directory"));
+
+    // ls: kubo's Objects/Links with UnixFS types.
+    let v: Value = c
+        .post(format!("{}?arg={root}", d.url("ls")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let links = v["Objects"][0]["Links"].as_array().unwrap();
+    assert_eq!(links.len(), 2);
+    assert_eq!(links[0]["Name"], "big.bin");
+    assert_eq!(links[0]["Size"], 1_500_000);
+    assert_eq!(links[0]["Type"], 2);
+
+    // get: a tar of the directory.
+    let r = c
+        .post(format!("{}?arg={root}", d.url("get")))
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "application/x-tar");
+    let mut archive = tar::Archive::new(r);
+    let mut seen = Vec::new();
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().display().to_string();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        if path.ends_with("big.bin") {
+            assert_eq!(data, big);
+        }
+        seen.push(path);
+    }
+    assert_eq!(
+        seen,
+        vec![
+            format!("{root}/"),
+            format!("{root}/big.bin"),
+            format!("{root}/small.txt")
+        ]
+    );
+
+    // pin ls (both shapes), id, version, repo stat, metrics.
+    let v: Value = c
+        .post(d.url("pin/ls?type=recursive"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["Keys"][&root]["Type"], "recursive");
+    let r = c
+        .post(d.url("pin/ls?stream=true"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(ndjson(&r).iter().any(|l| l["Cid"] == root.as_str()));
+    let id: Value = c.post(d.url("id")).send().unwrap().json().unwrap();
+    assert!(id["ID"].as_str().unwrap().starts_with("12D3KooW"));
+    assert_eq!(id["Role"], "worker");
+    assert!(id["Addresses"][0].as_str().unwrap().contains("/p2p/"));
+    let v: Value = c.post(d.url("version")).send().unwrap().json().unwrap();
+    assert_eq!(v["Version"], env!("CARGO_PKG_VERSION"));
+    let v: Value = c.post(d.url("repo/stat")).send().unwrap().json().unwrap();
+    assert!(v["NumObjects"].as_u64().unwrap() >= 9);
+    let m = c
+        .get(format!("{}/debug/metrics/prometheus", d.api))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for name in [
+        "ipfs_kit_blockstore_blocks",
+        "ipfs_kit_swarm_peers",
+        "ipfs_kit_bitswap_blocks_sent_total",
+        "ipfs_kit_http_requests_total{server=\"api\",command=\"/api/v0/add\",status=\"200\"} 1",
+    ] {
+        assert!(m.contains(name), "{name} missing from metrics:\n{m}");
+    }
+}
+
+#[test]
+fn block_dag_pin_and_gc() {
+    let env = Env::new();
+    let d = Daemon::start(&env, &[], &[]);
+    let c = client();
+    let put = |query: &str, data: &[u8]| -> Value {
+        c.post(format!("{}?{query}", d.url("block/put")))
+            .multipart(Form::new().part("data", file_part("", data.to_vec())))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let v = put("", b"a raw block");
+    let key = v["Key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("bafkrei"));
+    assert_eq!(v["Size"], 11);
+    let got = c
+        .post(format!("{}?arg={key}", d.url("block/get")))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert_eq!(got.as_ref(), b"a raw block");
+    let st: Value = c
+        .post(format!("{}?arg={key}", d.url("block/stat")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(st, serde_json::json!({"Key": key, "Size": 11}));
+    // A pinned block is not removed; an unpinned one is.
+    let pinned = put("pin=true", b"pinned block")["Key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = c
+        .post(format!("{}?arg={pinned}&arg={key}", d.url("block/rm")))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let lines = ndjson(&r);
+    assert!(lines[0]["Error"].as_str().unwrap().contains("pinned"));
+    assert_eq!(lines[1], serde_json::json!({"Hash": key, "Error": ""}));
+
+    // dag put / get / export / import.
+    let v: Value = c
+        .post(d.url("dag/put?pin=true"))
+        .multipart(Form::new().part(
+            "file",
+            file_part("", br#"{"hello":"world","n":[1,2]}"#.to_vec()),
+        ))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let dag_cid = v["Cid"]["/"].as_str().unwrap().to_owned();
+    assert!(dag_cid.starts_with("bafyrei"));
+    let got: Value = c
+        .post(format!("{}?arg={dag_cid}/n", d.url("dag/get")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(got, serde_json::json!([1, 2]));
+    let car = c
+        .post(format!("{}?arg={dag_cid}", d.url("dag/export")))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let store = ipfs_kit_blockstore::MemoryBlockstore::new();
+    let imported =
+        ipfs_kit::car::import_car(&ipfs_kit::unixfs::StoreSink(&store), &mut car.as_ref()).unwrap();
+    assert_eq!(imported.roots[0].to_string(), dag_cid);
+    let r = c
+        .post(d.url("dag/import?stats=true"))
+        .multipart(Form::new().part("file", file_part("x.car", car.to_vec())))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let lines = ndjson(&r);
+    assert_eq!(lines[0]["Root"]["Cid"]["/"], dag_cid.as_str());
+    assert_eq!(lines[1]["Stats"]["BlockCount"], 1);
+
+    // pin rm, then gc removes the block; pin add brings nothing back that is gone.
+    let v: Value = c
+        .post(format!("{}?arg={dag_cid}", d.url("pin/rm")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["Pins"][0], dag_cid.as_str());
+    let gc = c.post(d.url("repo/gc")).send().unwrap().text().unwrap();
+    assert!(!ndjson(&gc).is_empty(), "gc removed nothing: {gc}");
+    let v: Value = c
+        .post(format!("{}?arg={pinned}", d.url("pin/add")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["Pins"][0], pinned.as_str());
+    let r = c
+        .post(format!("{}?arg={pinned}", d.url("pin/ls")))
+        .send()
+        .unwrap();
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["Keys"][&pinned]["Type"], "recursive");
+}
+
+#[test]
+fn errors_and_size_limits() {
+    let env = Env::new();
+    let d = Daemon::start(&env, &[], &[]);
+    let c = client();
+    // A bad CID is kubo's 500 with Code 0; a missing argument 400 with Code 1.
+    let msg = kubo_error(c.post(d.url("cat?arg=not-a-cid")).send().unwrap(), 500, 0);
+    assert!(msg.contains("invalid"), "{msg}");
+    let msg = kubo_error(c.post(d.url("block/stat")).send().unwrap(), 400, 1);
+    assert!(msg.contains("argument"), "{msg}");
+    kubo_error(
+        c.post(d.url("pin/ls?recursive=maybe&stream=x"))
+            .send()
+            .unwrap(),
+        400,
+        1,
+    );
+    // Commands are POST only; unknown ones are 404.
+    assert_eq!(c.get(d.url("version")).send().unwrap().status(), 405);
+    assert_eq!(c.post(d.url("nope")).send().unwrap().status(), 404);
+
+    // block/put: exactly the limit is stored, one byte more is 413 with kubo's error body.
+    let max = ipfs_kit_blockstore::limits::BLOCK_SIZE_BYTES_MAX;
+    let r = c
+        .post(d.url("block/put"))
+        .multipart(Form::new().part("data", file_part("", random_bytes(max, 2))))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text());
+    let r = c
+        .post(d.url("block/put"))
+        .multipart(Form::new().part("data", file_part("", random_bytes(max + 1, 3))))
+        .send()
+        .unwrap();
+    assert!(kubo_error(r, 413, 1).contains("limit"));
+    // dag/put input: limit + 1 is 413.
+    let over = vec![b' '; ipfs_kit::dag::codec::DAG_PUT_INPUT_BYTES_MAX + 1];
+    let r = c
+        .post(d.url("dag/put"))
+        .multipart(Form::new().part("data", file_part("", over)))
+        .send()
+        .unwrap();
+    kubo_error(r, 413, 1);
+    // An add part whose path leaves the upload is refused.
+    let r = c
+        .post(d.url("add"))
+        .multipart(Form::new().part("file", file_part("a/../../x", b"x".to_vec())))
+        .send()
+        .unwrap();
+    kubo_error(r, 400, 1);
+    // A query string over its limit.
+    let long = format!(
+        "{}?arg={}",
+        d.url("cat"),
+        "a".repeat(ipfs_kit::api::QUERY_BYTES_MAX + 1)
+    );
+    let r = c.post(long).send().unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[test]
+fn token_is_required_off_loopback_and_enforced() {
+    let env = Env::new();
+    // Off loopback without a token: the daemon refuses to start.
+    let o = env.run(&[
+        "daemon",
+        "--swarm",
+        "/ip4/127.0.0.1/tcp/0",
+        "--api",
+        "0.0.0.0:0",
+        "--gateway",
+        "127.0.0.1:0",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("token"), "{err}");
+    assert!(!env.repo().join("api").exists());
+
+    // With a token, every request must carry it, on the API and the gateway.
+    let d = Daemon::start(&env, &[], &[("IPFS_KIT_API_TOKEN", TOKEN)]);
+    let c = client();
+    let r = c.post(d.url("version")).send().unwrap();
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    kubo_error(r, 401, 1);
+    let r = c
+        .post(d.url("version"))
+        .bearer_auth("wrong-token-0123456789")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c.post(d.url("version")).bearer_auth(TOKEN).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .get(format!("{}/ipfs/bafkqaaa", d.gateway))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .get(format!("{}/ipfs/bafkqaaa?format=raw", d.gateway))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "identity CID, empty block");
+    // The CLI finds the token in the environment.
+    let out = env.ok_with(&["id"], &[("IPFS_KIT_API_TOKEN", TOKEN)]);
+    assert!(
+        out.contains("\"Role\""),
+        "id went through the daemon: {out}"
+    );
+}
+
+#[test]
+fn gateway_trustless_path_range_listing() {
+    let env = Env::new();
+    let d = Daemon::start(&env, &[], &[]);
+    let c = client();
+    let big = random_bytes(700_000, 4);
+    let form = Form::new()
+        .part("file", dir_part("site"))
+        .part("file", file_part("site/a.txt", b"alpha".to_vec()))
+        .part("file", file_part("site/big.bin", big.clone()))
+        .part("file", dir_part("site/sub"))
+        .part("file", file_part("site/sub/<b>.html", b"<p>b</p>".to_vec()));
+    let lines = add(&c, &d, form, "");
+    let root = lines.last().unwrap()["Hash"].as_str().unwrap().to_owned();
+    let gw = |p: &str| format!("{}/ipfs/{root}{p}", d.gateway);
+
+    // Path gateway: a file, its type from the name.
+    let r = c.get(gw("/a.txt")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    assert_eq!(r.headers()["x-ipfs-roots"], root.as_str());
+    assert_eq!(r.text().unwrap(), "alpha");
+    // Ranges: 206 with Content-Range, 416 past the end.
+    let r = c
+        .get(gw("/big.bin"))
+        .header("Range", "bytes=300000-300099")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"], "bytes 300000-300099/700000");
+    assert_eq!(r.bytes().unwrap().as_ref(), &big[300_000..300_100]);
+    let r = c
+        .get(gw("/big.bin"))
+        .header("Range", "bytes=700000-")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 416);
+    // HEAD: headers only.
+    let r = c.head(gw("/big.bin")).send().unwrap();
+    assert_eq!(r.headers()["content-length"], "700000");
+    // Directory: redirect to the slash form, then an HTML listing with names escaped, or JSON.
+    let r = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(gw("/sub"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 301);
+    let html = c.get(gw("/sub/")).send().unwrap().text().unwrap();
+    assert!(
+        html.contains("&lt;b&gt;.html") && !html.contains("<b>.html"),
+        "{html}"
+    );
+    let v: Value = c
+        .get(gw("/"))
+        .header("Accept", "application/json")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let names: Vec<&str> = v["Links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["a.txt", "big.bin", "sub"]);
+    assert_eq!(c.get(gw("/missing")).send().unwrap().status(), 404);
+    assert_eq!(
+        c.get(format!("{}/ipfs/not-a-cid", d.gateway))
+            .send()
+            .unwrap()
+            .status(),
+        400
+    );
+
+    // Trustless: the raw block, by query and by Accept; the CAR of a path.
+    let block = c
+        .post(format!("{}?arg={root}", d.url("block/get")))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let r = c.get(gw("?format=raw")).send().unwrap();
+    assert_eq!(r.headers()["content-type"], "application/vnd.ipld.raw");
+    assert_eq!(r.bytes().unwrap(), block);
+    let r = c
+        .get(gw(""))
+        .header("Accept", "application/vnd.ipld.raw")
+        .send()
+        .unwrap();
+    assert_eq!(r.bytes().unwrap(), block);
+    let r = c
+        .get(gw("/big.bin"))
+        .header("Accept", "application/vnd.ipld.car")
+        .send()
+        .unwrap();
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/vnd.ipld.car"));
+    let car = r.bytes().unwrap();
+    // Every block verifies; the root is the requested CID and its block comes first.
+    let store = ipfs_kit_blockstore::MemoryBlockstore::new();
+    let imported =
+        ipfs_kit::car::import_car(&ipfs_kit::unixfs::StoreSink(&store), &mut car.as_ref()).unwrap();
+    assert_eq!(imported.roots[0].to_string(), root);
+    let mut out = Vec::new();
+    let file_cid =
+        ipfs_kit::unixfs::export::resolve_path(&store, &format!("{root}/big.bin")).unwrap();
+    ipfs_kit::unixfs::export::cat(&store, &file_cid, 0, None, &mut out).unwrap();
+    assert_eq!(out, big);
+    assert_eq!(c.get(gw("?format=tar")).send().unwrap().status(), 400);
+    // Gateway requests are counted.
+    let m = c
+        .get(format!("{}/debug/metrics/prometheus", d.api))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(m.contains("server=\"gateway\""), "{m}");
+}
+
+#[test]
+fn gateway_429_past_the_limit_and_504_on_timeout() {
+    let env = Env::new();
+    let d = Daemon::start(
+        &env,
+        &["--gateway-requests-max", "1", "--gateway-timeout-secs", "1"],
+        &[],
+    );
+    let c = client();
+    let big = random_bytes(32 * 1024 * 1024, 5);
+    let lines = add(&c, &d, Form::new().part("file", file_part("big", big)), "");
+    let cid = lines[0]["Hash"].as_str().unwrap().to_owned();
+    // One request holds the only slot while its body is unread.
+    let held = c.get(format!("{}/ipfs/{cid}", d.gateway)).send().unwrap();
+    assert_eq!(held.status(), 200);
+    let r = c.get(format!("{}/ipfs/{cid}", d.gateway)).send().unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "5");
+    drop(held);
+    // Once the first answer is gone, the slot is free again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c.head(format!("{}/ipfs/{cid}", d.gateway)).send().unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slot never freed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Content nobody has: the retrieval times out, 504.
+    let absent = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
+    let started = Instant::now();
+    let r = c
+        .get(format!("{}/ipfs/{absent}", d.gateway))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn cli_through_daemon_and_graceful_shutdown() {
+    let env = Env::new();
+    let d = Daemon::start(&env, &[], &[]);
+    assert!(env.repo().join("api").is_file());
+    let file = env.path("f.bin");
+    let data = random_bytes(3 * 1024 * 1024, 6);
+    std::fs::write(&file, &data).unwrap();
+    // The daemon holds the repository: these only work through its API.
+    let out = env.ok(&["add", "-Q", file.to_str().unwrap()]);
+    let cid = out.trim().to_owned();
+    assert_eq!(env.ok_bytes(&["cat", &cid]), data);
+    assert!(env.ok(&["pin", "ls", "--type=recursive"]).contains(&cid));
+    assert!(env.ok(&["ls", &cid]).lines().count() >= 1);
+    let id: Value = serde_json::from_str(&env.ok(&["id"])).unwrap();
+    assert_eq!(id["Role"], "worker");
+
+    // An in-flight download finishes across SIGTERM; then the api file is gone.
+    let c = client();
+    let mut r = c
+        .post(format!("{}?arg={cid}", d.url("cat")))
+        .send()
+        .unwrap();
+    let mut first = vec![0u8; 1024];
+    r.read_exact(&mut first).unwrap();
+    let mut d = d;
+    d.sigterm();
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).unwrap();
+    first.extend(rest);
+    assert_eq!(first, data, "the in-flight answer was cut by shutdown");
+    let status = d.child.wait().unwrap();
+    assert!(status.success());
+    assert!(!env.repo().join("api").exists(), "api file left behind");
+    // Without a daemon the CLI opens the repository itself.
+    assert_eq!(env.ok_bytes(&["cat", &cid]), data);
+    drop(d);
+}
