@@ -198,7 +198,8 @@ async fn fetch_through_dht_providers_when_not_connected() {
     let root = add(&a.repo, &src.path().join("f"));
     a.node.provide(root).await.unwrap();
 
-    assert!(!b.node.peers().await.unwrap().contains(&a.node.peer_id()));
+    // No precondition on B–A: Kademlia's automatic bootstrap (a lookup of B's own ID through C)
+    // may already have connected B to A; without it the session's provider search dials A.
     let stats = b.node.fetch_dag(root).await.unwrap();
     assert!(stats.blocks_fetched >= 5, "{stats:?}");
     let out = tempfile::tempdir().unwrap();
