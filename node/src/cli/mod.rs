@@ -12,8 +12,8 @@ mod files;
 mod index;
 mod net;
 mod pins;
-mod tier;
 mod remote;
+mod tier;
 
 pub use args::Cli;
 

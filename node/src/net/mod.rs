@@ -15,11 +15,11 @@ pub mod fetch;
 pub mod identity;
 pub mod node;
 
+pub use crate::bitswap::BitswapStat;
 pub use behaviour::{agent_version, protocols, BehaviourConfig, ConnectionCaps, KadMode};
+pub use fetch::FetchStats;
 pub use identity::{load_or_create, IdentityError};
 pub use libp2p::{identity::Keypair, Multiaddr, PeerId};
-pub use crate::bitswap::BitswapStat;
-pub use fetch::FetchStats;
 pub use node::{NetError, Node, NodeConfig, NodeHandle, PeerInfo};
 
 /// Default listen addresses of a daemon, as kubo's: TCP and QUIC v1 on port 4001, all
