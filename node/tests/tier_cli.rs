@@ -110,8 +110,14 @@ fn a_dag_moved_to_s3_still_cats_and_comes_back() {
     drop(cfg);
 
     // 3 MiB and change: 13 leaves under one root, CIDv0 dag-pb leaves (kubo's defaults).
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
     let data: Vec<u8> = (0..3 * 1024 * 1024 + 777u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
         .collect();
     let file = env.path("f.bin");
     std::fs::write(&file, &data).unwrap();
