@@ -1,7 +1,7 @@
 //! End-to-end tests of the `ipfs-kit` binary: each runs the real executable against a fresh
 //! repository in a temp dir and checks its output, its exit code and the bytes it gives back.
 
-mod common;
+use crate::common;
 
 use common::Env;
 use std::path::Path;

@@ -189,7 +189,7 @@ async fn forty_nodes_random_pairs_find_providers_and_fetch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "~140 s in a debug build on 2 shared cores (the 60 s CI budget is for the whole \
             test set); forty_nodes_random_pairs_find_providers_and_fetch runs in CI instead. \
-            Run with: cargo test -p ipfs-kit --test harness -- --ignored --nocapture"]
+            Run with: cargo test -p ipfs-kit --test integration harness:: -- --ignored --nocapture"]
 async fn hundred_nodes_random_pairs_find_providers_and_fetch() {
     many_nodes_find_and_fetch(100, 20, 100).await;
 }

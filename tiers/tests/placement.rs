@@ -2,7 +2,7 @@
 
 //! The placement policy: pure decisions from heat, capacity, latency and cost.
 
-mod common;
+use crate::common;
 
 use cid::Cid;
 use ipfs_kit_tiers::placement::{

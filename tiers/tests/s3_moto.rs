@@ -2,7 +2,7 @@
 
 //! The S3 tier against a real S3 server (moto on loopback).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! around an in-memory store standing in the S3 slot (the same paths against a real S3 server
 //! are in `tiered_s3.rs`).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! The tiered blockstore over a real disk store and a real S3 server (moto on loopback):
 //! demotion, verified reads with promotion, and the safety of moves under injected faults.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

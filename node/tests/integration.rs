@@ -1,0 +1,15 @@
+//! Integration tests of the `ipfs-kit` library and binary.
+//!
+//! One test binary per crate: each binary links the whole dependency tree (libp2p, arrow,
+//! aws-sdk), so one link instead of many keeps CI time and disk down. Add a test file by adding
+//! its `mod` line here.
+
+mod common;
+mod api;
+mod bitswap;
+mod cli;
+mod config;
+mod harness;
+mod net;
+mod net_cli;
+mod tier_cli;
