@@ -10,6 +10,7 @@ pub mod api;
 pub mod bitswap;
 pub mod car;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod dag;
 pub mod gateway;

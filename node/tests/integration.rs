@@ -8,6 +8,7 @@ mod common;
 mod api;
 mod bitswap;
 mod cli;
+mod cluster;
 mod config;
 mod harness;
 mod net;

@@ -21,6 +21,7 @@
 //! ([`FETCH_BYTES_MAX`]), and every wait ([`TestnetConfig::op_timeout`],
 //! [`LINK_READY_TIMEOUT`]). Errors are typed ([`HarnessError`]).
 
+pub mod cluster;
 pub mod stats;
 pub mod topology;
 
@@ -42,6 +43,7 @@ use crate::repo::{Repo, RepoError};
 use crate::unixfs::export::{self, ExportError};
 use crate::unixfs::{self, ImportError, ImportOptions};
 
+pub use cluster::ClusterMode;
 pub use stats::{Sample, Stats, Summary};
 pub use topology::{Edge, SplitMix64, Topology};
 
@@ -104,6 +106,8 @@ pub enum HarnessError {
     },
     #[error("a blocking task failed: {0}")]
     Join(String),
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// How to start a [`Testnet`].
@@ -118,6 +122,8 @@ pub struct TestnetConfig {
     /// Where the repositories' pin databases live; a fresh directory under the system's temp
     /// directory (removed when the testnet is dropped) when `None`.
     pub dir: Option<PathBuf>,
+    /// Cluster mode: roles per node, masters and workers run a cluster service.
+    pub cluster: Option<ClusterMode>,
 }
 
 impl TestnetConfig {
@@ -128,6 +134,7 @@ impl TestnetConfig {
             fetch_stall_timeout: FETCH_STALL_TIMEOUT,
             op_timeout: OP_TIMEOUT,
             dir: None,
+            cluster: None,
         }
     }
 }
@@ -136,6 +143,7 @@ struct Slot {
     keypair: Keypair,
     repo: Repo,
     node: Option<Node>,
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 /// N in-process nodes linked in a topology. Dropping it stops every node.
@@ -181,7 +189,11 @@ impl Testnet {
                 keypair: Keypair::generate_ed25519(),
                 repo,
                 node: None,
+                cluster: None,
             });
+        }
+        // Every identity exists before the first boot (a cluster node's trust needs them).
+        for i in 0..net.config.nodes {
             net.boot(i).await?;
         }
         let edges: Vec<Edge> = net.edges.iter().copied().collect();
@@ -289,6 +301,9 @@ impl Testnet {
             .get_mut(index)
             .ok_or(HarnessError::NoSuchNode { index, len })?;
         let node = slot.node.take().ok_or(HarnessError::Stopped(index))?;
+        if let Some(cluster) = slot.cluster.take() {
+            cluster.shutdown().await;
+        }
         node.shutdown().await;
         Ok(())
     }
@@ -488,9 +503,14 @@ impl Testnet {
         // Links of the topology stay up for the whole test.
         c.idle_connection_timeout = Duration::from_secs(3600);
         c.fetch_stall_timeout = self.config.fetch_stall_timeout;
+        let setup = cluster::setup(self, index)?;
+        c.cluster = setup.as_ref().map(|s| s.hooks());
         let node = Node::start(c).await.map_err(net(index))?;
+        let repo = self.slot(index)?.repo.clone();
+        let cluster = setup.map(|s| s.start(node.handle(), repo));
         if let Some(slot) = self.slots.get_mut(index) {
             slot.node = Some(node);
+            slot.cluster = cluster;
         }
         Ok(())
     }

@@ -12,8 +12,11 @@ use std::time::Duration;
 
 use ipfs_kit_blockstore::Blockstore;
 use libp2p::identity::Keypair;
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{connection_limits, identify, kad, memory_connection_limits, ping, StreamProtocol};
+use libp2p::{
+    connection_limits, gossipsub, identify, kad, memory_connection_limits, ping, StreamProtocol,
+};
 
 use crate::bitswap::protocol::ProtocolVersion;
 use crate::bitswap::session::SessionConfig;
@@ -124,6 +127,10 @@ pub struct BehaviourConfig {
     pub kad_bootstrap_interval: Option<Duration>,
     /// Bitswap client sessions' settings (rebroadcast, wants in flight per peer).
     pub bitswap_session: SessionConfig,
+    /// Speak the cluster protocols (gossipsub, cluster status requests): masters and workers
+    /// in a cluster. Off for leechers and plain nodes, which then announce only the IPFS
+    /// protocols of [`protocols`].
+    pub cluster: bool,
 }
 
 impl Default for BehaviourConfig {
@@ -135,6 +142,35 @@ impl Default for BehaviourConfig {
             identify_interval: Duration::from_secs(5 * 60),
             kad_bootstrap_interval: Some(KAD_BOOTSTRAP_INTERVAL),
             bitswap_session: SessionConfig::default(),
+            cluster: false,
+        }
+    }
+}
+
+/// How long a cluster status request waits for its answer.
+pub const CLUSTER_STATUS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// gossipsub's heartbeat (mesh maintenance and gossip); rust-libp2p's default is 1 s.
+pub const GOSSIPSUB_HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// The cluster's gossipsub: signed messages only (the signed `source` is the author of a
+/// heads announcement or a metric), at most `BROADCAST_BYTES_MAX` per message (the 64 KiB
+/// that cluster-sync's announcements are built to fit).
+fn cluster_gossipsub(keypair: &Keypair) -> Option<gossipsub::Behaviour> {
+    let config = gossipsub::ConfigBuilder::default()
+        .max_transmit_size(ipfs_kit_cluster_sync::limits::BROADCAST_BYTES_MAX)
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .heartbeat_interval(GOSSIPSUB_HEARTBEAT)
+        .build();
+    let built = config.map_err(|e| e.to_string()).and_then(|c| {
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(keypair.clone()), c)
+            .map_err(|e| e.to_string())
+    });
+    match built {
+        Ok(b) => Some(b),
+        Err(e) => {
+            tracing::error!(error = %e, "gossipsub not started");
+            None
         }
     }
 }
@@ -148,6 +184,10 @@ pub struct Behaviour {
     pub ping: ping::Behaviour,
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     pub bitswap: crate::bitswap::behaviour::Behaviour,
+    /// The cluster's topics (heads, metrics); on only with [`BehaviourConfig::cluster`].
+    pub gossipsub: Toggle<gossipsub::Behaviour>,
+    /// The cluster's status requests; on only with [`BehaviourConfig::cluster`].
+    pub cluster_status: Toggle<crate::cluster::wire::StatusBehaviour>,
 }
 
 impl Behaviour {
@@ -187,6 +227,12 @@ impl Behaviour {
             bitswap: crate::bitswap::behaviour::Behaviour::new(
                 store,
                 config.bitswap_session.clone(),
+            ),
+            gossipsub: Toggle::from(config.cluster.then(|| cluster_gossipsub(keypair)).flatten()),
+            cluster_status: Toggle::from(
+                config
+                    .cluster
+                    .then(|| crate::cluster::wire::status_behaviour(CLUSTER_STATUS_TIMEOUT)),
             ),
         }
     }

@@ -18,6 +18,7 @@ use libp2p::kad::{self, QueryId, QueryResult};
 use libp2p::swarm::{
     dial_opts::DialOpts, ConnectionId, DialError, NetworkBehaviour as _, SwarmEvent,
 };
+use libp2p::{gossipsub, request_response};
 use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
@@ -26,6 +27,7 @@ use super::behaviour::{Behaviour, BehaviourConfig, BehaviourEvent, KAD_PROTOCOL}
 use super::fetch::{Fetch, FetchStats, Reply};
 use crate::bitswap::behaviour::Event as BitswapEvent;
 use crate::bitswap::{BitswapStat, SessionId};
+use crate::cluster::wire::{StatusRequest, StatusResponse};
 use crate::repo::Repo;
 
 /// Capacity of the command channel from handles to the swarm task.
@@ -64,6 +66,47 @@ pub const FIND_PROVIDERS_LIMIT_MAX: usize = 1000;
 
 /// How often the node checks fetches for stalls and abandoned callers.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Cluster status requests from peers waiting for the cluster service's answer; more are
+/// refused (the requester sees a failure).
+pub const CLUSTER_STATUS_INBOUND_MAX: usize = 256;
+
+/// The cluster service's hooks into the swarm: where gossip messages and status requests go,
+/// which topics to join, and the blocks bitswap serves besides the repository's (the cluster's
+/// deltas and snapshots, which live in the cluster's own store).
+#[derive(Clone)]
+pub struct ClusterHooks {
+    /// Bounded by its sender's capacity; when full, messages are dropped (gossip heals by
+    /// re-announcing, status requesters time out).
+    pub events: mpsc::Sender<ClusterNetEvent>,
+    pub topics: Vec<String>,
+    pub blocks: std::sync::Arc<dyn ipfs_kit_blockstore::Blockstore>,
+}
+
+impl std::fmt::Debug for ClusterHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterHooks")
+            .field("topics", &self.topics)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the swarm hands the cluster service.
+#[derive(Debug)]
+pub enum ClusterNetEvent {
+    /// A gossipsub message on a joined topic; `source` is its signed author.
+    Gossip {
+        topic: String,
+        source: PeerId,
+        data: Vec<u8>,
+    },
+    /// A peer asks for our tracker states: answer with [`NodeHandle::cluster_status_respond`].
+    StatusRequest {
+        peer: PeerId,
+        id: u64,
+        request: StatusRequest,
+    },
+}
 
 /// Errors of the network node.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +151,8 @@ pub struct NodeConfig {
     pub repo: Option<Repo>,
     /// See [`FETCH_STALL_TIMEOUT`].
     pub fetch_stall_timeout: Duration,
+    /// Cluster mode (masters and workers): see [`ClusterHooks`].
+    pub cluster: Option<ClusterHooks>,
 }
 
 impl NodeConfig {
@@ -121,6 +166,7 @@ impl NodeConfig {
             idle_connection_timeout: IDLE_CONNECTION_TIMEOUT,
             repo: None,
             fetch_stall_timeout: FETCH_STALL_TIMEOUT,
+            cluster: None,
         }
     }
 
@@ -165,6 +211,14 @@ enum Command {
     BitswapStat(oneshot::Sender<BitswapStat>),
     Wantlist(Option<PeerId>, oneshot::Sender<Vec<Cid>>),
     SendRaw(PeerId, Vec<u8>, oneshot::Sender<bool>),
+    Publish(String, Vec<u8>, oneshot::Sender<Result<(), NetError>>),
+    ClusterStatus(
+        PeerId,
+        StatusRequest,
+        oneshot::Sender<Result<StatusResponse, NetError>>,
+    ),
+    ClusterStatusRespond(u64, StatusResponse),
+    BlocksAdded(Vec<Cid>),
 }
 
 type ProvidersResult = Result<Vec<(PeerId, Vec<Multiaddr>)>, NetError>;
@@ -179,7 +233,8 @@ pub struct Node {
 impl Node {
     /// Builds the swarm, binds every listen address, dials the bootstrap peers and runs the
     /// swarm on a new tokio task. Returns once all listeners have an address.
-    pub async fn start(config: NodeConfig) -> Result<Node, NetError> {
+    pub async fn start(mut config: NodeConfig) -> Result<Node, NetError> {
+        config.behaviour.cluster |= config.cluster.is_some();
         let peer_id = config.keypair.public().to_peer_id();
         let span = tracing::info_span!("net", %peer_id);
         let mut swarm = build_swarm(&config)?;
@@ -197,8 +252,17 @@ impl Node {
             peer_id: Some(peer_id),
             repo: config.repo.clone(),
             fetch_stall_timeout: config.fetch_stall_timeout,
+            cluster_events: config.cluster.as_ref().map(|h| h.events.clone()),
             ..Actor::default()
         };
+        if let (Some(hooks), Some(g)) = (&config.cluster, swarm.behaviour_mut().gossipsub.as_mut())
+        {
+            for t in &hooks.topics {
+                if let Err(e) = g.subscribe(&gossipsub::IdentTopic::new(t)) {
+                    tracing::warn!(parent: &span, topic = %t, error = %e, "gossipsub subscribe failed");
+                }
+            }
+        }
         let wait = async {
             while !pending.is_empty() {
                 let event = swarm.select_next_some().await;
@@ -393,6 +457,43 @@ impl NodeHandle {
         self.ask(|tx| Command::SendRaw(peer, bytes, tx)).await
     }
 
+    /// Publishes `data` on the gossipsub `topic` (cluster mode). Fails when no peer is on the
+    /// topic yet (announcements are repeated, so callers log it and carry on).
+    pub async fn publish(&self, topic: String, data: Vec<u8>) -> Result<(), NetError> {
+        self.ask(|tx| Command::Publish(topic, data, tx)).await?
+    }
+
+    /// Asks `peer` for its cluster tracker states (cluster mode).
+    pub async fn cluster_status(
+        &self,
+        peer: PeerId,
+        request: StatusRequest,
+    ) -> Result<StatusResponse, NetError> {
+        self.ask(|tx| Command::ClusterStatus(peer, request, tx))
+            .await?
+    }
+
+    /// Answers the status request `id` handed over in [`ClusterNetEvent::StatusRequest`].
+    pub async fn cluster_status_respond(
+        &self,
+        id: u64,
+        response: StatusResponse,
+    ) -> Result<(), NetError> {
+        self.commands
+            .send(Command::ClusterStatusRespond(id, response))
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Tells bitswap that these blocks became available outside the repository (the
+    /// cluster's deltas), so peers already wanting them are served now.
+    pub async fn blocks_added(&self, cids: Vec<Cid>) -> Result<(), NetError> {
+        self.commands
+            .send(Command::BlocksAdded(cids))
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
     /// Finds `peer` through the DHT: its addresses, or `Ok(None)` if the lookup did not meet it.
     pub async fn find_peer(&self, peer: PeerId) -> Result<Option<Vec<Multiaddr>>, NetError> {
         let found = self.closest_peers(peer).await?;
@@ -412,7 +513,7 @@ impl Drop for Node {
 
 fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NetError> {
     let behaviour_config = config.behaviour.clone();
-    let store = config.repo.as_ref().map(|r| r.blocks().clone());
+    let store = served_store(config);
     let idle = config.idle_connection_timeout;
     Ok(
         libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
@@ -440,6 +541,20 @@ fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NetError> {
             })
             .build(),
     )
+}
+
+/// What bitswap serves: the repository's blocks, then (cluster mode) the cluster's.
+fn served_store(
+    config: &NodeConfig,
+) -> Option<std::sync::Arc<dyn ipfs_kit_blockstore::Blockstore>> {
+    let repo = config.repo.as_ref().map(|r| r.blocks().clone());
+    match (repo, &config.cluster) {
+        (Some(r), Some(h)) => Some(std::sync::Arc::new(
+            crate::cluster::blocks::UnionBlockstore::new(r, h.blocks.clone()),
+        )),
+        (None, Some(h)) => Some(h.blocks.clone()),
+        (r, None) => r,
+    }
 }
 
 /// The peer ID in a multiaddr's trailing `/p2p/<id>`, if any.
@@ -483,6 +598,13 @@ struct Actor {
     peers: HashMap<PeerId, (usize, PeerInfo)>,
     queries: HashMap<QueryId, QueryReply>,
     fetches: HashMap<SessionId, Fetch>,
+    cluster_events: Option<mpsc::Sender<ClusterNetEvent>>,
+    status_out: HashMap<
+        request_response::OutboundRequestId,
+        oneshot::Sender<Result<StatusResponse, NetError>>,
+    >,
+    status_in: HashMap<u64, request_response::ResponseChannel<StatusResponse>>,
+    status_next: u64,
 }
 
 impl Actor {
@@ -613,6 +735,42 @@ impl Actor {
             Command::SendRaw(peer, bytes, tx) => {
                 let _ = tx.send(swarm.behaviour_mut().bitswap.send_raw(peer, bytes));
             }
+            Command::Publish(topic, data, tx) => {
+                let r = match swarm.behaviour_mut().gossipsub.as_mut() {
+                    None => Err(NetError::Fetch("not in cluster mode".into())),
+                    // "No peers on the topic yet" is an error too: the caller logs it and
+                    // announces again later.
+                    Some(g) => g
+                        .publish(gossipsub::IdentTopic::new(topic), data)
+                        .map(|_| ())
+                        .map_err(|e| NetError::Fetch(format!("publish: {e}"))),
+                };
+                let _ = tx.send(r);
+            }
+            Command::ClusterStatus(peer, request, tx) => {
+                match swarm.behaviour_mut().cluster_status.as_mut() {
+                    None => {
+                        let _ = tx.send(Err(NetError::Fetch("not in cluster mode".into())));
+                    }
+                    Some(rr) => {
+                        let id = rr.send_request(&peer, request);
+                        self.status_out.insert(id, tx);
+                    }
+                }
+            }
+            Command::ClusterStatusRespond(id, response) => {
+                if let (Some(channel), Some(rr)) = (
+                    self.status_in.remove(&id),
+                    swarm.behaviour_mut().cluster_status.as_mut(),
+                ) {
+                    let _ = rr.send_response(channel, response);
+                }
+            }
+            Command::BlocksAdded(cids) => {
+                for c in cids {
+                    swarm.behaviour_mut().bitswap.block_added(c);
+                }
+            }
         }
     }
 
@@ -731,6 +889,73 @@ impl Actor {
             BitswapEvent::Penalized { peer, reason } => {
                 tracing::debug!(%peer, %reason, "bitswap penalty");
             }
+        }
+    }
+
+    fn on_gossip(&mut self, message: gossipsub::Message) {
+        let (Some(events), Some(source)) = (&self.cluster_events, message.source) else {
+            return;
+        };
+        let event = ClusterNetEvent::Gossip {
+            topic: message.topic.into_string(),
+            source,
+            data: message.data,
+        };
+        if events.try_send(event).is_err() {
+            tracing::debug!(%source, "cluster inbox full: gossip message dropped");
+        }
+    }
+
+    fn on_cluster_status(&mut self, event: request_response::Event<StatusRequest, StatusResponse>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let Some(events) = &self.cluster_events else {
+                    return;
+                };
+                self.status_in.retain(|_, c| c.is_open());
+                if self.status_in.len() >= CLUSTER_STATUS_INBOUND_MAX {
+                    tracing::debug!(%peer, "too many cluster status requests: refused");
+                    return;
+                }
+                self.status_next += 1;
+                let id = self.status_next;
+                if events
+                    .try_send(ClusterNetEvent::StatusRequest { peer, id, request })
+                    .is_ok()
+                {
+                    self.status_in.insert(id, channel);
+                }
+            }
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(tx) = self.status_out.remove(&request_id) {
+                    let _ = tx.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(tx) = self.status_out.remove(&request_id) {
+                    let _ = tx.send(Err(NetError::Fetch(format!("cluster status: {error}"))));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "cluster status request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
         }
     }
 
@@ -970,6 +1195,11 @@ impl Actor {
                 other => self.on_query(swarm, id, other, step.last),
             },
             SwarmEvent::Behaviour(BehaviourEvent::Bitswap(e)) => self.on_bitswap(swarm, e),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                message,
+                ..
+            })) => self.on_gossip(message),
+            SwarmEvent::Behaviour(BehaviourEvent::ClusterStatus(e)) => self.on_cluster_status(e),
             _ => {}
         }
     }

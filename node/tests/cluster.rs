@@ -1,0 +1,332 @@
+//! In-process clusters (`ipfs_kit::harness` cluster mode): real nodes in one process, real
+//! gossipsub and bitswap on loopback, each master and worker running the cluster service.
+//!
+//! - 1 master + 2 workers: a pin on the master reaches both workers, which fetch and pin the
+//!   DAG (`pinned`, every block present); the master sees their states over the status
+//!   protocol; an unpin unpins them; a delta written by a peer outside the trusted set is
+//!   ignored while trusted ones keep flowing;
+//! - 3 masters + 7 workers, `replication_factor_min/max = 2/3`: allocations are honoured
+//!   (allocated peers `pinned`, the others `remote`) and all 10 replicas hold the same state;
+//! - a stopped worker's pins are re-allocated once its metric expires (short TTL).
+
+use std::time::{Duration, Instant};
+
+use cid::Cid;
+use ipfs_kit::cluster::handle::{PinSpec, PinState};
+use ipfs_kit::cluster::{ClusterHandle, TrackerStatus};
+use ipfs_kit::config::Role;
+use ipfs_kit::harness::{ClusterMode, SplitMix64, Testnet, TestnetConfig, Topology};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = SplitMix64(seed);
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        v.extend_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+async fn cluster_net(mode: ClusterMode) -> Testnet {
+    let mut c = TestnetConfig::new(mode.roles.len(), Topology::Full);
+    c.cluster = Some(mode);
+    Testnet::start_with(c).await.unwrap()
+}
+
+/// This node's own tracker state for `cid`.
+async fn local_state(h: &ClusterHandle, cid: Cid) -> TrackerStatus {
+    let me = h.id();
+    let st = h.status(cid).await.unwrap();
+    st.peers
+        .iter()
+        .find(|p| p.peer == me)
+        .map(|p| p.status)
+        .unwrap_or(TrackerStatus::Unknown)
+}
+
+/// Waits until every cluster peer knows every other (live metrics).
+async fn wait_live(net: &Testnet, nodes: &[usize]) {
+    for &i in nodes {
+        let h = net.cluster(i).unwrap();
+        let n = nodes.len();
+        net.wait_for(&format!("node {i} sees {n} live peers"), WAIT, || {
+            let h = h.clone();
+            async move {
+                let live = h.peers().await?.iter().filter(|p| p.live).count();
+                Ok(live >= n)
+            }
+        })
+        .await
+        .unwrap();
+    }
+}
+
+/// Every block of the DAG under `cid` is in `index`'s repository.
+fn dag_complete(net: &Testnet, index: usize, cid: &Cid) -> bool {
+    let repo = net.repo(index).unwrap();
+    let mut stack = vec![*cid];
+    while let Some(c) = stack.pop() {
+        let Ok(Some(data)) = repo.blocks().get(&c) else {
+            return false;
+        };
+        stack.extend(ipfs_kit::dag::links::links(&c, &data).unwrap());
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_master_two_workers_pin_unpin_and_untrusted_deltas_ignored() {
+    let started = Instant::now();
+    // 0: master, 1-2: workers, 3: a "master" nobody trusts (it trusts node 0 and itself).
+    let mut mode = ClusterMode::new(1, 2);
+    mode.roles.push(Role::Master);
+    mode.trusted = Some(vec![0]);
+    let net = cluster_net(mode).await;
+    wait_live(&net, &[0, 1, 2, 3]).await;
+    let master = net.cluster(0).unwrap();
+    let workers = [net.cluster(1).unwrap(), net.cluster(2).unwrap()];
+
+    // A 3-chunk file on the master; pinned everywhere (replication -1).
+    let data = random_bytes(3 * 256 * 1024 + 11, 7);
+    let cid = net.add_bytes(0, data).await.unwrap();
+    let pin = master.pin(cid, PinSpec::default()).await.unwrap();
+    assert!(
+        pin.spec.allocations.is_empty(),
+        "everywhere: no allocations"
+    );
+    for (i, w) in workers.iter().enumerate() {
+        let w = w.clone();
+        net.wait_for(&format!("worker {} pinned", i + 1), WAIT, || {
+            let w = w.clone();
+            async move { Ok(local_state(&w, cid).await == TrackerStatus::Tracked(PinState::Pinned)) }
+        })
+        .await
+        .unwrap();
+        assert!(net.repo(i + 1).unwrap().is_pinned(&cid).unwrap().is_some());
+        assert!(
+            dag_complete(&net, i + 1, &cid),
+            "worker {} has the DAG",
+            i + 1
+        );
+    }
+    // The master's global status shows each peer's own state.
+    let st = master.status(cid).await.unwrap();
+    for i in 0..3 {
+        let p = net.peer_id(i).unwrap();
+        let e = st.peers.iter().find(|e| e.peer == p).unwrap();
+        assert_eq!(e.status, TrackerStatus::Tracked(PinState::Pinned), "{st:?}");
+    }
+    // Workers refuse pins.
+    assert!(workers[0].pin(cid, PinSpec::default()).await.is_err());
+
+    // The untrusted writer pins something: it applies it itself, nobody else does.
+    let rogue = net.cluster(3).unwrap();
+    let bad = net.add_bytes(3, random_bytes(1000, 8)).await.unwrap();
+    rogue.pin(bad, PinSpec::default()).await.unwrap();
+    // A trusted pin after it: once that arrived everywhere, the rogue's announcements had
+    // their chance too.
+    let good = net.add_bytes(0, random_bytes(1000, 9)).await.unwrap();
+    master.pin(good, PinSpec::default()).await.unwrap();
+    for i in 0..3 {
+        let h = net.cluster(i).unwrap();
+        net.wait_for(&format!("node {i} has the trusted pin"), WAIT, || {
+            let h = h.clone();
+            async move { Ok(h.get(good).await?.is_some()) }
+        })
+        .await
+        .unwrap();
+    }
+    // Two more announcement rounds.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    for i in 0..3 {
+        let h = net.cluster(i).unwrap();
+        assert!(
+            h.get(bad).await.unwrap().is_none(),
+            "node {i} applied an untrusted delta"
+        );
+        assert!(!net.repo(i).unwrap().blocks().has(&bad).unwrap() || i == 3);
+    }
+    assert!(rogue.get(bad).await.unwrap().is_some());
+    assert!(
+        rogue.get(good).await.unwrap().is_some(),
+        "the rogue follows the trusted master"
+    );
+
+    // Unpin on the master: the workers unpin.
+    master.unpin(cid).await.unwrap();
+    for (i, w) in workers.iter().enumerate() {
+        let w = w.clone();
+        net.wait_for(&format!("worker {} unpinned", i + 1), WAIT, || {
+            let w = w.clone();
+            async move { Ok(local_state(&w, cid).await == TrackerStatus::Unpinned) }
+        })
+        .await
+        .unwrap();
+        assert!(net.repo(i + 1).unwrap().is_pinned(&cid).unwrap().is_none());
+    }
+    assert!(
+        master.unpin(cid).await.is_err(),
+        "unpinning twice: not pinned"
+    );
+    println!("1 master + 2 workers: {:?}", started.elapsed());
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_masters_seven_workers_allocations_honoured_state_identical() {
+    let started = Instant::now();
+    let net = cluster_net(ClusterMode::new(3, 7)).await;
+    let all: Vec<usize> = (0..10).collect();
+    wait_live(&net, &all).await;
+
+    let mut adders = std::collections::HashMap::new();
+    for k in 0..6u64 {
+        let master = net.cluster((k % 3) as usize).unwrap();
+        let cid = net
+            .add_bytes((k % 3) as usize, random_bytes(300 * 1024, 100 + k))
+            .await
+            .unwrap();
+        let spec = PinSpec {
+            replication_factor_min: 2,
+            replication_factor_max: 3,
+            name: format!("pin-{k}"),
+            ..PinSpec::default()
+        };
+        let pin = master.pin(cid, spec).await.unwrap();
+        assert_eq!(
+            pin.spec.allocations.len(),
+            3,
+            "max when enough peers are live"
+        );
+        adders.insert(cid, (k % 3) as usize);
+    }
+    // Same state on all 10.
+    let reference = net.cluster(0).unwrap();
+    net.wait_for("identical state on 10 peers", WAIT, || {
+        let reference = reference.clone();
+        let net = &net;
+        async move {
+            let want = reference.allocations(None).await?;
+            if want.len() != 6 {
+                return Ok(false);
+            }
+            for i in 1..10 {
+                if net.cluster(i)?.allocations(None).await? != want {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+    })
+    .await
+    .unwrap();
+    // Allocated peers pin, the others hold it as remote.
+    let pins = reference.allocations(None).await.unwrap();
+    for pin in &pins {
+        let allocated: Vec<_> = pin
+            .spec
+            .allocations
+            .iter()
+            .map(|k| k.to_peer_id().unwrap())
+            .collect();
+        assert!((2..=3).contains(&allocated.len()));
+        for i in 0..10 {
+            let h = net.cluster(i).unwrap();
+            let mine = allocated.contains(&h.id());
+            let want = if mine {
+                TrackerStatus::Tracked(PinState::Pinned)
+            } else {
+                TrackerStatus::Tracked(PinState::Remote)
+            };
+            let cid = pin.cid;
+            net.wait_for(&format!("node {i}: {cid} {}", want.as_str()), WAIT, || {
+                let h = h.clone();
+                async move { Ok(local_state(&h, cid).await == want) }
+            })
+            .await
+            .unwrap();
+            // The master that added the file keeps its own `add` pin either way.
+            if adders.get(&cid) != Some(&i) {
+                assert_eq!(
+                    net.repo(i).unwrap().is_pinned(&cid).unwrap().is_some(),
+                    mine,
+                    "node {i} repo pin of {cid}"
+                );
+            }
+        }
+    }
+    println!("3 masters + 7 workers: {:?}", started.elapsed());
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_worker_pins_reallocated_after_metric_ttl() {
+    let started = Instant::now();
+    let mut net = cluster_net(ClusterMode::new(1, 3)).await;
+    wait_live(&net, &[0, 1, 2, 3]).await;
+    let master = net.cluster(0).unwrap();
+    let cid = net.add_bytes(0, random_bytes(100_000, 5)).await.unwrap();
+    let spec = PinSpec {
+        replication_factor_min: 2,
+        replication_factor_max: 2,
+        ..PinSpec::default()
+    };
+    let pin = master.pin(cid, spec).await.unwrap();
+    let allocated: Vec<_> = pin
+        .spec
+        .allocations
+        .iter()
+        .map(|k| k.to_peer_id().unwrap())
+        .collect();
+    assert_eq!(allocated.len(), 2);
+    // Stop an allocated worker.
+    let victim = (1..4)
+        .find(|i| allocated.contains(&net.peer_id(*i).unwrap()))
+        .unwrap();
+    let victim_id = net.peer_id(victim).unwrap();
+    net.wait_for("victim pinned", WAIT, || {
+        let h = net.cluster(victim).unwrap();
+        async move { Ok(local_state(&h, cid).await == TrackerStatus::Tracked(PinState::Pinned)) }
+    })
+    .await
+    .unwrap();
+    net.stop(victim).await.unwrap();
+    let stopped_at = Instant::now();
+    // After the TTL the master re-allocates to a live peer, which pins.
+    net.wait_for("re-allocation", WAIT, || {
+        let master = master.clone();
+        async move {
+            let a = master
+                .get(cid)
+                .await?
+                .map(|s| s.allocations)
+                .unwrap_or_default();
+            Ok(a.len() == 2 && a.iter().all(|k| k.to_peer_id() != Some(victim_id)))
+        }
+    })
+    .await
+    .unwrap();
+    let reallocated_after = stopped_at.elapsed();
+    let new_spec = master.get(cid).await.unwrap().unwrap();
+    for k in &new_spec.allocations {
+        let i = net.index_of(&k.to_peer_id().unwrap()).unwrap();
+        let h = net.cluster(i).unwrap();
+        net.wait_for(&format!("node {i} pinned after re-allocation"), WAIT, || {
+            let h = h.clone();
+            async move { Ok(local_state(&h, cid).await == TrackerStatus::Tracked(PinState::Pinned)) }
+        })
+        .await
+        .unwrap();
+    }
+    assert!(
+        reallocated_after >= Duration::from_millis(1_000),
+        "not before the metric could expire: {reallocated_after:?}"
+    );
+    println!(
+        "re-allocated {reallocated_after:?} after the stop; total {:?}",
+        started.elapsed()
+    );
+    net.shutdown().await;
+}
