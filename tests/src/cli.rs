@@ -1,6 +1,11 @@
 //! The `ipfs-kit` binary for end-to-end tests from this crate. Another package's binary has no
 //! `CARGO_BIN_EXE_*`, so it is built once per test process with the cargo that runs the tests
 //! (a no-op when `cargo test --workspace` has built it already) and found from cargo's JSON.
+//!
+//! `IPFS_KIT_BIN` names a prebuilt binary instead. `.ci/run` sets it to the binary that
+//! `cargo test --workspace --no-run` built: a nested `cargo build -p ipfs-kit` resolves features
+//! for one package, not the workspace, and so rebuilt a different copy of half the dependency
+//! tree (parquet, arrow, aws-sdk) in the middle of the test run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -18,6 +23,13 @@ pub fn ipfs_kit_bin() -> Result<PathBuf> {
 }
 
 fn build() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("IPFS_KIT_BIN") {
+        let bin = PathBuf::from(bin);
+        if !bin.is_file() {
+            bail!("IPFS_KIT_BIN={} is not a file", bin.display());
+        }
+        return Ok(bin);
+    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = Command::new(cargo)
