@@ -4,11 +4,11 @@
 //! aws-sdk), so one link instead of many keeps CI time and disk down. Add a test file by adding
 //! its `mod` line here.
 
-mod common;
 mod api;
 mod bitswap;
 mod cli;
 mod cluster;
+mod common;
 mod config;
 mod harness;
 mod net;

@@ -504,7 +504,12 @@ fn kill_9_leaves_an_index_that_lags_but_never_contradicts() {
     let exe = std::env::current_exe().unwrap();
     for round in 0..2 {
         let mut child = std::process::Command::new(&exe)
-            .args(["--exact", "index::crash_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "index::crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("IPFS_KIT_INDEX_CRASH_DIR", dir.path())
             .stdout(std::process::Stdio::piped())
             .spawn()

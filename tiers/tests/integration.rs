@@ -4,9 +4,9 @@
 //! aws-sdk), so one link instead of many keeps CI time and disk down. Add a test file by adding
 //! its `mod` line here.
 
-mod common;
 mod arc;
 mod cache;
+mod common;
 mod index;
 mod index_observer;
 mod placement;
