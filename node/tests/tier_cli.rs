@@ -194,3 +194,223 @@ fn without_a_tier_ls_shows_the_local_store_only() {
         .fails(&["tier", "move", "bafkqaaa", "s3"])
         .contains("no storage tier"));
 }
+
+/// A running `ipfs-kit daemon` on loopback ports; killed on drop.
+struct Daemon {
+    child: Child,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_daemon(env: &common::Env, vars: &[(&str, &str)]) -> Daemon {
+    use std::io::BufRead as _;
+    let mut cmd = env.cmd(&[
+        "daemon",
+        "--swarm",
+        "/ip4/127.0.0.1/tcp/0",
+        "--api",
+        "127.0.0.1:0",
+        "--gateway",
+        "127.0.0.1:0",
+    ]);
+    cmd.env_remove("IPFS_KIT_API_TOKEN");
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let mut ready = false;
+    for line in std::io::BufReader::new(out).lines() {
+        if line.unwrap() == "Daemon is ready" {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "the daemon did not start");
+    Daemon { child }
+}
+
+fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// `index query --json` rows.
+fn index_rows(env: &common::Env, filter: &str, vars: &[(&str, &str)]) -> Vec<serde_json::Value> {
+    env.ok_with(
+        &[
+            "index", "query", "--where", filter, "--limit", "1000", "--json",
+        ],
+        vars,
+    )
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect()
+}
+
+#[test]
+fn a_running_daemon_feeds_the_index_puts_reads_pins_and_gc() {
+    let env = common::Env::new();
+    env.ok(&["init"]);
+    let daemon = start_daemon(&env, &[]);
+    let data = pseudo_random(600 * 1024, 7);
+    let file = env.path("f.bin");
+    std::fs::write(&file, &data).unwrap();
+    // CIDv1: raw leaves, a dag-pb root; 3 leaves of 256 KiB.
+    let root = env
+        .ok(&[
+            "add",
+            "-Q",
+            "--cid-version=1",
+            "--pin=false",
+            file.to_str().unwrap(),
+        ])
+        .trim()
+        .to_string();
+    env.ok(&["pin", "add", "--name", "photos", &root]);
+    for _ in 0..2 {
+        assert_eq!(env.ok_bytes(&["cat", &root]), data);
+    }
+    // Through the daemon (it holds the index): every block, the reads, the pins.
+    let all = index_rows(&env, "size >= 0", &[]);
+    assert_eq!(all.len(), 4, "{all:?}");
+    let r = &index_rows(&env, &format!("cid = {root}"), &[])[0];
+    assert_eq!(r["pin_type"], "recursive", "{r}");
+    assert_eq!(r["pin_name"], "photos", "{r}");
+    assert!(r["access_count"].as_u64().unwrap() >= 2, "{r}");
+    let leaves = index_rows(&env, "codec = raw", &[]);
+    assert_eq!(leaves.len(), 3, "{leaves:?}");
+    for l in &leaves {
+        assert_eq!(l["pin_type"], "indirect", "{l}");
+        assert!(l["access_count"].as_u64().unwrap() >= 2, "{l}");
+        assert!(l["last_access"].as_i64().is_some(), "{l}");
+    }
+    // The table form and the export work through the daemon too.
+    let table = env.ok(&["index", "query", "--where", "pin_name = photos"]);
+    assert!(table.contains(&root) && table.contains("photos"), "{table}");
+    let parquet = env.path("ix.parquet");
+    let out = env.ok(&["index", "export", parquet.to_str().unwrap()]);
+    assert!(out.contains("exported 4 rows"), "{out}");
+
+    // Unpinned and collected: the rows go.
+    env.ok(&["pin", "rm", &root]);
+    let r = &index_rows(&env, &format!("cid = {root}"), &[])[0];
+    assert_eq!(r["pin_type"], "none", "{r}");
+    assert!(index_rows(&env, "pin_type = indirect", &[]).is_empty());
+    env.ok(&["repo", "gc"]);
+    assert!(index_rows(&env, "size >= 0", &[]).is_empty());
+    drop(daemon);
+
+    // Without the daemon the CLI reads the same index from disk.
+    env.ok(&["add", "-Q", file.to_str().unwrap()]);
+    assert_eq!(index_rows(&env, "pin_type = recursive", &[]).len(), 1);
+}
+
+#[test]
+fn the_daemon_demotes_cold_unpinned_blocks_and_moves_tiers_through_its_api() {
+    let Some(moto) =
+        start_moto("the_daemon_demotes_cold_unpinned_blocks_and_moves_tiers_through_its_api")
+    else {
+        return;
+    };
+    create_bucket(moto.addr, "kit");
+    let env = common::Env::new();
+    let run = |args: &[&str]| env.ok_with(args, &AWS_ENV);
+    run(&["init"]);
+    let mut cfg = std::fs::OpenOptions::new()
+        .append(true)
+        .open(env.config_file())
+        .unwrap();
+    write!(
+        cfg,
+        "\n[tiers]\nplacement_interval_secs = 1\ndemote_idle_secs = 1\n\n[tiers.s3]\nbucket = \"kit\"\nprefix = \"b/\"\nendpoint = \"http://{}\"\nregion = \"us-east-1\"\npath_style = true\n",
+        moto.addr
+    )
+    .unwrap();
+    drop(cfg);
+    let daemon = start_daemon(&env, &AWS_ENV);
+
+    let kept = pseudo_random(700 * 1024, 11);
+    let cold = pseudo_random(900 * 1024, 13);
+    let (kf, cf) = (env.path("kept.bin"), env.path("cold.bin"));
+    std::fs::write(&kf, &kept).unwrap();
+    std::fs::write(&cf, &cold).unwrap();
+    let kept_root = run(&["add", "-Q", "--cid-version=1", kf.to_str().unwrap()])
+        .trim()
+        .to_string();
+    let cold_root = run(&[
+        "add",
+        "-Q",
+        "--cid-version=1",
+        "--pin=false",
+        cf.to_str().unwrap(),
+    ])
+    .trim()
+    .to_string();
+
+    // The runner demotes the unpinned DAG (idle > 1 s) and leaves the pinned one alone.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let at = run(&["tier", "stat", &cold_root]);
+        // The index lists where each block lives: 4 leaves and the root, in S3 only.
+        let s3_rows = index_rows(&env, "tiers = s3 and tiers != local", &AWS_ENV);
+        if at.trim() == format!("{cold_root} s3") && s3_rows.len() == 5 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not demoted: {at} {s3_rows:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        run(&["tier", "stat", &kept_root]).trim(),
+        format!("{kept_root} local")
+    );
+    let kept_rows = index_rows(&env, "pin_type != none", &AWS_ENV);
+    assert_eq!(kept_rows.len(), 4, "{kept_rows:?}");
+    assert!(kept_rows
+        .iter()
+        .all(|r| r["tiers"].as_array().unwrap().iter().all(|t| t != "s3")));
+
+    // Reading the demoted file brings its blocks back (promotion on access).
+    assert_eq!(env.ok_bytes_with(&["cat", &cold_root], &AWS_ENV), cold);
+
+    // `tier move|stat|ls` through the daemon's API.
+    let out = run(&["tier", "move", &kept_root, "s3"]);
+    assert!(out.contains("moved 4 of 4 blocks"), "{out}");
+    assert_eq!(
+        run(&["tier", "stat", &kept_root]).trim(),
+        format!("{kept_root} s3")
+    );
+    let out = run(&["tier", "move", &kept_root, "local"]);
+    assert!(out.contains("of 4 blocks"), "{out}");
+    assert_eq!(
+        run(&["tier", "stat", &kept_root]).trim(),
+        format!("{kept_root} local s3")
+    );
+    let ls = run(&["tier", "ls"]);
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with("s3") && l.contains("s3://kit/b/")),
+        "{ls}"
+    );
+    assert_eq!(env.ok_bytes_with(&["cat", &kept_root], &AWS_ENV), kept);
+    let o = env.run_with(&["tier", "move", &kept_root, "filecoin"], &AWS_ENV);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not configured"));
+    drop(daemon);
+}

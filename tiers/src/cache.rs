@@ -163,3 +163,50 @@ impl<B: Blockstore> Blockstore for CachedBlockstore<B> {
         self.inner.reclaim_space()
     }
 }
+
+impl<B: Blockstore> Drop for CachedBlockstore<B> {
+    /// Records not yet flushed would only make the index lag; flushing them here keeps a
+    /// short-lived process (one CLI command) from losing them.
+    fn drop(&mut self) {
+        if let Some(ix) = &self.index {
+            if let Err(err) = ix.flush() {
+                tracing::warn!(%err, "index: flush at close failed");
+            }
+        }
+    }
+}
+
+/// A shared, type-erased store as a [`Blockstore`], so a [`CachedBlockstore`] can sit in front
+/// of whatever the repository opened (the pack store or the tiered store).
+#[derive(Clone)]
+pub struct SharedStore(pub Arc<dyn Blockstore>);
+
+impl Blockstore for SharedStore {
+    fn get(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
+        self.0.get(cid)
+    }
+    fn has(&self, cid: &Cid) -> Result<bool, BlockstoreError> {
+        self.0.has(cid)
+    }
+    fn size_of(&self, cid: &Cid) -> Result<Option<u64>, BlockstoreError> {
+        self.0.size_of(cid)
+    }
+    fn put_many(&self, blocks: &[Block]) -> Result<(), BlockstoreError> {
+        self.0.put_many(blocks)
+    }
+    fn delete_many(&self, cids: &[Cid]) -> Result<u64, BlockstoreError> {
+        self.0.delete_many(cids)
+    }
+    fn all_cids(&self) -> Result<Vec<Cid>, BlockstoreError> {
+        self.0.all_cids()
+    }
+    fn sync(&self) -> Result<(), BlockstoreError> {
+        self.0.sync()
+    }
+    fn stat(&self) -> Result<StoreStat, BlockstoreError> {
+        self.0.stat()
+    }
+    fn reclaim_space(&self) -> Result<u64, BlockstoreError> {
+        self.0.reclaim_space()
+    }
+}

@@ -6,11 +6,14 @@
 //! - [`cache`]: [`cache::CachedBlockstore`], an ARC in front of any blockstore.
 //! - [`index`]: the Arrow index of every block (Parquet + delta segments, memory-mapped IPC
 //!   snapshot, CID lookups by binary search, filters and sorts with Arrow kernels).
+//! - [`placement`] (the pure policy), [`tiered`] (the tiered store and the mover), [`runner`]
+//!   (one placement round from the index's statistics).
 
 pub mod arc;
 pub mod cache;
 pub mod index;
 pub mod lru;
 pub mod placement;
+pub mod runner;
 pub mod tier;
 pub mod tiered;

@@ -101,6 +101,18 @@ pub struct MoveReport {
     pub missing: Vec<Cid>,
 }
 
+/// The links of a block (the node crate knows the codecs), for [`TieredBlockstore::promote_dag`].
+pub type LinksFn = Arc<dyn Fn(&Cid, &Bytes) -> Result<Vec<Cid>, String> + Send + Sync>;
+
+/// Where [`TieredBlockstore::promote_dag`] found a block.
+enum Fetched {
+    Remote(TierKind, Bytes),
+    Local(Bytes),
+    /// Local and raw: no links to read.
+    LocalRaw,
+    Missing,
+}
+
 /// The local store in front of remote tiers.
 pub struct TieredBlockstore {
     local: Arc<dyn Blockstore>,
@@ -250,7 +262,8 @@ impl TieredBlockstore {
                     Some((cid, Some((kind, data)))) => {
                         observer.on_stored(&cid, kind);
                         report.bytes += data.len() as u64;
-                        batch.push(Block::new(cid, data)?);
+                        // Verified by the tier and by `fetch_remote`: no third hash.
+                        batch.push(Block::new_unchecked(cid, data));
                     }
                     Some((cid, None)) => report.missing.push(cid),
                     None => {}
@@ -277,6 +290,122 @@ impl TieredBlockstore {
         report.bytes = fetched.bytes;
         report.missing = fetched.missing;
         Ok(report)
+    }
+
+    /// Makes the whole DAG under `roots` local, pipelined: a block that is not local is read
+    /// from the remote tiers ([`PROMOTE_PARALLEL_GETS_MAX`] reads in flight), verified, and its
+    /// children are queued as soon as it arrives (no barrier between levels); blocks are written
+    /// locally in batches of [`PROMOTE_BATCH_BLOCKS_MAX`]. A block already local is read locally
+    /// for its links (raw blocks have none and are not read). Each fetched block is hashed twice
+    /// (by the tier, then here) and copied once (the response body into one buffer). Returns
+    /// the report and the number of blocks in the DAG.
+    pub fn promote_dag(
+        &self,
+        roots: &[Cid],
+        links: LinksFn,
+    ) -> Result<(MoveReport, u64), TierError> {
+        let (remotes, local, observer) = (
+            self.remotes.clone(),
+            self.local.clone(),
+            self.observer.clone(),
+        );
+        let (retry_policy, cancel) = (self.retry, self.cancel.clone());
+        let roots = roots.to_vec();
+        self.runtime.run(async move {
+            use futures::stream::FuturesUnordered;
+            let mut report = MoveReport::default();
+            let mut seen: HashSet<Cid> = HashSet::new();
+            let mut queue: std::collections::VecDeque<Cid> = std::collections::VecDeque::new();
+            for r in roots {
+                if seen.insert(r) {
+                    queue.push_back(r);
+                }
+            }
+            let mut in_flight = FuturesUnordered::new();
+            let mut batch: Vec<Block> = Vec::with_capacity(PROMOTE_BATCH_BLOCKS_MAX);
+            loop {
+                while in_flight.len() < PROMOTE_PARALLEL_GETS_MAX {
+                    let Some(cid) = queue.pop_front() else { break };
+                    let (remotes, local, cancel) = (remotes.clone(), local.clone(), cancel.clone());
+                    in_flight.push(async move {
+                        if local.has(&cid)? {
+                            if cid.codec() == ipfs_kit_blockstore::hash::RAW_CODEC {
+                                return Ok::<_, TierError>((cid, Fetched::LocalRaw));
+                            }
+                            let got = tokio::task::spawn_blocking(move || local.get(&cid))
+                                .await
+                                .map_err(|e| {
+                                    BlockstoreError::Engine(format!("local read: {e}"))
+                                })??;
+                            return Ok(match got {
+                                Some(data) => (cid, Fetched::Local(data)),
+                                None => (cid, Fetched::Missing),
+                            });
+                        }
+                        Ok(
+                            match fetch_remote(&remotes, &cid, retry_policy, &cancel).await? {
+                                Some((kind, data)) => (cid, Fetched::Remote(kind, data)),
+                                None => (cid, Fetched::Missing),
+                            },
+                        )
+                    });
+                }
+                let next = in_flight.next().await.transpose()?;
+                let done = next.is_none() && queue.is_empty();
+                let data = match next {
+                    Some((cid, Fetched::Remote(kind, data))) => {
+                        observer.on_stored(&cid, kind);
+                        report.bytes += data.len() as u64;
+                        // Verified by the tier and by `fetch_remote`: no third hash.
+                        batch.push(Block::new_unchecked(cid, data.clone()));
+                        Some((cid, data))
+                    }
+                    Some((cid, Fetched::Local(data))) => {
+                        report.already += 1;
+                        Some((cid, data))
+                    }
+                    Some((_, Fetched::LocalRaw)) => {
+                        report.already += 1;
+                        None
+                    }
+                    Some((cid, Fetched::Missing)) => {
+                        report.missing.push(cid);
+                        None
+                    }
+                    None => None,
+                };
+                if let Some((cid, data)) = data {
+                    if cid.codec() != ipfs_kit_blockstore::hash::RAW_CODEC {
+                        let children = links(&cid, &data).map_err(|reason| {
+                            TierError::Local(BlockstoreError::Engine(format!(
+                                "links of {cid}: {reason}"
+                            )))
+                        })?;
+                        for c in children {
+                            if seen.insert(c) {
+                                queue.push_back(c);
+                            }
+                        }
+                    }
+                }
+                if batch.len() >= PROMOTE_BATCH_BLOCKS_MAX || (done && !batch.is_empty()) {
+                    let blocks = std::mem::take(&mut batch);
+                    let local = local.clone();
+                    let blocks = tokio::task::spawn_blocking(move || {
+                        local.put_many(&blocks).map(|()| blocks)
+                    })
+                    .await
+                    .map_err(|e| BlockstoreError::Engine(format!("local write task: {e}")))??;
+                    for b in &blocks {
+                        observer.on_stored(b.cid(), TierKind::Local);
+                    }
+                    report.moved += blocks.len() as u64;
+                }
+                if done {
+                    return Ok((report, seen.len() as u64));
+                }
+            }
+        })
     }
 
     /// Moves every block to `to` (`Local` promotes and keeps remote copies; a remote kind
@@ -355,6 +484,19 @@ impl TieredBlockstore {
         self.execute(moves)
     }
 
+    /// The policy this store plans with.
+    pub fn policy(&self) -> &PolicyConfig {
+        &self.policy
+    }
+
+    /// What the policy needs to know of every configured tier: the local store's use against
+    /// its budget, and each remote's nominal latency and cost ([`remote_state`]).
+    pub fn tier_states(&self) -> Result<Vec<TierState>, TierError> {
+        let mut out = vec![self.local_state()?];
+        out.extend(self.remotes.iter().map(|t| remote_state(t.kind())));
+        Ok(out)
+    }
+
     fn local_state(&self) -> Result<TierState, BlockstoreError> {
         Ok(TierState {
             kind: TierKind::Local,
@@ -370,6 +512,25 @@ impl TieredBlockstore {
 impl Drop for TieredBlockstore {
     fn drop(&mut self) {
         self.cancel.cancel();
+    }
+}
+
+/// Nominal figures of a remote tier for the policy: S3 is unbounded, ~50 ms a block and
+/// 23,000 micros per GiB-month (AWS S3 Standard's list price); the slots are not writable.
+pub fn remote_state(kind: TierKind) -> TierState {
+    let (latency_ms, cost_micros_per_gib_month, writable) = match kind {
+        TierKind::S3 => (50, 23_000, true),
+        TierKind::Cluster => (20, 0, true),
+        TierKind::Storacha | TierKind::Filecoin => (5_000, 5_000, false),
+        TierKind::Memory | TierKind::Local => (0, 0, true),
+    };
+    TierState {
+        kind,
+        capacity_bytes: None,
+        used_bytes: 0,
+        latency_ms,
+        cost_micros_per_gib_month,
+        writable,
     }
 }
 

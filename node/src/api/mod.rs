@@ -22,6 +22,7 @@ pub mod net;
 pub mod pins;
 pub mod server;
 pub mod stream;
+pub mod tiers;
 
 pub use error::ApiError;
 
@@ -123,6 +124,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/bitswap/stat", post(net::bitswap_stat))
         .route("/api/v0/bitswap/wantlist", post(net::bitswap_wantlist))
         .route("/api/v0/stats/bw", post(net::stats_bw))
+        .route("/api/v0/tier/ls", post(tiers::tier_ls))
+        .route("/api/v0/tier/stat", post(tiers::tier_stat))
+        .route("/api/v0/tier/move", post(tiers::tier_move))
+        .route("/api/v0/index/query", post(tiers::index_query))
+        .route("/api/v0/index/export", post(tiers::index_export))
         .route(
             crate::metrics::METRICS_PATH,
             axum::routing::get(crate::metrics::serve).post(crate::metrics::serve),

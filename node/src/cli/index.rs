@@ -1,17 +1,20 @@
 //! `ipfs-kit index query|export|rebuild`: the Arrow index of the repository's blocks, kept in
 //! `<repo>/index/` (see `ipfs_kit_tiers::index`).
 //!
-//! Every command opens the index against the repository's blockstore: a missing or corrupt
-//! index is rebuilt, one whose row count differs from the store's is reconciled first, so what
-//! is printed never lists a block the store does not hold.
+//! The repository keeps its index open and up to date (`tiers.index`, on by default; see
+//! `repo::tiers`); it was opened against the blockstore (rebuilt when missing or corrupt,
+//! reconciled when its row count differs), so what is printed never lists a block the store
+//! does not hold. With the index off, each command opens it for itself the same way. While a
+//! daemon holds the repository, `query` and `export` go through its API (`/api/v0/index/*`).
 
-use crate::repo::{PinFilter, PinKind, Repo};
-use anyhow::{Context as _, Result};
+use crate::api::client::ApiClient;
+use crate::api::tiers::row_json;
+use crate::repo::{PinFilter, PinKind, Repo, RepoOptions};
+use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
-use ipfs_kit_tiers::index::query::codec_name;
-use ipfs_kit_tiers::index::{Index, IndexRow, OpenOutcome, PinType, Query};
+use ipfs_kit_tiers::index::{Index, OpenOutcome, PinType, Query};
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Subcommand, Debug)]
 pub enum IndexCmd {
@@ -47,64 +50,143 @@ pub struct QueryArgs {
     json: bool,
 }
 
+/// Runs through the daemon when one holds the repository, else on the repository itself.
+pub fn run_at(repo_path: &Path, options: RepoOptions, cmd: IndexCmd) -> Result<()> {
+    if let Some(client) = ApiClient::from_repo(repo_path)? {
+        return remote(&client, cmd);
+    }
+    run(&super::open(repo_path, options)?, cmd)
+}
+
 pub fn run(repo: &Repo, cmd: IndexCmd) -> Result<()> {
-    let dir = repo.path().join("index");
+    let dir = repo.path().join(crate::repo::INDEX_DIR);
     match cmd {
         IndexCmd::Rebuild => {
-            let ix = Index::rebuild(&dir, repo.blocks().as_ref())
-                .with_context(|| format!("rebuilding the index in {}", dir.display()))?;
-            let pins = record_pins(repo, &ix)?;
-            ix.compact()?;
-            println!("rebuilt index: {} blocks, {pins} pinned", ix.len());
+            let (blocks, pins) = match repo.index() {
+                Some(_) => repo.index_rebuild()?,
+                None => {
+                    let ix = Index::rebuild(&dir, repo.blocks().as_ref())
+                        .with_context(|| format!("rebuilding the index in {}", dir.display()))?;
+                    let pins = record_pins(repo, &ix)?;
+                    ix.compact()?;
+                    (ix.len(), pins)
+                }
+            };
+            println!("rebuilt index: {blocks} blocks, {pins} pinned");
             Ok(())
         }
         IndexCmd::Export { file } => {
-            let ix = open(repo, &dir)?;
-            let rows = ix
-                .export_parquet(&file)
-                .with_context(|| format!("exporting to {}", file.display()))?;
+            let rows = with_index(repo, &dir, |ix| {
+                ix.export_parquet(&file)
+                    .with_context(|| format!("exporting to {}", file.display()))
+            })?;
             println!("exported {rows} rows to {}", file.display());
             Ok(())
         }
         IndexCmd::Query(a) => {
             // Parse before opening, so a typo fails fast and touches nothing.
             let q = Query::parse(a.where_.as_deref(), a.sort.as_deref(), a.desc, a.limit)?;
-            let ix = open(repo, &dir)?;
-            let result = ix.query(&q)?;
-            let tiers = ix.tier_names();
-            let rows = result.rows()?;
-            let mut out = std::io::stdout().lock();
-            if !a.json {
-                writeln!(
-                    out,
-                    "cid\tsize\tcodec\tpin_type\tpin_name\ttiers\tfirst_seen\tlast_access\taccess_count\theat\treplication"
-                )?;
-            }
-            for r in &rows {
-                if a.json {
-                    writeln!(out, "{}", row_json(r, &tiers))?;
-                } else {
-                    writeln!(
-                        out,
-                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                        r.cid,
-                        r.size,
-                        codec_name(r.codec),
-                        r.pin.name(),
-                        r.pin_name.as_deref().unwrap_or("-"),
-                        tier_list(r.tiers, &tiers),
-                        r.first_seen_ms,
-                        r.last_access_ms
-                            .map(|t| t.to_string())
-                            .unwrap_or("-".into()),
-                        r.access_count,
-                        r.heat,
-                        r.replication
-                    )?;
-                }
-            }
-            eprintln!("{} of {} matching rows", rows.len(), result.matched);
+            let (rows, matched, tiers) = with_index(repo, &dir, |ix| {
+                let result = ix.query(&q)?;
+                Ok((result.rows()?, result.matched, ix.tier_names()))
+            })?;
+            let rows: Vec<serde_json::Value> = rows.iter().map(|r| row_json(r, &tiers)).collect();
+            print_rows(&rows, matched, a.json)
+        }
+    }
+}
+
+/// Runs `f` on the repository's index, or (with `tiers.index = false`) on the index opened
+/// for this command alone.
+fn with_index<T>(
+    repo: &Repo,
+    dir: &std::path::Path,
+    f: impl FnOnce(&Index) -> Result<T>,
+) -> Result<T> {
+    match repo.index() {
+        Some(ix) => f(ix),
+        None => f(&open(repo, dir)?),
+    }
+}
+
+/// Prints query rows (as [`row_json`] shapes them) as a table or as JSON lines.
+fn print_rows(rows: &[serde_json::Value], matched: u64, json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if !json {
+        writeln!(
+            out,
+            "cid\tsize\tcodec\tpin_type\tpin_name\ttiers\tfirst_seen\tlast_access\taccess_count\theat\treplication"
+        )?;
+    }
+    for r in rows {
+        if json {
+            writeln!(out, "{r}")?;
+            continue;
+        }
+        let text = |k: &str| match &r[k] {
+            serde_json::Value::Null => "-".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Array(a) if a.is_empty() => "-".to_string(),
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            v => v.to_string(),
+        };
+        let cols: Vec<String> = [
+            "cid",
+            "size",
+            "codec",
+            "pin_type",
+            "pin_name",
+            "tiers",
+            "first_seen",
+            "last_access",
+            "access_count",
+            "heat",
+            "replication",
+        ]
+        .iter()
+        .map(|k| text(k))
+        .collect();
+        writeln!(out, "{}", cols.join("\t"))?;
+    }
+    eprintln!("{} of {matched} matching rows", rows.len());
+    Ok(())
+}
+
+fn remote(c: &ApiClient, cmd: IndexCmd) -> Result<()> {
+    match cmd {
+        IndexCmd::Rebuild => bail!("stop the daemon to rebuild the index"),
+        IndexCmd::Export { file } => {
+            let mut r = c.call("index/export", &[])?;
+            let mut tmp = file.clone().into_os_string();
+            tmp.push(".tmp");
+            let tmp = PathBuf::from(tmp);
+            let mut f = std::fs::File::create(&tmp)
+                .with_context(|| format!("creating {}", tmp.display()))?;
+            std::io::copy(&mut r, &mut f)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &file)?;
+            let rows = ipfs_kit_tiers::index::parquet_row_count(&file)?;
+            println!("exported {rows} rows to {}", file.display());
             Ok(())
+        }
+        IndexCmd::Query(a) => {
+            // Checked here too, so a typo fails the same way with or without a daemon.
+            Query::parse(a.where_.as_deref(), a.sort.as_deref(), a.desc, a.limit)?;
+            let v = c.json(
+                "index/query",
+                &[
+                    ("where", a.where_.unwrap_or_default()),
+                    ("sort", a.sort.unwrap_or_default()),
+                    ("desc", a.desc.to_string()),
+                    ("limit", a.limit.to_string()),
+                ],
+            )?;
+            let rows = v["Rows"].as_array().cloned().unwrap_or_default();
+            print_rows(&rows, v["Matched"].as_u64().unwrap_or(0), a.json)
         }
     }
 }
@@ -141,38 +223,6 @@ fn record_pins(repo: &Repo, ix: &Index) -> Result<u64> {
         n += 1;
     }
     Ok(n)
-}
-
-fn tier_list(mask: u32, names: &[String]) -> String {
-    let v: Vec<&str> = (0..32)
-        .filter(|i| mask & (1 << i) != 0)
-        .map(|i| names.get(i).map(String::as_str).unwrap_or("?"))
-        .collect();
-    if v.is_empty() {
-        "-".into()
-    } else {
-        v.join(",")
-    }
-}
-
-fn row_json(r: &IndexRow, tiers: &[String]) -> serde_json::Value {
-    let tier_names: Vec<&str> = (0..32)
-        .filter(|i| r.tiers & (1 << i) != 0)
-        .filter_map(|i| tiers.get(i).map(String::as_str))
-        .collect();
-    serde_json::json!({
-        "cid": r.cid.to_string(),
-        "size": r.size,
-        "codec": codec_name(r.codec),
-        "pin_type": r.pin.name(),
-        "pin_name": r.pin_name,
-        "tiers": tier_names,
-        "first_seen": r.first_seen_ms,
-        "last_access": r.last_access_ms,
-        "access_count": r.access_count,
-        "heat": r.heat,
-        "replication": r.replication,
-    })
 }
 
 #[cfg(test)]

@@ -88,8 +88,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Dag(c) => blocks::dag(&open(&repo_path)?, c),
         Command::Pin(c) => pins::pin(&open(&repo_path)?, c),
         Command::Repo(c) => pins::repo(&open(&repo_path)?, c),
-        Command::Index(c) => index::run(&open(&repo_path)?, c),
-        Command::Tier(c) => tier::run(&open(&repo_path)?, c),
+        Command::Index(c) => index::run_at(&repo_path, options, c),
+        Command::Tier(c) => tier::run_at(&repo_path, options, c),
     }
 }
 

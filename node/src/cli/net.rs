@@ -126,6 +126,8 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
         },
     )?;
     let repo = super::open(repo_path, options)?;
+    // Demotes cold unpinned blocks to a configured tier and promotes hot ones, until exit.
+    let _placement = repo.start_placement()?;
     let keypair = net::load_or_create(&repo)?;
     let public_key = keypair.public();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -296,17 +296,51 @@ pub struct Cluster {
 }
 
 /// Storage tiers (`[tiers.s3]`): with one configured, the repository opens a tiered store
-/// (local first, then the tier) and `ipfs-kit tier` moves DAGs between them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// (local first, then the tier) and `ipfs-kit tier` moves DAGs between them. Also the block
+/// cache (ARC) in the read path, the Arrow index, and the daemon's placement runner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Tiers {
+    /// Bytes of block data the ARC cache in front of the store holds (0: no cache).
+    pub cache_bytes: u64,
+    /// Keep the Arrow index (`<repo>/index/`) up to date as blocks are stored, read, pinned,
+    /// moved and collected.
+    pub index: bool,
+    /// How often the daemon runs the placement policy (demotes cold unpinned blocks to S3,
+    /// promotes hot ones back); 0 turns the runner off. Needs `[tiers.s3]`.
+    pub placement_interval_secs: u64,
+    /// An unpinned block idle this long (and cold) is demoted by the placement runner.
+    pub demote_idle_secs: u64,
+    /// The local store's budget for the placement watermarks (0: unbounded).
+    pub local_capacity_bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3: Option<TierS3>,
 }
 
+/// `tiers.cache_bytes` by default: 128 MiB of hot blocks.
+pub const CACHE_BYTES_DEFAULT: u64 = 128 * 1024 * 1024;
+/// `tiers.placement_interval_secs` by default: every 5 minutes.
+pub const PLACEMENT_INTERVAL_SECS_DEFAULT: u64 = 300;
+/// `tiers.demote_idle_secs` by default: a day.
+pub const DEMOTE_IDLE_SECS_DEFAULT: u64 = 24 * 3600;
+
+impl Default for Tiers {
+    fn default() -> Self {
+        Self {
+            cache_bytes: CACHE_BYTES_DEFAULT,
+            index: true,
+            placement_interval_secs: PLACEMENT_INTERVAL_SECS_DEFAULT,
+            demote_idle_secs: DEMOTE_IDLE_SECS_DEFAULT,
+            local_capacity_bytes: 0,
+            s3: None,
+        }
+    }
+}
+
 impl Tiers {
+    /// Every setting at its default (the section is then left out of the file).
     pub fn is_empty(&self) -> bool {
-        self.s3.is_none()
+        *self == Self::default()
     }
 }
 

@@ -128,6 +128,13 @@ impl ByteKey {
         }
     }
 
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            ByteKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            ByteKey::Heap(b) => b,
+        }
+    }
+
     fn of_multihash(mh: &Multihash<64>) -> Self {
         let mut buf = [0u8; KEY_BYTES_MAX];
         let mut w: &mut [u8] = &mut buf;
@@ -184,6 +191,12 @@ impl MultihashSet {
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+    /// Every member (the Arrow index marks the blocks of a pinned import with them).
+    pub fn iter(&self) -> impl Iterator<Item = Multihash<64>> + '_ {
+        self.0
+            .iter()
+            .filter_map(|k| Multihash::<64>::from_bytes(k.as_bytes()).ok())
     }
 }
 

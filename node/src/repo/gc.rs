@@ -82,7 +82,10 @@ impl WriteSession {
             return repo.pin_add(root, true, name.map(str::to_string));
         }
         let _gc = self.inner.gc_lock.read();
-        repo.commit_pins(std::slice::from_ref(root), true, name)
+        repo.commit_pins(std::slice::from_ref(root), true, name)?;
+        // Every block this session wrote belongs to a DAG it imported (and now pins).
+        repo.index_indirect(self.cids.lock().iter());
+        Ok(())
     }
 
     /// How many distinct blocks this session has recorded.

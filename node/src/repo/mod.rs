@@ -16,6 +16,7 @@ mod tiers;
 
 pub use gc::{GcReport, RepoStat, WriteSession};
 pub use pin::{PinEntry, PinFilter, PinKind, PinVerifyEntry};
+pub use tiers::{PlacementRunner, TierLine, TierMoveReport, INDEX_DIR};
 
 use crate::dag::links::{DagError, MultihashSet};
 use cid::Cid;
@@ -120,8 +121,12 @@ pub(crate) struct RepoInner {
     /// Multihashes recorded by each live write session, by session id.
     pub(crate) sessions: Mutex<HashMap<u64, Arc<Mutex<MultihashSet>>>>,
     pub(crate) next_session: AtomicU64,
-    /// The tiered store when config.toml configures a tier (`store` is then the same object).
+    /// The tiered store when config.toml configures a tier (under `store`'s cache).
     pub(crate) tiers: Option<Arc<ipfs_kit_tiers::tiered::TieredBlockstore>>,
+    /// The store under the cache (`store` itself when there is no cache).
+    pub(crate) under_cache: Arc<dyn Blockstore>,
+    /// The Arrow index, kept up to date by the cache, the tiers and the pin commands.
+    pub(crate) index: Option<Arc<ipfs_kit_tiers::index::Index>>,
     /// Test hook run by GC between mark and sweep, with the GC lock held.
     #[cfg(test)]
     pub(crate) after_mark: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
@@ -202,11 +207,7 @@ impl Repo {
         };
         let store: Arc<dyn Blockstore> =
             Arc::new(DiskBlockstore::open_with(&blocks, disk_options)?);
-        let tiered = tiers::open_tiered(path, store.clone())?;
-        let store: Arc<dyn Blockstore> = match &tiered {
-            Some(t) => t.clone(),
-            None => store,
-        };
+        let stores = tiers::open_stores(path, store)?;
         let pins = redb::Database::open(&pins_path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => {
                 RepoError::Store(BlockstoreError::Locked(pins_path.display().to_string()))
@@ -217,9 +218,17 @@ impl Repo {
             },
         })?;
         pin::create_tables(&pins)?;
-        let mut repo = Self::from_parts(path, store, pins, options);
+        let mut repo = Self::from_parts(path, stores.store, pins, options);
         if let Some(inner) = Arc::get_mut(&mut repo.inner) {
-            inner.tiers = tiered;
+            inner.tiers = stores.tiered;
+            inner.under_cache = stores.under_cache;
+            inner.index = stores.index;
+        }
+        if stores.index_rebuilt {
+            // A fresh index knows no pins yet.
+            if let Err(err) = repo.index_all_pins() {
+                tracing::warn!(%err, "index: could not record the pins after a rebuild");
+            }
         }
         Ok(repo)
     }
@@ -243,6 +252,8 @@ impl Repo {
             inner: Arc::new(RepoInner {
                 path: path.to_path_buf(),
                 sync_blocks: options.sync_blocks,
+                under_cache: store.clone(),
+                index: None,
                 store,
                 pins,
                 gc_lock: RwLock::new(()),

@@ -143,9 +143,14 @@ impl Repo {
         // Held across the check and the commit, so a GC cannot sweep a block in between.
         let _gc = self.inner.gc_lock.read();
         let store = self.inner.store.as_ref();
+        // The DAG's blocks, for the index's indirect marks.
+        let mut walked = Vec::new();
         if recursive {
             let mut visited = Visited::new();
-            walk_cids_from::<DagError, _>(store, cids, &mut visited, |_| Ok(()))?;
+            walk_cids_from::<DagError, _>(store, cids, &mut visited, |c| {
+                walked.push(*c.hash());
+                Ok(())
+            })?;
         } else {
             for c in cids {
                 if !store.has(c)? {
@@ -153,7 +158,9 @@ impl Repo {
                 }
             }
         }
-        self.commit_pins(cids, recursive, name.as_deref())
+        self.commit_pins(cids, recursive, name.as_deref())?;
+        self.index_indirect(walked.into_iter());
+        Ok(())
     }
 
     /// Writes pins whose DAGs are known to be complete, with the GC lock held for reading by the
@@ -201,6 +208,7 @@ impl Repo {
         }
         tx.commit().map_err(db)?;
         tracing::debug!(pins = cids.len(), recursive, "pinned");
+        self.index_pins(cids, recursive, name.as_deref());
         Ok(())
     }
 
@@ -215,7 +223,11 @@ impl Repo {
         };
         let store = self.inner.store.as_ref();
         let mut visited = Visited::new();
-        walk_cids_from::<DagError, _>(store, std::slice::from_ref(to), &mut visited, |_| Ok(()))?;
+        let mut walked = Vec::new();
+        walk_cids_from::<DagError, _>(store, std::slice::from_ref(to), &mut visited, |c| {
+            walked.push(*c.hash());
+            Ok(())
+        })?;
         if self.inner.sync_blocks {
             store.sync()?;
         }
@@ -232,6 +244,11 @@ impl Repo {
             .map_err(db)?;
         }
         tx.commit().map_err(db)?;
+        self.index_pins(std::slice::from_ref(to), true, name.as_deref());
+        self.index_indirect(walked.into_iter());
+        if unpin && from != to {
+            self.index_unpinned(std::slice::from_ref(from));
+        }
         Ok(())
     }
 
@@ -272,6 +289,7 @@ impl Repo {
         match removed {
             Some(kind) => {
                 tx.commit().map_err(db)?;
+                self.index_unpinned(std::slice::from_ref(cid));
                 Ok(kind)
             }
             None => {

@@ -159,6 +159,30 @@ impl State {
         Ok(1 << (self.manifest.tiers.len() - 1))
     }
 
+    /// Live rows whose block only a remote tier holds (tier bits set, none of them local):
+    /// the rows a local blockstore does not count.
+    fn remote_only_rows(&self) -> u64 {
+        let local = self.local_bits();
+        let remote_only = |t: u32| t != 0 && t & local == 0;
+        let tiers = self
+            .base
+            .column(schema::COL_TIERS)
+            .as_primitive::<arrow_array::types::UInt32Type>();
+        let mut n = tiers.values().iter().filter(|t| remote_only(**t)).count() as u64;
+        let cids = base_cids(&self.base);
+        for (key, row) in &self.delta {
+            if let Ok(i) = schema::search(cids, key) {
+                if remote_only(tiers.value(i)) {
+                    n = n.saturating_sub(1);
+                }
+            }
+            if row.as_ref().is_some_and(|r| remote_only(r.tiers)) {
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Tier bits of `memory` and `local`: copies that vanish with the blockstore.
     fn local_bits(&self) -> u32 {
         self.manifest
@@ -288,7 +312,8 @@ impl Index {
             }
             Err(e) => return Err(e),
         };
-        if index.len() == store.stat()?.blocks {
+        // Rows of blocks that only a remote tier holds are not in `store`'s count.
+        if index.local_len() == store.stat()?.blocks {
             return Ok((index, OpenOutcome::Opened));
         }
         let (added, removed) = index.reconcile(store)?;
@@ -315,6 +340,43 @@ impl Index {
             ..Manifest::default()
         };
         Self::write_new_base(dir, manifest, rows)
+    }
+
+    /// Replaces this open index's contents with a fresh index of every block of `store` (as
+    /// [`Index::rebuild`] does on disk), for a process that holds the index open.
+    pub fn rebuild_from(&self, store: &dyn Blockstore) -> Result<(), IndexError> {
+        let now = now_ms();
+        let mut rows = Vec::new();
+        for cid in store.all_cids()? {
+            if let Some(size) = store.size_of(&cid)? {
+                rows.push(IndexRow::new(cid, size, now));
+            }
+        }
+        rows.sort_by_cached_key(IndexRow::key);
+        rows.dedup_by(|a, b| a.cid.hash() == b.cid.hash());
+        let mut b = schema::RowsBuilder::with_capacity(rows.len());
+        for r in &rows {
+            b.push(r);
+        }
+        drop(rows);
+        let batch = b.finish()?;
+        let mut s = self.state.write();
+        let manifest = Manifest {
+            format: files::FORMAT_VERSION,
+            generation: highest_generation(&self.dir)?.max(s.manifest.generation),
+            ..Manifest::default()
+        };
+        let manifest = Self::write_base_batch(&self.dir, manifest, batch)?;
+        let snap = self.dir.join(files::snapshot_name(manifest.generation));
+        s.base = files::map_snapshot(&snap, manifest.snapshot_bytes)?;
+        s.live = manifest.rows;
+        s.manifest = manifest;
+        s.delta.clear();
+        s.dirty.clear();
+        s.tiers_dirty = false;
+        s.next_seq = 0;
+        s.delta_files = 0;
+        Ok(())
     }
 
     /// Writes `rows` (any order, unique multihashes) as the base of a new generation after
@@ -370,6 +432,12 @@ impl Index {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Live rows of blocks the local store holds (all rows but those only a remote tier holds).
+    pub fn local_len(&self) -> u64 {
+        let s = self.state.read();
+        s.live.saturating_sub(s.remote_only_rows())
     }
 
     /// A copy of the manifest as last loaded or written (plus unsaved tier names).

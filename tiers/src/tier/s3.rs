@@ -210,16 +210,34 @@ where
 async fn read_bounded(mut body: ByteStream, size_hint: Option<i64>) -> Result<Bytes, TierError> {
     let hint = size_hint.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
     check_block_size(hint)?;
-    let mut buf = BytesMut::with_capacity(usize::try_from(hint).unwrap_or(0));
+    // A body that arrives as one chunk is returned as is (no copy); otherwise the chunks are
+    // copied once into a buffer of the announced size.
+    let mut first: Option<Bytes> = None;
+    let mut buf: Option<BytesMut> = None;
+    let mut len = 0usize;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| TierError::Unavailable {
             tier: TierKind::S3,
             reason: format!("reading object body: {e}"),
         })?;
-        check_block_size((buf.len() + chunk.len()) as u64)?;
-        buf.extend_from_slice(&chunk);
+        len += chunk.len();
+        check_block_size(len as u64)?;
+        match (&mut buf, first.take()) {
+            (Some(b), _) => b.extend_from_slice(&chunk),
+            (None, None) => first = Some(chunk),
+            (None, Some(f)) => {
+                let mut b = BytesMut::with_capacity(usize::try_from(hint).unwrap_or(0).max(len));
+                b.extend_from_slice(&f);
+                b.extend_from_slice(&chunk);
+                buf = Some(b);
+            }
+        }
     }
-    Ok(buf.freeze())
+    Ok(match (buf, first) {
+        (Some(b), _) => b.freeze(),
+        (None, Some(f)) => f,
+        (None, None) => Bytes::new(),
+    })
 }
 
 #[async_trait::async_trait]
