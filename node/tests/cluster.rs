@@ -7,7 +7,9 @@
 //!   ignored while trusted ones keep flowing;
 //! - 3 masters + 7 workers, `replication_factor_min/max = 2/3`: allocations are honoured
 //!   (allocated peers `pinned`, the others `remote`) and all 10 replicas hold the same state;
-//! - a stopped worker's pins are re-allocated once its metric expires (short TTL).
+//! - a stopped worker's pins are re-allocated once its metric expires (short TTL); restarted,
+//!   it catches up from its own store and the master's announcements;
+//! - status requests over their bounds (CID count, bytes) are refused.
 
 use std::time::{Duration, Instant};
 
@@ -324,9 +326,82 @@ async fn stopped_worker_pins_reallocated_after_metric_ttl() {
         reallocated_after >= Duration::from_millis(1_000),
         "not before the metric could expire: {reallocated_after:?}"
     );
+
+    // The stopped worker comes back (same store): it restores its replica, catches up with
+    // what was pinned while it was down, and ends with the master's state.
+    let late = net.add_bytes(0, random_bytes(50_000, 6)).await.unwrap();
+    master.pin(late, PinSpec::default()).await.unwrap();
+    net.restart(victim).await.unwrap();
+    let back = net.cluster(victim).unwrap();
+    net.wait_for("restarted worker pinned the pin it missed", WAIT, || {
+        let back = back.clone();
+        async move { Ok(local_state(&back, late).await == TrackerStatus::Tracked(PinState::Pinned)) }
+    })
+    .await
+    .unwrap();
+    net.wait_for("restarted worker has the master's state", WAIT, || {
+        let (back, master) = (back.clone(), master.clone());
+        async move { Ok(back.allocations(None).await? == master.allocations(None).await?) }
+    })
+    .await
+    .unwrap();
     println!(
         "re-allocated {reallocated_after:?} after the stop; total {:?}",
         started.elapsed()
+    );
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_requests_over_their_limits_are_refused() {
+    use ipfs_kit::cluster::wire::{
+        StatusRequest, STATUS_REQUEST_BYTES_MAX, STATUS_REQUEST_CIDS_MAX,
+    };
+    let net = cluster_net(ClusterMode::new(1, 1)).await;
+    let asker = net.handle(0).unwrap();
+    let peer = net.peer_id(1).unwrap();
+    let cid = net
+        .add_bytes(1, random_bytes(10, 1))
+        .await
+        .unwrap()
+        .to_bytes();
+    // At the limit: answered, one entry per CID.
+    let ok = StatusRequest {
+        cids: Some(vec![cid.clone(); STATUS_REQUEST_CIDS_MAX]),
+        recover: false,
+    };
+    let r = asker.cluster_status(peer, ok).await.unwrap();
+    assert_eq!(r.entries.len(), STATUS_REQUEST_CIDS_MAX);
+    // Limit + 1 CIDs: refused (an empty answer).
+    let over = StatusRequest {
+        cids: Some(vec![cid.clone(); STATUS_REQUEST_CIDS_MAX + 1]),
+        recover: false,
+    };
+    assert!(asker
+        .cluster_status(peer, over)
+        .await
+        .unwrap()
+        .entries
+        .is_empty());
+    // More bytes than STATUS_REQUEST_BYTES_MAX: the codec refuses it, the request fails.
+    let huge = StatusRequest {
+        cids: Some(vec![vec![0u8; STATUS_REQUEST_BYTES_MAX + 1]]),
+        recover: false,
+    };
+    assert!(asker.cluster_status(peer, huge).await.is_err());
+    // The peer is still there for well-formed requests.
+    let again = StatusRequest {
+        cids: Some(vec![cid]),
+        recover: false,
+    };
+    assert_eq!(
+        asker
+            .cluster_status(peer, again)
+            .await
+            .unwrap()
+            .entries
+            .len(),
+        1
     );
     net.shutdown().await;
 }
