@@ -299,6 +299,9 @@ impl Behaviour {
     }
 
     fn send(&mut self, peer: PeerId, event: HandlerIn) {
+        if let (true, HandlerIn::Send(m)) = (tracing::enabled!(tracing::Level::TRACE), &event) {
+            trace_message("sending", &peer, m);
+        }
         let Some(conn) = self.peers.get(&peer).and_then(|e| e.conns.first().copied()) else {
             if let HandlerIn::Send(m) = event {
                 // Release the server's budget for a message that cannot go anywhere.
@@ -419,6 +422,9 @@ impl Behaviour {
 
     fn on_message(&mut self, peer: PeerId, msg: Message) {
         self.stat.messages_received += 1;
+        if tracing::enabled!(tracing::Level::TRACE) {
+            trace_message("received", &peer, &msg);
+        }
         for b in &msg.blocks {
             let len = b.data().len() as u64;
             self.stat.blocks_received += 1;
@@ -514,6 +520,32 @@ impl Behaviour {
         }
         Handler::new()
     }
+}
+
+/// One trace line per message: its wants, blocks and presences by CID.
+fn trace_message(what: &str, peer: &PeerId, m: &Message) {
+    let wants: Vec<String> = m
+        .wantlist
+        .iter()
+        .flat_map(|w| &w.entries)
+        .map(|e| {
+            let kind = if e.cancel {
+                "cancel"
+            } else if e.want_type == super::protocol::WantType::Have {
+                "have?"
+            } else {
+                "block?"
+            };
+            format!("{kind} {}", e.cid)
+        })
+        .collect();
+    let blocks: Vec<String> = m.blocks.iter().map(|b| b.cid().to_string()).collect();
+    let presences: Vec<String> = m
+        .presences
+        .iter()
+        .map(|p| format!("{:?} {}", p.kind, p.cid))
+        .collect();
+    tracing::trace!(%peer, ?wants, ?blocks, ?presences, "bitswap: {what}");
 }
 
 impl NetworkBehaviour for Behaviour {

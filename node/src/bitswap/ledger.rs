@@ -11,7 +11,10 @@
 //!   dropped (CVE-2023-25568 was an unbounded wantlist);
 //! - want-have: HAVE, or the block itself when it is at most [`INLINE_BLOCK_BYTES_MAX`];
 //!   missing → DONT_HAVE if asked for; want-block: the block, missing → DONT_HAVE if asked
-//!   for. Unanswered wants wait in the ledger and are served on `BlockAdded`;
+//!   for. Unanswered wants wait in the ledger and are served on `BlockAdded` (blocks the node
+//!   itself stored) or at the next `Tick` (blocks written into the store by anyone else, such
+//!   as an `add` through the API: each tick re-checks up to [`WAITING_RECHECKS_PER_TICK_MAX`]
+//!   waiting wants against the store, round-robin over peers);
 //! - cancel removes a want; a full wantlist replaces the peer's ledger;
 //! - peers are served round-robin, one message per peer per round, highest priority first;
 //!   a peer with [`OUTSTANDING_BYTES_PER_PEER_MAX`] unacknowledged bytes waits (backpressure);
@@ -45,6 +48,10 @@ pub const PRESENCES_PER_MESSAGE_MAX: usize = 1024;
 pub const PEERS_MAX: usize = 4096;
 /// Penalties after which a peer is disconnected.
 pub const PENALTIES_BEFORE_DISCONNECT: u32 = 8;
+/// Waiting wants (wants we could not answer yet) looked up in the store again per `Tick`,
+/// across all peers. A lookup is an index probe, so this bounds a tick's work to a fraction
+/// of a millisecond however many peers wait.
+pub const WAITING_RECHECKS_PER_TICK_MAX: usize = 4096;
 
 /// Read-only access to local blocks.
 pub trait BlockSource {
@@ -235,6 +242,8 @@ pub struct ServerEngine<P> {
     seq: u64,
     /// The peer served last: the next round starts after it.
     cursor: Option<P>,
+    /// The peer whose waiting wants the last tick re-checked last.
+    recheck_cursor: Option<P>,
     now_ms: u64,
 }
 
@@ -250,6 +259,7 @@ impl<P: Clone + Ord + std::fmt::Debug> ServerEngine<P> {
             peers: BTreeMap::new(),
             seq: 0,
             cursor: None,
+            recheck_cursor: None,
             now_ms: 0,
         }
     }
@@ -321,10 +331,52 @@ impl<P: Clone + Ord + std::fmt::Debug> ServerEngine<P> {
                     }
                 }
             }
-            ServerEvent::Tick { now_ms } => self.now_ms = now_ms,
+            ServerEvent::Tick { now_ms } => {
+                self.now_ms = now_ms;
+                self.recheck_waiting();
+            }
         }
         self.schedule(store, &mut actions);
         actions
+    }
+
+    /// Puts waiting wants back in their peers' queues (at most
+    /// [`WAITING_RECHECKS_PER_TICK_MAX`]), starting after the peer re-checked last, so that a
+    /// block that reached the store without a `BlockAdded` is still served.
+    fn recheck_waiting(&mut self) {
+        let order: Vec<P> = match &self.recheck_cursor {
+            Some(c) => self
+                .peers
+                .range((Bound::Excluded(c.clone()), Bound::Unbounded))
+                .chain(
+                    self.peers
+                        .range((Bound::Unbounded, Bound::Included(c.clone()))),
+                )
+                .map(|(p, _)| p.clone())
+                .collect(),
+            None => self.peers.keys().cloned().collect(),
+        };
+        let mut budget = WAITING_RECHECKS_PER_TICK_MAX;
+        for peer in order {
+            let Some(l) = self.peers.get_mut(&peer) else {
+                continue;
+            };
+            let waiting = l.wants.len().saturating_sub(l.queue.len());
+            if waiting == 0 {
+                continue;
+            }
+            if waiting > budget {
+                break;
+            }
+            budget -= waiting;
+            let keys: Vec<QueueKey> = l
+                .wants
+                .values()
+                .map(|w| (Reverse(w.priority), w.seq, w.cid))
+                .collect();
+            l.queue.extend(keys);
+            self.recheck_cursor = Some(peer);
+        }
     }
 
     fn on_message(&mut self, peer: P, msg: Message, actions: &mut Vec<ServerAction<P>>) {

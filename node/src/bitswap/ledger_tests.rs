@@ -405,3 +405,98 @@ fn block_added_under_another_cid_version_serves_the_want() {
     assert_eq!(*m.blocks[0].cid(), v0);
     assert_eq!(m.blocks[0].data(), &data);
 }
+
+#[test]
+fn waiting_wants_are_served_on_tick_when_the_block_reaches_the_store_another_way() {
+    // A block written into the store by someone else (an `add` through the API) comes with no
+    // BlockAdded: the next tick finds it.
+    let store = MemoryBlockstore::new();
+    let big = block(1, 5000);
+    let small = block(2, 100);
+    let mut e = Engine::new();
+    connect(&mut e, &store, 1, ProtocolVersion::V1_2_0);
+    let a = recv(
+        &mut e,
+        &store,
+        1,
+        wants(vec![
+            WantEntry::want_block(*big.cid(), 2, true),
+            WantEntry::want_have(*small.cid(), 1, true),
+        ]),
+    );
+    let m = only_message(&a);
+    assert!(m.blocks.is_empty());
+    assert_eq!(m.presences.len(), 2);
+    assert!(m.presences.iter().all(|p| p.kind == PresenceType::DontHave));
+    // Nothing new in the store: a tick sends nothing (DONT_HAVE is said once).
+    let a = e.handle(ServerEvent::Tick { now_ms: 250 }, &StoreSource(&store));
+    assert!(a.is_empty(), "{a:?}");
+    store.put(&big).unwrap();
+    store.put(&small).unwrap();
+    let a = e.handle(ServerEvent::Tick { now_ms: 500 }, &StoreSource(&store));
+    let m = only_message(&a);
+    // The want-block gets the block, the small want-have gets it inline.
+    assert_eq!(m.blocks, vec![big, small]);
+    assert_eq!(e.peer_stats(&1).unwrap().wants, 0);
+    let a = e.handle(ServerEvent::Tick { now_ms: 750 }, &StoreSource(&store));
+    assert!(a.is_empty(), "{a:?}");
+}
+
+#[test]
+fn tick_rechecks_are_bounded_and_rotate_over_peers() {
+    // More waiting wants than one tick re-checks: every peer is still served within a few
+    // ticks, and no tick looks up more than WAITING_RECHECKS_PER_TICK_MAX wants.
+    struct Counting<'a>(&'a MemoryBlockstore, std::cell::Cell<usize>);
+    impl BlockSource for Counting<'_> {
+        fn block_size(&self, cid: &Cid) -> Option<usize> {
+            self.1.set(self.1.get() + 1);
+            StoreSource(self.0).block_size(cid)
+        }
+        fn block(&self, cid: &Cid) -> Option<Bytes> {
+            StoreSource(self.0).block(cid)
+        }
+    }
+    let store = MemoryBlockstore::new();
+    let mut e = Engine::new();
+    let peers = (WAITING_RECHECKS_PER_TICK_MAX / WANTLIST_ENTRIES_PER_PEER_MAX + 2) as u64;
+    let mut per_peer = Vec::new();
+    for p in 0..peers {
+        connect(&mut e, &store, p, ProtocolVersion::V1_2_0);
+        let entries: Vec<WantEntry> = (0..WANTLIST_ENTRIES_PER_PEER_MAX as u64)
+            .map(|i| WantEntry::want_have(missing(p * 10_000 + i), 1, false))
+            .collect();
+        let a = recv(&mut e, &store, p, wants(entries));
+        assert!(a.is_empty(), "no DONT_HAVE was asked for");
+        let b = block(500 + p, 64);
+        let a = recv(
+            &mut e,
+            &store,
+            p,
+            wants(vec![WantEntry::want_block(*b.cid(), 9, false)]),
+        );
+        assert!(a.is_empty());
+        per_peer.push(b);
+    }
+    for b in &per_peer {
+        store.put(b).unwrap();
+    }
+    let mut served = BTreeSet::new();
+    for t in 1..=peers {
+        let src = Counting(&store, std::cell::Cell::new(0));
+        let a = e.handle(ServerEvent::Tick { now_ms: t * 250 }, &src);
+        assert!(
+            src.1.get() <= WAITING_RECHECKS_PER_TICK_MAX,
+            "{}",
+            src.1.get()
+        );
+        for (p, m) in sent(&a) {
+            assert_eq!(m.blocks.len(), 1);
+            served.insert(p);
+        }
+    }
+    assert_eq!(
+        served.len() as u64,
+        peers,
+        "every peer served within {peers} ticks"
+    );
+}

@@ -169,6 +169,10 @@ pub struct ClientSession<P> {
     by_hash: HashMap<Multihash<64>, u64>,
     peers: BTreeMap<P, PeerState>,
     dialing: BTreeSet<P>,
+    /// Wants to evaluate at the next dispatch even when no peer has room for a want-block:
+    /// new or reset wants, wants whose candidates changed. The others wait for room, so a
+    /// dispatch with every peer at its cap skips them without work.
+    fresh: BTreeSet<u64>,
     next_seq: u64,
     received: u64,
     done_emitted: bool,
@@ -184,6 +188,7 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
             by_hash: HashMap::new(),
             peers: BTreeMap::new(),
             dialing: BTreeSet::new(),
+            fresh: BTreeSet::new(),
             next_seq: 0,
             received: 0,
             done_emitted: false,
@@ -238,6 +243,7 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
             let seq = self.next_seq;
             self.next_seq += 1;
             self.by_hash.insert(*cid.hash(), seq);
+            self.fresh.insert(seq);
             self.wants.insert(
                 seq,
                 WantState {
@@ -298,6 +304,13 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
         if self.peers.contains_key(&peer) || self.peers.len() >= self.cfg.peers_max {
             return;
         }
+        // A new peer to ask: every want not already on its way is worth another look.
+        self.fresh.extend(
+            self.wants
+                .iter()
+                .filter(|(_, w)| w.block_from.is_none())
+                .map(|(s, _)| *s),
+        );
         self.peers.insert(
             peer,
             PeerState {
@@ -313,13 +326,16 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
         if self.peers.remove(peer).is_none() {
             return;
         }
-        for w in self.wants.values_mut() {
+        for (seq, w) in self.wants.iter_mut() {
             w.haves.remove(peer);
             w.dont_haves.remove(peer);
             w.asked_have.remove(peer);
             w.asked.remove(peer);
             if w.block_from.as_ref() == Some(peer) {
                 w.block_from = None;
+            }
+            if w.block_from.is_none() {
+                self.fresh.insert(*seq);
             }
         }
     }
@@ -332,6 +348,7 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
             let Some(w) = self.wants.get_mut(&seq) else {
                 continue;
             };
+            self.fresh.insert(seq);
             match p.kind {
                 PresenceType::Have => {
                     w.dont_haves.remove(&peer);
@@ -380,6 +397,7 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
                 peer: peer.clone(),
                 reason: SessionPenalty::CorruptBlock { cid: w.cid },
             });
+            self.fresh.insert(seq);
             w.haves.remove(peer);
             w.dont_haves.insert(peer.clone());
             if w.block_from.as_ref() == Some(peer) {
@@ -393,6 +411,7 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
         let Some(w) = self.wants.remove(&seq) else {
             return;
         };
+        self.fresh.remove(&seq);
         self.by_hash.remove(w.cid.hash());
         if let Some(from) = &w.block_from {
             if let Some(ps) = self.peers.get_mut(from) {
@@ -419,6 +438,7 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
         let Some(&seq) = self.by_hash.get(cid.hash()) else {
             return;
         };
+        self.fresh.insert(seq);
         let mut dials = 0;
         for p in providers {
             if self.peers.contains_key(&p) {
@@ -471,6 +491,7 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
             w.asked_have.clear();
             w.dont_haves.clear();
             w.last_sent_ms = None;
+            self.fresh.insert(seq);
         }
         // One provider search per tick, for a want picked at random among the late ones.
         let pick = due[(self.next_rand() % due.len() as u64) as usize];
@@ -521,11 +542,25 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
         best.get(i).cloned()
     }
 
-    /// Sends what each want needs now.
+    /// Whether some peer can take one more want-block, or there is no peer at all (every
+    /// want then needs a provider search).
+    fn has_room(&self) -> bool {
+        let cap = self.cfg.want_blocks_per_peer_max;
+        self.peers.is_empty() || self.peers.values().any(|p| p.want_blocks_inflight < cap)
+    }
+
+    /// Sends what each want needs now. A want that is not fresh has already been asked of
+    /// every peer it can be asked of, so while no peer has room for a want-block it is skipped
+    /// at the cost of a lookup (a fetch of thousands of blocks dispatches on every message).
     fn dispatch(&mut self, now_ms: u64, out: &mut Outbox<P>) {
         let seqs: Vec<u64> = self.wants.keys().copied().collect();
         let mut need_search = Vec::new();
+        let mut room = self.has_room();
         for seq in seqs {
+            let fresh = self.fresh.remove(&seq);
+            if !room && !fresh {
+                continue;
+            }
             let Some(w) = self.wants.get(&seq) else {
                 continue;
             };
@@ -595,6 +630,9 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
             // The rebroadcast clock starts at the first attempt, even if nobody could be asked.
             if sent || w.last_sent_ms.is_none() {
                 w.last_sent_ms = Some(now_ms);
+            }
+            if w.block_from.is_some() {
+                room = self.has_room();
             }
         }
         // One provider search per event: providers of one block of a DAG usually have the rest,

@@ -4,7 +4,8 @@
 //! - [`behaviour`]: the root `NetworkBehaviour` (connection and memory limits, identify, ping,
 //!   Kademlia) and its constants;
 //! - [`node`]: [`Node`], the swarm on a tokio task behind a command channel;
-//! - [`fetch`]: fetching blocks and DAGs over bitswap into the repository.
+//! - [`fetch`]: fetching blocks and DAGs over bitswap into the repository;
+//! - [`muxer`]: yamux with receive windows the yamux frame decoder can always take.
 //!
 //! Architecture invariant: this module moves bytes between peers; the blockstore below it never
 //! does network I/O. Besides the identity file, the only writes to the repository are fetched
@@ -13,6 +14,7 @@
 pub mod behaviour;
 pub mod fetch;
 pub mod identity;
+pub mod muxer;
 pub mod node;
 
 pub use crate::bitswap::BitswapStat;

@@ -19,7 +19,7 @@ use libp2p::swarm::{
     dial_opts::DialOpts, ConnectionId, DialError, NetworkBehaviour as _, SwarmEvent,
 };
 use libp2p::{gossipsub, request_response};
-use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
+use libp2p::{identify, noise, ping, tcp, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
 
@@ -521,11 +521,7 @@ fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NetError> {
             .with_tcp(
                 tcp::Config::default().nodelay(true),
                 noise::Config::new,
-                || {
-                    let mut c = yamux::Config::default();
-                    c.set_max_num_streams(STREAMS_PER_CONNECTION_MAX);
-                    c
-                },
+                || super::muxer::Config::new(STREAMS_PER_CONNECTION_MAX),
             )
             .map_err(|e| NetError::Transport(e.to_string()))?
             .with_quic_config(|mut c| {
