@@ -142,3 +142,69 @@ impl Blockstore for UnionBlockstore {
         self.repo.stat()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ipfs_kit_blockstore::MemoryBlockstore;
+    use ipfs_kit_cluster_sync::Persist;
+
+    fn store_with(items: &[Persist]) -> (tempfile::TempDir, SharedStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = RedbStore::open(&dir.path().join("state.redb")).unwrap();
+        s.apply(items).unwrap();
+        (dir, Arc::new(Mutex::new(s)))
+    }
+
+    #[test]
+    fn serves_hash_checked_cluster_blocks_after_the_repo() {
+        let good = serde_ipld_dagcbor::to_vec(&"a delta").unwrap();
+        let good_cid = block_cid(&good);
+        // A row whose bytes do not hash to its key (a corrupted store).
+        let bad_cid = block_cid(b"what the key says");
+        let (_dir, store) = store_with(&[
+            Persist::Delta {
+                cid: good_cid,
+                priority: 1,
+                bytes: good.clone(),
+            },
+            Persist::Delta {
+                cid: bad_cid,
+                priority: 2,
+                bytes: b"something else".to_vec(),
+            },
+        ]);
+        let blocks = ClusterBlocks::new(store);
+        assert_eq!(
+            blocks.get(&good_cid).unwrap().unwrap().as_ref(),
+            good.as_slice()
+        );
+        assert_eq!(blocks.size_of(&good_cid).unwrap(), Some(good.len() as u64));
+        assert!(
+            blocks.get(&bad_cid).is_err(),
+            "corrupt bytes are an error, never data"
+        );
+        // Only dag-cbor CIDs are looked up; the store is read-only.
+        let raw = Cid::new_v1(0x55, *good_cid.hash());
+        assert!(!blocks.has(&raw).unwrap());
+        assert!(blocks
+            .put(&Block::new(good_cid, good.clone().into()).unwrap())
+            .is_err());
+
+        // The union answers from the repository first, then the cluster store; writes go to
+        // the repository.
+        let repo: Arc<dyn Blockstore> = Arc::new(MemoryBlockstore::new());
+        let union = UnionBlockstore::new(repo.clone(), Arc::new(blocks));
+        assert!(union.has(&good_cid).unwrap());
+        let other = serde_ipld_dagcbor::to_vec(&"in the repo").unwrap();
+        let other_block = Block::new(block_cid(&other), other.into()).unwrap();
+        union.put(&other_block).unwrap();
+        assert!(repo.has(other_block.cid()).unwrap());
+        assert!(union.get(other_block.cid()).unwrap().is_some());
+        assert!(
+            !repo.has(&good_cid).unwrap(),
+            "cluster blocks never enter the repo"
+        );
+    }
+}

@@ -747,3 +747,56 @@ async fn unpin_locally(repo: Repo, cid: Cid) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ipfs_kit_cluster_sync::tracker::PinState;
+
+    #[test]
+    fn global_status_joins_every_peers_answer() {
+        let cid = ipfs_kit_cluster_sync::codec::block_cid(b"pinned");
+        let other = ipfs_kit_cluster_sync::codec::block_cid(b"not asked");
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let entry = |cid: &Cid, state: u8| StatusEntry {
+            cid: cid.to_bytes(),
+            state,
+            attempts: 1,
+            error: None,
+        };
+        let answers = vec![
+            (
+                a,
+                Ok(StatusResponse {
+                    ts_ms: 5,
+                    entries: vec![entry(&cid, wire::state_code(PinState::Pinned))],
+                    truncated: false,
+                }),
+            ),
+            (
+                b,
+                Ok(StatusResponse {
+                    ts_ms: 6,
+                    entries: vec![entry(&other, wire::state_code(PinState::Pinned))],
+                    truncated: false,
+                }),
+            ),
+            (c, Err("timeout".to_string())),
+        ];
+        let out = assemble(vec![(cid, None)], answers);
+        assert_eq!(out.len(), 1);
+        let by = |p: PeerId| out[0].peers.iter().find(|e| e.peer == p).unwrap().clone();
+        assert_eq!(by(a).status, TrackerStatus::Tracked(PinState::Pinned));
+        assert_eq!(by(a).ts_ms, 5);
+        assert_eq!(by(b).status, TrackerStatus::Unpinned, "not tracked there");
+        assert_eq!(by(c).status, TrackerStatus::Unknown);
+        assert_eq!(by(c).error.as_deref(), Some("timeout"));
+        let mut sorted = out[0].peers.iter().map(|e| e.peer).collect::<Vec<_>>();
+        sorted.sort();
+        assert_eq!(
+            out[0].peers.iter().map(|e| e.peer).collect::<Vec<_>>(),
+            sorted
+        );
+    }
+}
