@@ -11,6 +11,8 @@
 //!   it catches up from its own store and the master's announcements;
 //! - status requests over their bounds (CID count, bytes) are refused.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use cid::Cid;

@@ -658,12 +658,15 @@ impl Service {
     }
 }
 
+/// A peer's answer: its clock and its entries by CID, or why it did not answer.
+type PeerAnswer = Result<(u64, HashMap<Cid, StatusEntry>), String>;
+
 /// One [`PinStatus`] per pin from every peer's answer.
 fn assemble(
     pins: Vec<(Cid, Option<ipfs_kit_cluster_sync::PinSpec>)>,
     answers: Vec<(PeerId, Result<StatusResponse, String>)>,
 ) -> Vec<PinStatus> {
-    let mut by_peer: Vec<(PeerId, Result<(u64, HashMap<Cid, StatusEntry>), String>)> = answers
+    let mut by_peer: Vec<(PeerId, PeerAnswer)> = answers
         .into_iter()
         .map(|(p, r)| {
             let r = r.and_then(|resp| {

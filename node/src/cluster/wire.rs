@@ -324,6 +324,6 @@ mod tests {
         }
         assert_eq!(state_of(STATE_UNTRACKED).unwrap(), None);
         assert!(state_of(99).is_err());
-        assert!(cid_from_wire(&vec![1u8; CID_BYTES_MAX + 1]).is_err());
+        assert!(cid_from_wire(&[1u8; CID_BYTES_MAX + 1]).is_err());
     }
 }
