@@ -11,6 +11,7 @@ pub mod bitswap;
 pub mod car;
 pub mod cli;
 pub mod cluster;
+pub mod cluster_api;
 pub mod config;
 pub mod dag;
 pub mod gateway;

@@ -8,6 +8,8 @@ mod api;
 mod bitswap;
 mod cli;
 mod cluster;
+mod cluster_api;
+mod cluster_daemon;
 mod common;
 mod config;
 mod harness;

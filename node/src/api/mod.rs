@@ -177,6 +177,11 @@ impl Args {
             .collect()
     }
 
+    /// Every parameter, in order (the cluster API's `meta-*` options).
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.pairs

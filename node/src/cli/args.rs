@@ -72,6 +72,9 @@ pub enum Command {
     /// Storage tiers: where blocks live (local, S3), and moving DAGs between them.
     #[command(subcommand)]
     Tier(super::tier::TierCmd),
+    /// The cluster pinset through the running daemon's cluster API (ipfs-cluster-ctl's verbs).
+    #[command(subcommand)]
+    Cluster(super::cluster::ClusterCmd),
 }
 
 #[derive(Args, Debug)]

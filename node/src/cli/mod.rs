@@ -7,6 +7,7 @@
 mod add;
 mod args;
 mod blocks;
+mod cluster;
 mod config;
 mod files;
 mod index;
@@ -56,7 +57,7 @@ pub fn run(cli: Cli) -> Result<()> {
     // Flag, else environment (clap reads IPFS_KIT_SYNC for --sync), else config.toml. `config`
     // itself opens no repository and must work on a config that others would refuse.
     let sync_blocks = match &cli.command {
-        Command::Config(_) => cli.sync,
+        Command::Config(_) | Command::Cluster(_) => cli.sync,
         _ => {
             cli.sync
                 || crate::config::Config::load_with_env(&repo_path)?
@@ -69,6 +70,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(a) => config::init(&repo_path, options, a),
         Command::Config(c) => config::run(&repo_path, c),
+        Command::Cluster(c) => cluster::run(&repo_path, c),
         Command::Version => {
             println!("ipfs-kit version: {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -42,6 +42,10 @@ pub struct DaemonArgs {
     /// Seconds the gateway may spend fetching and resolving content before answering 504.
     #[arg(long, default_value_t = crate::gateway::GATEWAY_RETRIEVAL_TIMEOUT.as_secs())]
     pub gateway_timeout_secs: u64,
+    /// The cluster REST API's address, `ip:port` (default: config `cluster.api`,
+    /// 127.0.0.1:9094). Served by masters and workers.
+    #[arg(long, value_name = "IP:PORT")]
+    pub cluster_api: Option<String>,
 }
 
 /// `--dht`.
@@ -125,6 +129,9 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
             retrieval_timeout: std::time::Duration::from_secs(args.gateway_timeout_secs),
         },
     )?;
+    let settings = daemon_settings(repo_path, &args)?;
+    // A private network: `<repo>/swarm.key` (kubo's) or the cluster secret.
+    let psk = net::psk::swarm_key(repo_path, settings.cluster_secret)?;
     let repo = super::open(repo_path, options)?;
     // Demotes cold unpinned blocks to a configured tier and promotes hot ones, until exit.
     let _placement = repo.start_placement()?;
@@ -143,7 +150,9 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
         } else {
             args.swarm
         };
-        config.bootstrap = args.bootstrap;
+        config.bootstrap = args.bootstrap.clone();
+        config.bootstrap.extend(settings.bootstrap.iter().cloned());
+        config.psk = psk;
         config.behaviour.kad_mode = match args.dht {
             DhtMode::Server => net::KadMode::Server,
             DhtMode::Client => net::KadMode::Client,
@@ -151,9 +160,35 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
         println!("Initializing daemon...");
         println!("ipfs-kit version: {}", env!("CARGO_PKG_VERSION"));
         println!("Repo: {}", repo.path().display());
+        if let Some(key) = &psk {
+            // kubo's lines for a private network.
+            println!("Swarm is limited to private network of peers with the swarm key");
+            println!("Swarm key fingerprint: {}", net::psk::fingerprint(key));
+        }
+        // The cluster service by role: masters and workers run it, leechers do not.
+        let cluster_setup = match settings.role {
+            crate::config::Role::Leecher => None,
+            role => {
+                let mut cluster_config = crate::cluster::ClusterConfig::new(
+                    role,
+                    config.keypair.clone(),
+                    cluster_trusted(&settings, &args.bootstrap),
+                    repo.path().join("cluster"),
+                );
+                if let Some(ttl) = settings.cluster_metric_ttl {
+                    cluster_config = cluster_config.with_metric_ttl(ttl);
+                }
+                Some(
+                    crate::cluster::ClusterSetup::open(cluster_config)
+                        .context("opening the cluster state")?,
+                )
+            }
+        };
+        config.cluster = cluster_setup.as_ref().map(|s| s.hooks());
         let node = Node::start(config)
             .await
             .context("starting the network node")?;
+        let cluster = cluster_setup.map(|s| s.start(node.handle(), repo.clone()));
         println!("PeerID: {}", node.peer_id());
         for addr in node.listen_addrs().await? {
             println!("Swarm listening on {addr}");
@@ -174,6 +209,26 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
         if let Some(gw) = servers.gateway_addr {
             println!("Gateway server listening on {}", ma(gw));
         }
+        // The ipfs-cluster-compatible REST API of the cluster service.
+        let cluster_api = match &cluster {
+            Some(c) => {
+                let state = crate::cluster_api::ClusterApiState {
+                    cluster: c.handle(),
+                    node: Some(node.handle()),
+                };
+                let server = crate::cluster_api::server::start(
+                    state,
+                    settings.cluster_api_addr,
+                    settings.api_token.clone(),
+                    repo_path,
+                )
+                .await
+                .context("starting the cluster API")?;
+                println!("Cluster API server listening on {}", ma(server.addr));
+                Some(server)
+            }
+            None => None,
+        };
         println!("Daemon is ready");
         tracing::info!(
             ready_ms = started.elapsed().as_millis() as u64,
@@ -182,11 +237,49 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
         let signal = wait_for_signal().await?;
         println!("Received {signal}, shutting down...");
         servers.shutdown().await;
+        if let Some(s) = cluster_api {
+            s.shutdown().await;
+        }
+        if let Some(c) = cluster {
+            c.shutdown().await;
+        }
         node.shutdown().await;
         Ok::<(), anyhow::Error>(())
     })?;
     drop(repo);
     Ok(())
+}
+
+/// Who may change the pinset: `cluster.trusted_peers`, plus the peers named by the daemon's
+/// `--bootstrap` flags. Joining a peer's cluster with `--bootstrap` means following its pinset
+/// (as `ipfs-cluster-follow` trusts the cluster it follows); peers that only come from the
+/// config's `bootstrap` list (DHT bootstrap) are not trusted for that.
+fn cluster_trusted(settings: &crate::config::Settings, flags: &[Multiaddr]) -> Vec<libp2p::PeerId> {
+    let mut trusted = settings.cluster_trusted_peers.clone();
+    for peer in flags.iter().filter_map(net::node::peer_of) {
+        if !trusted.contains(&peer) {
+            trusted.push(peer);
+        }
+    }
+    trusted
+}
+
+/// The daemon's settings for the cluster and the swarm key: `config.toml`, the environment
+/// (with `IPFS_KIT_API_TOKEN` over `api.token`, as for the RPC API), then the flags.
+fn daemon_settings(repo_path: &Path, args: &DaemonArgs) -> Result<crate::config::Settings> {
+    let mut config = crate::config::Config::load_with_env(repo_path)?;
+    if let Ok(token) = std::env::var(crate::api::server::ENV_API_TOKEN) {
+        if !token.is_empty() {
+            config.api.token = Some(token);
+        }
+    }
+    config.apply_overrides(&crate::config::Overrides {
+        api: args.api.clone(),
+        gateway: args.gateway.clone(),
+        cluster_api: args.cluster_api.clone(),
+        ..Default::default()
+    });
+    Ok(config.resolve()?)
 }
 
 /// Waits for SIGINT or SIGTERM and names the one that came.

@@ -28,6 +28,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "cluster",
     "cluster.secret",
     "cluster.trusted_peers",
+    "cluster.api",
+    "cluster.metric_ttl_secs",
     "tiers",
     "tiers.cache_bytes",
     "tiers.index",

@@ -13,6 +13,14 @@ pub const ENV_SWARM: &str = "IPFS_KIT_SWARM";
 pub const ENV_BOOTSTRAP: &str = "IPFS_KIT_BOOTSTRAP";
 /// `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`/empty.
 pub const ENV_SYNC: &str = "IPFS_KIT_SYNC";
+/// The cluster REST API's address, `ip:port`.
+pub const ENV_CLUSTER_API: &str = "IPFS_KIT_CLUSTER_API";
+/// The cluster secret, 64 hex characters; empty for none.
+pub const ENV_CLUSTER_SECRET: &str = "IPFS_KIT_CLUSTER_SECRET";
+/// Comma-separated peer ids trusted to change the cluster pinset.
+pub const ENV_CLUSTER_TRUSTED_PEERS: &str = "IPFS_KIT_CLUSTER_TRUSTED_PEERS";
+/// Seconds a peer's metric counts (`cluster.metric_ttl_secs`).
+pub const ENV_CLUSTER_METRIC_TTL_SECS: &str = "IPFS_KIT_CLUSTER_METRIC_TTL_SECS";
 
 /// Values given as flags (the daemon's `--swarm`, `--api`, `--gateway`, `init --role`,
 /// `--sync`): the last layer, over the environment and the file. `None` leaves a value alone.
@@ -25,6 +33,8 @@ pub struct Overrides {
     pub bootstrap: Option<Vec<String>>,
     /// `--sync` can only turn syncing on (its absence is not "off").
     pub sync: Option<bool>,
+    /// The daemon's `--cluster-api`.
+    pub cluster_api: Option<String>,
 }
 
 fn split_list(value: &str) -> Vec<String> {
@@ -82,6 +92,35 @@ impl Config {
         if let Some(v) = env(ENV_SYNC) {
             self.datastore.sync = parse_bool(&v).map_err(env_err(ENV_SYNC))?;
         }
+        if let Some(v) = env(ENV_CLUSTER_API) {
+            resolve::socket_addr("cluster.api", &v).map_err(env_err(ENV_CLUSTER_API))?;
+            self.cluster.api = v.trim().to_string();
+        }
+        if let Some(v) = env(ENV_CLUSTER_SECRET) {
+            let v = v.trim();
+            self.cluster.secret = if v.is_empty() {
+                None
+            } else {
+                resolve::cluster_secret(v).map_err(env_err(ENV_CLUSTER_SECRET))?;
+                Some(v.to_string())
+            };
+        }
+        if let Some(v) = env(ENV_CLUSTER_TRUSTED_PEERS) {
+            let list = split_list(&v);
+            resolve::peer_ids("cluster.trusted_peers", &list)
+                .map_err(env_err(ENV_CLUSTER_TRUSTED_PEERS))?;
+            self.cluster.trusted_peers = list;
+        }
+        if let Some(v) = env(ENV_CLUSTER_METRIC_TTL_SECS) {
+            let secs = v.trim().parse::<u64>().map_err(|_| ConfigError::Env {
+                var: ENV_CLUSTER_METRIC_TTL_SECS,
+                source: Box::new(ConfigError::BadValue {
+                    key: "cluster.metric_ttl_secs".into(),
+                    message: format!("{v:?} is not a number of seconds"),
+                }),
+            })?;
+            self.cluster.metric_ttl_secs = Some(secs);
+        }
         Ok(())
     }
 
@@ -104,6 +143,9 @@ impl Config {
         }
         if o.sync == Some(true) {
             self.datastore.sync = true;
+        }
+        if let Some(api) = &o.cluster_api {
+            self.cluster.api = api.clone();
         }
     }
 }

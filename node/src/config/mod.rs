@@ -40,6 +40,8 @@ pub const API_TOKEN_BYTES_MIN: usize = 16;
 pub const SWARM_MEMORY_BYTES_MIN: u64 = 16 * 1024 * 1024;
 /// Longest `swarm.idle_timeout_secs` (one day).
 pub const IDLE_TIMEOUT_SECS_MAX: u64 = 24 * 60 * 60;
+/// Longest `cluster.metric_ttl_secs` (one day): a peer silent longer than that is down.
+pub const CLUSTER_METRIC_TTL_SECS_MAX: u64 = 24 * 60 * 60;
 
 /// Errors from reading, layering, validating and writing the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -283,16 +285,38 @@ pub struct Api {
     pub token: Option<String>,
 }
 
-/// The cluster pinset (the cluster-sync issue). Not used yet: validated and kept so that
-/// repositories created now need no migration then.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The cluster pinset: its secret (also the swarm's pre-shared key), who may change it, and
+/// where its ipfs-cluster-compatible REST API listens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Cluster {
-    /// Shared secret of the cluster, 32 bytes as hex (as ipfs-cluster's `secret`).
+    /// Shared secret of the cluster, 32 bytes as hex (as ipfs-cluster's `secret`). When set,
+    /// the swarm only talks to peers holding the same secret (a libp2p private network).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
     /// Peer ids allowed to modify the pinset.
     pub trusted_peers: Vec<String>,
+    /// The cluster REST API, `ip:port` (ipfs-cluster's default port 9094); a non-loopback
+    /// address needs `api.token`.
+    pub api: String,
+    /// How long a peer's last metric counts; a peer silent for longer is down and its pins
+    /// are re-allocated. Unset: the cluster service's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric_ttl_secs: Option<u64>,
+}
+
+/// The cluster REST API's default address: ipfs-cluster's `restapi.http_listen_multiaddress`.
+pub const CLUSTER_API_ADDR_DEFAULT: &str = "127.0.0.1:9094";
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            trusted_peers: Vec::new(),
+            api: CLUSTER_API_ADDR_DEFAULT.into(),
+            metric_ttl_secs: None,
+        }
+    }
 }
 
 /// Storage tiers (`[tiers.s3]`): with one configured, the repository opens a tiered store

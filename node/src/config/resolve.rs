@@ -3,7 +3,7 @@
 
 use super::{
     ConfigError, ProvideStrategy, Role, RoutingMode, API_TOKEN_BYTES_MAX, API_TOKEN_BYTES_MIN,
-    IDLE_TIMEOUT_SECS_MAX, LIST_ENTRIES_MAX, SWARM_MEMORY_BYTES_MIN,
+    CLUSTER_METRIC_TTL_SECS_MAX, IDLE_TIMEOUT_SECS_MAX, LIST_ENTRIES_MAX, SWARM_MEMORY_BYTES_MIN,
 };
 use crate::config::Config;
 use multiaddr::{Multiaddr, PeerId, Protocol};
@@ -77,6 +77,10 @@ pub struct Settings {
     pub provide: ProvideStrategy,
     pub cluster_secret: Option<[u8; 32]>,
     pub cluster_trusted_peers: Vec<PeerId>,
+    /// The cluster REST API; like the RPC API, a non-loopback address needs `api_token`.
+    pub cluster_api_addr: SocketAddr,
+    /// `cluster.metric_ttl_secs`; `None`: the cluster service's default.
+    pub cluster_metric_ttl: Option<Duration>,
 }
 
 impl Config {
@@ -131,6 +135,7 @@ impl Config {
         let bootstrap = bootstrap(&self.bootstrap)?;
         let api_addr = socket_addr("addresses.api", &self.addresses.api)?;
         let gateway_addr = socket_addr("addresses.gateway", &self.addresses.gateway)?;
+        let cluster_api_addr = socket_addr("cluster.api", &self.cluster.api)?;
         let api_token = match &self.api.token {
             Some(t) => {
                 let ok = (API_TOKEN_BYTES_MIN..=API_TOKEN_BYTES_MAX).contains(&t.len())
@@ -149,6 +154,7 @@ impl Config {
             for (key, addr) in [
                 ("addresses.api", api_addr),
                 ("addresses.gateway", gateway_addr),
+                ("cluster.api", cluster_api_addr),
             ] {
                 if !addr.ip().is_loopback() {
                     return Err(ConfigError::TokenRequired {
@@ -164,20 +170,20 @@ impl Config {
             Some(s) => Some(cluster_secret(s)?),
             None => None,
         };
-        check_count("cluster.trusted_peers", self.cluster.trusted_peers.len())?;
         if let Some(s3) = &self.tiers.s3 {
             check_tier_s3(s3)?;
         }
-        let cluster_trusted_peers = self
-            .cluster
-            .trusted_peers
-            .iter()
-            .map(|p| {
-                p.trim()
-                    .parse::<PeerId>()
-                    .map_err(|_| ConfigError::BadPeerId(p.clone()))
-            })
-            .collect::<Result<_, _>>()?;
+        let cluster_metric_ttl = match self.cluster.metric_ttl_secs {
+            Some(secs) if secs == 0 || secs > CLUSTER_METRIC_TTL_SECS_MAX => {
+                return Err(ConfigError::BadValue {
+                    key: "cluster.metric_ttl_secs".into(),
+                    message: format!("{secs} is not in 1..={CLUSTER_METRIC_TTL_SECS_MAX}"),
+                })
+            }
+            Some(secs) => Some(Duration::from_secs(secs)),
+            None => None,
+        };
+        let cluster_trusted_peers = peer_ids("cluster.trusted_peers", &self.cluster.trusted_peers)?;
         Ok(Settings {
             role: self.role,
             swarm_addrs,
@@ -191,6 +197,8 @@ impl Config {
             provide: self.provide.strategy,
             cluster_secret,
             cluster_trusted_peers,
+            cluster_api_addr,
+            cluster_metric_ttl,
         })
     }
 }
@@ -300,7 +308,21 @@ fn check_limits(l: &SwarmLimits) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn cluster_secret(s: &str) -> Result<[u8; 32], ConfigError> {
+/// Parses a list of peer ids (`cluster.trusted_peers`).
+pub(super) fn peer_ids(key: &str, values: &[String]) -> Result<Vec<PeerId>, ConfigError> {
+    check_count(key, values.len())?;
+    values
+        .iter()
+        .map(|p| {
+            p.trim()
+                .parse::<PeerId>()
+                .map_err(|_| ConfigError::BadPeerId(p.clone()))
+        })
+        .collect()
+}
+
+/// Parses `cluster.secret`: 32 bytes as 64 hex characters.
+pub(crate) fn cluster_secret(s: &str) -> Result<[u8; 32], ConfigError> {
     let bytes = hex::decode(s.trim()).map_err(|_| ConfigError::BadClusterSecret)?;
     bytes.try_into().map_err(|_| ConfigError::BadClusterSecret)
 }

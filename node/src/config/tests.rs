@@ -489,6 +489,7 @@ fn known_keys_match_the_structs() {
     let mut c = Config::default().effective();
     c.api.token = Some("0123456789abcdef".into());
     c.cluster.secret = Some("ab".repeat(32));
+    c.cluster.metric_ttl_secs = Some(5);
     c.tiers.s3 = Some(crate::config::TierS3 {
         endpoint: Some("http://127.0.0.1:9000".into()),
         region: Some("us-east-1".into()),
@@ -513,4 +514,71 @@ fn known_keys_match_the_structs() {
     let mut known: Vec<String> = KNOWN_KEYS.iter().map(|s| s.to_string()).collect();
     known.sort();
     assert_eq!(found, known);
+}
+
+#[test]
+fn cluster_keys_env_and_flag_layers() {
+    let c = Config::default();
+    let s = c.resolve().unwrap();
+    assert_eq!(s.cluster_api_addr, CLUSTER_API_ADDR_DEFAULT.parse().unwrap());
+    assert_eq!(s.cluster_metric_ttl, None);
+    assert_eq!(c.get("cluster.api").unwrap().unwrap().as_str(), Some("127.0.0.1:9094"));
+
+    let mut c = Config::default();
+    let secret = "cd".repeat(32);
+    c.apply_env(env_of(&[
+        ("IPFS_KIT_CLUSTER_API", "127.0.0.1:19094"),
+        ("IPFS_KIT_CLUSTER_SECRET", &secret),
+        ("IPFS_KIT_CLUSTER_TRUSTED_PEERS", &format!("{PEER}, {PEER}")),
+        ("IPFS_KIT_CLUSTER_METRIC_TTL_SECS", "3"),
+    ]))
+    .unwrap();
+    c.apply_overrides(&Overrides {
+        cluster_api: Some("127.0.0.1:29094".into()),
+        ..Overrides::default()
+    });
+    let s = c.resolve().unwrap();
+    assert_eq!(s.cluster_api_addr, "127.0.0.1:29094".parse().unwrap());
+    assert_eq!(s.cluster_secret, Some([0xcd; 32]));
+    assert_eq!(s.cluster_trusted_peers.len(), 2);
+    assert_eq!(s.cluster_metric_ttl, Some(Duration::from_secs(3)));
+
+    // An empty secret variable clears the file's secret.
+    c.apply_env(env_of(&[("IPFS_KIT_CLUSTER_SECRET", "")])).unwrap();
+    assert_eq!(c.cluster.secret, None);
+    // Malformed variables are errors naming the variable.
+    for (var, value) in [
+        ("IPFS_KIT_CLUSTER_API", "nowhere"),
+        ("IPFS_KIT_CLUSTER_SECRET", "abcd"),
+        ("IPFS_KIT_CLUSTER_TRUSTED_PEERS", "not-a-peer"),
+        ("IPFS_KIT_CLUSTER_METRIC_TTL_SECS", "soon"),
+    ] {
+        let err = Config::default().apply_env(env_of(&[(var, value)])).unwrap_err();
+        assert!(matches!(err, ConfigError::Env { var: v, .. } if v == var), "{var}");
+    }
+    // A non-loopback cluster API needs a token; the TTL is bounded.
+    let mut c = Config::default();
+    c.cluster.api = "0.0.0.0:9094".into();
+    assert!(matches!(
+        c.resolve(),
+        Err(ConfigError::TokenRequired { key, .. }) if key == "cluster.api"
+    ));
+    c.api.token = Some("0123456789abcdef".into());
+    assert!(c.resolve().is_ok());
+    let mut c = Config::default();
+    c.cluster.metric_ttl_secs = Some(CLUSTER_METRIC_TTL_SECS_MAX + 1);
+    assert!(c.resolve().is_err());
+    c.cluster.metric_ttl_secs = Some(0);
+    assert!(c.resolve().is_err());
+    // Too many trusted peers: limit + 1.
+    let mut c = Config::default();
+    c.cluster.trusted_peers = vec![PEER.to_string(); LIST_ENTRIES_MAX + 1];
+    assert!(matches!(c.resolve(), Err(ConfigError::TooManyEntries { .. })));
+    // `config set` of the new keys round-trips through the file format.
+    let c = Config::default()
+        .with_text_value("cluster.api", "127.0.0.1:9999", false)
+        .unwrap()
+        .with_text_value("cluster.metric_ttl_secs", "5", false)
+        .unwrap();
+    assert_eq!(parse(&c.to_toml().unwrap()).unwrap(), c);
 }

@@ -16,6 +16,7 @@ pub mod fetch;
 pub mod identity;
 pub mod muxer;
 pub mod node;
+pub mod psk;
 
 pub use crate::bitswap::BitswapStat;
 pub use behaviour::{agent_version, protocols, BehaviourConfig, ConnectionCaps, KadMode};

@@ -151,6 +151,9 @@ pub struct NodeConfig {
     pub repo: Option<Repo>,
     /// See [`FETCH_STALL_TIMEOUT`].
     pub fetch_stall_timeout: Duration,
+    /// A private network's pre-shared key ([`super::psk`]): TCP only, every connection
+    /// wrapped in the pnet handshake, QUIC listen addresses dropped.
+    pub psk: Option<[u8; super::psk::PSK_BYTES]>,
     /// Cluster mode (masters and workers): see [`ClusterHooks`].
     pub cluster: Option<ClusterHooks>,
 }
@@ -166,6 +169,7 @@ impl NodeConfig {
             idle_connection_timeout: IDLE_CONNECTION_TIMEOUT,
             repo: None,
             fetch_stall_timeout: FETCH_STALL_TIMEOUT,
+            psk: None,
             cluster: None,
         }
     }
@@ -240,6 +244,10 @@ impl Node {
         let mut swarm = build_swarm(&config)?;
         let mut pending: HashMap<libp2p::core::transport::ListenerId, Multiaddr> = HashMap::new();
         for addr in &config.listen {
+            if config.psk.is_some() && super::psk::unprotectable(addr) {
+                tracing::warn!(%addr, "private network (swarm key): not listening on QUIC/UDP");
+                continue;
+            }
             let id = swarm
                 .listen_on(addr.clone())
                 .map_err(|e| NetError::Listen {
@@ -512,6 +520,9 @@ impl Drop for Node {
 }
 
 fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NetError> {
+    if let Some(psk) = config.psk {
+        return build_private_swarm(config, psk);
+    }
     let behaviour_config = config.behaviour.clone();
     let store = served_store(config);
     let idle = config.idle_connection_timeout;
@@ -529,6 +540,44 @@ fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NetError> {
                     u32::try_from(STREAMS_PER_CONNECTION_MAX).unwrap_or(u32::MAX);
                 c
             })
+            .with_behaviour(|key| Behaviour::new(key, &behaviour_config, store))
+            .map_err(|e| match e {})?
+            .with_swarm_config(|c| {
+                c.with_idle_connection_timeout(idle)
+                    .with_max_negotiating_inbound_streams(NEGOTIATING_INBOUND_STREAMS_MAX)
+            })
+            .build(),
+    )
+}
+
+/// The swarm of a private network: TCP, then the pnet handshake under `psk`, then noise and
+/// yamux as on the public transport. No QUIC (it has no pnet layer).
+fn build_private_swarm(
+    config: &NodeConfig,
+    psk: [u8; super::psk::PSK_BYTES],
+) -> Result<Swarm<Behaviour>, NetError> {
+    use libp2p::core::{upgrade::Version, Transport as _};
+    use libp2p::pnet::{PnetConfig, PreSharedKey};
+    let behaviour_config = config.behaviour.clone();
+    let store = served_store(config);
+    let idle = config.idle_connection_timeout;
+    let psk = PreSharedKey::new(psk);
+    tracing::info!(fingerprint = %psk.fingerprint(), "private network: swarm key in use");
+    Ok(
+        libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+            .with_tokio()
+            .with_other_transport(|key| {
+                let noise = noise::Config::new(key)?;
+                let mux = super::muxer::Config::new(STREAMS_PER_CONNECTION_MAX);
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                    tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                        .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+                        .upgrade(Version::V1Lazy)
+                        .authenticate(noise)
+                        .multiplex(mux),
+                )
+            })
+            .map_err(|e| NetError::Transport(e.to_string()))?
             .with_behaviour(|key| Behaviour::new(key, &behaviour_config, store))
             .map_err(|e| match e {})?
             .with_swarm_config(|c| {
