@@ -8,7 +8,8 @@
 //! - 3 masters + 7 workers, `replication_factor_min/max = 2/3`: allocations are honoured
 //!   (allocated peers `pinned`, the others `remote`) and all 10 replicas hold the same state;
 //! - a stopped worker's pins are re-allocated once its metric expires (short TTL); restarted,
-//!   it catches up from its own store and the master's announcements;
+//!   it catches up from its own store and the master's announcements, and unpins what moved
+//!   away while it was down;
 //! - status requests over their bounds (CID count, bytes) are refused.
 
 #![allow(clippy::unwrap_used)]
@@ -341,6 +342,23 @@ async fn stopped_worker_pins_reallocated_after_metric_ttl() {
     })
     .await
     .unwrap();
+    // The pin moved away while it was down: its repository pin goes (at start when the
+    // restored state already says so, else when the re-allocation arrives).
+    net.wait_for("restarted worker dropped the moved pin", WAIT, || {
+        let repo = net.repo(victim).unwrap().clone();
+        async move { Ok(repo.is_pinned(&cid)?.is_none()) }
+    })
+    .await
+    .unwrap();
+    // Not pinned here any more: `remote`, or forgotten after the tracker's unpin.
+    let st = local_state(&back, cid).await;
+    assert!(
+        matches!(
+            st,
+            TrackerStatus::Tracked(PinState::Remote) | TrackerStatus::Unpinned
+        ),
+        "{st:?}"
+    );
     net.wait_for("restarted worker has the master's state", WAIT, || {
         let (back, master) = (back.clone(), master.clone());
         async move { Ok(back.allocations(None).await? == master.allocations(None).await?) }

@@ -18,6 +18,7 @@
 
 pub mod blocks;
 pub mod handle;
+pub mod local;
 mod service;
 pub mod wire;
 
@@ -117,6 +118,7 @@ pub struct ClusterSetup {
     peer: PeerId,
     replica: Replica,
     store: blocks::SharedStore,
+    local: Arc<local::LocalPins>,
     hooks: ClusterHooks,
     events: mpsc::Receiver<ClusterNetEvent>,
 }
@@ -150,6 +152,9 @@ impl ClusterSetup {
             .map_err(|e| ClusterError::Store(e.to_string()))?;
         let replica = Replica::restore(signing, trusted, config.replica.clone(), stored)
             .map_err(|e| ClusterError::Store(e.to_string()))?;
+        let local = Arc::new(local::LocalPins::open(
+            &config.dir.join(local::LOCAL_PINS_FILE),
+        )?);
         let store: blocks::SharedStore = Arc::new(Mutex::new(store));
         let (tx, events) = mpsc::channel(CLUSTER_INBOX_LEN);
         let hooks = ClusterHooks {
@@ -166,6 +171,7 @@ impl ClusterSetup {
             peer,
             replica,
             store,
+            local,
             hooks,
             events,
         })
@@ -193,6 +199,7 @@ impl ClusterSetup {
             peer: self.peer,
             replica: self.replica,
             store: self.store,
+            local: self.local,
             node,
             repo,
             trusted,

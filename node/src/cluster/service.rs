@@ -60,6 +60,7 @@ pub(crate) struct Service {
     pub(crate) peer: PeerId,
     pub(crate) replica: Replica,
     pub(crate) store: SharedStore,
+    pub(crate) local: std::sync::Arc<super::local::LocalPins>,
     pub(crate) allocator: Allocator,
     pub(crate) tracker: Tracker,
     pub(crate) node: NodeHandle,
@@ -101,6 +102,7 @@ impl Service {
             let acts = self.tracker.handle(TrackerEvent::Pinned(p), now);
             self.start_ops(acts, &mut ops);
         }
+        self.unpin_stale(now);
         tracing::info!(role = %self.cfg.role, pins = self.replica.state().len(), "cluster service running");
         loop {
             tokio::select! {
@@ -257,16 +259,49 @@ impl Service {
         for a in acts {
             let node = self.node.clone();
             let repo = self.repo.clone();
+            let local = self.local.clone();
             match a {
                 TrackerAction::StartPin { cid, mode } => {
                     tracing::debug!(%cid, ?mode, "pinning");
-                    ops.spawn(async move { (cid, true, pin_locally(node, repo, cid, mode).await) });
+                    ops.spawn(async move {
+                        (cid, true, pin_locally(node, repo, cid, mode, local).await)
+                    });
                 }
                 TrackerAction::StartUnpin { cid } => {
                     tracing::debug!(%cid, "unpinning");
-                    ops.spawn(async move { (cid, false, unpin_locally(repo, cid).await) });
+                    ops.spawn(async move { (cid, false, unpin_locally(repo, cid, local).await) });
                 }
             }
+        }
+    }
+
+    /// Unpins what this peer pinned for the cluster before a restart and the pinset no longer
+    /// allocates to it (see `local.rs`).
+    fn unpin_stale(&self, now: u64) {
+        let recorded = match self.local.all() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "local pin record unreadable");
+                return;
+            }
+        };
+        for cid in recorded {
+            let wanted = self
+                .replica
+                .state()
+                .get(&cid)
+                .is_some_and(|s| s.allocated_to(&self.me) && !s.expired(now));
+            if wanted {
+                continue;
+            }
+            tracing::info!(%cid, "unpinning a cluster pin dropped or moved while we were down");
+            let (repo, local) = (self.repo.clone(), self.local.clone());
+            tokio::spawn(async move {
+                match unpin_locally(repo, cid, local).await {
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!(%cid, error = %e, "stale pin not removed"),
+                }
+            });
         }
     }
 
@@ -718,33 +753,44 @@ fn assemble(
 
 /// Makes the DAG local and pins it in the repository (the fetch's guard protects it until the
 /// pin holds).
-async fn pin_locally(node: NodeHandle, repo: Repo, cid: Cid, mode: PinMode) -> Result<(), String> {
-    match mode {
-        PinMode::Recursive => {
-            let stats = node.fetch_dag(cid).await.map_err(|e| e.to_string())?;
-            tokio::task::spawn_blocking(move || {
-                let r = repo.pin_add(&cid, true, None).map_err(|e| e.to_string());
-                drop(stats);
-                r
-            })
-            .await
-            .map_err(|e| e.to_string())?
-        }
+async fn pin_locally(
+    node: NodeHandle,
+    repo: Repo,
+    cid: Cid,
+    mode: PinMode,
+    local: std::sync::Arc<super::local::LocalPins>,
+) -> Result<(), String> {
+    let guard = match mode {
+        PinMode::Recursive => Some(node.fetch_dag(cid).await.map_err(|e| e.to_string())?),
         PinMode::Direct => {
             node.fetch_block(cid).await.map_err(|e| e.to_string())?;
-            tokio::task::spawn_blocking(move || {
-                repo.pin_add(&cid, false, None).map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(|e| e.to_string())?
+            None
         }
-    }
+    };
+    tokio::task::spawn_blocking(move || {
+        // Recorded first: a crash between the two leaves a record without a pin, which the
+        // next start clears, never a cluster pin nobody would remove.
+        local.insert(&cid).map_err(|e| e.to_string())?;
+        let r = repo
+            .pin_add(&cid, mode == PinMode::Recursive, None)
+            .map_err(|e| e.to_string());
+        drop(guard);
+        r
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// Removes the repository pin; one that is not there (or only indirect) counts as done.
-async fn unpin_locally(repo: Repo, cid: Cid) -> Result<(), String> {
+async fn unpin_locally(
+    repo: Repo,
+    cid: Cid,
+    local: std::sync::Arc<super::local::LocalPins>,
+) -> Result<(), String> {
     tokio::task::spawn_blocking(move || match repo.pin_rm(&cid) {
-        Ok(_) | Err(RepoError::NotPinned(_)) | Err(RepoError::PinnedIndirectly { .. }) => Ok(()),
+        Ok(_) | Err(RepoError::NotPinned(_)) | Err(RepoError::PinnedIndirectly { .. }) => {
+            local.remove(&cid).map_err(|e| e.to_string())
+        }
         Err(e) => Err(e.to_string()),
     })
     .await
