@@ -583,25 +583,55 @@ fn export_schema() -> Arc<Schema> {
 }
 
 fn to_export(batch: &RecordBatch, tiers: &[String]) -> Result<RecordBatch, IndexError> {
+    // Both derived columns take few distinct values: build each distinct value once and
+    // gather it per row with the `take` kernel (no per-row string building).
     let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
     let pins = batch
         .column(schema::COL_PIN_TYPE)
         .as_primitive::<UInt8Type>();
-    let pin_names: StringArray = pins
-        .values()
-        .iter()
+    const PIN_NAMES: [&str; 5] = ["none", "direct", "recursive", "indirect", "unknown"];
+    let pin_texts: StringArray = (0..PIN_NAMES.len())
         .map(|c| {
             Some(
-                PinType::from_code(*c)
+                PinType::from_code(c as u8)
                     .map(PinType::name)
-                    .unwrap_or("unknown"),
+                    .unwrap_or(PIN_NAMES[4]),
             )
         })
         .collect();
-    cols[schema::COL_PIN_TYPE] = Arc::new(pin_names);
+    let pin_idx = UInt32Array::from_iter_values(
+        pins.values()
+            .iter()
+            .map(|c| u32::from(*c).min(PIN_NAMES.len() as u32 - 1)),
+    );
+    cols[schema::COL_PIN_TYPE] = arrow_select::take::take(&pin_texts, &pin_idx, None)?;
     let masks = batch.column(schema::COL_TIERS).as_primitive::<UInt32Type>();
-    let mut lb = ListBuilder::new(StringBuilder::new());
+    // A short list scanned in order (a handful of tier combinations in practice), with a map
+    // once there are many.
+    let mut distinct: Vec<u32> = Vec::new();
+    let mut seen: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+    let mut idx = Vec::with_capacity(masks.len());
     for m in masks.values().iter() {
+        let found = if distinct.len() <= 16 {
+            distinct.iter().position(|d| d == m).map(|i| i as u32)
+        } else {
+            seen.get(m).copied()
+        };
+        let i = match found {
+            Some(i) => i,
+            None => {
+                distinct.push(*m);
+                let i = (distinct.len() - 1) as u32;
+                if distinct.len() > 16 {
+                    seen.extend(distinct.iter().enumerate().map(|(j, d)| (*d, j as u32)));
+                }
+                i
+            }
+        };
+        idx.push(i);
+    }
+    let mut lb = ListBuilder::new(StringBuilder::new());
+    for m in &distinct {
         let mut m = *m;
         while m != 0 {
             let bit = m.trailing_zeros() as usize;
@@ -613,7 +643,8 @@ fn to_export(batch: &RecordBatch, tiers: &[String]) -> Result<RecordBatch, Index
         }
         lb.append(true);
     }
-    cols[schema::COL_TIERS] = Arc::new(lb.finish());
+    let lists = lb.finish();
+    cols[schema::COL_TIERS] = arrow_select::take::take(&lists, &UInt32Array::from(idx), None)?;
     Ok(RecordBatch::try_new(export_schema(), cols)?)
 }
 
