@@ -15,4 +15,5 @@ mod config;
 mod harness;
 mod net;
 mod net_cli;
+mod reprovide;
 mod tier_cli;

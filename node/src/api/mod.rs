@@ -64,6 +64,9 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// The previous `stats/bw` sample.
     pub bw: Arc<parking_lot::Mutex<net::BwSample>>,
+    /// The sweeping reprovider: provide on add and pin goes through it, by the configured
+    /// strategy, batched by keyspace region (absent: one DHT provide per root).
+    pub reprovider: Option<crate::net::provide::Reprovider>,
 }
 
 impl ApiState {
@@ -328,6 +331,16 @@ pub async fn ensure_block(state: &ApiState, cid: Cid) -> Result<(), ApiError> {
 /// logged, not returned: the content is stored and pinned either way, and the reprovider
 /// tries again later.
 pub async fn provide(state: &ApiState, cid: Cid) {
+    if let Some(reprovider) = &state.reprovider {
+        let (reprovider, repo) = (reprovider.clone(), state.repo.clone());
+        // Listing the DAG's keys reads its blocks: the answer does not wait for it.
+        tokio::spawn(async move {
+            if let Err(e) = reprovider.provide_root(&repo, cid).await {
+                tracing::debug!(%cid, error = %e, "provide failed");
+            }
+        });
+        return;
+    }
     if let Some(node) = &state.node {
         let node = node.clone();
         // Providing walks the DHT and can take many seconds; the answer does not wait for it.

@@ -193,7 +193,18 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
         for addr in node.listen_addrs().await? {
             println!("Swarm listening on {addr}");
         }
+        // The sweeping reprovider: announces the strategy's keys region by region over the
+        // reprovide interval, and what the API adds or pins in batches.
+        let reprovider = net::provide::Reprovider::for_repo(
+            node.handle(),
+            net::provide::ReproviderConfig::default(),
+            repo.clone(),
+            settings.provide,
+        );
+        let reprovide_stop = tokio_util::sync::CancellationToken::new();
+        let reprovide_task = reprovider.clone().spawn(reprovide_stop.clone());
         let api_state = crate::api::ApiState {
+            reprovider: Some(reprovider),
             repo: repo.clone(),
             node: Some(node.handle()),
             public_key: Some(public_key),
@@ -243,6 +254,8 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
         if let Some(c) = cluster {
             c.shutdown().await;
         }
+        reprovide_stop.cancel();
+        let _ = reprovide_task.await;
         node.shutdown().await;
         Ok::<(), anyhow::Error>(())
     })?;

@@ -32,6 +32,11 @@ pub const KAD_K: usize = 20;
 /// interop (`LIMITS.md`). Stored values are bounded separately.
 pub const KAD_PACKET_BYTES_MAX: usize = 256 * 1024;
 
+/// Distinct keys the DHT record store keeps provider records for (ours and other peers');
+/// rust-libp2p's default of 1024 would drop records as soon as a few peers sweep thousands
+/// of keys to us. Each key keeps at most k providers.
+pub const PROVIDER_KEYS_MAX: usize = 1 << 19;
+
 /// Timeout of a whole Kademlia query.
 pub const KAD_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -188,6 +193,19 @@ pub struct Behaviour {
     pub gossipsub: Toggle<gossipsub::Behaviour>,
     /// The cluster's status requests; on only with [`BehaviourConfig::cluster`].
     pub cluster_status: Toggle<crate::cluster::wire::StatusBehaviour>,
+    /// Batches of ADD_PROVIDER records to one peer on one stream (the sweep).
+    pub provide_sender: crate::net::provide::sender::Behaviour,
+}
+
+/// The DHT record store, holding up to [`PROVIDER_KEYS_MAX`] provided keys.
+fn provider_store(peer_id: libp2p::PeerId) -> kad::store::MemoryStore {
+    kad::store::MemoryStore::with_config(
+        peer_id,
+        kad::store::MemoryStoreConfig {
+            max_provided_keys: PROVIDER_KEYS_MAX,
+            ..Default::default()
+        },
+    )
 }
 
 impl Behaviour {
@@ -208,12 +226,14 @@ impl Behaviour {
         kad_config
             .set_max_packet_size(KAD_PACKET_BYTES_MAX)
             .set_query_timeout(KAD_QUERY_TIMEOUT)
-            .set_periodic_bootstrap_interval(config.kad_bootstrap_interval);
+            .set_periodic_bootstrap_interval(config.kad_bootstrap_interval)
+            // The sweeping reprovider (`net::provide`) republishes our records, by region.
+            .set_provider_publication_interval(None);
         if let Some(k) = NonZeroUsize::new(KAD_K) {
             kad_config.set_replication_factor(k).set_kbucket_size(k);
         }
         let mut kad =
-            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+            kad::Behaviour::with_config(peer_id, provider_store(peer_id), kad_config);
         kad.set_mode(Some(match config.kad_mode {
             KadMode::Server => kad::Mode::Server,
             KadMode::Client => kad::Mode::Client,
@@ -234,6 +254,7 @@ impl Behaviour {
                     .cluster
                     .then(|| crate::cluster::wire::status_behaviour(CLUSTER_STATUS_TIMEOUT)),
             ),
+            provide_sender: Default::default(),
         }
     }
 }

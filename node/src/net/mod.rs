@@ -16,6 +16,7 @@ pub mod fetch;
 pub mod identity;
 pub mod muxer;
 pub mod node;
+pub mod provide;
 pub mod psk;
 
 pub use crate::bitswap::BitswapStat;

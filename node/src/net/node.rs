@@ -223,6 +223,18 @@ enum Command {
     ),
     ClusterStatusRespond(u64, StatusResponse),
     BlocksAdded(Vec<Cid>),
+    ClosestPeersToKey(
+        Vec<u8>,
+        usize,
+        oneshot::Sender<Result<Vec<kad::PeerInfo>, NetError>>,
+    ),
+    SendProviderBatch(
+        PeerId,
+        Vec<Multiaddr>,
+        Vec<Vec<u8>>,
+        oneshot::Sender<Result<usize, super::provide::sender::SendError>>,
+    ),
+    ProvideLocally(Vec<Vec<u8>>, oneshot::Sender<usize>),
 }
 
 type ProvidersResult = Result<Vec<(PeerId, Vec<Multiaddr>)>, NetError>;
@@ -500,6 +512,38 @@ impl NodeHandle {
             .send(Command::BlocksAdded(cids))
             .await
             .map_err(|_| NetError::Stopped)
+    }
+
+    /// The `count` peers closest to the record key `key` (multihash bytes; the keyspace point
+    /// is its SHA-256) found by one DHT lookup, with the addresses learned. `count` is at
+    /// least 1 and at most [`FIND_PROVIDERS_LIMIT_MAX`].
+    pub async fn closest_peers_to_key(
+        &self,
+        key: Vec<u8>,
+        count: usize,
+    ) -> Result<Vec<kad::PeerInfo>, NetError> {
+        let count = count.clamp(1, FIND_PROVIDERS_LIMIT_MAX);
+        self.ask(|tx| Command::ClosestPeersToKey(key, count, tx))
+            .await?
+    }
+
+    /// Sends `peer` one ADD_PROVIDER record per key (multihash bytes) naming this node at its
+    /// listen addresses, all on one kad stream (dialing `addrs` first when not connected).
+    /// Returns the number of records written.
+    pub async fn send_provider_batch(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<Result<usize, super::provide::sender::SendError>, NetError> {
+        self.ask(|tx| Command::SendProviderBatch(peer, addrs, keys, tx))
+            .await
+    }
+
+    /// Records in the local DHT store that this node provides `keys` (multihash bytes), so
+    /// that GET_PROVIDERS asked of us names us. Returns how many were stored.
+    pub async fn provide_locally(&self, keys: Vec<Vec<u8>>) -> Result<usize, NetError> {
+        self.ask(|tx| Command::ProvideLocally(keys, tx)).await
     }
 
     /// Finds `peer` through the DHT: its addresses, or `Ok(None)` if the lookup did not meet it.
@@ -816,7 +860,57 @@ impl Actor {
                     swarm.behaviour_mut().bitswap.block_added(c);
                 }
             }
+            Command::ClosestPeersToKey(key, count, tx) => {
+                let count = std::num::NonZeroUsize::new(count).unwrap_or(std::num::NonZeroUsize::MIN);
+                let q = swarm.behaviour_mut().kad.get_n_closest_peers(key, count);
+                self.queries.insert(q, QueryReply::Closest(tx));
+            }
+            Command::SendProviderBatch(peer, addrs, keys, tx) => {
+                self.send_provider_batch(swarm, peer, addrs, keys, tx);
+            }
+            Command::ProvideLocally(keys, tx) => {
+                let Some(me) = self.peer_id else {
+                    let _ = tx.send(0);
+                    return;
+                };
+                let store = swarm.behaviour_mut().kad.store_mut();
+                let mut stored = 0;
+                for k in keys {
+                    let record = kad::ProviderRecord::new(kad::RecordKey::from(k), me, Vec::new());
+                    match kad::store::RecordStore::add_provider(store, record) {
+                        Ok(()) => stored += 1,
+                        Err(e) => tracing::debug!(error = %e, "local provider record not stored"),
+                    }
+                }
+                let _ = tx.send(stored);
+            }
         }
+    }
+
+    /// Frames one ADD_PROVIDER record per key naming us at our listen addresses and hands
+    /// them to the provide sender as one stream's batch.
+    fn send_provider_batch(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        keys: Vec<Vec<u8>>,
+        tx: oneshot::Sender<Result<usize, super::provide::sender::SendError>>,
+    ) {
+        let Some(me) = self.peer_id else {
+            return;
+        };
+        let mut ours = self.listen_addrs.clone();
+        ours.truncate(PEER_LISTEN_ADDRS_MAX);
+        let mut frames = Vec::with_capacity(keys.len());
+        for k in &keys {
+            match super::provide::wire::add_provider_frame(k, &me, &ours) {
+                Ok(f) => frames.push(f),
+                Err(e) => tracing::debug!(error = %e, "provider record not sent"),
+            }
+        }
+        let job = super::provide::sender::Job { frames, reply: tx };
+        swarm.behaviour_mut().provide_sender.send(peer, addrs, job);
     }
 
     fn start_fetch(&mut self, swarm: &mut Swarm<Behaviour>, cid: Cid, reply: Reply) {
