@@ -431,7 +431,7 @@ impl Reprovider {
         if keys.is_empty() {
             return Ok(report);
         }
-        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        keys.sort_by_key(|k| k.0);
         let local: Vec<Vec<u8>> = keys.iter().map(|(_, k)| k.clone()).collect();
         self.inner.node.provide_locally(local).await?;
         let points: Vec<KeyPoint> = keys.iter().map(|(p, _)| *p).collect();
