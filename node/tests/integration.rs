@@ -6,6 +6,7 @@
 
 mod api;
 mod bitswap;
+mod bitswap_wake;
 mod cli;
 mod cluster;
 mod cluster_api;
