@@ -266,9 +266,12 @@ fn rest_api_shapes_errors_limits_and_cli() {
     let allocs = pin["allocations"].as_array().unwrap();
     assert!((1..=2).contains(&allocs.len()), "{pin}");
 
-    // GET /allocations[/{cid}].
-    let all = lines(c.get(master.url("/allocations")).send().unwrap());
-    assert!(all.iter().any(|p| p["cid"] == cid.as_str()));
+    // GET /allocations[/{cid}] (deltas are batched: the pinset shows the pin once the batch
+    // is flushed, within a tick).
+    wait_for(Duration::from_secs(10), "the pin in /allocations", || {
+        let all = lines(c.get(master.url("/allocations")).send().unwrap());
+        all.iter().any(|p| p["cid"] == cid.as_str()).then_some(())
+    });
     let one: Value = c
         .get(master.url(&format!("/allocations/{cid}")))
         .send()
@@ -437,14 +440,15 @@ fn rest_api_shapes_errors_limits_and_cli() {
     assert_eq!(r.status(), 200);
     let gone: Value = r.json().unwrap();
     assert_eq!(gone["cid"], cid.as_str());
+    wait_for(Duration::from_secs(10), "the unpin applied", || {
+        let r = c
+            .get(master.url(&format!("/allocations/{cid}")))
+            .send()
+            .unwrap();
+        (r.status() == 404).then(|| cluster_error(r, 404))
+    });
     cluster_error(
         c.delete(master.url(&format!("/pins/{cid}")))
-            .send()
-            .unwrap(),
-        404,
-    );
-    cluster_error(
-        c.get(master.url(&format!("/allocations/{cid}")))
             .send()
             .unwrap(),
         404,
@@ -456,6 +460,13 @@ fn rest_api_shapes_errors_limits_and_cli() {
         out.starts_with(&format!("{cid2} | two | PIN | Repl. Factor: 1--1")),
         "{out}"
     );
+    wait_for(Duration::from_secs(10), "cid2 in the pinset", || {
+        let r = c
+            .get(master.url(&format!("/allocations/{cid2}")))
+            .send()
+            .unwrap();
+        (r.status() == 200).then_some(())
+    });
     assert_eq!(
         m_env.ok(&["cluster", "pin", "rm", &cid2]),
         format!("{cid2}\n")

@@ -83,7 +83,11 @@ fn master_two_workers_reallocate_and_converge() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200, "{:?}", r.text());
-    let before = allocations(&c, &master, &cid);
+    // Deltas are batched: the pinset shows the pin once its batch is flushed.
+    let before = wait_for(Duration::from_secs(10), "the pin's allocations", || {
+        let a = allocations(&c, &master, &cid);
+        (!a.is_empty()).then_some(a)
+    });
     assert_eq!(before.len(), 2, "{before:?}");
     assert!(before.contains(&w1.peer_id), "{before:?}");
     for peer in &before {
@@ -119,8 +123,10 @@ fn master_two_workers_reallocate_and_converge() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let w1 = ClusterDaemon::start(&w1_env, &["--bootstrap", &master.swarm], &worker_vars);
-    let want = exported(&c, &master);
-    assert_eq!(want.lines().count(), 2, "{want}");
+    let want = wait_for(Duration::from_secs(10), "both pins in the export", || {
+        let e = exported(&c, &master);
+        (e.lines().count() == 2).then_some(e)
+    });
     wait_for(
         Duration::from_secs(30),
         "w1 converges to the master's pinset",

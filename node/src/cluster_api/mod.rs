@@ -449,6 +449,16 @@ async fn state_import(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > STATE_IMPORT_BYTES_MAX as u64) {
+        // Read (and drop) what the client sends, up to twice the limit, so that it gets the
+        // 413 rather than a reset connection in the middle of its upload.
+        let mut stream = body.into_data_stream();
+        let mut drained = 0usize;
+        while let Some(Ok(chunk)) = stream.next().await {
+            drained += chunk.len();
+            if drained > 2 * STATE_IMPORT_BYTES_MAX {
+                break;
+            }
+        }
         return Err(too_large());
     }
     // The body streams into the importer (a blocking reader); past the limit the stream
