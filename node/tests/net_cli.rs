@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 
 fn ipfs_kit(repo: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ipfs-kit"));
-    c.arg("--repo").arg(repo).env_remove("IPFS_KIT_PATH");
+    c.arg("--repo")
+        .arg(repo)
+        .env_remove("IPFS_KIT_PATH")
+        // Daemons run side by side in tests: no fixed cluster API port (see common/mod.rs).
+        .env("IPFS_KIT_CLUSTER_API", "127.0.0.1:0");
     c
 }
 

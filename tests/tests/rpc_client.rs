@@ -40,6 +40,7 @@ fn kubo_rpc_client_against_our_daemon() -> Result<()> {
         .env_remove("IPFS_KIT_API_TOKEN")
         .env_remove("IPFS_KIT_API")
         .env_remove("IPFS_KIT_GATEWAY")
+        .env("IPFS_KIT_CLUSTER_API", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;

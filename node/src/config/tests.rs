@@ -520,9 +520,15 @@ fn known_keys_match_the_structs() {
 fn cluster_keys_env_and_flag_layers() {
     let c = Config::default();
     let s = c.resolve().unwrap();
-    assert_eq!(s.cluster_api_addr, CLUSTER_API_ADDR_DEFAULT.parse().unwrap());
+    assert_eq!(
+        s.cluster_api_addr,
+        CLUSTER_API_ADDR_DEFAULT.parse().unwrap()
+    );
     assert_eq!(s.cluster_metric_ttl, None);
-    assert_eq!(c.get("cluster.api").unwrap().unwrap().as_str(), Some("127.0.0.1:9094"));
+    assert_eq!(
+        c.get("cluster.api").unwrap().unwrap().as_str(),
+        Some("127.0.0.1:9094")
+    );
 
     let mut c = Config::default();
     let secret = "cd".repeat(32);
@@ -544,7 +550,8 @@ fn cluster_keys_env_and_flag_layers() {
     assert_eq!(s.cluster_metric_ttl, Some(Duration::from_secs(3)));
 
     // An empty secret variable clears the file's secret.
-    c.apply_env(env_of(&[("IPFS_KIT_CLUSTER_SECRET", "")])).unwrap();
+    c.apply_env(env_of(&[("IPFS_KIT_CLUSTER_SECRET", "")]))
+        .unwrap();
     assert_eq!(c.cluster.secret, None);
     // Malformed variables are errors naming the variable.
     for (var, value) in [
@@ -553,8 +560,13 @@ fn cluster_keys_env_and_flag_layers() {
         ("IPFS_KIT_CLUSTER_TRUSTED_PEERS", "not-a-peer"),
         ("IPFS_KIT_CLUSTER_METRIC_TTL_SECS", "soon"),
     ] {
-        let err = Config::default().apply_env(env_of(&[(var, value)])).unwrap_err();
-        assert!(matches!(err, ConfigError::Env { var: v, .. } if v == var), "{var}");
+        let err = Config::default()
+            .apply_env(env_of(&[(var, value)]))
+            .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Env { var: v, .. } if v == var),
+            "{var}"
+        );
     }
     // A non-loopback cluster API needs a token; the TTL is bounded.
     let mut c = Config::default();
@@ -573,7 +585,10 @@ fn cluster_keys_env_and_flag_layers() {
     // Too many trusted peers: limit + 1.
     let mut c = Config::default();
     c.cluster.trusted_peers = vec![PEER.to_string(); LIST_ENTRIES_MAX + 1];
-    assert!(matches!(c.resolve(), Err(ConfigError::TooManyEntries { .. })));
+    assert!(matches!(
+        c.resolve(),
+        Err(ConfigError::TooManyEntries { .. })
+    ));
     // `config set` of the new keys round-trips through the file format.
     let c = Config::default()
         .with_text_value("cluster.api", "127.0.0.1:9999", false)

@@ -232,8 +232,7 @@ impl Behaviour {
         if let Some(k) = NonZeroUsize::new(KAD_K) {
             kad_config.set_replication_factor(k).set_kbucket_size(k);
         }
-        let mut kad =
-            kad::Behaviour::with_config(peer_id, provider_store(peer_id), kad_config);
+        let mut kad = kad::Behaviour::with_config(peer_id, provider_store(peer_id), kad_config);
         kad.set_mode(Some(match config.kad_mode {
             KadMode::Server => kad::Mode::Server,
             KadMode::Client => kad::Mode::Client,

@@ -861,7 +861,8 @@ impl Actor {
                 }
             }
             Command::ClosestPeersToKey(key, count, tx) => {
-                let count = std::num::NonZeroUsize::new(count).unwrap_or(std::num::NonZeroUsize::MIN);
+                let count =
+                    std::num::NonZeroUsize::new(count).unwrap_or(std::num::NonZeroUsize::MIN);
                 let q = swarm.behaviour_mut().kad.get_n_closest_peers(key, count);
                 self.queries.insert(q, QueryReply::Closest(tx));
             }

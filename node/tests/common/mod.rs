@@ -45,6 +45,9 @@ impl Env {
         for var in IPFS_KIT_VARS {
             c.env_remove(var);
         }
+        // Tests run daemons side by side: the cluster REST API's default port (9094, as
+        // ipfs-cluster) would collide, so each daemon takes an ephemeral one unless a test says.
+        c.env("IPFS_KIT_CLUSTER_API", "127.0.0.1:0");
         c
     }
     pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
