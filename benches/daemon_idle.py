@@ -121,7 +121,7 @@ def run_ours(binary, idle_seconds, work):
             del env[k]
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        [binary, "--repo", repo, "daemon", "--swarm", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--gateway", "127.0.0.1:0"],
+        [binary, "--repo", repo, "daemon", "--swarm", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--gateway", "127.0.0.1:0", "--cluster-api", "127.0.0.1:0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=env,
