@@ -23,13 +23,13 @@ pub const CLUSTER_API_FILE: &str = "cluster-api";
 pub enum ClusterServerError {
     #[error("cluster API address {0} is not loopback: set an API token (api.token or IPFS_KIT_API_TOKEN) to bind it")]
     TokenRequired(SocketAddr),
-    #[error("binding the cluster API on {addr}: {source}")]
+    #[error("binding the cluster API on {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}")]
     ApiFile {
         path: PathBuf,
         #[source]

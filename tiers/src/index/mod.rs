@@ -305,7 +305,12 @@ impl Index {
             Ok(i) => i,
             Err(err @ (IndexError::Missing(_) | IndexError::Corrupt(_)))
             | Err(err @ (IndexError::Arrow(_) | IndexError::Parquet(_))) => {
-                tracing::warn!(%err, "index: rebuilding from the blockstore");
+                // A new repository has no index yet: building it is routine, not a warning.
+                if matches!(err, IndexError::Missing(_)) {
+                    tracing::info!(%err, "index: building it from the blockstore");
+                } else {
+                    tracing::warn!(%err, "index: rebuilding from the blockstore");
+                }
                 let index = Self::rebuild(dir, store)?;
                 let rows = index.len();
                 return Ok((index, OpenOutcome::Rebuilt { rows }));
