@@ -249,14 +249,18 @@ fn same_token(given: &[u8], expected: &[u8]) -> bool {
             == 0
 }
 
-async fn require_token(State(token): State<Arc<str>>, req: Request, next: Next) -> Response {
-    let ok = req
-        .headers()
+/// Whether the request carries `Authorization: Bearer <token>` (compared in constant time).
+/// Shared by the RPC API and the cluster REST API, which differ only in their error bodies.
+pub(crate) fn bearer_matches(headers: &header::HeaderMap, token: &str) -> bool {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| same_token(t.trim().as_bytes(), token.as_bytes()));
-    if !ok {
+        .is_some_and(|t| same_token(t.trim().as_bytes(), token.as_bytes()))
+}
+
+async fn require_token(State(token): State<Arc<str>>, req: Request, next: Next) -> Response {
+    if !bearer_matches(req.headers(), &token) {
         let mut resp = ApiError::unauthorized().into_response();
         resp.headers_mut().insert(
             header::WWW_AUTHENTICATE,

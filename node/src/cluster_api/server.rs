@@ -109,40 +109,12 @@ impl ClusterServer {
     }
 }
 
-/// Constant-time comparison (the length is not secret).
-fn same_token(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
 async fn require_token(State(token): State<Arc<str>>, req: Request, next: Next) -> Response {
-    let ok = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| same_token(t.trim().as_bytes(), token.as_bytes()));
-    if !ok {
+    if !crate::api::server::bearer_matches(req.headers(), &token) {
         let mut resp = RestError::new(StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
         resp.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return resp;
     }
     next.run(req).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_comparison() {
-        assert!(same_token(b"abcdefghijklmnop", b"abcdefghijklmnop"));
-        assert!(!same_token(b"abcdefghijklmnoq", b"abcdefghijklmnop"));
-        assert!(!same_token(b"abc", b"abcdefghijklmnop"));
-    }
 }
