@@ -1,5 +1,5 @@
-//! The root [`NetworkBehaviour`]: resource limits first, then identify, ping, Kademlia and
-//! bitswap.
+//! The root [`NetworkBehaviour`]: resource limits first, then identify, ping, Kademlia,
+//! bitswap, AutoNAT, the relay client and server, and (optionally) mDNS.
 //!
 //! Limits are composed into the root behaviour from day one (CVE-2022-23486 was unbounded
 //! resource use in go-libp2p): `connection_limits` caps pending and established connections,
@@ -15,7 +15,8 @@ use libp2p::identity::Keypair;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    connection_limits, gossipsub, identify, kad, memory_connection_limits, ping, StreamProtocol,
+    autonat, connection_limits, gossipsub, identify, kad, mdns, memory_connection_limits, ping,
+    relay, StreamProtocol,
 };
 
 use crate::bitswap::protocol::ProtocolVersion;
@@ -67,6 +68,7 @@ pub fn protocols() -> Vec<StreamProtocol> {
         identify::PUSH_PROTOCOL_NAME,
         KAD_PROTOCOL,
         ping::PROTOCOL_NAME,
+        autonat::DEFAULT_PROTOCOL_NAME,
     ];
     p.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
     p
@@ -79,6 +81,9 @@ pub fn protocols() -> Vec<StreamProtocol> {
 pub enum KadMode {
     Server,
     Client,
+    /// Client until AutoNAT finds the node publicly reachable, then server; back to client
+    /// if it turns private (kubo's `Routing.Type = dht`; [`super::autonat::kad_server_for`]).
+    ByReachability,
 }
 
 /// Connection caps, applied by `connection_limits`. `None` means no cap on that count.
@@ -136,6 +141,12 @@ pub struct BehaviourConfig {
     /// in a cluster. Off for leechers and plain nodes, which then announce only the IPFS
     /// protocols of [`protocols`].
     pub cluster: bool,
+    /// AutoNAT: the client always runs; whether dial-backs are served and from which peers.
+    pub autonat: super::autonat::AutonatConfig,
+    /// Run a circuit relay v2 server ([`super::relay`]; kubo's `Swarm.RelayService`).
+    pub relay_server: bool,
+    /// Find peers on the local network with mDNS (kubo's `Discovery.MDNS`). Off by default.
+    pub mdns: bool,
 }
 
 impl Default for BehaviourConfig {
@@ -148,6 +159,9 @@ impl Default for BehaviourConfig {
             kad_bootstrap_interval: Some(KAD_BOOTSTRAP_INTERVAL),
             bitswap_session: SessionConfig::default(),
             cluster: false,
+            autonat: super::autonat::AutonatConfig::default(),
+            relay_server: false,
+            mdns: false,
         }
     }
 }
@@ -195,6 +209,15 @@ pub struct Behaviour {
     pub cluster_status: Toggle<crate::cluster::wire::StatusBehaviour>,
     /// Batches of ADD_PROVIDER records to one peer on one stream (the sweep).
     pub provide_sender: crate::net::provide::sender::Behaviour,
+    /// AutoNAT v1 client (and server, by role): our reachability.
+    pub autonat: autonat::Behaviour,
+    /// The relay client, with its transport ([`crate::net::relay`]); on with the node's
+    /// `relay_client`.
+    pub relay_client: Toggle<relay::client::Behaviour>,
+    /// A circuit relay v2 server; on with [`BehaviourConfig::relay_server`].
+    pub relay_server: Toggle<relay::Behaviour>,
+    /// Local network discovery; on with [`BehaviourConfig::mdns`].
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
 
 /// The DHT record store, holding up to [`PROVIDER_KEYS_MAX`] provided keys.
@@ -209,11 +232,13 @@ fn provider_store(peer_id: libp2p::PeerId) -> kad::store::MemoryStore {
 }
 
 impl Behaviour {
-    /// Builds the behaviour for `keypair`; bitswap serves the blocks of `store`.
+    /// Builds the behaviour for `keypair`; bitswap serves the blocks of `store`;
+    /// `relay_client` is the behaviour half of the relay transport, when the node has one.
     pub fn new(
         keypair: &Keypair,
         config: &BehaviourConfig,
         store: Option<Arc<dyn Blockstore>>,
+        relay_client: Option<relay::client::Behaviour>,
     ) -> Self {
         let peer_id = keypair.public().to_peer_id();
         let identify = identify::Behaviour::new(
@@ -235,8 +260,20 @@ impl Behaviour {
         let mut kad = kad::Behaviour::with_config(peer_id, provider_store(peer_id), kad_config);
         kad.set_mode(Some(match config.kad_mode {
             KadMode::Server => kad::Mode::Server,
-            KadMode::Client => kad::Mode::Client,
+            // Following reachability starts as a client, as kubo's `dht` mode does.
+            KadMode::Client | KadMode::ByReachability => kad::Mode::Client,
         }));
+        let mdns = if config.mdns {
+            match mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::warn!(error = %e, "mDNS not started");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Self {
             limits: connection_limits::Behaviour::new(config.caps.to_limits()),
             memory: memory_connection_limits::Behaviour::with_max_percentage(MEMORY_FRACTION_MAX),
@@ -254,6 +291,14 @@ impl Behaviour {
                     .then(|| crate::cluster::wire::status_behaviour(CLUSTER_STATUS_TIMEOUT)),
             ),
             provide_sender: Default::default(),
+            autonat: config.autonat.behaviour(peer_id),
+            relay_client: Toggle::from(relay_client),
+            relay_server: Toggle::from(
+                config
+                    .relay_server
+                    .then(|| crate::net::relay::server(peer_id)),
+            ),
+            mdns: Toggle::from(mdns),
         }
     }
 }
@@ -274,7 +319,8 @@ mod tests {
                 "/ipfs/id/1.0.0",
                 "/ipfs/id/push/1.0.0",
                 "/ipfs/kad/1.0.0",
-                "/ipfs/ping/1.0.0"
+                "/ipfs/ping/1.0.0",
+                "/libp2p/autonat/1.0.0"
             ]
         );
         assert!(agent_version().starts_with("ipfs-kit/"));

@@ -5,12 +5,17 @@
 //!   Kademlia) and its constants;
 //! - [`node`]: [`Node`], the swarm on a tokio task behind a command channel;
 //! - [`fetch`]: fetching blocks and DAGs over bitswap into the repository;
-//! - [`muxer`]: yamux with receive windows the yamux frame decoder can always take.
+//! - [`muxer`]: yamux with receive windows the yamux frame decoder can always take;
+//! - [`transport`]: TCP/QUIC/relayed connections, pnet under a swarm key, byte counting
+//!   ([`bandwidth`]);
+//! - [`autonat`]: reachability and the DHT mode that follows it; [`relay`]: circuit relay v2.
 //!
 //! Architecture invariant: this module moves bytes between peers; the blockstore below it never
 //! does network I/O. Besides the identity file, the only writes to the repository are fetched
 //! blocks, made through a write session (a temporary pin).
 
+pub mod autonat;
+pub mod bandwidth;
 pub mod behaviour;
 pub mod fetch;
 pub mod identity;
@@ -18,6 +23,8 @@ pub mod muxer;
 pub mod node;
 pub mod provide;
 pub mod psk;
+pub mod relay;
+pub mod transport;
 
 pub use crate::bitswap::BitswapStat;
 pub use behaviour::{agent_version, protocols, BehaviourConfig, ConnectionCaps, KadMode};

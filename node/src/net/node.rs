@@ -19,7 +19,7 @@ use libp2p::swarm::{
     dial_opts::DialOpts, ConnectionId, DialError, NetworkBehaviour as _, SwarmEvent,
 };
 use libp2p::{gossipsub, request_response};
-use libp2p::{identify, noise, ping, tcp, Multiaddr, PeerId, Swarm};
+use libp2p::{identify, ping, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
 
@@ -156,6 +156,12 @@ pub struct NodeConfig {
     pub psk: Option<[u8; super::psk::PSK_BYTES]>,
     /// Cluster mode (masters and workers): see [`ClusterHooks`].
     pub cluster: Option<ClusterHooks>,
+    /// Run the circuit relay client ([`super::relay`]): dial `/p2p-circuit` addresses and
+    /// hold reservations on [`NodeConfig::relays`] (kubo's `Swarm.RelayClient.Enabled`).
+    pub relay_client: bool,
+    /// Static relays (`/…/p2p/<relay id>`, at most [`super::relay::STATIC_RELAYS_MAX`]) to
+    /// reserve a slot on, listening on `<relay>/p2p-circuit`; needs `relay_client`.
+    pub relays: Vec<Multiaddr>,
 }
 
 impl NodeConfig {
@@ -171,6 +177,8 @@ impl NodeConfig {
             fetch_stall_timeout: FETCH_STALL_TIMEOUT,
             psk: None,
             cluster: None,
+            relay_client: false,
+            relays: Vec::new(),
         }
     }
 
@@ -235,6 +243,8 @@ enum Command {
         oneshot::Sender<Result<usize, super::provide::sender::SendError>>,
     ),
     ProvideLocally(Vec<Vec<u8>>, oneshot::Sender<usize>),
+    RelayReservations(oneshot::Sender<Vec<PeerId>>),
+    KadServer(oneshot::Sender<bool>),
 }
 
 type ProvidersResult = Result<Vec<(PeerId, Vec<Multiaddr>)>, NetError>;
@@ -253,7 +263,9 @@ impl Node {
         config.behaviour.cluster |= config.cluster.is_some();
         let peer_id = config.keypair.public().to_peer_id();
         let span = tracing::info_span!("net", %peer_id);
-        let mut swarm = build_swarm(&config)?;
+        let bandwidth = std::sync::Arc::new(super::bandwidth::Bandwidth::default());
+        let reachability = std::sync::Arc::new(super::autonat::ReachabilityCell::default());
+        let mut swarm = build_swarm(&config, bandwidth.clone())?;
         let mut pending: HashMap<libp2p::core::transport::ListenerId, Multiaddr> = HashMap::new();
         for addr in &config.listen {
             if config.psk.is_some() && super::psk::unprotectable(addr) {
@@ -273,6 +285,9 @@ impl Node {
             repo: config.repo.clone(),
             fetch_stall_timeout: config.fetch_stall_timeout,
             cluster_events: config.cluster.as_ref().map(|h| h.events.clone()),
+            kad_follows_reachability: config.behaviour.kad_mode
+                == super::behaviour::KadMode::ByReachability,
+            reachability: reachability.clone(),
             ..Actor::default()
         };
         if let (Some(hooks), Some(g)) = (&config.cluster, swarm.behaviour_mut().gossipsub.as_mut())
@@ -329,11 +344,28 @@ impl Node {
                 tracing::warn!(parent: &span, error = %e, "DHT bootstrap not started");
             }
         }
+        if config.relay_client {
+            for relay in config.relays.iter().take(super::relay::STATIC_RELAYS_MAX) {
+                // The reservation is made in the background; its address appears among the
+                // listen addresses once the relay accepts.
+                let listen = super::relay::listen_addr(relay)
+                    .map_err(|e| e.to_string())
+                    .and_then(|a| swarm.listen_on(a).map_err(|e| e.to_string()));
+                if let Err(e) = listen {
+                    tracing::warn!(parent: &span, %relay, error = %e, "relay reservation not started");
+                }
+            }
+        }
         let (commands, inbox) = mpsc::channel(COMMAND_QUEUE_LEN);
         let (cancel, cancelled) = oneshot::channel();
         let task = tokio::spawn(actor.run(swarm, inbox, cancelled).instrument(span));
         Ok(Node {
-            handle: NodeHandle { peer_id, commands },
+            handle: NodeHandle {
+                peer_id,
+                commands,
+                bandwidth,
+                reachability,
+            },
             cancel: Some(cancel),
             task: Some(task),
         })
@@ -371,12 +403,34 @@ impl std::ops::Deref for Node {
 pub struct NodeHandle {
     peer_id: PeerId,
     commands: mpsc::Sender<Command>,
+    bandwidth: std::sync::Arc<super::bandwidth::Bandwidth>,
+    reachability: std::sync::Arc<super::autonat::ReachabilityCell>,
 }
 
 impl NodeHandle {
     /// This node's peer ID.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// Bytes received and sent on every stream of every connection so far, all protocols.
+    pub fn bandwidth(&self) -> super::bandwidth::BandwidthTotals {
+        self.bandwidth.totals()
+    }
+
+    /// What AutoNAT concluded about our reachability.
+    pub fn reachability(&self) -> super::autonat::Reachability {
+        self.reachability.get()
+    }
+
+    /// The relays holding a reservation for us now.
+    pub async fn relay_reservations(&self) -> Result<Vec<PeerId>, NetError> {
+        self.ask(Command::RelayReservations).await
+    }
+
+    /// Whether Kademlia runs in server mode now (answers queries, stores records).
+    pub async fn kad_server(&self) -> Result<bool, NetError> {
+        self.ask(Command::KadServer).await
     }
 
     async fn ask<T>(
@@ -563,66 +617,38 @@ impl Drop for Node {
     }
 }
 
-fn build_swarm(config: &NodeConfig) -> Result<Swarm<Behaviour>, NetError> {
-    if let Some(psk) = config.psk {
-        return build_private_swarm(config, psk);
-    }
-    let behaviour_config = config.behaviour.clone();
-    let store = served_store(config);
-    let idle = config.idle_connection_timeout;
-    Ok(
-        libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                || super::muxer::Config::new(STREAMS_PER_CONNECTION_MAX),
-            )
-            .map_err(|e| NetError::Transport(e.to_string()))?
-            .with_quic_config(|mut c| {
-                c.max_concurrent_stream_limit =
-                    u32::try_from(STREAMS_PER_CONNECTION_MAX).unwrap_or(u32::MAX);
-                c
-            })
-            .with_behaviour(|key| Behaviour::new(key, &behaviour_config, store))
-            .map_err(|e| match e {})?
-            .with_swarm_config(|c| {
-                c.with_idle_connection_timeout(idle)
-                    .with_max_negotiating_inbound_streams(NEGOTIATING_INBOUND_STREAMS_MAX)
-            })
-            .build(),
-    )
-}
-
-/// The swarm of a private network: TCP, then the pnet handshake under `psk`, then noise and
-/// yamux as on the public transport. No QUIC (it has no pnet layer).
-fn build_private_swarm(
+/// The swarm: [`super::transport`] (TCP, QUIC unless private, the relay client when on, all
+/// counted into `bandwidth`) under the root behaviour.
+fn build_swarm(
     config: &NodeConfig,
-    psk: [u8; super::psk::PSK_BYTES],
+    bandwidth: std::sync::Arc<super::bandwidth::Bandwidth>,
 ) -> Result<Swarm<Behaviour>, NetError> {
-    use libp2p::core::{upgrade::Version, Transport as _};
-    use libp2p::pnet::{PnetConfig, PreSharedKey};
     let behaviour_config = config.behaviour.clone();
     let store = served_store(config);
     let idle = config.idle_connection_timeout;
-    let psk = PreSharedKey::new(psk);
-    tracing::info!(fingerprint = %psk.fingerprint(), "private network: swarm key in use");
+    let psk = config.psk.map(libp2p::pnet::PreSharedKey::new);
+    if let Some(psk) = &psk {
+        tracing::info!(fingerprint = %psk.fingerprint(), "private network: swarm key in use");
+    }
+    let peer_id = config.keypair.public().to_peer_id();
+    let (relay_transport, relay_behaviour) = if config.relay_client {
+        let (t, b) = libp2p::relay::client::new(peer_id);
+        (Some(t), Some(b))
+    } else {
+        (None, None)
+    };
+    let parts = super::transport::TransportParts {
+        psk,
+        relay: relay_transport,
+        bandwidth,
+        streams_per_connection_max: STREAMS_PER_CONNECTION_MAX,
+    };
     Ok(
         libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
             .with_tokio()
-            .with_other_transport(|key| {
-                let noise = noise::Config::new(key)?;
-                let mux = super::muxer::Config::new(STREAMS_PER_CONNECTION_MAX);
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
-                    tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-                        .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
-                        .upgrade(Version::V1Lazy)
-                        .authenticate(noise)
-                        .multiplex(mux),
-                )
-            })
+            .with_other_transport(|key| super::transport::build(key, parts))
             .map_err(|e| NetError::Transport(e.to_string()))?
-            .with_behaviour(|key| Behaviour::new(key, &behaviour_config, store))
+            .with_behaviour(|key| Behaviour::new(key, &behaviour_config, store, relay_behaviour))
             .map_err(|e| match e {})?
             .with_swarm_config(|c| {
                 c.with_idle_connection_timeout(idle)
@@ -643,6 +669,25 @@ fn served_store(
         )),
         (None, Some(h)) => Some(h.blocks.clone()),
         (r, None) => r,
+    }
+}
+
+/// Peers found by mDNS: dialed unless already connected (as kubo does), their addresses
+/// given to Kademlia.
+fn on_mdns(swarm: &mut Swarm<Behaviour>, event: libp2p::mdns::Event) {
+    let libp2p::mdns::Event::Discovered(found) = event else {
+        return;
+    };
+    for (peer, addr) in found.into_iter().take(PEER_LISTEN_ADDRS_MAX) {
+        tracing::debug!(%peer, %addr, "found on the local network (mDNS)");
+        swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+        let opts = DialOpts::peer_id(peer)
+            .addresses(vec![addr])
+            .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(e) = swarm.dial(opts) {
+            tracing::debug!(%peer, error = %e, "mDNS peer not dialed");
+        }
     }
 }
 
@@ -694,6 +739,11 @@ struct Actor {
     >,
     status_in: HashMap<u64, request_response::ResponseChannel<StatusResponse>>,
     status_next: u64,
+    /// Kademlia's mode follows AutoNAT ([`super::behaviour::KadMode::ByReachability`]).
+    kad_follows_reachability: bool,
+    reachability: std::sync::Arc<super::autonat::ReachabilityCell>,
+    /// Relays holding a reservation for us.
+    relay_reservations: Vec<PeerId>,
 }
 
 impl Actor {
@@ -740,6 +790,12 @@ impl Actor {
         match command {
             Command::ListenAddrs(tx) => {
                 let _ = tx.send(self.listen_addrs.clone());
+            }
+            Command::RelayReservations(tx) => {
+                let _ = tx.send(self.relay_reservations.clone());
+            }
+            Command::KadServer(tx) => {
+                let _ = tx.send(swarm.behaviour().kad.mode() == kad::Mode::Server);
             }
             Command::Peers(tx) => {
                 let mut peers: Vec<PeerId> = self.peers.keys().copied().collect();
@@ -1282,6 +1338,7 @@ impl Actor {
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
                 if num_established == 0 {
                     self.peers.remove(&peer_id);
+                    self.relay_reservations.retain(|r| *r != peer_id);
                 } else if let Some(entry) = self.peers.get_mut(&peer_id) {
                     entry.0 = num_established as usize;
                 }
@@ -1340,7 +1397,44 @@ impl Actor {
                 ..
             })) => self.on_gossip(message),
             SwarmEvent::Behaviour(BehaviourEvent::ClusterStatus(e)) => self.on_cluster_status(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(e)) => self.on_autonat(swarm, e),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(e)) => self.on_relay_client(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(e)) => on_mdns(swarm, e),
             _ => {}
+        }
+    }
+
+    fn on_autonat(&mut self, swarm: &mut Swarm<Behaviour>, event: libp2p::autonat::Event) {
+        let libp2p::autonat::Event::StatusChanged { old, new } = event else {
+            return;
+        };
+        let now = super::autonat::Reachability::from(&new);
+        tracing::info!(from = ?old, to = ?new, "reachability changed (AutoNAT)");
+        self.reachability.set(now);
+        if self.kad_follows_reachability {
+            let mode = if super::autonat::kad_server_for(now) {
+                kad::Mode::Server
+            } else {
+                kad::Mode::Client
+            };
+            tracing::info!(?mode, "DHT mode follows reachability");
+            swarm.behaviour_mut().kad.set_mode(Some(mode));
+        }
+    }
+
+    fn on_relay_client(&mut self, event: libp2p::relay::client::Event) {
+        match event {
+            libp2p::relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal,
+                ..
+            } => {
+                tracing::info!(relay = %relay_peer_id, renewal, "relay reservation accepted");
+                if !self.relay_reservations.contains(&relay_peer_id) {
+                    self.relay_reservations.push(relay_peer_id);
+                }
+            }
+            other => tracing::debug!(event = ?other, "relay client"),
         }
     }
 
