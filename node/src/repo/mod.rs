@@ -11,6 +11,8 @@
 //! [`WriteSession`]; see [`gc`] for the locking that makes this hold against concurrent adds.
 
 pub mod gc;
+#[cfg(test)]
+mod index_pin_tests;
 pub mod pin;
 mod tiers;
 
