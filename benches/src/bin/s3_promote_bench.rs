@@ -5,7 +5,9 @@
 //! ```sh
 //! eval "$(bash .ci/run --install-only)"       # IPFS_KIT_MOTO_SERVER
 //! cargo run --release -p ipfs-kit-benches --bin s3_promote_bench -- --mib 100
-//! cargo run --release -p ipfs-kit-benches --bin s3_promote_bench -- --endpoint http://127.0.0.1:3900 --bucket b --region garage
+//! # Garage (a real S3 store; moto caps at ~200 requests/s):
+//! eval "$(bash benches/garage.sh start)"
+//! cargo run --release -p ipfs-kit-benches --bin s3_promote_bench -- --endpoint "$GARAGE_ENDPOINT" --bucket "$GARAGE_BUCKET" --region garage
 //! ```
 //!
 //! The promotion is [`ipfs_kit::repo::Repo::tier_move`] to local, i.e. the tiered store's
@@ -32,7 +34,8 @@ struct Args {
     /// Promotions measured.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// An S3 endpoint to use instead of starting moto (`$IPFS_KIT_MOTO_SERVER`).
+    /// An S3 endpoint to use instead of starting moto (`$IPFS_KIT_MOTO_SERVER`); its bucket
+    /// must exist and `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` must be set.
     #[arg(long)]
     endpoint: Option<String>,
     #[arg(long, default_value = "promote-bench")]
@@ -132,7 +135,10 @@ fn main() -> Result<()> {
     drop(cfg);
     let repo = Repo::open(&repo_path)?;
     let tiered = repo.tiered().context("the S3 tier did not open")?;
-    create_bucket(&endpoint, &a.bucket)?;
+    if a.endpoint.is_none() {
+        // With `--endpoint` the bucket must exist (benches/garage.sh creates it, signed).
+        create_bucket(&endpoint, &a.bucket)?;
+    }
     let bytes = (a.mib * 1024 * 1024) as u64;
     let file = scratch.path().join("file.bin");
     {
