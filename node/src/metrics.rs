@@ -74,6 +74,11 @@ struct Snapshot {
     store: ipfs_kit_blockstore::StoreStat,
     peers: Option<u64>,
     bitswap: Option<crate::net::BitswapStat>,
+    /// Bytes on every connection, all protocols, and AutoNAT's verdict.
+    network: Option<(
+        crate::net::bandwidth::BandwidthTotals,
+        crate::net::autonat::Reachability,
+    )>,
 }
 
 fn counter(e: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: u64) -> std::fmt::Result {
@@ -173,8 +178,37 @@ impl Collector for Snapshot {
                 b.peers.len() as u64,
             )?;
         }
+        if let Some((bw, reachability)) = &self.network {
+            encode_network(&mut e, bw, *reachability)?;
+        }
         Ok(())
     }
+}
+
+/// Transport totals (every protocol, as `stats/bw`) and the AutoNAT status.
+fn encode_network(
+    e: &mut DescriptorEncoder<'_>,
+    bw: &crate::net::bandwidth::BandwidthTotals,
+    reachability: crate::net::autonat::Reachability,
+) -> std::fmt::Result {
+    counter(
+        e,
+        "ipfs_kit_swarm_received_bytes",
+        "Bytes received on every stream of every connection, all protocols",
+        bw.total_in,
+    )?;
+    counter(
+        e,
+        "ipfs_kit_swarm_sent_bytes",
+        "Bytes sent on every stream of every connection, all protocols",
+        bw.total_out,
+    )?;
+    gauge(
+        e,
+        "ipfs_kit_autonat_status",
+        "Reachability found by AutoNAT: 0 unknown, 1 public, 2 private",
+        reachability.as_gauge(),
+    )
 }
 
 /// Renders every metric in the Prometheus text format.
@@ -188,6 +222,7 @@ pub async fn render(state: &ApiState) -> Result<String, ApiError> {
     if let Some(node) = &state.node {
         snap.peers = Some(node.peers().await?.len() as u64);
         snap.bitswap = Some(node.bitswap_stat().await?);
+        snap.network = Some((node.bandwidth(), node.reachability()));
     }
     let mut registry = Registry::default();
     registry.register(

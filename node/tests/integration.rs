@@ -14,6 +14,7 @@ mod cluster_daemon;
 mod common;
 mod config;
 mod harness;
+mod nat_relay;
 mod net;
 mod net_cli;
 mod reprovide;

@@ -1,8 +1,9 @@
 //! `id`, `version`, `swarm/*`, `routing/*`, `bitswap/*` and `stats/bw` over the RPC API.
 //!
 //! Routing answers are kubo's `QueryEvent` lines (`{"Extra","ID","Responses","Type"}`) with
-//! kubo's event types. `stats/bw` reports the bitswap traffic (the node's content traffic),
-//! with rates over the interval since the previous call.
+//! kubo's event types. `stats/bw` reports the bytes of every protocol on every connection
+//! (counted at the transport, `net::bandwidth`), with rates over the interval since the
+//! previous call.
 
 use super::blocks::ndjson;
 use super::{parse_cid, ApiError, ApiState, Args};
@@ -307,10 +308,10 @@ pub struct BwSample {
     total_out: u64,
 }
 
-/// `POST /api/v0/stats/bw`: `{"TotalIn","TotalOut","RateIn","RateOut"}` (bitswap traffic).
+/// `POST /api/v0/stats/bw`: `{"TotalIn","TotalOut","RateIn","RateOut"}`, all protocols.
 pub async fn stats_bw(State(state): State<ApiState>) -> Result<Response, ApiError> {
-    let s = state.node()?.bitswap_stat().await?;
-    let (total_in, total_out) = (s.data_received, s.data_sent);
+    let totals = state.node()?.bandwidth();
+    let (total_in, total_out) = (totals.total_in, totals.total_out);
     let now = Instant::now();
     let (rate_in, rate_out) = {
         let mut prev = state.bw.lock();

@@ -27,9 +27,11 @@ pub struct DaemonArgs {
     /// A peer to dial at start (repeatable), `/ip4/../tcp/../p2p/<id>`.
     #[arg(long = "bootstrap", value_name = "MULTIADDR")]
     pub bootstrap: Vec<Multiaddr>,
-    /// Answer DHT queries (server) or only ask them (client).
-    #[arg(long, value_enum, default_value_t = DhtMode::Server)]
-    pub dht: DhtMode,
+    /// Answer DHT queries (server) or only ask them (client). Default: config `routing.mode`
+    /// (by role: a leecher is a client; a worker or master a server once AutoNAT finds it
+    /// publicly reachable, a client until then).
+    #[arg(long, value_enum)]
+    pub dht: Option<DhtMode>,
     /// The RPC API's address, `ip:port` (default: config `addresses.api`, 127.0.0.1:5001).
     #[arg(long, value_name = "IP:PORT")]
     pub api: Option<String>,
@@ -153,9 +155,12 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
         config.bootstrap = args.bootstrap.clone();
         config.bootstrap.extend(settings.bootstrap.iter().cloned());
         config.psk = psk;
+        // AutoNAT, relay client and service, mDNS: from the config, by role.
+        net::features::apply(&mut config, &settings.network, settings.role);
         config.behaviour.kad_mode = match args.dht {
-            DhtMode::Server => net::KadMode::Server,
-            DhtMode::Client => net::KadMode::Client,
+            Some(DhtMode::Server) => net::KadMode::Server,
+            Some(DhtMode::Client) => net::KadMode::Client,
+            None => net::features::kad_mode(settings.dht_mode),
         };
         println!("Initializing daemon...");
         println!("ipfs-kit version: {}", env!("CARGO_PKG_VERSION"));

@@ -21,6 +21,16 @@ pub const ENV_CLUSTER_SECRET: &str = "IPFS_KIT_CLUSTER_SECRET";
 pub const ENV_CLUSTER_TRUSTED_PEERS: &str = "IPFS_KIT_CLUSTER_TRUSTED_PEERS";
 /// Seconds a peer's metric counts (`cluster.metric_ttl_secs`).
 pub const ENV_CLUSTER_METRIC_TTL_SECS: &str = "IPFS_KIT_CLUSTER_METRIC_TTL_SECS";
+/// `swarm.relay_client`, a boolean.
+pub const ENV_RELAY_CLIENT: &str = "IPFS_KIT_RELAY_CLIENT";
+/// `swarm.relays`: comma-separated multiaddrs ending in `/p2p/<relay id>`; empty for none.
+pub const ENV_RELAYS: &str = "IPFS_KIT_RELAYS";
+/// `swarm.relay_service`, a boolean.
+pub const ENV_RELAY_SERVICE: &str = "IPFS_KIT_RELAY_SERVICE";
+/// `swarm.autonat_only_global_ips`, a boolean.
+pub const ENV_AUTONAT_ONLY_GLOBAL_IPS: &str = "IPFS_KIT_AUTONAT_ONLY_GLOBAL_IPS";
+/// `discovery.mdns`, a boolean.
+pub const ENV_MDNS: &str = "IPFS_KIT_MDNS";
 
 /// Values given as flags (the daemon's `--swarm`, `--api`, `--gateway`, `init --role`,
 /// `--sync`): the last layer, over the environment and the file. `None` leaves a value alone.
@@ -57,6 +67,17 @@ fn parse_bool(value: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// A boolean variable for `key`; an error names both.
+fn env_bool(var: &'static str, key: &str, value: &str) -> Result<bool, ConfigError> {
+    parse_bool(value).map_err(|_| ConfigError::Env {
+        var,
+        source: Box::new(ConfigError::BadValue {
+            key: key.into(),
+            message: format!("{value:?} is not a boolean"),
+        }),
+    })
+}
+
 fn env_err(var: &'static str) -> impl FnOnce(ConfigError) -> ConfigError {
     move |e| ConfigError::Env {
         var,
@@ -91,6 +112,28 @@ impl Config {
         }
         if let Some(v) = env(ENV_SYNC) {
             self.datastore.sync = parse_bool(&v).map_err(env_err(ENV_SYNC))?;
+        }
+        if let Some(v) = env(ENV_RELAY_CLIENT) {
+            self.swarm.relay_client = Some(env_bool(ENV_RELAY_CLIENT, "swarm.relay_client", &v)?);
+        }
+        if let Some(v) = env(ENV_RELAYS) {
+            let list = split_list(&v);
+            resolve::relays(&list).map_err(env_err(ENV_RELAYS))?;
+            self.swarm.relays = list;
+        }
+        if let Some(v) = env(ENV_RELAY_SERVICE) {
+            self.swarm.relay_service =
+                Some(env_bool(ENV_RELAY_SERVICE, "swarm.relay_service", &v)?);
+        }
+        if let Some(v) = env(ENV_AUTONAT_ONLY_GLOBAL_IPS) {
+            self.swarm.autonat_only_global_ips = Some(env_bool(
+                ENV_AUTONAT_ONLY_GLOBAL_IPS,
+                "swarm.autonat_only_global_ips",
+                &v,
+            )?);
+        }
+        if let Some(v) = env(ENV_MDNS) {
+            self.discovery.mdns = env_bool(ENV_MDNS, "discovery.mdns", &v)?;
         }
         if let Some(v) = env(ENV_CLUSTER_API) {
             resolve::socket_addr("cluster.api", &v).map_err(env_err(ENV_CLUSTER_API))?;

@@ -18,7 +18,7 @@ mod resolve;
 
 pub use keys::KNOWN_KEYS;
 pub use layers::Overrides;
-pub use resolve::{DhtMode, Settings, SwarmLimits};
+pub use resolve::{DhtMode, NetworkSettings, Settings, SwarmLimits};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -173,6 +173,7 @@ pub struct Config {
     pub datastore: Datastore,
     pub routing: Routing,
     pub swarm: Swarm,
+    pub discovery: Discovery,
     pub provide: Provide,
     pub api: Api,
     pub cluster: Cluster,
@@ -254,6 +255,31 @@ pub struct Swarm {
     /// Close a connection with no open stream after this long.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_timeout_secs: Option<u64>,
+    /// Run the circuit relay client: dial `/p2p-circuit` addresses and reserve a slot on
+    /// `relays` (kubo's `Swarm.RelayClient.Enabled`). Default on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_client: Option<bool>,
+    /// Static relays, multiaddrs ending in `/p2p/<relay id>`, to reserve a slot on and be
+    /// reached through (kubo's `Swarm.RelayClient.StaticRelays`).
+    pub relays: Vec<String>,
+    /// Relay circuits for other peers, with bounded reservations and circuits (kubo's
+    /// `Swarm.RelayService.Enabled`). Default: on for a master, off otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_service: Option<bool>,
+    /// AutoNAT ignores peers at private and loopback addresses (kubo's behaviour). Default
+    /// on; only loopback test networks turn it off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autonat_only_global_ips: Option<bool>,
+}
+
+/// Peer discovery beyond the DHT (kubo's `Discovery`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Discovery {
+    /// Find and dial peers on the local network with mDNS. Off by default, unlike kubo: a
+    /// node announcing itself on every LAN it joins leaks its presence, and cluster peers
+    /// are configured (`bootstrap`, `cluster.trusted_peers`) rather than found.
+    pub mdns: bool,
 }
 
 /// What the node announces to the DHT (kubo's `Reprovider.Strategy`).

@@ -81,9 +81,34 @@ pub struct Settings {
     pub cluster_api_addr: SocketAddr,
     /// `cluster.metric_ttl_secs`; `None`: the cluster service's default.
     pub cluster_metric_ttl: Option<Duration>,
+    /// The network features beyond the defaults: relay client and server, AutoNAT, mDNS.
+    pub network: NetworkSettings,
+}
+
+/// `swarm.relay_*`, `swarm.autonat_only_global_ips` and `discovery.mdns`, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkSettings {
+    pub relay_client: bool,
+    /// Each ends in `/p2p/<relay id>`.
+    pub relays: Vec<Multiaddr>,
+    pub relay_service: bool,
+    pub autonat_only_global_ips: bool,
+    pub mdns: bool,
 }
 
 impl Config {
+    /// The network features with the role's defaults: relay client on, relay service on a
+    /// master only, AutoNAT from global addresses only, no mDNS.
+    pub fn network_defaults(&self) -> (bool, bool, bool) {
+        (
+            self.swarm.relay_client.unwrap_or(true),
+            self.swarm
+                .relay_service
+                .unwrap_or(self.role == Role::Master),
+            self.swarm.autonat_only_global_ips.unwrap_or(true),
+        )
+    }
+
     /// The DHT mode: `routing.mode`, or with `auto` the role's (leecher: client; worker and
     /// master: server when reachable).
     pub fn dht_mode(&self) -> DhtMode {
@@ -126,6 +151,10 @@ impl Config {
         c.swarm.conns_low = Some(limits.conns_low);
         c.swarm.memory_max_bytes = Some(limits.memory_max_bytes);
         c.swarm.idle_timeout_secs = Some(limits.idle_timeout.as_secs());
+        let (relay_client, relay_service, only_global) = self.network_defaults();
+        c.swarm.relay_client = Some(relay_client);
+        c.swarm.relay_service = Some(relay_service);
+        c.swarm.autonat_only_global_ips = Some(only_global);
         c
     }
 
@@ -184,6 +213,7 @@ impl Config {
             None => None,
         };
         let cluster_trusted_peers = peer_ids("cluster.trusted_peers", &self.cluster.trusted_peers)?;
+        let network = self.network_settings()?;
         Ok(Settings {
             role: self.role,
             swarm_addrs,
@@ -199,8 +229,45 @@ impl Config {
             cluster_trusted_peers,
             cluster_api_addr,
             cluster_metric_ttl,
+            network,
         })
     }
+}
+
+impl Config {
+    fn network_settings(&self) -> Result<NetworkSettings, ConfigError> {
+        let (relay_client, relay_service, autonat_only_global_ips) = self.network_defaults();
+        Ok(NetworkSettings {
+            relay_client,
+            relays: relays(&self.swarm.relays)?,
+            relay_service,
+            autonat_only_global_ips,
+            mdns: self.discovery.mdns,
+        })
+    }
+}
+
+/// Parses `swarm.relays`: at most `STATIC_RELAYS_MAX` multiaddrs, each ending in
+/// `/p2p/<relay id>` and not itself a circuit.
+pub(super) fn relays(values: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
+    use crate::net::relay::STATIC_RELAYS_MAX;
+    if values.len() > STATIC_RELAYS_MAX {
+        return Err(ConfigError::TooManyEntries {
+            key: "swarm.relays".into(),
+            count: values.len(),
+            max: STATIC_RELAYS_MAX,
+        });
+    }
+    let addrs = multiaddrs("swarm.relays", values)?;
+    for (addr, text) in addrs.iter().zip(values) {
+        if let Err(e) = crate::net::relay::listen_addr(addr) {
+            return Err(ConfigError::BadValue {
+                key: "swarm.relays".into(),
+                message: format!("{text:?}: {e}"),
+            });
+        }
+    }
+    Ok(addrs)
 }
 
 /// `[tiers.s3]`: a bucket name and, when set, an http(s) endpoint.

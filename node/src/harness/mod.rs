@@ -498,6 +498,11 @@ impl Testnet {
         c.behaviour = BehaviourConfig {
             kad_mode: KadMode::Server,
             kad_bootstrap_interval: None,
+            // Loopback peers count for AutoNAT here (kubo's default ignores them).
+            autonat: crate::net::autonat::AutonatConfig {
+                only_global_ips: false,
+                ..Default::default()
+            },
             ..BehaviourConfig::default()
         };
         // Links of the topology stay up for the whole test.

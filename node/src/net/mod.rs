@@ -17,6 +17,7 @@
 pub mod autonat;
 pub mod bandwidth;
 pub mod behaviour;
+pub mod features;
 pub mod fetch;
 pub mod identity;
 pub mod muxer;

@@ -1,0 +1,382 @@
+//! AutoNAT, circuit relay v2, mDNS and all-protocol byte counting, between in-process nodes
+//! on 127.0.0.1 (AutoNAT with `only_global_ips` off, as the harness runs it), and through two
+//! real daemons for `stats/bw` and the metrics.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use cid::Cid;
+use ipfs_kit::net::autonat::{AutonatConfig, Reachability};
+use ipfs_kit::net::{relay, KadMode, Keypair, Multiaddr, Node, NodeConfig, PeerId};
+use ipfs_kit::repo::Repo;
+use ipfs_kit_blockstore::hash::{HashFn, RAW_CODEC};
+use ipfs_kit_blockstore::Block;
+
+const TCP: &str = "/ip4/127.0.0.1/tcp/0";
+const WAIT: Duration = Duration::from_secs(30);
+
+struct TestNode {
+    node: Node,
+    repo: Repo,
+    _dir: tempfile::TempDir,
+}
+
+fn config(repo: &Repo) -> NodeConfig {
+    let mut c = NodeConfig::new(Keypair::generate_ed25519()).with_repo(repo.clone());
+    c.listen = vec![TCP.parse().unwrap()];
+    c.fetch_stall_timeout = Duration::from_secs(20);
+    c.behaviour.autonat = AutonatConfig::for_tests();
+    c
+}
+
+async fn start(tune: impl FnOnce(&mut NodeConfig)) -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::init(&dir.path().join("repo")).unwrap();
+    let mut c = config(&repo);
+    tune(&mut c);
+    TestNode {
+        node: Node::start(c).await.unwrap(),
+        repo,
+        _dir: dir,
+    }
+}
+
+async fn dial_addr(node: &Node) -> Multiaddr {
+    let addrs = node.listen_addrs().await.unwrap();
+    let direct = addrs.iter().find(|a| !relay::is_relayed(a)).unwrap();
+    direct
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(node.peer_id()))
+}
+
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn raw_block(seed: u8, len: usize) -> Block {
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(seed).wrapping_add(seed))
+        .collect();
+    let cid = Cid::new_v1(RAW_CODEC, HashFn::Sha2_256.digest(&data).unwrap());
+    Block::new(cid, Bytes::from(data)).unwrap()
+}
+
+/// Three nodes: A follows its reachability (kubo's `dht` mode) and starts as a DHT client;
+/// B and C serve dial-backs. B and C dial A back at its loopback listen address, so A learns
+/// `Public` and its Kademlia turns server. A node whose only peer is a leecher (which serves
+/// no dial-backs) never learns anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autonat_finds_a_node_public_and_its_dht_turns_server() {
+    let a = start(|c| c.behaviour.kad_mode = KadMode::ByReachability).await;
+    let b = start(|_| {}).await;
+    let c = start(|_| {}).await;
+    assert_eq!(a.node.reachability(), Reachability::Unknown);
+    assert!(
+        !a.node.kad_server().await.unwrap(),
+        "starts as a DHT client"
+    );
+    a.node.connect(dial_addr(&b.node).await).await.unwrap();
+    a.node.connect(dial_addr(&c.node).await).await.unwrap();
+    eventually("A learns it is public", || async {
+        (a.node.reachability() == Reachability::Public).then_some(())
+    })
+    .await;
+    eventually("A's DHT turns server", || async {
+        a.node.kad_server().await.unwrap().then_some(())
+    })
+    .await;
+
+    // A leecher refuses dial-backs: its only peer learns nothing from it.
+    let leecher = start(|c| c.behaviour.autonat.serve = false).await;
+    let lonely = start(|c| c.behaviour.kad_mode = KadMode::ByReachability).await;
+    lonely
+        .node
+        .connect(dial_addr(&leecher.node).await)
+        .await
+        .unwrap();
+    // Several probe rounds (first probe after 200 ms, retries every second).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(lonely.node.reachability(), Reachability::Unknown);
+    assert!(!lonely.node.kad_server().await.unwrap());
+    for n in [a, b, c, leecher, lonely] {
+        n.node.shutdown().await;
+    }
+}
+
+/// A reserves a slot on relay R; B, connected only to R, dials A through the circuit and
+/// fetches a block from A with bitswap over it. With `psk`, all three are in one private
+/// network: the circuit runs the pnet handshake end to end, and still works.
+async fn relayed_fetch(psk: Option<[u8; 32]>) {
+    let r = start(|c| {
+        c.behaviour.relay_server = true;
+        c.psk = psk;
+    })
+    .await;
+    let relay_addr = dial_addr(&r.node).await;
+    let a = start(|c| {
+        c.relay_client = true;
+        c.relays = vec![relay_addr.clone()];
+        c.psk = psk;
+    })
+    .await;
+    let b = start(|c| {
+        c.relay_client = true;
+        c.psk = psk;
+    })
+    .await;
+    let block = raw_block(7, 16 * 1024);
+    a.repo.blocks().put(&block).unwrap();
+    eventually("A's reservation on R", || async {
+        a.node
+            .relay_reservations()
+            .await
+            .unwrap()
+            .contains(&r.node.peer_id())
+            .then_some(())
+    })
+    .await;
+    // The reservation shows among A's listen addresses.
+    let circuit = relay::circuit_addr(&relay_addr, a.node.peer_id()).unwrap();
+    eventually("A listens on R/p2p-circuit", || async {
+        a.node
+            .listen_addrs()
+            .await
+            .unwrap()
+            .iter()
+            .any(relay::is_relayed)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        b.node.connect(relay_addr.clone()).await.unwrap(),
+        r.node.peer_id()
+    );
+    assert_eq!(b.node.connect(circuit).await.unwrap(), a.node.peer_id());
+    let info = b.node.peer_info(a.node.peer_id()).await.unwrap().unwrap();
+    assert!(
+        relay::is_relayed(info.addr.as_ref().unwrap()),
+        "B reaches A through R: {:?}",
+        info.addr
+    );
+    let got = tokio::time::timeout(WAIT, b.node.fetch_block(*block.cid()))
+        .await
+        .expect("fetch over the circuit")
+        .unwrap();
+    assert_eq!(got.data(), block.data());
+    assert!(b.repo.blocks().has(block.cid()).unwrap());
+    for n in [a, b, r] {
+        n.node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_is_fetched_through_a_relay_circuit() {
+    relayed_fetch(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_circuit_works_inside_a_private_network() {
+    relayed_fetch(Some([9u8; 32])).await;
+}
+
+/// A node without the relay client cannot dial a circuit address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_relay_client_circuits_are_not_dialed() {
+    let a = start(|_| {}).await;
+    let relay_id = PeerId::random();
+    let relay_addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/9/p2p/{relay_id}")
+        .parse()
+        .unwrap();
+    let circuit = relay::circuit_addr(&relay_addr, PeerId::random()).unwrap();
+    assert!(a.node.connect(circuit).await.is_err());
+    a.node.shutdown().await;
+}
+
+/// Two nodes with mDNS on find each other without being told of one another.
+///
+/// Needs IP multicast on the host's interfaces: sandboxes and CI containers without a
+/// multicast route drop the queries, so this one is ignored by default
+/// (`cargo test -p ipfs-kit --test integration nat_relay:: -- --ignored`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs multicast on a non-loopback interface"]
+async fn mdns_nodes_find_each_other() {
+    let a = start(|c| {
+        c.behaviour.mdns = true;
+        c.listen = vec!["/ip4/0.0.0.0/tcp/0".parse().unwrap()];
+    })
+    .await;
+    let b = start(|c| {
+        c.behaviour.mdns = true;
+        c.listen = vec!["/ip4/0.0.0.0/tcp/0".parse().unwrap()];
+    })
+    .await;
+    eventually("mDNS discovery", || async {
+        a.node
+            .peers()
+            .await
+            .unwrap()
+            .contains(&b.node.peer_id())
+            .then_some(())
+    })
+    .await;
+    a.node.shutdown().await;
+    b.node.shutdown().await;
+}
+
+/// With mDNS off (the default) two nodes on one host never meet on their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mdns_off_nodes_do_not_find_each_other() {
+    let a = start(|_| {}).await;
+    let b = start(|_| {}).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(a.node.peers().await.unwrap().is_empty());
+    assert!(b.node.peers().await.unwrap().is_empty());
+    a.node.shutdown().await;
+    b.node.shutdown().await;
+}
+
+/// The transport counts every protocol: after identify, ping, a Kademlia lookup and one
+/// bitswap block, the bytes received exceed the bitswap bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_of_every_protocol_are_counted() {
+    let a = start(|c| c.behaviour.ping_interval = Duration::from_millis(100)).await;
+    let b = start(|_| {}).await;
+    let block = raw_block(3, 64 * 1024);
+    b.repo.blocks().put(&block).unwrap();
+    a.node.connect(dial_addr(&b.node).await).await.unwrap();
+    eventually("identify", || async {
+        a.node
+            .peer_info(b.node.peer_id())
+            .await
+            .unwrap()?
+            .agent_version
+    })
+    .await;
+    let _ = a.node.closest_peers(PeerId::random()).await;
+    a.node.fetch_block(*block.cid()).await.unwrap();
+    let bitswap = a.node.bitswap_stat().await.unwrap();
+    assert_eq!(bitswap.data_received, block.data().len() as u64);
+    let (ta, tb) = (a.node.bandwidth(), b.node.bandwidth());
+    assert!(ta.total_in > bitswap.data_received, "{ta:?} vs {bitswap:?}");
+    assert!(ta.total_out > 0 && tb.total_in > 0 && tb.total_out > 0);
+    a.node.shutdown().await;
+    b.node.shutdown().await;
+}
+
+/// A running daemon (API on an ephemeral loopback port).
+struct Daemon {
+    child: std::process::Child,
+    api: String,
+}
+
+impl Daemon {
+    fn start(env: &crate::common::Env) -> Daemon {
+        use std::io::BufRead as _;
+        let mut child = env
+            .cmd(&[
+                "daemon",
+                "--swarm",
+                TCP,
+                "--api",
+                "127.0.0.1:0",
+                "--gateway",
+                "127.0.0.1:0",
+            ])
+            .env_remove("IPFS_KIT_API_TOKEN")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut api = None;
+        for line in lines {
+            let line = line.unwrap();
+            if let Some(ma) = line.strip_prefix("RPC API server listening on ") {
+                let p: Vec<&str> = ma.split('/').collect();
+                api = Some(format!("http://{}:{}", p[2], p[4]));
+            } else if line == "Daemon is ready" {
+                break;
+            }
+        }
+        Daemon {
+            child,
+            api: api.expect("no API line"),
+        }
+    }
+
+    fn post(&self, cmd: &str) -> serde_json::Value {
+        reqwest::blocking::Client::new()
+            .post(format!("{}/api/v0/{cmd}", self.api))
+            .send()
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two real daemons connect through the API: `stats/bw` on each counts the identify, ping
+/// and Kademlia traffic while bitswap moved nothing, in kubo's shape, rates not negative;
+/// the metrics export the totals and the AutoNAT status.
+#[test]
+fn stats_bw_counts_all_protocols_through_the_api() {
+    let (ex, ey) = (crate::common::Env::new(), crate::common::Env::new());
+    let (x, y) = (Daemon::start(&ex), Daemon::start(&ey));
+    let id = y.post("id");
+    let addr = id["Addresses"][0].as_str().unwrap().to_string();
+    x.post(&format!("swarm/connect?arg={addr}"));
+    let deadline = std::time::Instant::now() + WAIT;
+    let bw = loop {
+        let bw = x.post("stats/bw");
+        if bw["TotalIn"].as_u64().unwrap() > 0 && bw["TotalOut"].as_u64().unwrap() > 0 {
+            break bw;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no bytes counted: {bw}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let bitswap = x.post("bitswap/stat");
+    assert_eq!(bitswap["DataReceived"], 0);
+    assert!(bw["TotalIn"].as_u64().unwrap() > bitswap["DataReceived"].as_u64().unwrap());
+    for key in ["RateIn", "RateOut"] {
+        assert!(bw[key].as_f64().unwrap() >= 0.0, "{key}: {bw}");
+    }
+    let again = x.post("stats/bw");
+    assert!(again["TotalIn"].as_u64() >= bw["TotalIn"].as_u64());
+    assert!(again["RateIn"].as_f64().unwrap() >= 0.0);
+    let metrics = reqwest::blocking::get(format!("{}/debug/metrics/prometheus", x.api))
+        .unwrap()
+        .text()
+        .unwrap();
+    for name in [
+        "ipfs_kit_swarm_received_bytes_total",
+        "ipfs_kit_swarm_sent_bytes_total",
+        // Loopback peers do not count for AutoNAT by default: still unknown.
+        "ipfs_kit_autonat_status 0",
+    ] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
+}
