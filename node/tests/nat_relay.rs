@@ -126,6 +126,9 @@ async fn relayed_fetch(psk: Option<[u8; 32]>) {
     })
     .await;
     let relay_addr = dial_addr(&r.node).await;
+    // R's listen address is reachable (loopback): announced, it goes into reservations.
+    let listen = r.node.listen_addrs().await.unwrap()[0].clone();
+    r.node.add_external_address(listen).await.unwrap();
     let a = start(|c| {
         c.relay_client = true;
         c.relays = vec![relay_addr.clone()];

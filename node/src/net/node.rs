@@ -244,6 +244,7 @@ enum Command {
     ),
     ProvideLocally(Vec<Vec<u8>>, oneshot::Sender<usize>),
     RelayReservations(oneshot::Sender<Vec<PeerId>>),
+    AddExternalAddress(Multiaddr, oneshot::Sender<()>),
     KadServer(oneshot::Sender<bool>),
 }
 
@@ -345,16 +346,15 @@ impl Node {
             }
         }
         if config.relay_client {
-            for relay in config.relays.iter().take(super::relay::STATIC_RELAYS_MAX) {
-                // The reservation is made in the background; its address appears among the
-                // listen addresses once the relay accepts.
-                let listen = super::relay::listen_addr(relay)
-                    .map_err(|e| e.to_string())
-                    .and_then(|a| swarm.listen_on(a).map_err(|e| e.to_string()));
-                if let Err(e) = listen {
-                    tracing::warn!(parent: &span, %relay, error = %e, "relay reservation not started");
-                }
-            }
+            actor.relays = config
+                .relays
+                .iter()
+                .take(super::relay::STATIC_RELAYS_MAX)
+                .cloned()
+                .collect();
+            // Reservations are made in the background; each one's address appears among the
+            // listen addresses once its relay accepts. Failed ones are retried.
+            span.in_scope(|| actor.reserve_on_relays(&mut swarm));
         }
         let (commands, inbox) = mpsc::channel(COMMAND_QUEUE_LEN);
         let (cancel, cancelled) = oneshot::channel();
@@ -438,6 +438,13 @@ impl NodeHandle {
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, NetError> {
         let (tx, rx) = oneshot::channel();
+    /// Announces `addr` as an address peers can reach us at (kubo's
+    /// `Addresses.AppendAnnounce`): identify sends it and a relay server hands it out in its
+    /// reservations. AutoNAT adds the addresses it confirms by itself.
+    pub async fn add_external_address(&self, addr: Multiaddr) -> Result<(), NetError> {
+        self.ask(|tx| Command::AddExternalAddress(addr, tx)).await
+    }
+
         self.commands
             .send(make(tx))
             .await
@@ -754,6 +761,11 @@ impl Actor {
         mut cancelled: oneshot::Receiver<()>,
     ) {
         tracing::debug!("network task running");
+    /// The static relays to hold reservations on, and the listener of each (none while a
+    /// retry is due).
+    relays: Vec<Multiaddr>,
+    relay_listeners: HashMap<libp2p::core::transport::ListenerId, Multiaddr>,
+    relay_retry_at: Option<std::time::Instant>,
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         loop {
             tokio::select! {
@@ -804,6 +816,10 @@ impl Actor {
             }
             Command::PeerInfo(peer, tx) => {
                 let _ = tx.send(self.peers.get(&peer).map(|(_, info)| info.clone()));
+            Command::AddExternalAddress(addr, tx) => {
+                swarm.add_external_address(addr);
+                let _ = tx.send(());
+            }
             }
             Command::Connect(addr, tx) => {
                 let opts = DialOpts::from(addr.clone());
@@ -1166,6 +1182,12 @@ impl Actor {
             }
         }
         for (session, root) in ended {
+        if self
+            .relay_retry_at
+            .is_some_and(|at| std::time::Instant::now() >= at)
+        {
+            self.reserve_on_relays(swarm);
+        }
             match root {
                 Some(cid) => self.fail_fetch(swarm, session, NetError::FetchTimeout { cid, stall }),
                 None => {
@@ -1324,6 +1346,19 @@ impl Actor {
                 let entry = self.peers.entry(peer_id).or_default();
                 entry.0 += 1;
                 entry.1.addr = Some(endpoint.get_remote_address().clone());
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                addresses,
+            } => {
+                self.listen_addrs.retain(|a| !addresses.contains(a));
+                if let Some(relay) = self.relay_listeners.remove(&listener_id) {
+                    tracing::info!(%relay, ?reason, "relay reservation ended; retrying later");
+                    self.relay_retry_at = Some(
+                        std::time::Instant::now() + super::relay::RELAY_RESERVATION_RETRY,
+                    );
+                }
+            }
                 if let Some((_, reply)) = self.dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
@@ -1414,6 +1449,25 @@ impl Actor {
         if self.kad_follows_reachability {
             let mode = if super::autonat::kad_server_for(now) {
                 kad::Mode::Server
+    /// Listens on `<relay>/p2p-circuit` for every static relay without a live listener.
+    fn reserve_on_relays(&mut self, swarm: &mut Swarm<Behaviour>) {
+        self.relay_retry_at = None;
+        for relay in self.relays.clone() {
+            if self.relay_listeners.values().any(|r| *r == relay) {
+                continue;
+            }
+            let listen = super::relay::listen_addr(&relay)
+                .map_err(|e| e.to_string())
+                .and_then(|a| swarm.listen_on(a).map_err(|e| e.to_string()));
+            match listen {
+                Ok(id) => {
+                    self.relay_listeners.insert(id, relay);
+                }
+                Err(e) => tracing::warn!(%relay, error = %e, "relay reservation not started"),
+            }
+        }
+    }
+
             } else {
                 kad::Mode::Client
             };

@@ -6,7 +6,9 @@
 //!   dial us directly reach us through the relay. Static relays come from the config.
 //! - The server (masters by default) accepts reservations and relays circuits, every count,
 //!   duration and byte total bounded by the constants below (libp2p's and kubo's limited
-//!   relay: a circuit is for small exchanges and hole punching, not bulk transfer).
+//!   relay: a circuit is for small exchanges and hole punching, not bulk transfer). A
+//!   reservation hands out the relay's confirmed external addresses (AutoNAT's, or announced
+//!   with `NodeHandle::add_external_address`); libp2p's client refuses one without any.
 //!
 //! Under a swarm key (private network) the relayed connection runs the pnet handshake end
 //! to end before noise, exactly as a direct TCP connection does, so a circuit only
@@ -34,6 +36,8 @@ pub const RELAY_CIRCUIT_DURATION_MAX: Duration = Duration::from_secs(2 * 60);
 pub const RELAY_CIRCUIT_BYTES_MAX: u64 = 128 * 1024;
 /// Static relays a node reserves on, at most (`swarm.relays`).
 pub const STATIC_RELAYS_MAX: usize = 16;
+/// How long after a failed or closed reservation the client tries its relay again.
+pub const RELAY_RESERVATION_RETRY: Duration = Duration::from_secs(30);
 
 /// The relay server's settings: the constants above, with libp2p's reservation and circuit
 /// rate limiters per peer and per IP.
