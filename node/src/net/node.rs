@@ -1354,9 +1354,8 @@ impl Actor {
                 self.listen_addrs.retain(|a| !addresses.contains(a));
                 if let Some(relay) = self.relay_listeners.remove(&listener_id) {
                     tracing::info!(%relay, ?reason, "relay reservation ended; retrying later");
-                    self.relay_retry_at = Some(
-                        std::time::Instant::now() + super::relay::RELAY_RESERVATION_RETRY,
-                    );
+                    self.relay_retry_at =
+                        Some(std::time::Instant::now() + super::relay::RELAY_RESERVATION_RETRY);
                 }
             }
                 if let Some((_, reply)) = self.dials.remove(&connection_id) {
