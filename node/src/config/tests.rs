@@ -597,3 +597,58 @@ fn cluster_keys_env_and_flag_layers() {
         .unwrap();
     assert_eq!(parse(&c.to_toml().unwrap()).unwrap(), c);
 }
+
+#[test]
+fn network_keys_defaults_env_and_limits() {
+    let s = Config::default().resolve().unwrap();
+    assert!(s.network.relay_client && !s.network.relay_service && !s.network.mdns);
+    assert!(s.network.autonat_only_global_ips && s.network.relays.is_empty());
+    assert!(
+        Config::for_role(Role::Master)
+            .resolve()
+            .unwrap()
+            .network
+            .relay_service
+    );
+    let shown = Config::default();
+    assert_eq!(
+        shown.get("discovery.mdns").unwrap(),
+        Some(toml::Value::Boolean(false))
+    );
+    assert_eq!(
+        shown.get("swarm.relay_client").unwrap(),
+        Some(toml::Value::Boolean(true))
+    );
+
+    let relay = format!("/ip4/1.2.3.4/tcp/4001/p2p/{PEER}");
+    let mut c = Config::default();
+    c.apply_env(env_of(&[
+        ("IPFS_KIT_RELAY_CLIENT", "off"),
+        ("IPFS_KIT_RELAYS", &format!("{relay}, {relay}")),
+        ("IPFS_KIT_RELAY_SERVICE", "yes"),
+        ("IPFS_KIT_AUTONAT_ONLY_GLOBAL_IPS", "0"),
+        ("IPFS_KIT_MDNS", "true"),
+    ]))
+    .unwrap();
+    let n = c.resolve().unwrap().network;
+    assert!(!n.relay_client && n.relay_service && n.mdns && !n.autonat_only_global_ips);
+    assert_eq!(n.relays.len(), 2);
+
+    // A bad boolean names the variable; a relay without /p2p/ is refused.
+    let err = Config::default()
+        .apply_env(env_of(&[("IPFS_KIT_MDNS", "maybe")]))
+        .unwrap_err();
+    assert!(err.to_string().contains("IPFS_KIT_MDNS"), "{err}");
+    let mut c = Config::default();
+    c.swarm.relays = vec!["/ip4/1.2.3.4/tcp/4001".into()];
+    assert!(matches!(c.resolve(), Err(ConfigError::BadValue { .. })));
+    // STATIC_RELAYS_MAX is accepted, one more is not.
+    let max = crate::net::relay::STATIC_RELAYS_MAX;
+    c.swarm.relays = vec![relay.clone(); max];
+    assert_eq!(c.resolve().unwrap().network.relays.len(), max);
+    c.swarm.relays = vec![relay; max + 1];
+    assert!(matches!(
+        c.resolve(),
+        Err(ConfigError::TooManyEntries { .. })
+    ));
+}
