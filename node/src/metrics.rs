@@ -7,7 +7,9 @@
 //! - a snapshot taken at each scrape from their owners, so nothing is counted twice: the
 //!   blockstore (`ipfs_kit_blockstore_blocks`, `_data_bytes`, `_disk_bytes`), the swarm
 //!   (`ipfs_kit_swarm_peers`: open connections by peer) and bitswap (blocks and bytes sent and
-//!   received, duplicates, messages, wantlist length, bitswap peers, penalties).
+//!   received, duplicates, messages, wantlist length, bitswap peers, penalties) and the
+//!   reprovider (`ipfs_kit_provide_*`: keys, regions, lookups, records sent and failed, the
+//!   last sweep's start, duration and size, the next sweep's due time).
 
 use crate::api::{blocking, ApiError, ApiState};
 use axum::extract::State;
@@ -79,6 +81,7 @@ struct Snapshot {
         crate::net::bandwidth::BandwidthTotals,
         crate::net::autonat::Reachability,
     )>,
+    provide: Option<crate::net::provide::ReprovideStat>,
 }
 
 fn counter(e: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: u64) -> std::fmt::Result {
@@ -181,8 +184,96 @@ impl Collector for Snapshot {
         if let Some((bw, reachability)) = &self.network {
             encode_network(&mut e, bw, *reachability)?;
         }
+        if let Some(p) = &self.provide {
+            encode_provide(&mut e, p)?;
+        }
         Ok(())
     }
+}
+
+fn encode_provide(
+    e: &mut DescriptorEncoder<'_>,
+    p: &crate::net::provide::ReprovideStat,
+) -> std::fmt::Result {
+    let secs = |nanos: u64| nanos as f64 / 1e9;
+    gauge(
+        e,
+        "ipfs_kit_provide_keys",
+        "Keys in the provided set",
+        p.keys_provided as u64,
+    )?;
+    counter(
+        e,
+        "ipfs_kit_provide_keys_announced",
+        "Keys announced to the DHT (once per announcement)",
+        p.keys_announced,
+    )?;
+    counter(
+        e,
+        "ipfs_kit_provide_regions_swept",
+        "Keyspace regions announced",
+        p.regions_swept,
+    )?;
+    counter(
+        e,
+        "ipfs_kit_provide_lookups",
+        "DHT lookups made by the reprovider",
+        p.lookups,
+    )?;
+    counter(
+        e,
+        "ipfs_kit_provide_records_sent",
+        "ADD_PROVIDER records written to peers",
+        p.records_sent,
+    )?;
+    counter(
+        e,
+        "ipfs_kit_provide_records_failed",
+        "ADD_PROVIDER records in batches that were not delivered",
+        p.records_failed,
+    )?;
+    counter(
+        e,
+        "ipfs_kit_provide_sweeps",
+        "Complete sweeps of the provided set",
+        p.cycles,
+    )?;
+    gauge(
+        e,
+        "ipfs_kit_provide_network_size_estimate",
+        "The reprovider's network size estimate",
+        p.network_size as u64,
+    )?;
+    float_gauge(
+        e,
+        "ipfs_kit_provide_last_sweep_start_timestamp_seconds",
+        "Unix time the last complete sweep started (0: none yet)",
+        p.last_sweep_started_unix_ms as f64 / 1e3,
+    )?;
+    float_gauge(
+        e,
+        "ipfs_kit_provide_last_sweep_duration_seconds",
+        "Time the last complete sweep spent announcing",
+        secs(p.last_sweep_nanos),
+    )?;
+    gauge(
+        e,
+        "ipfs_kit_provide_last_sweep_keys",
+        "Keys of the last complete sweep",
+        p.last_sweep_keys,
+    )?;
+    float_gauge(
+        e,
+        "ipfs_kit_provide_next_sweep_due_timestamp_seconds",
+        "Unix time the next scheduled announcement is due (0: not scheduled)",
+        p.next_sweep_due_unix_ms as f64 / 1e3,
+    )
+}
+
+fn float_gauge(e: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: f64) -> std::fmt::Result {
+    let g = ConstGauge::new(v);
+    let m = e.encode_descriptor(name, help, None, g.metric_type())?;
+    g.encode(m)
 }
 
 /// Transport totals (every protocol, as `stats/bw`) and the AutoNAT status.
@@ -224,6 +315,7 @@ pub async fn render(state: &ApiState) -> Result<String, ApiError> {
         snap.bitswap = Some(node.bitswap_stat().await?);
         snap.network = Some((node.bandwidth(), node.reachability()));
     }
+    snap.provide = state.reprovider.as_ref().map(|r| r.stat());
     let mut registry = Registry::default();
     registry.register(
         "ipfs_kit_http_requests",

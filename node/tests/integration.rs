@@ -13,6 +13,7 @@ mod cluster_api;
 mod cluster_daemon;
 mod common;
 mod config;
+mod dht_fallback;
 mod harness;
 mod nat_relay;
 mod net;

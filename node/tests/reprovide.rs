@@ -137,3 +137,101 @@ async fn strategies_derive_the_provided_set_from_the_repo() {
     );
     net.shutdown().await;
 }
+
+/// The reprovider's counters through the RPC API (`stats/provide`, kubo's field names plus
+/// ours) and the Prometheus text (`ipfs_kit_provide_*`), read with a real HTTP client from a
+/// router served on loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_in_stats_provide_and_prometheus() {
+    let net = Testnet::start(4, Topology::Full).await.unwrap();
+    let blocks: Vec<Block> = (20_000..20_050).map(raw_block).collect();
+    let repo = net.repo(0).unwrap().clone();
+    repo.blocks().put_many(&blocks).unwrap();
+    let reprovider = Reprovider::for_repo(
+        net.handle(0).unwrap(),
+        ReproviderConfig::default(),
+        repo.clone(),
+        ProvideStrategy::All,
+    );
+    let report = reprovider.sweep_all().await.unwrap();
+    assert_eq!(report.records_sent, 50 * 3, "{report:?}");
+
+    let state = ipfs_kit::api::ApiState {
+        repo,
+        node: Some(net.handle(0).unwrap()),
+        public_key: None,
+        role: ipfs_kit::config::Role::Leecher,
+        metrics: std::sync::Arc::new(ipfs_kit::metrics::Metrics::new()),
+        bw: Default::default(),
+        reprovider: Some(reprovider.clone()),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, ipfs_kit::api::router(state))
+            .await
+            .unwrap();
+    });
+    let client = reqwest::Client::new();
+
+    let v: serde_json::Value = client
+        .post(format!("{base}/api/v0/stats/provide"))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["TotalProvides"], 50, "{v}");
+    assert_eq!(v["LastReprovideBatchSize"], 50, "{v}");
+    assert!(v["LastReprovideDuration"].as_u64().unwrap() > 0, "{v}");
+    let avg = v["AvgProvideDuration"].as_u64().unwrap();
+    assert!(
+        avg > 0 && avg <= v["LastReprovideDuration"].as_u64().unwrap(),
+        "{v}"
+    );
+    assert_eq!(v["KeysProvided"], 50, "{v}");
+    assert_eq!(v["RecordsSent"], 150, "{v}");
+    assert_eq!(v["RecordsFailed"], 0, "{v}");
+    assert_eq!(v["Sweeps"], 1, "{v}");
+    assert_eq!(v["Lookups"], report.lookups, "{v}");
+    assert_eq!(v["RegionsSwept"], report.regions, "{v}");
+    let started = v["LastSweepStartedUnixMs"].as_u64().unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(started <= now_ms && now_ms - started < 120_000, "{v}");
+
+    let text = client
+        .get(format!("{base}{}", ipfs_kit::metrics::METRICS_PATH))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "ipfs_kit_provide_keys 50",
+        "ipfs_kit_provide_keys_announced_total 50",
+        "ipfs_kit_provide_records_sent_total 150",
+        "ipfs_kit_provide_records_failed_total 0",
+        "ipfs_kit_provide_sweeps_total 1",
+        "ipfs_kit_provide_last_sweep_keys 50",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} missing:\n{text}");
+    }
+    for name in [
+        "ipfs_kit_provide_lookups_total",
+        "ipfs_kit_provide_regions_swept_total",
+        "ipfs_kit_provide_last_sweep_duration_seconds",
+        "ipfs_kit_provide_last_sweep_start_timestamp_seconds",
+        "ipfs_kit_provide_next_sweep_due_timestamp_seconds",
+    ] {
+        assert!(text.contains(name), "{name} missing:\n{text}");
+    }
+    server.abort();
+    net.shutdown().await;
+}

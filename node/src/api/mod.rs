@@ -20,6 +20,7 @@ pub mod error;
 pub mod files;
 pub mod net;
 pub mod pins;
+pub mod provide_stats;
 pub mod server;
 pub mod stream;
 pub mod tiers;
@@ -127,6 +128,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/bitswap/stat", post(net::bitswap_stat))
         .route("/api/v0/bitswap/wantlist", post(net::bitswap_wantlist))
         .route("/api/v0/stats/bw", post(net::stats_bw))
+        .route("/api/v0/stats/provide", post(provide_stats::stats_provide))
         .route("/api/v0/tier/ls", post(tiers::tier_ls))
         .route("/api/v0/tier/stat", post(tiers::tier_stat))
         .route("/api/v0/tier/move", post(tiers::tier_move))

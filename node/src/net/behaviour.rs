@@ -201,7 +201,7 @@ pub struct Behaviour {
     pub memory: memory_connection_limits::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub kad: kad::Behaviour<super::provide::store::ProviderStore>,
     pub bitswap: crate::bitswap::behaviour::Behaviour,
     /// The cluster's topics (heads, metrics); on only with [`BehaviourConfig::cluster`].
     pub gossipsub: Toggle<gossipsub::Behaviour>,
@@ -220,9 +220,10 @@ pub struct Behaviour {
     pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
 
-/// The DHT record store, holding up to [`PROVIDER_KEYS_MAX`] provided keys.
-fn provider_store(peer_id: libp2p::PeerId) -> kad::store::MemoryStore {
-    kad::store::MemoryStore::with_config(
+/// The DHT record store, holding up to [`PROVIDER_KEYS_MAX`] keys of other peers' provider
+/// records; our own are in its shared set ([`super::provide::store`]).
+fn provider_store(peer_id: libp2p::PeerId) -> super::provide::store::ProviderStore {
+    super::provide::store::ProviderStore::new(
         peer_id,
         kad::store::MemoryStoreConfig {
             max_provided_keys: PROVIDER_KEYS_MAX,

@@ -356,6 +356,7 @@ impl Node {
             // listen addresses once its relay accepts. Failed ones are retried.
             span.in_scope(|| actor.reserve_on_relays(&mut swarm));
         }
+        let own_keys = swarm.behaviour_mut().kad.store_mut().own_keys();
         let (commands, inbox) = mpsc::channel(COMMAND_QUEUE_LEN);
         let (cancel, cancelled) = oneshot::channel();
         let task = tokio::spawn(actor.run(swarm, inbox, cancelled).instrument(span));
@@ -365,6 +366,7 @@ impl Node {
                 commands,
                 bandwidth,
                 reachability,
+                own_keys,
             },
             cancel: Some(cancel),
             task: Some(task),
@@ -405,9 +407,17 @@ pub struct NodeHandle {
     commands: mpsc::Sender<Command>,
     bandwidth: std::sync::Arc<super::bandwidth::Bandwidth>,
     reachability: std::sync::Arc<super::autonat::ReachabilityCell>,
+    /// Our provided keys, shared with the DHT store (see [`super::provide::store`]).
+    own_keys: super::provide::store::OwnKeys,
 }
 
 impl NodeHandle {
+    /// The set of keys this node provides: the DHT answers GET_PROVIDERS from it and the
+    /// reprovider sweeps it.
+    pub fn own_provider_keys(&self) -> super::provide::store::OwnKeys {
+        self.own_keys.clone()
+    }
+
     /// This node's peer ID.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id

@@ -13,6 +13,7 @@
 
 pub mod plan;
 pub mod sender;
+pub mod store;
 pub mod wire;
 
 use std::collections::{BTreeMap, HashSet};
@@ -150,33 +151,96 @@ impl Default for ReproviderConfig {
     }
 }
 
-/// Counters of the reprovider (since start).
+/// Counters of the reprovider (since start). Times are Unix milliseconds (0: never),
+/// durations nanoseconds (kubo's `time.Duration` in JSON).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReprovideStat {
     /// Keys in the provided set now.
     pub keys_provided: usize,
+    /// Keys announced (each key of each region announced counts once per announcement:
+    /// kubo's `TotalProvides`).
+    pub keys_announced: u64,
     /// Regions announced (sweeps and new-provide batches).
     pub regions_swept: u64,
     /// DHT lookups made.
     pub lookups: u64,
     /// ADD_PROVIDER records written to peers.
     pub records_sent: u64,
+    /// ADD_PROVIDER records of the batches that failed (not delivered).
+    pub records_failed: u64,
     /// Batches (streams) that failed.
     pub send_failures: u64,
     /// Complete sweeps of the provided set.
     pub cycles: u64,
     /// The last network size estimate (0: none yet).
     pub network_size: usize,
+    /// Time spent announcing (lookups and sends), over every announcement.
+    pub announce_nanos: u64,
+    /// When the last complete sweep started.
+    pub last_sweep_started_unix_ms: u64,
+    /// Time the last complete sweep spent announcing (a scheduled cycle waits between its
+    /// regions; only the announcing counts, kubo's `LastReprovideDuration`).
+    pub last_sweep_nanos: u64,
+    /// Keys of the last complete sweep (kubo's `LastReprovideBatchSize`).
+    pub last_sweep_keys: u64,
+    /// When the next scheduled region (or the next cycle) is due (0: not scheduled).
+    pub next_sweep_due_unix_ms: u64,
+}
+
+impl ReprovideStat {
+    /// Mean time to announce one key (kubo's `AvgProvideDuration`), nanoseconds.
+    pub fn avg_provide_nanos(&self) -> u64 {
+        self.announce_nanos
+            .checked_div(self.keys_announced)
+            .unwrap_or(0)
+    }
 }
 
 #[derive(Default)]
 struct Counters {
+    keys_announced: AtomicU64,
     regions_swept: AtomicU64,
     lookups: AtomicU64,
     records_sent: AtomicU64,
+    records_failed: AtomicU64,
     send_failures: AtomicU64,
     cycles: AtomicU64,
     network_size: AtomicUsize,
+    announce_nanos: AtomicU64,
+    last_sweep_started_unix_ms: AtomicU64,
+    last_sweep_nanos: AtomicU64,
+    last_sweep_keys: AtomicU64,
+    next_sweep_due_unix_ms: AtomicU64,
+}
+
+impl Counters {
+    /// Records a complete sweep of `keys` keys that started at `started` (wall clock) and
+    /// spent `busy` announcing.
+    fn sweep_done(&self, started: std::time::SystemTime, busy: Duration, keys: usize) {
+        self.cycles.fetch_add(1, Ordering::Relaxed);
+        self.last_sweep_started_unix_ms
+            .store(unix_ms(started), Ordering::Relaxed);
+        self.last_sweep_nanos
+            .store(duration_nanos(busy), Ordering::Relaxed);
+        self.last_sweep_keys.store(keys as u64, Ordering::Relaxed);
+    }
+
+    /// Records that the next announcement is due at `due` (tokio clock).
+    fn next_due(&self, due: Instant) {
+        let wall = std::time::SystemTime::now() + due.saturating_duration_since(Instant::now());
+        self.next_sweep_due_unix_ms
+            .store(unix_ms(wall), Ordering::Relaxed);
+    }
+}
+
+fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn duration_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Where the provided set comes from at each cycle (the repository by strategy).
@@ -188,7 +252,9 @@ struct Inner {
     source: Option<KeySource>,
     /// What provide-on-add announces ([`Reprovider::provide_root`]).
     strategy: ProvideStrategy,
-    keys: Mutex<BTreeMap<KeyPoint, Vec<u8>>>,
+    /// The provided set: the node's [`store::OwnKeys`], which the DHT store answers
+    /// GET_PROVIDERS from (each key held once, not also in kad's `MemoryStore`).
+    keys: store::OwnKeys,
     pending: Mutex<BTreeMap<KeyPoint, Vec<u8>>>,
     wake: Notify,
     counters: Counters,
@@ -231,13 +297,14 @@ impl Reprovider {
     /// re-derived from it at the start of each cycle (keys no longer there stop being
     /// announced and expire).
     pub fn new(node: NodeHandle, config: ReproviderConfig, source: Option<KeySource>) -> Self {
+        let keys = node.own_provider_keys();
         Self {
             inner: Arc::new(Inner {
                 node,
                 config,
                 source,
                 strategy: ProvideStrategy::All,
-                keys: Mutex::new(BTreeMap::new()),
+                keys,
                 pending: Mutex::new(BTreeMap::new()),
                 wake: Notify::new(),
                 counters: Counters::default(),
@@ -274,30 +341,47 @@ impl Reprovider {
     /// Counters so far.
     pub fn stat(&self) -> ReprovideStat {
         let c = &self.inner.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         ReprovideStat {
-            keys_provided: lock(&self.inner.keys).len(),
-            regions_swept: c.regions_swept.load(Ordering::Relaxed),
-            lookups: c.lookups.load(Ordering::Relaxed),
-            records_sent: c.records_sent.load(Ordering::Relaxed),
-            send_failures: c.send_failures.load(Ordering::Relaxed),
-            cycles: c.cycles.load(Ordering::Relaxed),
+            keys_provided: self.inner.keys.len(),
+            keys_announced: get(&c.keys_announced),
+            regions_swept: get(&c.regions_swept),
+            lookups: get(&c.lookups),
+            records_sent: get(&c.records_sent),
+            records_failed: get(&c.records_failed),
+            send_failures: get(&c.send_failures),
+            cycles: get(&c.cycles),
             network_size: c.network_size.load(Ordering::Relaxed),
+            announce_nanos: get(&c.announce_nanos),
+            last_sweep_started_unix_ms: get(&c.last_sweep_started_unix_ms),
+            last_sweep_nanos: get(&c.last_sweep_nanos),
+            last_sweep_keys: get(&c.last_sweep_keys),
+            next_sweep_due_unix_ms: get(&c.next_sweep_due_unix_ms),
         }
     }
 
     /// Adds keys (multihash bytes) to the provided set and queues them for a batched
     /// announcement (provide on add or pin). Returns how many were new.
     pub fn provide_keys(&self, keys: impl IntoIterator<Item = Vec<u8>>) -> usize {
-        let mut set = lock(&self.inner.keys);
+        let mut set = self.inner.keys.lock();
         let mut pending = lock(&self.inner.pending);
         let mut new = 0;
         for k in keys {
             let p = plan::key_point(&k);
-            if set.insert(p, k.clone()).is_none() {
-                new += 1;
-                if pending.len() < PENDING_KEYS_MAX {
-                    pending.insert(p, k);
-                }
+            if set.contains_key(&p) {
+                continue;
+            }
+            if set.len() >= store::OWN_KEYS_MAX {
+                tracing::warn!(
+                    max = store::OWN_KEYS_MAX,
+                    "provided set full: key not provided"
+                );
+                break;
+            }
+            set.insert(p, k.clone());
+            new += 1;
+            if pending.len() < PENDING_KEYS_MAX {
+                pending.insert(p, k);
             }
         }
         drop((set, pending));
@@ -322,14 +406,20 @@ impl Reprovider {
 
     /// Re-derives the set from the source (if any) and announces every key now.
     pub async fn sweep_all(&self) -> Result<SweepReport, ProvideError> {
+        let (wall, started) = (std::time::SystemTime::now(), Instant::now());
         self.refresh().await?;
-        let all: Vec<(KeyPoint, Vec<u8>)> = lock(&self.inner.keys)
+        let all: Vec<(KeyPoint, Vec<u8>)> = self
+            .inner
+            .keys
+            .lock()
             .iter()
             .map(|(p, k)| (*p, k.clone()))
             .collect();
         lock(&self.inner.pending).clear();
         let report = self.announce(all).await?;
-        self.inner.counters.cycles.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .counters
+            .sweep_done(wall, started.elapsed(), report.keys);
         Ok(report)
     }
 
@@ -343,7 +433,7 @@ impl Reprovider {
             .map_err(|e| ProvideError::Task(e.to_string()))??;
         let fresh: BTreeMap<KeyPoint, Vec<u8>> =
             keys.into_iter().map(|k| (plan::key_point(&k), k)).collect();
-        *lock(&self.inner.keys) = fresh;
+        self.inner.keys.replace(fresh);
         Ok(())
     }
 
@@ -371,13 +461,20 @@ impl Reprovider {
             ),
             Err(e) => tracing::warn!(error = %e, "initial provide sweep failed"),
         }
+        self.inner
+            .counters
+            .next_due(started + self.inner.config.interval);
         self.serve_until(started + self.inner.config.interval).await;
         loop {
-            let cycle_start = Instant::now();
+            let (cycle_start, cycle_wall) = (Instant::now(), std::time::SystemTime::now());
+            let mut busy = Duration::ZERO;
             if let Err(e) = self.refresh().await {
                 tracing::warn!(error = %e, "reprovider: provided set not refreshed");
             }
-            let snapshot: Vec<(KeyPoint, Vec<u8>)> = lock(&self.inner.keys)
+            let snapshot: Vec<(KeyPoint, Vec<u8>)> = self
+                .inner
+                .keys
+                .lock()
                 .iter()
                 .map(|(p, k)| (*p, k.clone()))
                 .collect();
@@ -386,14 +483,22 @@ impl Reprovider {
             for region in plan::regions(&points, bits) {
                 let due = cycle_start
                     + plan::region_offset(region.prefix, bits, self.inner.config.interval);
+                self.inner.counters.next_due(due);
                 self.serve_until(due).await;
                 let keys = snapshot[region.keys.clone()].to_vec();
+                let region_started = Instant::now();
                 if let Err(e) = self.announce_region(keys).await {
                     tracing::debug!(error = %e, prefix = region.prefix, "reprovide of a region failed");
                 }
+                busy += region_started.elapsed();
             }
-            self.inner.counters.cycles.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(keys = snapshot.len(), bits, "reprovide cycle done");
+            self.inner
+                .counters
+                .sweep_done(cycle_wall, busy, snapshot.len());
+            tracing::info!(keys = snapshot.len(), bits, ?busy, "reprovide cycle done");
+            self.inner
+                .counters
+                .next_due(cycle_start + self.inner.config.interval);
             self.serve_until(cycle_start + self.inner.config.interval)
                 .await;
         }
@@ -431,9 +536,8 @@ impl Reprovider {
         if keys.is_empty() {
             return Ok(report);
         }
+        let started = Instant::now();
         keys.sort_by_key(|k| k.0);
-        let local: Vec<Vec<u8>> = keys.iter().map(|(_, k)| k.clone()).collect();
-        self.inner.node.provide_locally(local).await?;
         let points: Vec<KeyPoint> = keys.iter().map(|(p, _)| *p).collect();
         let mut first: Option<(usize, Vec<libp2p::kad::PeerInfo>)> = None;
         if self.inner.counters.network_size.load(Ordering::Relaxed) == 0 {
@@ -457,6 +561,7 @@ impl Reprovider {
             let r = self.send_region(&keys[region.keys.clone()], &peers).await;
             report.add(r);
         }
+        self.announced(report.keys, started.elapsed());
         Ok(report)
     }
 
@@ -468,12 +573,20 @@ impl Reprovider {
         let Some(first) = keys.get(keys.len() / 2) else {
             return Ok(SweepReport::default());
         };
-        let local: Vec<Vec<u8>> = keys.iter().map(|(_, k)| k.clone()).collect();
-        self.inner.node.provide_locally(local).await?;
+        let started = Instant::now();
         let peers = self.lookup(&first.1).await?;
         let mut report = self.send_region(&keys, &peers).await;
         report.lookups += 1;
+        self.announced(report.keys, started.elapsed());
         Ok(report)
+    }
+
+    /// Counts `keys` announced in `took`.
+    fn announced(&self, keys: usize, took: Duration) {
+        let c = &self.inner.counters;
+        c.keys_announced.fetch_add(keys as u64, Ordering::Relaxed);
+        c.announce_nanos
+            .fetch_add(duration_nanos(took), Ordering::Relaxed);
     }
 
     /// One region lookup around `target`, updating the network size estimate.
@@ -557,18 +670,22 @@ impl Reprovider {
             .buffer_unordered(SEND_CONCURRENCY)
             .collect()
             .await;
+        let mut records_failed = 0u64;
         for (peer, n, r) in results {
             match r {
                 Ok(sent) => report.records_sent += sent,
                 Err(e) => {
                     tracing::debug!(%peer, records = n, error = %e, "provider batch failed");
                     report.send_failures += 1;
+                    records_failed += n as u64;
                 }
             }
         }
         let c = &self.inner.counters;
         c.records_sent
             .fetch_add(report.records_sent as u64, Ordering::Relaxed);
+        c.records_failed
+            .fetch_add(records_failed, Ordering::Relaxed);
         c.send_failures
             .fetch_add(report.send_failures as u64, Ordering::Relaxed);
         report
