@@ -1,7 +1,10 @@
 //! The bitswap [`NetworkBehaviour`]: swarm-wide state, moving events between the per-connection
 //! [`Handler`]s and the pure state machines.
 //!
-//! - the server side is one [`ServerEngine`] over every peer, reading the local blockstore;
+//! - the server side is one [`ServerEngine`] over every peer; it decides which blocks go to
+//!   whom from their sizes alone, and each connection's [`Handler`] reads the blocks from the
+//!   local blockstore (on tokio's blocking pool) just before writing them, so the swarm task
+//!   never reads or hashes block data;
 //! - the client side is a set of [`ClientSession`]s, one per fetch, opened and fed by the node
 //!   ([`Behaviour::new_session`], [`Behaviour::want`], [`Behaviour::providers_found`]);
 //! - connections come and go through swarm events; messages arrive from handlers and are split
@@ -30,7 +33,7 @@ use libp2p::swarm::{
 use libp2p::{Multiaddr, PeerId};
 
 use super::handler::{Handler, HandlerIn, HandlerOut};
-use super::ledger::{BlockSource, ServerAction, ServerEngine, ServerEvent, StoreSource};
+use super::ledger::{NoBlocks, ServerAction, ServerEngine, ServerEvent, StoreSource};
 use super::protocol::{Message, ProtocolError, ProtocolVersion};
 use super::session::{ClientSession, SessionAction, SessionConfig, SessionError, SessionEvent};
 
@@ -91,16 +94,6 @@ struct PeerEntry {
     version: ProtocolVersion,
     bitswap: bool,
     malformed: u32,
-}
-
-struct NoBlocks;
-impl BlockSource for NoBlocks {
-    fn block_size(&self, _: &Cid) -> Option<usize> {
-        None
-    }
-    fn block(&self, _: &Cid) -> Option<bytes::Bytes> {
-        None
-    }
 }
 
 /// The bitswap behaviour.
@@ -299,16 +292,30 @@ impl Behaviour {
     }
 
     fn send(&mut self, peer: PeerId, event: HandlerIn) {
-        if let (true, HandlerIn::Send(m)) = (tracing::enabled!(tracing::Level::TRACE), &event) {
-            trace_message("sending", &peer, m);
+        if tracing::enabled!(tracing::Level::TRACE) {
+            match &event {
+                HandlerIn::Send(m) => trace_message("sending", &peer, m),
+                HandlerIn::Serve(o) => {
+                    let blocks: Vec<String> = o.blocks.iter().map(|(c, _)| c.to_string()).collect();
+                    let presences: Vec<String> = o
+                        .presences
+                        .iter()
+                        .map(|p| format!("{:?} {}", p.kind, p.cid))
+                        .collect();
+                    tracing::trace!(%peer, ?blocks, ?presences, "bitswap: serving");
+                }
+                HandlerIn::SendRaw(_) => {}
+            }
         }
         let Some(conn) = self.peers.get(&peer).and_then(|e| e.conns.first().copied()) else {
-            if let HandlerIn::Send(m) = event {
-                // Release the server's budget for a message that cannot go anywhere.
-                let block_bytes = m.block_bytes();
-                if block_bytes > 0 {
-                    self.server_event(ServerEvent::MessageSent { peer, block_bytes });
-                }
+            // Release the server's budget for a message that cannot go anywhere.
+            let block_bytes = match &event {
+                HandlerIn::Send(m) => m.block_bytes(),
+                HandlerIn::Serve(o) => o.block_bytes(),
+                HandlerIn::SendRaw(_) => 0,
+            };
+            if block_bytes > 0 {
+                self.server_event(ServerEvent::MessageSent { peer, block_bytes });
             }
             return;
         };
@@ -329,7 +336,8 @@ impl Behaviour {
                 ServerAction::SendMessage { peer, msg } => {
                     self.stat.blocks_sent += msg.blocks.len() as u64;
                     self.stat.data_sent += msg.block_bytes() as u64;
-                    self.send(peer, HandlerIn::Send(msg));
+                    // The handler reads the blocks, off the swarm task.
+                    self.send(peer, HandlerIn::Serve(msg));
                 }
                 ServerAction::Penalize { peer, reason } => {
                     self.stat.penalties += 1;
@@ -518,7 +526,7 @@ impl Behaviour {
         if !e.conns.contains(&conn) {
             e.conns.push(conn);
         }
-        Handler::new()
+        Handler::new(self.store.clone())
     }
 }
 

@@ -12,17 +12,24 @@
 //!   from the behaviour queue up (at most [`OUTBOUND_QUEUE_MESSAGES_MAX`]) and are written one
 //!   at a time; each write reports [`HandlerOut::Sent`] with its block bytes, which releases the
 //!   server's per-peer budget. The peer's version, learned in negotiation, picks the encoding.
+//! - Serving: the server engine hands over an [`Outgoing`] (CIDs, not bytes). The handler reads
+//!   its blocks from the store and encodes the frame on tokio's blocking pool, at most
+//!   [`FRAMES_PREPARED_MAX`] messages ahead of the write, so reading and hashing run beside the
+//!   write of the previous frame and never on the swarm task. Block bytes in memory per
+//!   connection are bounded by those few frames, whatever the engine has scheduled.
 //!
 //! Every protocol decision (what to answer, whom to penalize) is made by the behaviour and the
 //! pure ledger / session behind it.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use futures::stream::FuturesUnordered;
+use futures::stream::{FuturesOrdered, FuturesUnordered};
 use futures::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _, StreamExt as _};
+use ipfs_kit_blockstore::Blockstore;
 use libp2p::core::upgrade::{InboundUpgrade, OutboundUpgrade, UpgradeInfo};
 use libp2p::swarm::handler::{
     ConnectionEvent, DialUpgradeError, FullyNegotiatedInbound, FullyNegotiatedOutbound,
@@ -32,6 +39,7 @@ use libp2p::swarm::{
     SubstreamProtocol,
 };
 
+use super::ledger::{NoBlocks, Outgoing, StoreSource};
 use super::protocol::{read_length_prefix, Message, ProtocolError, ProtocolVersion};
 
 /// Inbound bitswap streams read at once per connection (kubo opens one, reopening after
@@ -43,6 +51,10 @@ pub const EVENTS_QUEUED_MAX: usize = 16;
 /// blocks outstanding per peer and sessions batch their wants, so this is never reached by a
 /// well-behaved local side; past it, messages are dropped (and reported sent) with a warning.
 pub const OUTBOUND_QUEUE_MESSAGES_MAX: usize = 1024;
+/// Messages read from the store and encoded ahead of the one being written (each at most
+/// [`OUTBOUND_BLOCK_BYTES_MAX`](super::protocol::OUTBOUND_BLOCK_BYTES_MAX) of blocks): the
+/// read-ahead that keeps the stream busy, and the bound on block bytes a connection holds.
+pub const FRAMES_PREPARED_MAX: usize = 2;
 /// Failed outbound stream negotiations after which the handler stops trying.
 pub const OUTBOUND_FAILURES_MAX: u32 = 3;
 
@@ -124,13 +136,16 @@ pub async fn read_frame<R: futures::AsyncRead + Unpin>(
     };
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await?;
-    Ok(Some(Message::decode(&body, version)?))
+    // Blocks are slices of the frame's buffer, not copies.
+    Ok(Some(Message::decode_owned(body.into(), version)?))
 }
 
 /// From the behaviour to the handler.
 #[derive(Debug)]
 pub enum HandlerIn {
     Send(Message),
+    /// A message of the server engine: its blocks are read from the store here.
+    Serve(Outgoing),
     /// Raw bytes written as they are on the outbound stream: fault injection for tests (a
     /// malformed or oversize frame from a real peer).
     SendRaw(Vec<u8>),
@@ -156,6 +171,60 @@ pub enum HandlerOut {
 type ReadFuture =
     BoxFuture<'static, (Stream, ProtocolVersion, Result<Option<Message>, FrameError>)>;
 type WriteFuture = BoxFuture<'static, (Stream, std::io::Result<()>)>;
+/// A frame being made ready to write, with the block bytes it releases once written.
+type PrepareFuture = BoxFuture<'static, (Vec<u8>, usize)>;
+
+/// A message waiting for its turn.
+#[derive(Debug)]
+enum Queued {
+    /// Encoded already.
+    Frame(Vec<u8>, usize),
+    /// Blocks still to be read.
+    Serve(Outgoing),
+}
+
+impl Queued {
+    fn block_bytes(&self) -> usize {
+        match self {
+            Queued::Frame(_, b) => *b,
+            Queued::Serve(o) => o.block_bytes(),
+        }
+    }
+}
+
+/// Reads an [`Outgoing`]'s blocks and encodes the frame: on tokio's blocking pool when there
+/// is a runtime, inline otherwise.
+fn prepare(
+    store: Option<Arc<dyn Blockstore>>,
+    out: Outgoing,
+    version: ProtocolVersion,
+) -> PrepareFuture {
+    let block_bytes = out.block_bytes();
+    let work = move || {
+        let msg = match &store {
+            Some(s) => out.load(&StoreSource(s.as_ref())),
+            None => out.load(&NoBlocks),
+        };
+        msg.encode_frame(version)
+    };
+    match tokio::runtime::Handle::try_current() {
+        // Spawned now, not on first poll: the read starts while earlier frames are written.
+        Ok(rt) => {
+            let job = rt.spawn_blocking(work);
+            async move {
+                match job.await {
+                    Ok(frame) => (frame, block_bytes),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "bitswap: reading blocks to serve failed");
+                        (Vec::new(), block_bytes)
+                    }
+                }
+            }
+            .boxed()
+        }
+        Err(_) => futures::future::ready((work(), block_bytes)).boxed(),
+    }
+}
 
 enum Outbound {
     None,
@@ -167,31 +236,54 @@ enum Outbound {
 
 /// The per-connection handler.
 pub struct Handler {
+    store: Option<Arc<dyn Blockstore>>,
     reads: FuturesUnordered<ReadFuture>,
     outbound: Outbound,
     version: ProtocolVersion,
-    queue: VecDeque<(Vec<u8>, usize)>,
+    queue: VecDeque<Queued>,
+    /// Frames being read and encoded, in queue order (at most [`FRAMES_PREPARED_MAX`]).
+    prepared: FuturesOrdered<PrepareFuture>,
+    /// The block bytes of the frames in `prepared`.
+    prepared_block_bytes: usize,
     pending: VecDeque<Message>,
     events: VecDeque<HandlerOut>,
     failures: u32,
 }
 
-impl Default for Handler {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Handler {
-    pub fn new() -> Self {
+    /// A handler serving blocks from `store` (none when `None`).
+    pub fn new(store: Option<Arc<dyn Blockstore>>) -> Self {
         Self {
+            store,
             reads: FuturesUnordered::new(),
             outbound: Outbound::None,
             version: ProtocolVersion::V1_2_0,
             queue: VecDeque::new(),
+            prepared: FuturesOrdered::new(),
+            prepared_block_bytes: 0,
             pending: VecDeque::new(),
             events: VecDeque::new(),
             failures: 0,
+        }
+    }
+
+    fn queued_messages(&self) -> usize {
+        self.queue.len() + self.pending.len() + self.prepared.len()
+    }
+
+    /// Starts preparing queued messages, up to [`FRAMES_PREPARED_MAX`] ahead (only once the
+    /// stream's version is known).
+    fn fill_prepared(&mut self) {
+        while self.prepared.len() < FRAMES_PREPARED_MAX {
+            let Some(q) = self.queue.pop_front() else {
+                return;
+            };
+            self.prepared_block_bytes += q.block_bytes();
+            let fut = match q {
+                Queued::Frame(f, b) => futures::future::ready((f, b)).boxed(),
+                Queued::Serve(o) => prepare(self.store.clone(), o, self.version),
+            };
+            self.prepared.push_back(fut);
         }
     }
 
@@ -209,7 +301,8 @@ impl Handler {
     fn encode_pending(&mut self) {
         while let Some(m) = self.pending.pop_front() {
             let bytes = m.block_bytes();
-            self.queue.push_back((m.encode_frame(self.version), bytes));
+            self.queue
+                .push_back(Queued::Frame(m.encode_frame(self.version), bytes));
         }
     }
 
@@ -219,8 +312,16 @@ impl Handler {
                 block_bytes: m.block_bytes(),
             });
         }
-        for (_, b) in self.queue.drain(..) {
-            self.events.push_back(HandlerOut::Sent { block_bytes: b });
+        for q in self.queue.drain(..) {
+            self.events.push_back(HandlerOut::Sent {
+                block_bytes: q.block_bytes(),
+            });
+        }
+        if !self.prepared.is_empty() {
+            self.prepared = FuturesOrdered::new();
+            self.events.push_back(HandlerOut::Sent {
+                block_bytes: std::mem::take(&mut self.prepared_block_bytes),
+            });
         }
     }
 }
@@ -238,8 +339,7 @@ impl ConnectionHandler for Handler {
     }
 
     fn connection_keep_alive(&self) -> bool {
-        !self.queue.is_empty()
-            || !self.pending.is_empty()
+        self.queued_messages() > 0
             || matches!(self.outbound, Outbound::Writing(..) | Outbound::Requested)
     }
 
@@ -247,18 +347,20 @@ impl ConnectionHandler for Handler {
         if matches!(self.outbound, Outbound::Gone) {
             let block_bytes = match &event {
                 HandlerIn::Send(m) => m.block_bytes(),
+                HandlerIn::Serve(o) => o.block_bytes(),
                 HandlerIn::SendRaw(_) => 0,
             };
             self.events.push_back(HandlerOut::Sent { block_bytes });
             return;
         }
-        if self.queue.len() + self.pending.len() >= OUTBOUND_QUEUE_MESSAGES_MAX {
+        if self.queued_messages() >= OUTBOUND_QUEUE_MESSAGES_MAX {
             tracing::warn!("bitswap: outbound queue full, message dropped");
-            if let HandlerIn::Send(m) = event {
-                self.events.push_back(HandlerOut::Sent {
-                    block_bytes: m.block_bytes(),
-                });
-            }
+            let block_bytes = match &event {
+                HandlerIn::Send(m) => m.block_bytes(),
+                HandlerIn::Serve(o) => o.block_bytes(),
+                HandlerIn::SendRaw(_) => 0,
+            };
+            self.events.push_back(HandlerOut::Sent { block_bytes });
             return;
         }
         match event {
@@ -267,10 +369,13 @@ impl ConnectionHandler for Handler {
                 Outbound::None | Outbound::Requested => self.pending.push_back(m),
                 _ => {
                     let bytes = m.block_bytes();
-                    self.queue.push_back((m.encode_frame(self.version), bytes));
+                    self.queue
+                        .push_back(Queued::Frame(m.encode_frame(self.version), bytes));
                 }
             },
-            HandlerIn::SendRaw(b) => self.queue.push_back((b, 0)),
+            // Encoded when prepared, after negotiation.
+            HandlerIn::Serve(o) => self.queue.push_back(Queued::Serve(o)),
+            HandlerIn::SendRaw(b) => self.queue.push_back(Queued::Frame(b, 0)),
         }
     }
 
@@ -343,10 +448,17 @@ impl ConnectionHandler for Handler {
                         }
                         continue;
                     }
-                    Poll::Pending => self.outbound = Outbound::Writing(fut, bytes),
+                    Poll::Pending => {
+                        self.outbound = Outbound::Writing(fut, bytes);
+                        // Read the next messages' blocks while this one is written.
+                        self.fill_prepared();
+                    }
                 },
                 Outbound::Idle(mut s) => {
-                    if let Some((frame, bytes)) = self.queue.pop_front() {
+                    self.fill_prepared();
+                    if let Poll::Ready(Some((frame, bytes))) = self.prepared.poll_next_unpin(cx) {
+                        self.prepared_block_bytes = self.prepared_block_bytes.saturating_sub(bytes);
+                        self.fill_prepared();
                         self.outbound = Outbound::Writing(
                             async move {
                                 let r = async {
@@ -364,7 +476,7 @@ impl ConnectionHandler for Handler {
                     self.outbound = Outbound::Idle(s);
                 }
                 Outbound::None => {
-                    if !self.queue.is_empty() || !self.pending.is_empty() {
+                    if self.queued_messages() > 0 {
                         self.outbound = Outbound::Requested;
                         return Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
                             protocol: SubstreamProtocol::new(Upgrade, ()),

@@ -18,7 +18,13 @@
 //! - cancel removes a want; a full wantlist replaces the peer's ledger;
 //! - peers are served round-robin, one message per peer per round, highest priority first;
 //!   a peer with [`OUTSTANDING_BYTES_PER_PEER_MAX`] unacknowledged bytes waits (backpressure);
-//!   one message carries at most [`OUTBOUND_BLOCK_BYTES_MAX`] of blocks;
+//!   one message carries at most [`MESSAGE_BLOCK_BYTES_TARGET`] of blocks (a single larger
+//!   block, up to [`OUTBOUND_BLOCK_BYTES_MAX`], goes alone);
+//! - the engine decides *which* blocks go out, not their bytes: a [`ServerAction::SendMessage`]
+//!   carries an [`Outgoing`] (presences plus the CIDs and sizes of the blocks), and the I/O
+//!   layer reads the blocks ([`Outgoing::load`]) off the swarm task, just before writing. So
+//!   the per-peer budget bounds scheduled work, and block bytes are held in memory only for
+//!   the few messages the connection is about to write;
 //! - 1.0 / 1.1 peers get no presences; everything they want is a want-block.
 //!
 //! Memory per peer is bounded by the wantlist cap (the schedule queue only holds wanted CIDs),
@@ -38,8 +44,14 @@ use std::ops::Bound;
 
 /// Most wants kept per peer (boxo's `MaxQueuedWantlistEntriesPerPeer`).
 pub const WANTLIST_ENTRIES_PER_PEER_MAX: usize = 1024;
-/// Unacknowledged block bytes per peer before we stop scheduling more for it.
-pub const OUTSTANDING_BYTES_PER_PEER_MAX: usize = 1024 * 1024;
+/// Scheduled but not yet written block bytes per peer before we stop scheduling more for it.
+/// Scheduled messages hold CIDs, not block data (see [`Outgoing`]), so this is the depth of
+/// the per-peer send pipeline, not memory: it must cover a round trip through the swarm and
+/// the connection's write of the messages ahead.
+pub const OUTSTANDING_BYTES_PER_PEER_MAX: usize = 8 * 1024 * 1024;
+/// Block bytes one outbound message is filled up to. Smaller messages let the receiver verify
+/// and store the first blocks while the next are still on the wire.
+pub const MESSAGE_BLOCK_BYTES_TARGET: usize = 1024 * 1024;
 /// Blocks up to this size are sent in reply to a want-have instead of a HAVE.
 pub const INLINE_BLOCK_BYTES_MAX: usize = 1024;
 /// Most presences in one outbound message.
@@ -59,6 +71,18 @@ pub trait BlockSource {
     fn block_size(&self, cid: &Cid) -> Option<usize>;
     /// The block's bytes if we have them.
     fn block(&self, cid: &Cid) -> Option<Bytes>;
+}
+
+/// A [`BlockSource`] with no blocks (a node without a repository serves nothing).
+pub struct NoBlocks;
+
+impl BlockSource for NoBlocks {
+    fn block_size(&self, _: &Cid) -> Option<usize> {
+        None
+    }
+    fn block(&self, _: &Cid) -> Option<Bytes> {
+        None
+    }
 }
 
 /// A [`BlockSource`] over a [`Blockstore`]; store errors read as "absent" (and are logged).
@@ -118,9 +142,45 @@ pub enum PenaltyReason {
     WantlistFlood { entries: usize },
 }
 
+/// A message the engine scheduled: its presences, and the blocks to read from the store and
+/// attach when it is about to be written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outgoing {
+    pub presences: Vec<BlockPresence>,
+    /// The blocks by CID, with the size the store reported when they were scheduled.
+    pub blocks: Vec<(Cid, usize)>,
+}
+
+impl Outgoing {
+    /// Block bytes scheduled: what the peer's budget was charged, and what the
+    /// [`ServerEvent::MessageSent`] for this message must release.
+    pub fn block_bytes(&self) -> usize {
+        self.blocks.iter().map(|(_, s)| s).sum()
+    }
+
+    /// Reads the blocks and builds the message. A block deleted from the store since it was
+    /// scheduled is left out (the peer asks again); the want is gone from the ledger either
+    /// way.
+    pub fn load(self, store: &dyn BlockSource) -> Message {
+        let mut blocks = Vec::with_capacity(self.blocks.len());
+        for (cid, _) in self.blocks {
+            match store.block(&cid) {
+                Some(data) => blocks.push(Block::new_unchecked(cid, data)),
+                None => tracing::debug!(%cid, "bitswap: scheduled block gone from the store"),
+            }
+        }
+        Message {
+            wantlist: None,
+            blocks,
+            presences: self.presences,
+            pending_bytes: 0,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServerAction<P> {
-    SendMessage { peer: P, msg: Message },
+    SendMessage { peer: P, msg: Outgoing },
     Penalize { peer: P, reason: PenaltyReason },
     Disconnect { peer: P },
 }
@@ -468,9 +528,10 @@ impl<P: Clone + Ord + std::fmt::Debug> ServerEngine<P> {
 }
 
 /// Builds the next message for a peer from its queue, or `None` if nothing is to be sent.
-fn build_message(l: &mut PeerLedger, store: &dyn BlockSource) -> Option<Message> {
+/// Only sizes are looked up here (an index probe); the blocks are read by [`Outgoing::load`].
+fn build_message(l: &mut PeerLedger, store: &dyn BlockSource) -> Option<Outgoing> {
     let supports_have = l.version.supports_have();
-    let mut blocks: Vec<Block> = Vec::new();
+    let mut blocks: Vec<(Cid, usize)> = Vec::new();
     let mut block_bytes = 0usize;
     let mut presences = Vec::new();
     while let Some(key) = l.queue.first().cloned() {
@@ -485,21 +546,17 @@ fn build_message(l: &mut PeerLedger, store: &dyn BlockSource) -> Option<Message>
             (Some(s), WantType::Have) => s <= INLINE_BLOCK_BYTES_MAX,
             (None, _) => false,
         };
-        if send_block {
-            let s = size.unwrap_or(0);
+        if let (true, Some(s)) = (send_block, size) {
             if !blocks.is_empty()
-                && (block_bytes + s > OUTBOUND_BLOCK_BYTES_MAX
+                && (block_bytes + s > MESSAGE_BLOCK_BYTES_TARGET.min(OUTBOUND_BLOCK_BYTES_MAX)
                     || l.outstanding_bytes + block_bytes + s > OUTSTANDING_BYTES_PER_PEER_MAX)
             {
                 break;
             }
-            if let Some(data) = store.block(&cid) {
-                block_bytes += data.len();
-                blocks.push(Block::new_unchecked(cid, data));
-                l.remove(&cid);
-                continue;
-            }
-            // Deleted since `block_size`: fall through to the "missing" answer.
+            block_bytes += s;
+            blocks.push((cid, s));
+            l.remove(&cid);
+            continue;
         } else if size.is_some() {
             // want-have for a block too big to inline.
             if presences.len() >= PRESENCES_PER_MESSAGE_MAX {
@@ -540,12 +597,7 @@ fn build_message(l: &mut PeerLedger, store: &dyn BlockSource) -> Option<Message>
     l.outstanding_bytes += block_bytes;
     l.blocks_sent += blocks.len() as u64;
     l.bytes_sent += block_bytes as u64;
-    Some(Message {
-        wantlist: None,
-        blocks,
-        presences,
-        pending_bytes: 0,
-    })
+    Some(Outgoing { presences, blocks })
 }
 
 #[cfg(test)]

@@ -48,20 +48,23 @@ fn recv(
     )
 }
 
-fn sent(actions: &[ServerAction<u64>]) -> Vec<(u64, &Message)> {
+/// The messages sent, with their blocks read from `store` as the handler would.
+fn sent(actions: &[ServerAction<u64>], store: &MemoryBlockstore) -> Vec<(u64, Message)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            ServerAction::SendMessage { peer, msg } => Some((*peer, msg)),
+            ServerAction::SendMessage { peer, msg } => {
+                Some((*peer, msg.clone().load(&StoreSource(store))))
+            }
             _ => None,
         })
         .collect()
 }
 
-fn only_message(actions: &[ServerAction<u64>]) -> &Message {
-    let s = sent(actions);
+fn only_message(actions: &[ServerAction<u64>], store: &MemoryBlockstore) -> Message {
+    let mut s = sent(actions, store);
     assert_eq!(s.len(), 1, "{} actions", actions.len());
-    s[0].1
+    s.remove(0).1
 }
 
 #[test]
@@ -81,7 +84,7 @@ fn want_have_gets_have_dont_have_or_silence() {
             WantEntry::want_have(missing(2), 1, false),
         ]),
     );
-    let m = only_message(&a);
+    let m = only_message(&a, &store);
     assert!(m.blocks.is_empty());
     assert_eq!(
         m.presences,
@@ -117,7 +120,7 @@ fn small_blocks_are_inlined_up_to_the_limit() {
             WantEntry::want_have(*over.cid(), 1, true),
         ]),
     );
-    let m = only_message(&a);
+    let m = only_message(&a, &store);
     assert_eq!(m.blocks, vec![at]);
     assert_eq!(m.presences.len(), 1);
     assert_eq!(m.presences[0].cid, *over.cid());
@@ -141,7 +144,7 @@ fn want_block_block_or_dont_have_then_served_on_block_added() {
             WantEntry::want_block(*later.cid(), 1, true),
         ]),
     );
-    let m = only_message(&a);
+    let m = only_message(&a, &store);
     assert_eq!(m.blocks, vec![b.clone()]);
     assert_eq!(m.presences[0].kind, PresenceType::DontHave);
     // The waiting want is served when the block arrives.
@@ -150,7 +153,7 @@ fn want_block_block_or_dont_have_then_served_on_block_added() {
         ServerEvent::BlockAdded { cid: *later.cid() },
         &StoreSource(&store),
     );
-    assert_eq!(only_message(&a).blocks, vec![later]);
+    assert_eq!(only_message(&a, &store).blocks, vec![later]);
     assert_eq!(e.peer_stats(&1).unwrap().wants, 0);
 }
 
@@ -271,8 +274,13 @@ fn wantlist_over_the_limit_in_one_message_is_penalized_then_disconnected() {
 
 #[test]
 fn fair_round_robin_and_backpressure_across_two_peers() {
+    // Each peer wants four budgets' worth of blocks.
+    const BLOCK_BYTES: usize = 64 * 1024;
+    let per_budget = OUTSTANDING_BYTES_PER_PEER_MAX / BLOCK_BYTES;
     let store = MemoryBlockstore::new();
-    let blocks: Vec<Block> = (0..16).map(|i| block(i, 256 * 1024)).collect();
+    let blocks: Vec<Block> = (0..4 * per_budget as u64)
+        .map(|i| block(i, BLOCK_BYTES))
+        .collect();
     store.put_many(&blocks).unwrap();
     let mut e = Engine::new();
     connect(&mut e, &store, 1, ProtocolVersion::V1_2_0);
@@ -284,21 +292,22 @@ fn fair_round_robin_and_backpressure_across_two_peers() {
     // Peer 1 asks first; peer 2 asks while peer 1 is still backlogged.
     let a1 = recv(&mut e, &store, 1, wants(all.clone()));
     let a2 = recv(&mut e, &store, 2, wants(all.clone()));
-    let first: usize = sent(&a1).iter().map(|(_, m)| m.block_bytes()).sum();
-    assert!(first <= OUTSTANDING_BYTES_PER_PEER_MAX, "{first}");
-    assert_eq!(sent(&a2).len(), 1);
+    let first: usize = sent(&a1, &store).iter().map(|(_, m)| m.block_bytes()).sum();
+    assert_eq!(first, OUTSTANDING_BYTES_PER_PEER_MAX);
+    let second: usize = sent(&a2, &store).iter().map(|(_, m)| m.block_bytes()).sum();
+    assert_eq!(second, OUTSTANDING_BYTES_PER_PEER_MAX);
     // Nothing more until the peers acknowledge: backpressure.
     let idle = e.handle(ServerEvent::Tick { now_ms: 1 }, &StoreSource(&store));
     assert!(idle.is_empty());
     // Acknowledge messages in the order they were sent (both peers drain at the same rate):
-    // neither peer ever gets more than one budget (4 blocks) ahead of the other.
-    let mut pending: std::collections::VecDeque<(u64, usize)> = sent(&a1)
+    // neither peer ever gets more than one budget ahead of the other.
+    let mut pending: std::collections::VecDeque<(u64, usize)> = sent(&a1, &store)
         .iter()
-        .chain(sent(&a2).iter())
+        .chain(sent(&a2, &store).iter())
         .map(|(p, m)| (*p, m.block_bytes()))
         .collect();
     let mut served = [0usize; 3];
-    for (p, m) in sent(&a1).iter().chain(sent(&a2).iter()) {
+    for (p, m) in sent(&a1, &store).iter().chain(sent(&a2, &store).iter()) {
         served[*p as usize] += m.blocks.len();
     }
     while let Some((peer, bytes)) = pending.pop_front() {
@@ -309,16 +318,72 @@ fn fair_round_robin_and_backpressure_across_two_peers() {
             },
             &StoreSource(&store),
         );
-        for (p, m) in sent(&a) {
+        for (p, m) in sent(&a, &store) {
+            assert!(m.block_bytes() <= MESSAGE_BLOCK_BYTES_TARGET);
             assert!(m.block_bytes() <= OUTBOUND_BLOCK_BYTES_MAX);
-            assert!(m.block_bytes() <= OUTSTANDING_BYTES_PER_PEER_MAX);
             served[p as usize] += m.blocks.len();
             pending.push_back((p, m.block_bytes()));
         }
-        assert!(served[1].abs_diff(served[2]) <= 4, "{served:?}");
+        assert!(served[1].abs_diff(served[2]) <= per_budget, "{served:?}");
         assert!(e.peer_stats(&1).unwrap().outstanding_bytes <= OUTSTANDING_BYTES_PER_PEER_MAX);
     }
-    assert_eq!(served, [0, 16, 16]);
+    assert_eq!(served, [0, 4 * per_budget, 4 * per_budget]);
+}
+
+#[test]
+fn scheduled_messages_carry_cids_and_read_blocks_at_load() {
+    // The engine reads no block data (only sizes); a block deleted between scheduling and
+    // loading is left out of the message, and its scheduled bytes are still what the
+    // MessageSent releases.
+    struct SizesOnly<'a>(&'a MemoryBlockstore);
+    impl BlockSource for SizesOnly<'_> {
+        fn block_size(&self, cid: &Cid) -> Option<usize> {
+            StoreSource(self.0).block_size(cid)
+        }
+        fn block(&self, _: &Cid) -> Option<Bytes> {
+            panic!("the engine must not read block data")
+        }
+    }
+    let store = MemoryBlockstore::new();
+    let (b1, b2) = (block(1, 4096), block(2, 4096));
+    store.put_many(&[b1.clone(), b2.clone()]).unwrap();
+    let mut e = Engine::new();
+    let a = e.handle(
+        ServerEvent::PeerConnected {
+            peer: 1,
+            version: ProtocolVersion::V1_2_0,
+        },
+        &SizesOnly(&store),
+    );
+    assert!(a.is_empty());
+    let a = e.handle(
+        ServerEvent::MessageReceived {
+            peer: 1,
+            msg: wants(vec![
+                WantEntry::want_block(*b1.cid(), 2, false),
+                WantEntry::want_block(*b2.cid(), 1, false),
+            ]),
+        },
+        &SizesOnly(&store),
+    );
+    let [ServerAction::SendMessage { msg: out, .. }] = a.as_slice() else {
+        panic!("{a:?}");
+    };
+    assert_eq!(out.blocks, vec![(*b1.cid(), 4096), (*b2.cid(), 4096)]);
+    assert_eq!(out.block_bytes(), 8192);
+    assert_eq!(e.peer_stats(&1).unwrap().outstanding_bytes, 8192);
+    store.delete_many(&[*b2.cid()]).unwrap();
+    let m = out.clone().load(&StoreSource(&store));
+    assert_eq!(m.blocks, vec![b1]);
+    let a = e.handle(
+        ServerEvent::MessageSent {
+            peer: 1,
+            block_bytes: out.block_bytes(),
+        },
+        &SizesOnly(&store),
+    );
+    assert!(a.is_empty());
+    assert_eq!(e.peer_stats(&1).unwrap().outstanding_bytes, 0);
 }
 
 #[test]
@@ -337,7 +402,7 @@ fn version_1_0_peers_get_blocks_but_no_presences() {
             WantEntry::want_block(*b.cid(), 1, false),
         ]),
     );
-    let m = only_message(&a);
+    let m = only_message(&a, &store);
     assert_eq!(m.blocks, vec![b]);
     assert!(m.presences.is_empty());
 }
@@ -355,7 +420,7 @@ fn higher_priority_is_served_first() {
         .map(|(i, b)| WantEntry::want_block(*b.cid(), i as i32, false))
         .collect();
     let a = recv(&mut e, &store, 1, wants(entries));
-    let order: Vec<Cid> = sent(&a)
+    let order: Vec<Cid> = sent(&a, &store)
         .iter()
         .flat_map(|(_, m)| m.blocks.iter().map(|b| *b.cid()))
         .collect();
@@ -400,7 +465,7 @@ fn block_added_under_another_cid_version_serves_the_want() {
     );
     store.put(&Block::new(v1, data.clone()).unwrap()).unwrap();
     let a = e.handle(ServerEvent::BlockAdded { cid: v1 }, &StoreSource(&store));
-    let m = only_message(&a);
+    let m = only_message(&a, &store);
     assert_eq!(m.blocks.len(), 1);
     assert_eq!(*m.blocks[0].cid(), v0);
     assert_eq!(m.blocks[0].data(), &data);
@@ -424,7 +489,7 @@ fn waiting_wants_are_served_on_tick_when_the_block_reaches_the_store_another_way
             WantEntry::want_have(*small.cid(), 1, true),
         ]),
     );
-    let m = only_message(&a);
+    let m = only_message(&a, &store);
     assert!(m.blocks.is_empty());
     assert_eq!(m.presences.len(), 2);
     assert!(m.presences.iter().all(|p| p.kind == PresenceType::DontHave));
@@ -434,7 +499,7 @@ fn waiting_wants_are_served_on_tick_when_the_block_reaches_the_store_another_way
     store.put(&big).unwrap();
     store.put(&small).unwrap();
     let a = e.handle(ServerEvent::Tick { now_ms: 500 }, &StoreSource(&store));
-    let m = only_message(&a);
+    let m = only_message(&a, &store);
     // The want-block gets the block, the small want-have gets it inline.
     assert_eq!(m.blocks, vec![big, small]);
     assert_eq!(e.peer_stats(&1).unwrap().wants, 0);
@@ -489,7 +554,7 @@ fn tick_rechecks_are_bounded_and_rotate_over_peers() {
             "{}",
             src.1.get()
         );
-        for (p, m) in sent(&a) {
+        for (p, m) in sent(&a, &store) {
             assert_eq!(m.blocks.len(), 1);
             served.insert(p);
         }

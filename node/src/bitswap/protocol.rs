@@ -225,26 +225,24 @@ impl Message {
 
     /// The protobuf encoding for a peer speaking `version` (no length prefix).
     pub fn encode(&self, version: ProtocolVersion) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.block_bytes() + 256);
-        if let Some(wl) = &self.wantlist {
-            let body = encode_wantlist(wl, version);
-            put_bytes_field(&mut out, 1, &body);
-        }
-        match version {
-            ProtocolVersion::V1_0_0 => {
-                for b in &self.blocks {
-                    put_bytes_field(&mut out, 2, b.data());
-                }
-            }
-            _ => {
-                for b in &self.blocks {
-                    let mut body = Vec::with_capacity(b.data().len() + 16);
-                    put_bytes_field(&mut body, 1, &cid_prefix(b.cid()));
-                    put_bytes_field(&mut body, 2, b.data());
-                    put_bytes_field(&mut out, 3, &body);
-                }
-            }
-        }
+        self.encode_with(version, false)
+    }
+
+    /// The encoding with its uvarint length prefix: one frame on the stream. Block data is
+    /// copied once, straight into the frame.
+    pub fn encode_frame(&self, version: ProtocolVersion) -> Vec<u8> {
+        self.encode_with(version, true)
+    }
+
+    /// Fields in order: wantlist (1), blocks (2 for 1.0, 3 after), presences (4), pending
+    /// bytes (5). The small parts are encoded first so that the total length is known before
+    /// the block data is written.
+    fn encode_with(&self, version: ProtocolVersion, length_prefix: bool) -> Vec<u8> {
+        let wantlist = self
+            .wantlist
+            .as_ref()
+            .map(|wl| encode_wantlist(wl, version));
+        let mut tail = Vec::new();
         if version.supports_have() {
             for p in &self.presences {
                 let mut body = Vec::new();
@@ -252,27 +250,79 @@ impl Message {
                 if p.kind == PresenceType::DontHave {
                     put_varint_field(&mut body, 2, 1);
                 }
-                put_bytes_field(&mut out, 4, &body);
+                put_bytes_field(&mut tail, 4, &body);
             }
             if self.pending_bytes != 0 {
                 // int32 is encoded as a sign-extended 64-bit varint.
-                put_varint_field(&mut out, 5, i64::from(self.pending_bytes) as u64);
+                put_varint_field(&mut tail, 5, i64::from(self.pending_bytes) as u64);
             }
         }
+        let v1_0 = version == ProtocolVersion::V1_0_0;
+        let prefixes: Vec<Vec<u8>> = if v1_0 {
+            Vec::new()
+        } else {
+            self.blocks.iter().map(|b| cid_prefix(b.cid())).collect()
+        };
+        let block_body_len = |i: usize, b: &Block| -> usize {
+            if v1_0 {
+                b.data().len()
+            } else {
+                bytes_field_len(1, prefixes[i].len()) + bytes_field_len(2, b.data().len())
+            }
+        };
+        let blocks_field = if v1_0 { 2 } else { 3 };
+        let mut len = wantlist.as_ref().map_or(0, |w| bytes_field_len(1, w.len())) + tail.len();
+        for (i, b) in self.blocks.iter().enumerate() {
+            len += bytes_field_len(blocks_field, block_body_len(i, b));
+        }
+        let mut out = Vec::with_capacity(
+            len + if length_prefix {
+                varint_len(len as u64)
+            } else {
+                0
+            },
+        );
+        if length_prefix {
+            put_varint(&mut out, len as u64);
+        }
+        if let Some(w) = &wantlist {
+            put_bytes_field(&mut out, 1, w);
+        }
+        for (i, b) in self.blocks.iter().enumerate() {
+            if v1_0 {
+                put_bytes_field(&mut out, 2, b.data());
+            } else {
+                put_key(&mut out, 3, 2);
+                put_varint(&mut out, block_body_len(i, b) as u64);
+                put_bytes_field(&mut out, 1, &prefixes[i]);
+                put_bytes_field(&mut out, 2, b.data());
+            }
+        }
+        out.extend_from_slice(&tail);
         out
     }
 
-    /// The encoding with its uvarint length prefix: one frame on the stream.
-    pub fn encode_frame(&self, version: ProtocolVersion) -> Vec<u8> {
-        let body = self.encode(version);
-        let mut out = Vec::with_capacity(body.len() + 5);
-        put_varint(&mut out, body.len() as u64);
-        out.extend_from_slice(&body);
-        out
+    /// [`Message::decode`] of a frame body the caller owns: the blocks are slices of `buf`,
+    /// not copies (they keep the frame's buffer alive until they are dropped).
+    pub fn decode_owned(buf: Bytes, version: ProtocolVersion) -> Result<Message, ProtocolError> {
+        Self::decode_in(&buf, version, Some(&buf))
     }
 
     /// Decodes one message (no length prefix) received from a peer speaking `version`.
     pub fn decode(buf: &[u8], version: ProtocolVersion) -> Result<Message, ProtocolError> {
+        Self::decode_in(buf, version, None)
+    }
+
+    /// Decodes `buf`; with `shared` (the same bytes, owned), blocks are sliced from it.
+    fn decode_in(
+        buf: &[u8],
+        version: ProtocolVersion,
+        shared: Option<&Bytes>,
+    ) -> Result<Message, ProtocolError> {
+        let data_of = |d: &[u8]| match shared {
+            Some(s) => s.slice_ref(d),
+            None => Bytes::copy_from_slice(d),
+        };
         if buf.len() > MESSAGE_BYTES_MAX {
             return Err(ProtocolError::FrameTooLarge {
                 size_bytes: buf.len() as u64,
@@ -292,12 +342,12 @@ impl Message {
                 2 => {
                     let data = expect_bytes(&mut r, "Message", field, wt)?;
                     check_block_count(&msg)?;
-                    msg.blocks.push(decode_v0_block(data)?);
+                    msg.blocks.push(decode_v0_block(data, &data_of)?);
                 }
                 3 => {
                     let body = expect_bytes(&mut r, "Message", field, wt)?;
                     check_block_count(&msg)?;
-                    msg.blocks.push(decode_payload_block(body)?);
+                    msg.blocks.push(decode_payload_block(body, &data_of)?);
                 }
                 4 => {
                     let body = expect_bytes(&mut r, "Message", field, wt)?;
@@ -440,6 +490,11 @@ fn declared_digest_len(bytes: &[u8]) -> Option<u64> {
 
 fn put_key(out: &mut Vec<u8>, field: u64, wire_type: u64) {
     put_varint(out, (field << 3) | wire_type);
+}
+
+/// The encoded size of a length-delimited field with a body of `len` bytes.
+fn bytes_field_len(field: u64, len: usize) -> usize {
+    varint_len((field << 3) | 2) + varint_len(len as u64) + len
 }
 
 fn put_bytes_field(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
@@ -636,17 +691,20 @@ fn check_block_size(len: usize) -> Result<(), ProtocolError> {
 }
 
 /// A 1.0 block: raw bytes, named by their sha2-256 CIDv0.
-fn decode_v0_block(data: &[u8]) -> Result<Block, ProtocolError> {
+fn decode_v0_block(data: &[u8], data_of: &dyn Fn(&[u8]) -> Bytes) -> Result<Block, ProtocolError> {
     check_block_size(data.len())?;
     let mh = HashFn::Sha2_256
         .digest(data)
         .map_err(|_| ProtocolError::UnsupportedHash(SHA2_256))?;
     let cid = Cid::new_v0(mh).map_err(|e| ProtocolError::BadCid(e.to_string()))?;
-    Ok(Block::new_unchecked(cid, Bytes::copy_from_slice(data)))
+    Ok(Block::new_unchecked(cid, data_of(data)))
 }
 
 /// A 1.1+ block: `{prefix, data}`; the CID is rebuilt from the prefix and the data's digest.
-fn decode_payload_block(buf: &[u8]) -> Result<Block, ProtocolError> {
+fn decode_payload_block(
+    buf: &[u8],
+    data_of: &dyn Fn(&[u8]) -> Bytes,
+) -> Result<Block, ProtocolError> {
     let mut r = Reader::new(buf);
     let mut prefix = None;
     let mut data = None;
@@ -662,7 +720,7 @@ fn decode_payload_block(buf: &[u8]) -> Result<Block, ProtocolError> {
     let data = data.unwrap_or(&[]);
     check_block_size(data.len())?;
     let cid = cid_from_prefix(prefix, data)?;
-    Ok(Block::new_unchecked(cid, Bytes::copy_from_slice(data)))
+    Ok(Block::new_unchecked(cid, data_of(data)))
 }
 
 /// Hashes `data` as `prefix` says and builds its CID.

@@ -70,8 +70,11 @@ impl Sim {
             match a {
                 ServerAction::SendMessage { peer, msg } => {
                     assert_eq!(peer, CLIENT);
-                    self.to_client
-                        .push_back((from, msg.encode_frame(self.version)));
+                    // Blocks are read when the message is written, as the handler does.
+                    let frame = msg
+                        .load(&StoreSource(&self.server_store))
+                        .encode_frame(self.version);
+                    self.to_client.push_back((from, frame));
                 }
                 other => panic!("unexpected server action {other:?}"),
             }
