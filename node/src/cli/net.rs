@@ -183,6 +183,8 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
                 if let Some(ttl) = settings.cluster_metric_ttl {
                     cluster_config = cluster_config.with_metric_ttl(ttl);
                 }
+                cluster_config.tags = settings.cluster_tags.clone();
+                cluster_config.spread_tags = settings.cluster_spread_tags.clone();
                 Some(
                     crate::cluster::ClusterSetup::open(cluster_config)
                         .context("opening the cluster state")?,

@@ -50,6 +50,9 @@ pub enum ClusterError {
     Store(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// A [`ClusterHandle::pin_many`] call over [`PIN_MANY_PINS_MAX`].
+    #[error("{0} pins in one call, more than {PIN_MANY_PINS_MAX}")]
+    TooManyPins(usize),
     /// The cluster service has stopped.
     #[error("the cluster service has stopped")]
     Closed,
@@ -132,6 +135,23 @@ pub struct ClusterInfo {
     pub heads: usize,
     /// The gossipsub topic of the cluster.
     pub topic: String,
+    /// The latest snapshot made or installed here (`None`: none yet).
+    pub snapshot: Option<Cid>,
+    /// Delta bodies held in the store (compaction drops the old ones).
+    pub stored_deltas: usize,
+}
+
+/// Most pins one [`ClusterHandle::pin_many`] call takes (one command on the service task;
+/// larger sets go in several calls, so other commands are not starved).
+pub const PIN_MANY_PINS_MAX: usize = 10_000;
+
+/// A digest of the local pinset: equal digests mean identical states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateDigest {
+    /// Pins in the state.
+    pub pins: usize,
+    /// SHA-256 of the state's JSON-lines export (sorted by CID, every field of every pin).
+    pub sha256: [u8; 32],
 }
 
 /// Commands the service answers (crate-private: the handle is the API).
@@ -140,6 +160,12 @@ pub(crate) enum Command {
     Info(oneshot::Sender<ClusterInfo>),
     Peers(oneshot::Sender<Vec<ClusterPeer>>),
     Pin(Cid, PinSpec, oneshot::Sender<Result<Pin, ClusterError>>),
+    PinMany(
+        Vec<(Cid, PinSpec)>,
+        oneshot::Sender<Result<usize, ClusterError>>,
+    ),
+    Compact(oneshot::Sender<Option<Cid>>),
+    Digest(oneshot::Sender<Result<StateDigest, ClusterError>>),
     Unpin(Cid, oneshot::Sender<Result<(), ClusterError>>),
     Get(Cid, oneshot::Sender<Option<PinSpec>>),
     Allocations(Option<Cid>, oneshot::Sender<Vec<Pin>>),
@@ -195,6 +221,28 @@ impl ClusterHandle {
     /// `spec.allocations` (user allocations first); returns the pin as written.
     pub async fn pin(&self, cid: Cid, spec: PinSpec) -> Result<Pin, ClusterError> {
         self.ask(|tx| Command::Pin(cid, spec, tx)).await?
+    }
+
+    /// Pins many CIDs cluster-wide in one command (at most [`PIN_MANY_PINS_MAX`]); master
+    /// only. Each is allocated as by [`ClusterHandle::pin`], balanced over the whole call. The
+    /// replica batches them into deltas as usual. Returns the count written; on the first
+    /// invalid pin or failed allocation, the pins before it are written and the error returned.
+    pub async fn pin_many(&self, pins: Vec<(Cid, PinSpec)>) -> Result<usize, ClusterError> {
+        if pins.len() > PIN_MANY_PINS_MAX {
+            return Err(ClusterError::TooManyPins(pins.len()));
+        }
+        self.ask(|tx| Command::PinMany(pins, tx)).await?
+    }
+
+    /// Snapshots the pinset now and drops the old delta bodies (compaction also runs on its
+    /// own after `compact_deltas_threshold` stored deltas). Returns the snapshot's root.
+    pub async fn compact(&self) -> Result<Option<Cid>, ClusterError> {
+        self.ask(Command::Compact).await
+    }
+
+    /// A digest of the local pinset (costs an export: for comparing replicas, not a hot path).
+    pub async fn state_digest(&self) -> Result<StateDigest, ClusterError> {
+        self.ask(Command::Digest).await?
     }
 
     /// Unpins `cid` cluster-wide (`DELETE /pins/{cid}`). Master only;

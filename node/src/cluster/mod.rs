@@ -37,8 +37,8 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
 pub use handle::{
-    ClusterError, ClusterHandle, ClusterInfo, ClusterPeer, PeerPinStatus, PinStatus, TrackerStatus,
-    CLUSTER_COMMAND_QUEUE_LEN,
+    ClusterError, ClusterHandle, ClusterInfo, ClusterPeer, PeerPinStatus, PinStatus, StateDigest,
+    TrackerStatus, CLUSTER_COMMAND_QUEUE_LEN, PIN_MANY_PINS_MAX,
 };
 
 use crate::config::Role;
@@ -208,6 +208,7 @@ impl ClusterSetup {
             started: Instant::now(),
             last_metric: None,
             last_repair: None,
+            expiries: BTreeSet::new(),
             cfg: self.config,
         };
         let (commands, inbox) = mpsc::channel(CLUSTER_COMMAND_QUEUE_LEN);

@@ -30,7 +30,8 @@ use tokio::task::JoinSet;
 
 use super::blocks::SharedStore;
 use super::handle::{
-    ClusterError, ClusterInfo, ClusterPeer, Command, PeerPinStatus, PinStatus, TrackerStatus,
+    ClusterError, ClusterInfo, ClusterPeer, Command, PeerPinStatus, PinStatus, StateDigest,
+    TrackerStatus,
 };
 use super::wire::{
     self, MetricMsg, StatusEntry, StatusRequest, StatusResponse, HEADS_TOPIC, METRICS_TOPIC,
@@ -41,6 +42,7 @@ use crate::config::Role;
 use crate::net::node::ClusterNetEvent;
 use crate::net::NodeHandle;
 use crate::repo::{Repo, RepoError};
+use sha2::{Digest as _, Sha256};
 
 /// Unix time in milliseconds (the replica's and the allocator's clock).
 pub fn now_ms() -> u64 {
@@ -48,6 +50,19 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// `io::Write` into a hasher (the state digest hashes the export as it is written).
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn key_of(peer: &PeerId) -> Option<PeerKey> {
@@ -72,6 +87,8 @@ pub(crate) struct Service {
     pub(crate) started: Instant,
     pub(crate) last_metric: Option<Instant>,
     pub(crate) last_repair: Option<Instant>,
+    /// Pins with an expiry, by expiry time (masters only: the leader unpins them when due).
+    pub(crate) expiries: BTreeSet<(u64, Cid)>,
 }
 
 type FetchResult = (Cid, PeerKey, Result<Vec<u8>, String>);
@@ -99,6 +116,7 @@ impl Service {
             .collect();
         let now = now_ms();
         for p in pins {
+            self.note_expiry(&p);
             let acts = self.tracker.handle(TrackerEvent::Pinned(p), now);
             self.start_ops(acts, &mut ops);
         }
@@ -175,6 +193,7 @@ impl Service {
                 Action::Fetch { cid, from } => {
                     if self.fetching.insert(cid) {
                         let node = self.node.clone();
+                        let repo = self.repo.clone();
                         let timeout = Duration::from_millis(self.cfg.replica.fetch_timeout_ms);
                         fetches.spawn(async move {
                             let r = match tokio::time::timeout(timeout, node.fetch_block(cid)).await
@@ -183,6 +202,9 @@ impl Service {
                                 Ok(Err(e)) => Err(e.to_string()),
                                 Err(_) => Err(format!("no answer within {timeout:?}")),
                             };
+                            if r.is_ok() {
+                                drop_from_repo(repo, cid).await;
+                            }
                             (cid, from, r)
                         });
                     }
@@ -191,6 +213,7 @@ impl Service {
                 Action::StateChanged(changes) => {
                     let now = now_ms();
                     for pin in changes.pinned {
+                        self.note_expiry(&pin);
                         let acts = self.tracker.handle(TrackerEvent::Pinned(pin), now);
                         self.start_ops(acts, ops);
                     }
@@ -396,6 +419,60 @@ impl Service {
             tracing::info!(peer = %p, "cluster peer down (metric expired)");
         }
         self.repair(now, fetches, ops);
+        self.expire_pins(now, fetches, ops);
+    }
+
+    /// Masters index the pins that expire (the leader unpins them, see `expire_pins`).
+    fn note_expiry(&mut self, pin: &Pin) {
+        if self.cfg.role != Role::Master {
+            return;
+        }
+        if let Some(at) = pin.spec.expire_at_ms {
+            self.expiries.insert((at, pin.cid));
+        }
+    }
+
+    /// The first trusted master (by key) that is this peer or live; it writes the cluster's
+    /// own changes (re-allocations, expiries), so they are written once.
+    fn is_leader(&self, now: u64) -> bool {
+        let leader = self
+            .trusted
+            .iter()
+            .find(|k| **k == self.me || self.allocator.is_live(k, now));
+        leader == Some(&self.me)
+    }
+
+    /// Pin expiry (`expire-in` / `expire-at`): the leader unpins every pin whose expiry has
+    /// passed, as ipfs-cluster's state sync does; the unpin delta reaches every peer and the
+    /// workers' trackers unpin. Entries whose pin changed (re-pinned with another expiry, or
+    /// unpinned) are dropped as they come due; other masters keep theirs until they lead.
+    fn expire_pins(
+        &mut self,
+        now: u64,
+        fetches: &mut JoinSet<FetchResult>,
+        ops: &mut JoinSet<OpResult>,
+    ) {
+        if self.cfg.role != Role::Master
+            || self.expiries.first().is_none_or(|(at, _)| *at > now)
+            || !self.is_leader(now)
+        {
+            return;
+        }
+        while let Some(&(at, cid)) = self.expiries.first() {
+            if at > now {
+                break;
+            }
+            self.expiries.pop_first();
+            let due = self
+                .replica
+                .state()
+                .get(&cid)
+                .is_some_and(|s| s.expire_at_ms == Some(at));
+            if due {
+                tracing::info!(%cid, "pin expired; unpinning");
+                self.replica_event(Event::Unpin(cid), fetches, ops);
+            }
+        }
     }
 
     /// The first live trusted master (by key) re-allocates pins under their minimum, once
@@ -416,11 +493,7 @@ impl Service {
             return;
         }
         self.last_repair = Some(Instant::now());
-        let leader = self
-            .trusted
-            .iter()
-            .find(|k| **k == self.me || self.allocator.is_live(k, now));
-        if leader != Some(&self.me) {
+        if !self.is_leader(now) {
             return;
         }
         let fixes = self.allocator.repairs(self.replica.state(), now);
@@ -458,6 +531,8 @@ impl Service {
                     pins: self.replica.state().len(),
                     heads: self.replica.heads().len(),
                     topic: HEADS_TOPIC.to_string(),
+                    snapshot: self.replica.snapshot(),
+                    stored_deltas: self.replica.stored_deltas(),
                 });
             }
             Command::Peers(tx) => {
@@ -465,6 +540,24 @@ impl Service {
             }
             Command::Pin(cid, spec, tx) => {
                 let r = self.local_pin(cid, spec, fetches, ops);
+                let _ = tx.send(r);
+            }
+            Command::PinMany(pins, tx) => {
+                let r = self.local_pin_many(pins, fetches, ops);
+                let _ = tx.send(r);
+            }
+            Command::Compact(tx) => {
+                self.replica_event(Event::Compact, fetches, ops);
+                let _ = tx.send(self.replica.snapshot());
+            }
+            Command::Digest(tx) => {
+                let mut hasher = HashWriter(Sha256::new());
+                let r = ipfs_kit_cluster_sync::export::export(self.replica.state(), &mut hasher)
+                    .map(|pins| StateDigest {
+                        pins,
+                        sha256: hasher.0.finalize().into(),
+                    })
+                    .map_err(ClusterError::from);
                 let _ = tx.send(r);
             }
             Command::Unpin(cid, tx) => {
@@ -525,6 +618,34 @@ impl Service {
                 let _ = tx.send(r);
             }
         }
+    }
+
+    /// [`Command::PinMany`]: every pin allocated with one shared load (balanced over the call).
+    fn local_pin_many(
+        &mut self,
+        pins: Vec<(Cid, ipfs_kit_cluster_sync::PinSpec)>,
+        fetches: &mut JoinSet<FetchResult>,
+        ops: &mut JoinSet<OpResult>,
+    ) -> Result<usize, ClusterError> {
+        if self.cfg.role != Role::Master {
+            return Err(ClusterError::NotAMaster(self.cfg.role));
+        }
+        let now = now_ms();
+        let mut load = HashMap::new();
+        let mut written = 0;
+        for (cid, mut spec) in pins {
+            spec.validate()?;
+            let current: Vec<PeerKey> = self
+                .replica
+                .state()
+                .get(&cid)
+                .map(|s| s.allocations.clone())
+                .unwrap_or_default();
+            spec.allocations = self.allocator.allocate(&spec, &current, now, &mut load)?;
+            self.replica_event(Event::Pin(Pin { cid, spec }), fetches, ops);
+            written += 1;
+        }
+        Ok(written)
     }
 
     fn local_pin(
@@ -749,6 +870,28 @@ fn assemble(
             PinStatus { cid, pin, peers }
         })
         .collect()
+}
+
+/// Removes a fetched cluster block (delta or snapshot block) from the repository, where
+/// `fetch_block` stored it: the replica keeps what it accepts in its own store, which bitswap
+/// serves (see `blocks.rs`), so the repository holds no second copy, and a delta dropped by
+/// compaction is not served from there afterwards. A block someone pinned stays.
+async fn drop_from_repo(repo: Repo, cid: Cid) {
+    let r = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        if repo.is_pinned(&cid).map_err(|e| e.to_string())?.is_some() {
+            return Ok(());
+        }
+        repo.blocks()
+            .delete_many(&[cid])
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    match r {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(%cid, error = %e, "fetched cluster block left in the repo"),
+        Err(e) => tracing::debug!(%cid, error = %e, "fetched cluster block left in the repo"),
+    }
 }
 
 /// Makes the DAG local and pins it in the repository (the fetch's guard protects it until the

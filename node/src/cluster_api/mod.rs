@@ -95,7 +95,9 @@ impl From<ClusterError> for RestError {
     fn from(e: ClusterError) -> Self {
         let status = match &e {
             ClusterError::NotAMaster(_) => StatusCode::FORBIDDEN,
-            ClusterError::InvalidPin(_) | ClusterError::Export(_) => StatusCode::BAD_REQUEST,
+            ClusterError::InvalidPin(_)
+            | ClusterError::Export(_)
+            | ClusterError::TooManyPins(_) => StatusCode::BAD_REQUEST,
             ClusterError::NotPinned(_) => StatusCode::NOT_FOUND,
             ClusterError::NotInCluster | ClusterError::Closed => StatusCode::SERVICE_UNAVAILABLE,
             ClusterError::Allocation(_) | ClusterError::Store(_) | ClusterError::Io(_) => {

@@ -36,6 +36,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "cluster.trusted_peers",
     "cluster.api",
     "cluster.metric_ttl_secs",
+    "cluster.tags",
+    "cluster.allocate_by",
     "tiers",
     "tiers.cache_bytes",
     "tiers.index",

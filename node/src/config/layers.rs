@@ -31,6 +31,10 @@ pub const ENV_RELAY_SERVICE: &str = "IPFS_KIT_RELAY_SERVICE";
 pub const ENV_AUTONAT_ONLY_GLOBAL_IPS: &str = "IPFS_KIT_AUTONAT_ONLY_GLOBAL_IPS";
 /// `discovery.mdns`, a boolean.
 pub const ENV_MDNS: &str = "IPFS_KIT_MDNS";
+/// This peer's metric tags, `key=value` comma-separated (`group=eu,rack=2`); empty for none.
+pub const ENV_CLUSTER_TAGS: &str = "IPFS_KIT_CLUSTER_TAGS";
+/// The allocator's order, comma-separated (`tag:group,freespace`).
+pub const ENV_CLUSTER_ALLOCATE_BY: &str = "IPFS_KIT_CLUSTER_ALLOCATE_BY";
 
 /// Values given as flags (the daemon's `--swarm`, `--api`, `--gateway`, `init --role`,
 /// `--sync`): the last layer, over the environment and the file. `None` leaves a value alone.
@@ -163,6 +167,28 @@ impl Config {
                 }),
             })?;
             self.cluster.metric_ttl_secs = Some(secs);
+        }
+        if let Some(v) = env(ENV_CLUSTER_TAGS) {
+            let mut tags = std::collections::BTreeMap::new();
+            for item in split_list(&v) {
+                let Some((k, val)) = item.split_once('=') else {
+                    return Err(ConfigError::Env {
+                        var: ENV_CLUSTER_TAGS,
+                        source: Box::new(ConfigError::BadValue {
+                            key: "cluster.tags".into(),
+                            message: format!("{item:?} is not key=value"),
+                        }),
+                    });
+                };
+                tags.insert(k.trim().to_string(), val.trim().to_string());
+            }
+            resolve::cluster_tags(&tags).map_err(env_err(ENV_CLUSTER_TAGS))?;
+            self.cluster.tags = tags;
+        }
+        if let Some(v) = env(ENV_CLUSTER_ALLOCATE_BY) {
+            let list = split_list(&v);
+            resolve::allocate_by(&list).map_err(env_err(ENV_CLUSTER_ALLOCATE_BY))?;
+            self.cluster.allocate_by = list;
         }
         Ok(())
     }

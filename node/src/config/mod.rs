@@ -329,6 +329,13 @@ pub struct Cluster {
     /// are re-allocated. Unset: the cluster service's default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metric_ttl_secs: Option<u64>,
+    /// Tags this peer broadcasts in its metrics (ipfs-cluster's `informer.tags`), e.g.
+    /// `{ group = "eu" }`; the allocator spreads pins over the keys named in `allocate_by`.
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// The allocator's order (ipfs-cluster's `allocator.balanced.allocate_by`): `tag:<key>`
+    /// entries, most significant first, then optionally `freespace`, which is always the last
+    /// criterion. Empty: by free space only.
+    pub allocate_by: Vec<String>,
 }
 
 /// The cluster REST API's default address: ipfs-cluster's `restapi.http_listen_multiaddress`.
@@ -341,6 +348,8 @@ impl Default for Cluster {
             trusted_peers: Vec::new(),
             api: CLUSTER_API_ADDR_DEFAULT.into(),
             metric_ttl_secs: None,
+            tags: std::collections::BTreeMap::new(),
+            allocate_by: Vec::new(),
         }
     }
 }

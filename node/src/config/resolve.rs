@@ -83,6 +83,10 @@ pub struct Settings {
     pub cluster_metric_ttl: Option<Duration>,
     /// The network features beyond the defaults: relay client and server, AutoNAT, mDNS.
     pub network: NetworkSettings,
+    /// `cluster.tags`, checked against the metric's bounds.
+    pub cluster_tags: std::collections::BTreeMap<String, String>,
+    /// The tag keys of `cluster.allocate_by`, most significant first.
+    pub cluster_spread_tags: Vec<String>,
 }
 
 /// `swarm.relay_*`, `swarm.autonat_only_global_ips` and `discovery.mdns`, resolved.
@@ -214,6 +218,8 @@ impl Config {
         };
         let cluster_trusted_peers = peer_ids("cluster.trusted_peers", &self.cluster.trusted_peers)?;
         let network = self.network_settings()?;
+        let cluster_tags = cluster_tags(&self.cluster.tags)?;
+        let cluster_spread_tags = allocate_by(&self.cluster.allocate_by)?;
         Ok(Settings {
             role: self.role,
             swarm_addrs,
@@ -230,6 +236,8 @@ impl Config {
             cluster_api_addr,
             cluster_metric_ttl,
             network,
+            cluster_tags,
+            cluster_spread_tags,
         })
     }
 }
@@ -386,6 +394,74 @@ pub(super) fn peer_ids(key: &str, values: &[String]) -> Result<Vec<PeerId>, Conf
                 .map_err(|_| ConfigError::BadPeerId(p.clone()))
         })
         .collect()
+}
+
+/// Checks `cluster.tags` against what a metric may carry (`METRIC_TAGS_MAX` tags, keys and
+/// values of at most `METRIC_TAG_BYTES_MAX` bytes, keys not empty).
+pub(super) fn cluster_tags(
+    tags: &std::collections::BTreeMap<String, String>,
+) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+    use ipfs_kit_cluster_sync::allocator::{METRIC_TAGS_MAX, METRIC_TAG_BYTES_MAX};
+    let bad = |message: String| ConfigError::BadValue {
+        key: "cluster.tags".into(),
+        message,
+    };
+    if tags.len() > METRIC_TAGS_MAX {
+        return Err(bad(format!(
+            "{} tags, at most {METRIC_TAGS_MAX}",
+            tags.len()
+        )));
+    }
+    for (k, v) in tags {
+        if k.trim().is_empty() {
+            return Err(bad("a tag key is empty".into()));
+        }
+        if k.len() > METRIC_TAG_BYTES_MAX || v.len() > METRIC_TAG_BYTES_MAX {
+            return Err(bad(format!(
+                "tag {k:?}: keys and values are at most {METRIC_TAG_BYTES_MAX} bytes"
+            )));
+        }
+    }
+    Ok(tags.clone())
+}
+
+/// Parses `cluster.allocate_by` (ipfs-cluster's balanced allocator order) into the tag keys
+/// to spread over: `tag:<key>` entries first, then at most a final `freespace` (free space
+/// always breaks the remaining ties, so nothing may follow it).
+pub(super) fn allocate_by(values: &[String]) -> Result<Vec<String>, ConfigError> {
+    use ipfs_kit_cluster_sync::allocator::{METRIC_TAGS_MAX, METRIC_TAG_BYTES_MAX};
+    let bad = |message: String| ConfigError::BadValue {
+        key: "cluster.allocate_by".into(),
+        message,
+    };
+    if values.len() > METRIC_TAGS_MAX + 1 {
+        return Err(bad(format!(
+            "{} entries, at most {}",
+            values.len(),
+            METRIC_TAGS_MAX + 1
+        )));
+    }
+    let mut keys: Vec<String> = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let v = v.trim();
+        if v == "freespace" {
+            if i + 1 != values.len() {
+                return Err(bad("`freespace` must be the last entry".into()));
+            }
+        } else if let Some(key) = v.strip_prefix("tag:") {
+            if key.is_empty() || key.len() > METRIC_TAG_BYTES_MAX {
+                return Err(bad(format!(
+                    "{v:?}: a tag key of 1..={METRIC_TAG_BYTES_MAX} bytes"
+                )));
+            }
+            if !keys.iter().any(|k| k == key) {
+                keys.push(key.to_string());
+            }
+        } else {
+            return Err(bad(format!("{v:?}: expected `tag:<key>` or `freespace`")));
+        }
+    }
+    Ok(keys)
 }
 
 /// Parses `cluster.secret`: 32 bytes as 64 hex characters.

@@ -7,9 +7,11 @@
 //! condition under a deadline. A stopped node's cluster stops first; a restarted one reopens its
 //! store under `<node dir>/cluster`.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
+use ipfs_kit_cluster_sync::tracker::TrackerConfig;
 use ipfs_kit_cluster_sync::ReplicaConfig;
 
 use super::{HarnessError, Testnet};
@@ -28,6 +30,15 @@ pub struct ClusterMode {
     pub trusted: Option<Vec<usize>>,
     pub metric_ttl: Duration,
     pub replica: ReplicaConfig,
+    /// Metric tags per node (`cluster.tags`); a node past the end has none.
+    pub tags: Vec<BTreeMap<String, String>>,
+    /// Tag keys the allocator spreads over (`cluster.allocate_by`'s `tag:` entries).
+    pub spread_tags: Vec<String>,
+    /// Free space every node reports instead of its repository's (equal values make the
+    /// allocation depend on tags and load only).
+    pub free_bytes: Option<u64>,
+    /// Tracker settings of every node.
+    pub tracker: TrackerConfig,
 }
 
 impl ClusterMode {
@@ -45,6 +56,10 @@ impl ClusterMode {
                 fetch_timeout_ms: 2_000,
                 ..ReplicaConfig::default()
             },
+            tags: Vec::new(),
+            spread_tags: Vec::new(),
+            free_bytes: None,
+            tracker: TrackerConfig::default(),
         }
     }
 
@@ -83,6 +98,10 @@ pub(super) fn setup(net: &Testnet, index: usize) -> Result<Option<ClusterSetup>,
     )
     .with_metric_ttl(mode.metric_ttl);
     c.replica = mode.replica.clone();
+    c.tags = mode.tags.get(index).cloned().unwrap_or_default();
+    c.spread_tags = mode.spread_tags.clone();
+    c.free_bytes = mode.free_bytes;
+    c.tracker = mode.tracker.clone();
     Ok(Some(ClusterSetup::open(c)?))
 }
 
