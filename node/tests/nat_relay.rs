@@ -270,6 +270,10 @@ async fn bytes_of_every_protocol_are_counted() {
     let bitswap = a.node.bitswap_stat().await.unwrap();
     assert_eq!(bitswap.data_received, block.data().len() as u64);
     let (ta, tb) = (a.node.bandwidth(), b.node.bandwidth());
+    eprintln!(
+        "A: received {} B, sent {} B in all; bitswap block data received {} B",
+        ta.total_in, ta.total_out, bitswap.data_received
+    );
     assert!(ta.total_in > bitswap.data_received, "{ta:?} vs {bitswap:?}");
     assert!(ta.total_out > 0 && tb.total_in > 0 && tb.total_out > 0);
     a.node.shutdown().await;
@@ -359,6 +363,7 @@ fn stats_bw_counts_all_protocols_through_the_api() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let bitswap = x.post("bitswap/stat");
+    eprintln!("daemon stats/bw after connecting: {bw}");
     assert_eq!(bitswap["DataReceived"], 0);
     assert!(bw["TotalIn"].as_u64().unwrap() > bitswap["DataReceived"].as_u64().unwrap());
     for key in ["RateIn", "RateOut"] {
