@@ -438,6 +438,13 @@ impl NodeHandle {
         self.ask(Command::RelayReservations).await
     }
 
+    /// Announces `addr` as an address peers can reach us at (kubo's
+    /// `Addresses.AppendAnnounce`): identify sends it and a relay server hands it out in its
+    /// reservations. AutoNAT adds the addresses it confirms by itself.
+    pub async fn add_external_address(&self, addr: Multiaddr) -> Result<(), NetError> {
+        self.ask(|tx| Command::AddExternalAddress(addr, tx)).await
+    }
+
     /// Whether Kademlia runs in server mode now (answers queries, stores records).
     pub async fn kad_server(&self) -> Result<bool, NetError> {
         self.ask(Command::KadServer).await
@@ -448,13 +455,6 @@ impl NodeHandle {
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, NetError> {
         let (tx, rx) = oneshot::channel();
-    /// Announces `addr` as an address peers can reach us at (kubo's
-    /// `Addresses.AppendAnnounce`): identify sends it and a relay server hands it out in its
-    /// reservations. AutoNAT adds the addresses it confirms by itself.
-    pub async fn add_external_address(&self, addr: Multiaddr) -> Result<(), NetError> {
-        self.ask(|tx| Command::AddExternalAddress(addr, tx)).await
-    }
-
         self.commands
             .send(make(tx))
             .await
@@ -761,6 +761,11 @@ struct Actor {
     reachability: std::sync::Arc<super::autonat::ReachabilityCell>,
     /// Relays holding a reservation for us.
     relay_reservations: Vec<PeerId>,
+    /// The static relays to hold reservations on, and the listener of each (none while a
+    /// retry is due).
+    relays: Vec<Multiaddr>,
+    relay_listeners: HashMap<libp2p::core::transport::ListenerId, Multiaddr>,
+    relay_retry_at: Option<std::time::Instant>,
 }
 
 impl Actor {
@@ -771,11 +776,6 @@ impl Actor {
         mut cancelled: oneshot::Receiver<()>,
     ) {
         tracing::debug!("network task running");
-    /// The static relays to hold reservations on, and the listener of each (none while a
-    /// retry is due).
-    relays: Vec<Multiaddr>,
-    relay_listeners: HashMap<libp2p::core::transport::ListenerId, Multiaddr>,
-    relay_retry_at: Option<std::time::Instant>,
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         loop {
             tokio::select! {
@@ -816,6 +816,10 @@ impl Actor {
             Command::RelayReservations(tx) => {
                 let _ = tx.send(self.relay_reservations.clone());
             }
+            Command::AddExternalAddress(addr, tx) => {
+                swarm.add_external_address(addr);
+                let _ = tx.send(());
+            }
             Command::KadServer(tx) => {
                 let _ = tx.send(swarm.behaviour().kad.mode() == kad::Mode::Server);
             }
@@ -826,10 +830,6 @@ impl Actor {
             }
             Command::PeerInfo(peer, tx) => {
                 let _ = tx.send(self.peers.get(&peer).map(|(_, info)| info.clone()));
-            Command::AddExternalAddress(addr, tx) => {
-                swarm.add_external_address(addr);
-                let _ = tx.send(());
-            }
             }
             Command::Connect(addr, tx) => {
                 let opts = DialOpts::from(addr.clone());
@@ -1182,6 +1182,12 @@ impl Actor {
     }
 
     fn housekeeping(&mut self, swarm: &mut Swarm<Behaviour>) {
+        if self
+            .relay_retry_at
+            .is_some_and(|at| std::time::Instant::now() >= at)
+        {
+            self.reserve_on_relays(swarm);
+        }
         let stall = self.fetch_stall_timeout;
         let mut ended = Vec::new();
         for (s, f) in &self.fetches {
@@ -1192,12 +1198,6 @@ impl Actor {
             }
         }
         for (session, root) in ended {
-        if self
-            .relay_retry_at
-            .is_some_and(|at| std::time::Instant::now() >= at)
-        {
-            self.reserve_on_relays(swarm);
-        }
             match root {
                 Some(cid) => self.fail_fetch(swarm, session, NetError::FetchTimeout { cid, stall }),
                 None => {
@@ -1346,16 +1346,6 @@ impl Actor {
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listen_addrs.retain(|a| a != &address);
             }
-            SwarmEvent::ConnectionEstablished {
-                peer_id,
-                connection_id,
-                endpoint,
-                ..
-            } => {
-                tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
-                let entry = self.peers.entry(peer_id).or_default();
-                entry.0 += 1;
-                entry.1.addr = Some(endpoint.get_remote_address().clone());
             SwarmEvent::ListenerClosed {
                 listener_id,
                 reason,
@@ -1368,6 +1358,16 @@ impl Actor {
                         Some(std::time::Instant::now() + super::relay::RELAY_RESERVATION_RETRY);
                 }
             }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                let entry = self.peers.entry(peer_id).or_default();
+                entry.0 += 1;
+                entry.1.addr = Some(endpoint.get_remote_address().clone());
                 if let Some((_, reply)) = self.dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
@@ -1448,16 +1448,6 @@ impl Actor {
         }
     }
 
-    fn on_autonat(&mut self, swarm: &mut Swarm<Behaviour>, event: libp2p::autonat::Event) {
-        let libp2p::autonat::Event::StatusChanged { old, new } = event else {
-            return;
-        };
-        let now = super::autonat::Reachability::from(&new);
-        tracing::info!(from = ?old, to = ?new, "reachability changed (AutoNAT)");
-        self.reachability.set(now);
-        if self.kad_follows_reachability {
-            let mode = if super::autonat::kad_server_for(now) {
-                kad::Mode::Server
     /// Listens on `<relay>/p2p-circuit` for every static relay without a live listener.
     fn reserve_on_relays(&mut self, swarm: &mut Swarm<Behaviour>) {
         self.relay_retry_at = None;
@@ -1477,6 +1467,16 @@ impl Actor {
         }
     }
 
+    fn on_autonat(&mut self, swarm: &mut Swarm<Behaviour>, event: libp2p::autonat::Event) {
+        let libp2p::autonat::Event::StatusChanged { old, new } = event else {
+            return;
+        };
+        let now = super::autonat::Reachability::from(&new);
+        tracing::info!(from = ?old, to = ?new, "reachability changed (AutoNAT)");
+        self.reachability.set(now);
+        if self.kad_follows_reachability {
+            let mode = if super::autonat::kad_server_for(now) {
+                kad::Mode::Server
             } else {
                 kad::Mode::Client
             };
