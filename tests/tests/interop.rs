@@ -10,5 +10,6 @@ mod helia_bitswap;
 mod helia_cids;
 mod kubo_bitswap;
 mod kubo_cids;
+mod kubo_routing;
 mod kubo_swarm;
 mod rpc_client;
