@@ -201,8 +201,10 @@ mod tests {
         let d = AutonatConfig::default();
         assert!(d.only_global_ips && d.serve);
         assert!(!AutonatConfig::for_tests().only_global_ips);
-        let mut leecher = AutonatConfig::default();
-        leecher.serve = false;
+        let leecher = AutonatConfig {
+            serve: false,
+            ..AutonatConfig::default()
+        };
         // Builds (the zero budget is accepted).
         let _ = leecher.behaviour(PeerId::random());
     }
