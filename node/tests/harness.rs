@@ -189,10 +189,10 @@ async fn forty_nodes_random_pairs_find_providers_and_fetch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 // Measured 2026-11-22 (debug, 2 cores under a parallel build): 136 s in all; start-up 1.4 s;
 // pairs 1-8 take 5-25 s each (provide p99 9.7 s, find p99 3.4 s, fetch p99 9.2 s), pairs 9-19
-// 0.1-0.6 s. The time goes into the first DHT walks: without a kad bootstrap every routing
-// table holds only the 4 linked neighbours, so each early query dials and handshakes (noise +
-// yamux, debug build) a dozen new peers; once connections and tables are warm a pair takes
-// ~0.3 s. Next: a parallel kad bootstrap at start would move, not remove, that cost.
+// 0.1-0.6 s. Most likely (inferred from that shape, not traced) the time goes into the first
+// DHT walks: without a kad bootstrap every routing table holds only the 4 linked neighbours,
+// so each early query dials and handshakes (noise + yamux, debug build) many new peers; once
+// connections and tables are warm a pair takes ~0.3 s. Next: a parallel kad bootstrap at start would move, not remove, that cost.
 #[ignore = "~140 s in a debug build on 2 shared cores (the 60 s CI budget is for the whole \
             test set); forty_nodes_random_pairs_find_providers_and_fetch runs in CI instead. \
             Run with: cargo test -p ipfs-kit --test integration harness:: -- --ignored --nocapture"]
