@@ -652,3 +652,34 @@ fn network_keys_defaults_env_and_limits() {
         Err(ConfigError::TooManyEntries { .. })
     ));
 }
+
+#[test]
+fn cluster_tags_and_allocate_by() {
+    use ipfs_kit_cluster_sync::allocator::METRIC_TAGS_MAX;
+    let mut c = Config::default();
+    c.apply_env(env_of(&[
+        ("IPFS_KIT_CLUSTER_TAGS", "group=eu, rack=2"),
+        ("IPFS_KIT_CLUSTER_ALLOCATE_BY", "tag:group,freespace"),
+    ]))
+    .unwrap();
+    let s = c.resolve().unwrap();
+    assert_eq!(s.cluster_tags.get("group").map(String::as_str), Some("eu"));
+    assert_eq!(s.cluster_tags.get("rack").map(String::as_str), Some("2"));
+    assert_eq!(s.cluster_spread_tags, vec!["group".to_string()]);
+    assert!(Config::default()
+        .apply_env(env_of(&[("IPFS_KIT_CLUSTER_TAGS", "no-equals")]))
+        .is_err());
+    for order in [vec!["freespace", "tag:group"], vec!["cpu"], vec!["tag:"]] {
+        let mut c = Config::default();
+        c.cluster.allocate_by = order.iter().map(|s| s.to_string()).collect();
+        assert!(c.resolve().is_err(), "{order:?}");
+    }
+    // One tag over the metric's limit.
+    let mut c = Config::default();
+    c.cluster.tags = (0..=METRIC_TAGS_MAX)
+        .map(|i| (format!("k{i}"), "v".to_string()))
+        .collect();
+    assert!(c.resolve().is_err());
+    c.cluster.tags.pop_last();
+    assert!(c.resolve().is_ok());
+}
