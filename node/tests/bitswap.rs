@@ -3,6 +3,7 @@
 //! providers when the nodes are not connected (A – C – B); malformed frames, oversize frames
 //! and want floods from a real connection, penalized and disconnected.
 
+use crate::common;
 use std::path::Path;
 use std::time::Duration;
 
@@ -43,21 +44,6 @@ async fn dial_addr(node: &Node) -> Multiaddr {
     addrs[0]
         .clone()
         .with(libp2p::multiaddr::Protocol::P2p(node.peer_id()))
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
@@ -182,13 +168,13 @@ async fn fetch_through_dht_providers_when_not_connected() {
     a.node.connect(c_addr.clone()).await.unwrap();
     b.node.connect(c_addr).await.unwrap();
     for n in [&a.node, &b.node] {
-        eventually("identify with C", || async {
+        common::eventually(WAIT, "identify with C", || async {
             n.peer_info(c.node.peer_id()).await.unwrap()?.agent_version
         })
         .await;
         // C must have identified them too: it answers provider queries with the addresses
         // in its routing table.
-        eventually("C identifies", || async {
+        common::eventually(WAIT, "C identifies", || async {
             c.node.peer_info(n.peer_id()).await.unwrap()?.agent_version
         })
         .await;
@@ -236,7 +222,7 @@ async fn fetch_of_missing_block_times_out_and_disconnect_works() {
     let a_node = a.node.handle();
     let b_peer = b.node.peer_id();
     let watch = async {
-        eventually("A sees B's want", || async {
+        common::eventually(WAIT, "A sees B's want", || async {
             a_node
                 .wantlist(Some(b_peer))
                 .await
@@ -256,7 +242,7 @@ async fn fetch_of_missing_block_times_out_and_disconnect_works() {
     assert!(started.elapsed() >= Duration::from_secs(20));
     assert!(b.node.wantlist(None).await.unwrap().is_empty());
     assert!(b.node.disconnect(a.node.peer_id()).await.unwrap());
-    eventually("disconnected", || async {
+    common::eventually(WAIT, "disconnected", || async {
         (!b.node.peers().await.unwrap().contains(&a.node.peer_id())).then_some(())
     })
     .await;
@@ -278,13 +264,13 @@ async fn malformed_and_oversize_frames_are_penalized_then_disconnected() {
     }
     oversize.push(v as u8);
     assert!(a.node.bitswap_send_raw(bp, oversize).await.unwrap());
-    eventually("penalty for the oversize frame", || async {
+    common::eventually(WAIT, "penalty for the oversize frame", || async {
         (b.node.bitswap_stat().await.unwrap().penalties >= 1).then_some(())
     })
     .await;
     assert!(b.node.peers().await.unwrap().contains(&a.node.peer_id()));
     // Garbage frames until B hangs up (MALFORMED_FRAMES_MAX in all).
-    eventually("B disconnects A", || async {
+    common::eventually(WAIT, "B disconnects A", || async {
         if !b.node.peers().await.unwrap().contains(&a.node.peer_id()) {
             return Some(());
         }
@@ -323,7 +309,7 @@ async fn want_flood_is_bounded_and_penalized() {
     };
     let frame = msg.encode_frame(ProtocolVersion::V1_2_0);
     assert!(a.node.bitswap_send_raw(bp, frame).await.unwrap());
-    eventually("flood penalized", || async {
+    common::eventually(WAIT, "flood penalized", || async {
         (b.node.bitswap_stat().await.unwrap().penalties >= 1).then_some(())
     })
     .await;

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::common;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -51,21 +52,6 @@ async fn dial_addr(node: &Node) -> Multiaddr {
         .with(libp2p::multiaddr::Protocol::P2p(node.peer_id()))
 }
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn raw_block(seed: u8, len: usize) -> Block {
     let data: Vec<u8> = (0..len)
         .map(|i| (i as u8).wrapping_mul(seed).wrapping_add(seed))
@@ -90,11 +76,11 @@ async fn autonat_finds_a_node_public_and_its_dht_turns_server() {
     );
     a.node.connect(dial_addr(&b.node).await).await.unwrap();
     a.node.connect(dial_addr(&c.node).await).await.unwrap();
-    eventually("A learns it is public", || async {
+    common::eventually(WAIT, "A learns it is public", || async {
         (a.node.reachability() == Reachability::Public).then_some(())
     })
     .await;
-    eventually("A's DHT turns server", || async {
+    common::eventually(WAIT, "A's DHT turns server", || async {
         a.node.kad_server().await.unwrap().then_some(())
     })
     .await;
@@ -142,7 +128,7 @@ async fn relayed_fetch(psk: Option<[u8; 32]>) {
     .await;
     let block = raw_block(7, 16 * 1024);
     a.repo.blocks().put(&block).unwrap();
-    eventually("A's reservation on R", || async {
+    common::eventually(WAIT, "A's reservation on R", || async {
         a.node
             .relay_reservations()
             .await
@@ -153,7 +139,7 @@ async fn relayed_fetch(psk: Option<[u8; 32]>) {
     .await;
     // The reservation shows among A's listen addresses.
     let circuit = relay::circuit_addr(&relay_addr, a.node.peer_id()).unwrap();
-    eventually("A listens on R/p2p-circuit", || async {
+    common::eventually(WAIT, "A listens on R/p2p-circuit", || async {
         a.node
             .listen_addrs()
             .await
@@ -223,7 +209,7 @@ async fn mdns_nodes_find_each_other() {
         c.listen = vec!["/ip4/0.0.0.0/tcp/0".parse().unwrap()];
     })
     .await;
-    eventually("mDNS discovery", || async {
+    common::eventually(WAIT, "mDNS discovery", || async {
         a.node
             .peers()
             .await
@@ -257,7 +243,7 @@ async fn bytes_of_every_protocol_are_counted() {
     let block = raw_block(3, 64 * 1024);
     b.repo.blocks().put(&block).unwrap();
     a.node.connect(dial_addr(&b.node).await).await.unwrap();
-    eventually("identify", || async {
+    common::eventually(WAIT, "identify", || async {
         a.node
             .peer_info(b.node.peer_id())
             .await

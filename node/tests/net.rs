@@ -2,6 +2,7 @@
 //! 127.0.0.1 with OS-chosen ports. They check identify, ping, Kademlia bootstrap and lookups,
 //! and that connection caps refuse connections beyond the cap.
 
+use crate::common;
 use std::time::Duration;
 
 use ipfs_kit::net::{self, ConnectionCaps, Keypair, Multiaddr, Node, NodeConfig, PeerId};
@@ -30,24 +31,8 @@ async fn dial_addr(node: &Node) -> Multiaddr {
         .with(libp2p::multiaddr::Protocol::P2p(node.peer_id()))
 }
 
-/// Polls `check` every 50 ms until it returns `Some`, or panics after [`WAIT`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn identified_and_pinged(a: &Node, b: PeerId) -> (String, Vec<String>) {
-    eventually("identify and ping", || async {
+    common::eventually(WAIT, "identify and ping", || async {
         let info = a.peer_info(b).await.unwrap()?;
         info.rtt?;
         Some((info.agent_version?, info.protocols))
@@ -79,7 +64,7 @@ async fn two_nodes_connect_identify_and_ping_over_tcp() {
 
     // Shutting b down closes the connection; a notices.
     b.shutdown().await;
-    eventually("a sees b gone", || async {
+    common::eventually(WAIT, "a sees b gone", || async {
         a.peers().await.unwrap().is_empty().then_some(())
     })
     .await;
@@ -147,7 +132,7 @@ async fn connection_cap_refuses_beyond_it() {
         assert_eq!(d.connect(addr.clone()).await.unwrap(), limited.peer_id());
         dialers.push(d);
     }
-    eventually("cap reached", || async {
+    common::eventually(WAIT, "cap reached", || async {
         (limited.peers().await.unwrap().len() == CAP as usize).then_some(())
     })
     .await;
@@ -155,7 +140,7 @@ async fn connection_cap_refuses_beyond_it() {
     // the connection (its connect may report establishment before the denial closes it).
     let extra = start(TCP).await;
     let _ = extra.connect(addr.clone()).await;
-    eventually("extra connection closed", || async {
+    common::eventually(WAIT, "extra connection closed", || async {
         extra.peers().await.unwrap().is_empty().then_some(())
     })
     .await;
@@ -165,12 +150,12 @@ async fn connection_cap_refuses_beyond_it() {
     // Once one dialer leaves, there is room again.
     let gone = dialers.pop().unwrap();
     gone.shutdown().await;
-    eventually("room again", || async {
+    common::eventually(WAIT, "room again", || async {
         (limited.peers().await.unwrap().len() < CAP as usize).then_some(())
     })
     .await;
     assert_eq!(extra.connect(addr).await.unwrap(), limited.peer_id());
-    eventually("extra admitted", || async {
+    common::eventually(WAIT, "extra admitted", || async {
         limited
             .peers()
             .await
@@ -234,7 +219,7 @@ async fn bootstrap_peers_are_dialed_at_start_and_fill_the_routing_table() {
     let mut c = config(TCP);
     c.bootstrap = vec![dial_addr(&hub).await];
     let late = Node::start(c).await.unwrap();
-    eventually("late connected to hub", || async {
+    common::eventually(WAIT, "late connected to hub", || async {
         late.peers()
             .await
             .unwrap()

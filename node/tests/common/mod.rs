@@ -103,3 +103,19 @@ impl Env {
         self.fails_one_line_with(args, &[])
     }
 }
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics naming `what` after `wait`.
+pub async fn eventually<T, F, Fut>(wait: std::time::Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
