@@ -3,7 +3,7 @@
 //! providers when the nodes are not connected (A – C – B); malformed frames, oversize frames
 //! and want floods from a real connection, penalized and disconnected.
 
-use crate::common;
+use crate::common::{self, dial_addr, TestNode};
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,38 +12,15 @@ use ipfs_kit::bitswap::ledger::WANTLIST_ENTRIES_PER_PEER_MAX;
 use ipfs_kit::bitswap::protocol::{
     Message, ProtocolVersion, WantEntry, Wantlist, MESSAGE_BYTES_MAX,
 };
-use ipfs_kit::net::{Keypair, Multiaddr, Node, NodeConfig, PeerId};
+use ipfs_kit::net::PeerId;
 use ipfs_kit::repo::Repo;
 use ipfs_kit::unixfs::{dir::import_path, export, ImportOptions};
 use rand::{RngCore as _, SeedableRng as _};
 
-const TCP: &str = "/ip4/127.0.0.1/tcp/0";
 const WAIT: Duration = Duration::from_secs(30);
 
-struct TestNode {
-    node: Node,
-    repo: Repo,
-    _dir: tempfile::TempDir,
-}
-
 async fn start() -> TestNode {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::init(&dir.path().join("repo")).unwrap();
-    let mut c = NodeConfig::new(Keypair::generate_ed25519()).with_repo(repo.clone());
-    c.listen = vec![TCP.parse().unwrap()];
-    c.fetch_stall_timeout = Duration::from_secs(20);
-    TestNode {
-        node: Node::start(c).await.unwrap(),
-        repo,
-        _dir: dir,
-    }
-}
-
-async fn dial_addr(node: &Node) -> Multiaddr {
-    let addrs = node.listen_addrs().await.unwrap();
-    addrs[0]
-        .clone()
-        .with(libp2p::multiaddr::Protocol::P2p(node.peer_id()))
+    common::start_node(|c| c.fetch_stall_timeout = Duration::from_secs(20)).await
 }
 
 fn random_bytes(len: usize, seed: u64) -> Vec<u8> {

@@ -6,12 +6,12 @@
 //! client may wait a minute before asking again), so the block can only arrive because the
 //! server noticed it.
 
+use crate::common::{self, dial_addr, TestNode};
 use std::time::Duration;
 
 use bytes::Bytes;
 use cid::Cid;
 use ipfs_kit::bitswap::protocol::{Message, ProtocolVersion, WantEntry, Wantlist};
-use ipfs_kit::net::{Keypair, Multiaddr, Node, NodeConfig};
 use ipfs_kit::repo::Repo;
 use ipfs_kit::unixfs::BlockSink as _;
 use ipfs_kit_blockstore::hash::{HashFn, RAW_CODEC};
@@ -19,29 +19,8 @@ use ipfs_kit_blockstore::Block;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-struct TestNode {
-    node: Node,
-    repo: Repo,
-    _dir: tempfile::TempDir,
-}
-
 async fn start() -> TestNode {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::init(&dir.path().join("repo")).unwrap();
-    let mut c = NodeConfig::new(Keypair::generate_ed25519()).with_repo(repo.clone());
-    c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    TestNode {
-        node: Node::start(c).await.unwrap(),
-        repo,
-        _dir: dir,
-    }
-}
-
-async fn dial_addr(node: &Node) -> Multiaddr {
-    let addrs = node.listen_addrs().await.unwrap();
-    addrs[0]
-        .clone()
-        .with(libp2p::multiaddr::Protocol::P2p(node.peer_id()))
+    common::start_node(|_| {}).await
 }
 
 fn raw_block(seed: u8, len: usize) -> Block {

@@ -4,52 +4,27 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::common;
+use crate::common::{self, dial_addr, TestNode};
 use std::time::Duration;
 
 use bytes::Bytes;
 use cid::Cid;
 use ipfs_kit::net::autonat::{AutonatConfig, Reachability};
-use ipfs_kit::net::{relay, KadMode, Keypair, Multiaddr, Node, NodeConfig, PeerId};
-use ipfs_kit::repo::Repo;
+use ipfs_kit::net::{relay, KadMode, Multiaddr, NodeConfig, PeerId};
 use ipfs_kit_blockstore::hash::{HashFn, RAW_CODEC};
 use ipfs_kit_blockstore::Block;
 
 const TCP: &str = "/ip4/127.0.0.1/tcp/0";
 const WAIT: Duration = Duration::from_secs(30);
 
-struct TestNode {
-    node: Node,
-    repo: Repo,
-    _dir: tempfile::TempDir,
-}
-
-fn config(repo: &Repo) -> NodeConfig {
-    let mut c = NodeConfig::new(Keypair::generate_ed25519()).with_repo(repo.clone());
-    c.listen = vec![TCP.parse().unwrap()];
-    c.fetch_stall_timeout = Duration::from_secs(20);
-    c.behaviour.autonat = AutonatConfig::for_tests();
-    c
-}
-
+/// A node with quick fetch stalls and AutoNAT set for loopback, then `tune`.
 async fn start(tune: impl FnOnce(&mut NodeConfig)) -> TestNode {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::init(&dir.path().join("repo")).unwrap();
-    let mut c = config(&repo);
-    tune(&mut c);
-    TestNode {
-        node: Node::start(c).await.unwrap(),
-        repo,
-        _dir: dir,
-    }
-}
-
-async fn dial_addr(node: &Node) -> Multiaddr {
-    let addrs = node.listen_addrs().await.unwrap();
-    let direct = addrs.iter().find(|a| !relay::is_relayed(a)).unwrap();
-    direct
-        .clone()
-        .with(libp2p::multiaddr::Protocol::P2p(node.peer_id()))
+    common::start_node(|c| {
+        c.fetch_stall_timeout = Duration::from_secs(20);
+        c.behaviour.autonat = AutonatConfig::for_tests();
+        tune(c);
+    })
+    .await
 }
 
 fn raw_block(seed: u8, len: usize) -> Block {

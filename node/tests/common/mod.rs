@@ -119,3 +119,38 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// An in-process node on a fresh on-disk repository (kept while the value lives).
+pub struct TestNode {
+    pub node: ipfs_kit::net::Node,
+    pub repo: ipfs_kit::repo::Repo,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts a node with a new identity, a fresh repository and a loopback TCP listener, after
+/// `tune` adjusted its config.
+pub async fn start_node(tune: impl FnOnce(&mut ipfs_kit::net::NodeConfig)) -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = ipfs_kit::repo::Repo::init(&dir.path().join("repo")).unwrap();
+    let mut c = ipfs_kit::net::NodeConfig::new(ipfs_kit::net::Keypair::generate_ed25519())
+        .with_repo(repo.clone());
+    c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    tune(&mut c);
+    TestNode {
+        node: ipfs_kit::net::Node::start(c).await.unwrap(),
+        repo,
+        _dir: dir,
+    }
+}
+
+/// The node's first direct (not relayed) listen address, with its peer ID.
+pub async fn dial_addr(node: &ipfs_kit::net::Node) -> ipfs_kit::net::Multiaddr {
+    let addrs = node.listen_addrs().await.unwrap();
+    let direct = addrs
+        .iter()
+        .find(|a| !ipfs_kit::net::relay::is_relayed(a))
+        .expect("a direct listen address");
+    direct
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(node.peer_id()))
+}
