@@ -6,105 +6,20 @@
 
 use crate::common;
 
-use common::Env;
+use common::{random_bytes, Daemon, Env};
 use reqwest::blocking::multipart::{Form, Part};
 use reqwest::blocking::Client;
 use serde_json::Value;
-use std::io::{BufRead as _, BufReader, Read as _};
-use std::process::{Child, Command, Stdio};
+use std::io::Read as _;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "s3cret-token-0123456789";
-
-/// A running daemon with its API and gateway on ephemeral loopback ports.
-struct Daemon {
-    child: Child,
-    api: String,
-    gateway: String,
-    rest: Option<std::io::Lines<BufReader<std::process::ChildStdout>>>,
-}
-
-impl Daemon {
-    fn start(env: &Env, extra: &[&str], vars: &[(&str, &str)]) -> Daemon {
-        let mut args = vec![
-            "daemon",
-            "--swarm",
-            "/ip4/127.0.0.1/tcp/0",
-            "--api",
-            "127.0.0.1:0",
-            "--gateway",
-            "127.0.0.1:0",
-        ];
-        args.extend_from_slice(extra);
-        let mut cmd = env.cmd(&args);
-        cmd.env_remove("IPFS_KIT_API_TOKEN");
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (mut api, mut gateway) = (None, None);
-        let addr = |l: &str| {
-            // "... listening on /ip4/127.0.0.1/tcp/PORT"
-            let ma = l.rsplit(' ').next().unwrap();
-            let p: Vec<&str> = ma.split('/').collect();
-            format!("http://{}:{}", p[2], p[4])
-        };
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            if line.starts_with("RPC API server listening on") {
-                api = Some(addr(&line));
-            } else if line.starts_with("Gateway server listening on") {
-                gateway = Some(addr(&line));
-            } else if line == "Daemon is ready" {
-                break;
-            }
-        }
-        Daemon {
-            child,
-            api: api.expect("no API line"),
-            gateway: gateway.expect("no gateway line"),
-            rest: Some(lines),
-        }
-    }
-
-    fn url(&self, cmd: &str) -> String {
-        format!("{}/api/v0/{cmd}", self.api)
-    }
-
-    fn sigterm(&mut self) {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn client() -> Client {
     Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap()
-}
-
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    use rand::{RngCore as _, SeedableRng as _};
-    let mut v = vec![0u8; n];
-    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
-    v
 }
 
 fn ndjson(text: &str) -> Vec<Value> {

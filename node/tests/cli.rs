@@ -7,21 +7,6 @@ use common::Env;
 use std::path::Path;
 use std::process::Stdio;
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407)
-        | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 fn write(path: &Path, data: &[u8]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, data).unwrap();
@@ -41,7 +26,7 @@ fn last_cid(added: &str) -> String {
 #[test]
 fn add_then_cat_round_trips_and_prints_kubo_lines() {
     let env = Env::new();
-    let data = pseudo_random(1_000_000, 1);
+    let data = common::random_bytes(1_000_000, 1);
     let file = env.path("in/data.bin");
     write(&file, &data);
     let out = env.ok(&["add", file.to_str().unwrap()]);
@@ -80,7 +65,7 @@ fn add_recursive_then_get_and_ls() {
     write(&root.join("a.txt"), b"hello world\n");
     write(
         &root.join("sub dir/ünïcödé.bin"),
-        &pseudo_random(300_000, 2),
+        &common::random_bytes(300_000, 2),
     );
     std::fs::create_dir_all(root.join("empty")).unwrap();
     let out = env.ok(&["add", "-r", root.to_str().unwrap()]);
@@ -106,7 +91,7 @@ fn add_recursive_then_get_and_ls() {
     assert_eq!(std::fs::read(dest.join("a.txt")).unwrap(), b"hello world\n");
     assert_eq!(
         std::fs::read(dest.join("sub dir/ünïcödé.bin")).unwrap(),
-        pseudo_random(300_000, 2)
+        common::random_bytes(300_000, 2)
     );
     assert!(dest.join("empty").is_dir());
 }
@@ -115,7 +100,7 @@ fn add_recursive_then_get_and_ls() {
 fn only_hash_writes_nothing_and_pin_false_is_collected() {
     let env = Env::new();
     let file = env.path("f");
-    write(&file, &pseudo_random(600_000, 3));
+    write(&file, &common::random_bytes(600_000, 3));
     let cid = env
         .ok(&["add", "-Q", "--only-hash", file.to_str().unwrap()])
         .trim()
@@ -143,7 +128,7 @@ fn only_hash_writes_nothing_and_pin_false_is_collected() {
 fn pins_protect_from_gc_until_removed() {
     let env = Env::new();
     let file = env.path("f");
-    let data = pseudo_random(700_000, 4);
+    let data = common::random_bytes(700_000, 4);
     write(&file, &data);
     let cid = env
         .ok(&["add", "-Q", file.to_str().unwrap()])
@@ -212,7 +197,7 @@ fn block_and_dag_commands() {
 fn car_export_import_round_trip() {
     let env = Env::new();
     let root = env.path("t");
-    write(&root.join("x"), &pseudo_random(900_000, 5));
+    write(&root.join("x"), &common::random_bytes(900_000, 5));
     write(&root.join("y/z"), b"zzz");
     let cid = last_cid(&env.ok(&["add", "-r", root.to_str().unwrap()]));
     let car = env.ok_bytes(&["dag", "export", &cid]);
@@ -224,7 +209,7 @@ fn car_export_import_round_trip() {
     assert_eq!(out.trim(), format!("Pinned root\t{cid}\tsuccess"));
     assert_eq!(
         other.ok_bytes(&["cat", &format!("{cid}/x")]),
-        pseudo_random(900_000, 5)
+        common::random_bytes(900_000, 5)
     );
     // Truncated CAR: a typed error, and nothing pinned.
     let third = Env::new();
@@ -256,7 +241,7 @@ fn bad_input_gives_one_line_errors() {
 fn verify_finds_a_corrupted_block() {
     let env = Env::new();
     let file = env.path("f");
-    write(&file, &pseudo_random(2_000_000, 6));
+    write(&file, &common::random_bytes(2_000_000, 6));
     let cid = env
         .ok(&["add", "-Q", file.to_str().unwrap()])
         .trim()
@@ -296,7 +281,7 @@ fn adds_acknowledged_before_kill_9_survive() {
     for i in 0..60 {
         write(
             &dir.join(format!("f{i:02}")),
-            &pseudo_random(2_000_000, 100 + i),
+            &common::random_bytes(2_000_000, 100 + i),
         );
     }
     // Add the files one by one in a child; kill -9 it after some have been acknowledged.

@@ -196,60 +196,6 @@ fn without_a_tier_ls_shows_the_local_store_only() {
 }
 
 /// A running `ipfs-kit daemon` on loopback ports; killed on drop.
-struct Daemon {
-    child: Child,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_daemon(env: &common::Env, vars: &[(&str, &str)]) -> Daemon {
-    use std::io::BufRead as _;
-    let mut cmd = env.cmd(&[
-        "daemon",
-        "--swarm",
-        "/ip4/127.0.0.1/tcp/0",
-        "--api",
-        "127.0.0.1:0",
-        "--gateway",
-        "127.0.0.1:0",
-    ]);
-    cmd.env_remove("IPFS_KIT_API_TOKEN");
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let mut ready = false;
-    for line in std::io::BufReader::new(out).lines() {
-        if line.unwrap() == "Daemon is ready" {
-            ready = true;
-            break;
-        }
-    }
-    assert!(ready, "the daemon did not start");
-    Daemon { child }
-}
-
-fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// `index query --json` rows.
 fn index_rows(env: &common::Env, filter: &str, vars: &[(&str, &str)]) -> Vec<serde_json::Value> {
@@ -268,8 +214,8 @@ fn index_rows(env: &common::Env, filter: &str, vars: &[(&str, &str)]) -> Vec<ser
 fn a_running_daemon_feeds_the_index_puts_reads_pins_and_gc() {
     let env = common::Env::new();
     env.ok(&["init"]);
-    let daemon = start_daemon(&env, &[]);
-    let data = pseudo_random(600 * 1024, 7);
+    let daemon = common::Daemon::start(&env, &[], &[]);
+    let data = common::random_bytes(600 * 1024, 7);
     let file = env.path("f.bin");
     std::fs::write(&file, &data).unwrap();
     // CIDv1: raw leaves, a dag-pb root; 3 leaves of 256 KiB.
@@ -344,10 +290,10 @@ fn the_daemon_demotes_cold_unpinned_blocks_and_moves_tiers_through_its_api() {
     )
     .unwrap();
     drop(cfg);
-    let daemon = start_daemon(&env, &AWS_ENV);
+    let daemon = common::Daemon::start(&env, &[], &AWS_ENV);
 
-    let kept = pseudo_random(700 * 1024, 11);
-    let cold = pseudo_random(900 * 1024, 13);
+    let kept = common::random_bytes(700 * 1024, 11);
+    let cold = common::random_bytes(900 * 1024, 13);
     let (kf, cf) = (env.path("kept.bin"), env.path("cold.bin"));
     std::fs::write(&kf, &kept).unwrap();
     std::fs::write(&cf, &cold).unwrap();

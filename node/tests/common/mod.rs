@@ -4,8 +4,9 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
 /// Every environment variable the binary reads.
 const IPFS_KIT_VARS: [&str; 7] = [
@@ -153,4 +154,99 @@ pub async fn dial_addr(node: &ipfs_kit::net::Node) -> ipfs_kit::net::Multiaddr {
     direct
         .clone()
         .with(libp2p::multiaddr::Protocol::P2p(node.peer_id()))
+}
+
+/// `n` deterministic pseudo-random bytes from `seed`.
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    use rand::{RngCore as _, SeedableRng as _};
+    let mut v = vec![0u8; n];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
+    v
+}
+
+/// A running `ipfs-kit daemon` process on `Env`'s repository, with its swarm, RPC API and
+/// gateway on ephemeral loopback ports; killed when dropped.
+pub struct Daemon {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT` of the RPC API.
+    pub api: String,
+    /// `http://127.0.0.1:PORT` of the gateway.
+    pub gateway: String,
+    /// The rest of the daemon's stdout, held so that its writes never hit a closed pipe.
+    pub rest: Option<std::io::Lines<BufReader<ChildStdout>>>,
+}
+
+impl Daemon {
+    /// Starts the daemon with `extra` arguments and `vars` in its environment (no API token
+    /// unless `vars` sets one) and waits for `Daemon is ready`.
+    pub fn start(env: &Env, extra: &[&str], vars: &[(&str, &str)]) -> Daemon {
+        let mut args = vec![
+            "daemon",
+            "--swarm",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api",
+            "127.0.0.1:0",
+            "--gateway",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        let mut cmd = env.cmd(&args);
+        cmd.env_remove("IPFS_KIT_API_TOKEN");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut api, mut gateway, mut ready) = (None, None, false);
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(a) = line.strip_prefix("RPC API server listening on ") {
+                api = Some(http_of(a));
+            } else if let Some(a) = line.strip_prefix("Gateway server listening on ") {
+                gateway = Some(http_of(a));
+            } else if line == "Daemon is ready" {
+                ready = true;
+                break;
+            }
+        }
+        assert!(ready, "the daemon exited before it was ready");
+        Daemon {
+            child,
+            api: api.expect("no API line"),
+            gateway: gateway.expect("no gateway line"),
+            rest: Some(lines),
+        }
+    }
+
+    /// The URL of RPC command `cmd` (`"add"`, `"pin/ls"`, ...).
+    pub fn url(&self, cmd: &str) -> String {
+        format!("{}/api/v0/{cmd}", self.api)
+    }
+
+    /// Asks the daemon to shut down gracefully.
+    pub fn sigterm(&mut self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `http://HOST:PORT` of a printed `/ip4/HOST/tcp/PORT` address.
+pub fn http_of(multiaddr: &str) -> String {
+    let p: Vec<&str> = multiaddr.trim().split('/').collect();
+    format!("http://{}:{}", p[2], p[4])
 }
