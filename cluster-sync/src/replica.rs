@@ -24,8 +24,9 @@
 //! replicas with the same trust set converge. Heads announced by an untrusted peer that resolve to
 //! untrusted deltas are not followed (`refused_heads`), so an attacker cannot make us walk its DAG.
 //! A snapshot carries the effects of every delta its author accepted, removals included, so it is
-//! installed only when signed by a trusted peer *whose declared trust set equals ours*. Trust is
-//! this peer plus an explicit list.
+//! installed only when signed by a trusted peer *whose declared trust set equals ours* (ours may
+//! also hold our own key: a worker trusts itself, the masters do not). Trust is this peer plus an
+//! explicit list.
 //!
 //! **Compaction.** `Event::Compact` (or `compact_deltas_threshold` stored deltas) writes a signed
 //! snapshot of the state (pins with their tags, the heads and the context) and drops the bodies
@@ -56,6 +57,9 @@ pub struct ReplicaConfig {
     pub compact_keep_priorities: u64,
     /// Emit `Action::StateChanged` (the pin tracker's input).
     pub emit_state_changes: bool,
+    /// Bytes of waiting deltas kept whole; past it, a waiting delta keeps only its links and
+    /// its body is fetched again once its ancestry is complete (`PENDING_BYTES_MAX`).
+    pub pending_bytes_max: usize,
 }
 
 impl Default for ReplicaConfig {
@@ -68,6 +72,7 @@ impl Default for ReplicaConfig {
             compact_deltas_threshold: COMPACT_DELTAS_THRESHOLD_DEFAULT,
             compact_keep_priorities: COMPACT_KEEP_PRIORITIES_DEFAULT,
             emit_state_changes: true,
+            pending_bytes_max: PENDING_BYTES_MAX,
         }
     }
 }
@@ -178,9 +183,48 @@ struct Pending {
     delta: Delta,
     /// Signed by a key not trusted here: resolved as empty once its ancestry is complete.
     refused: bool,
+    /// Only its links are kept (the pending bytes were full): once its ancestry is complete
+    /// it is fetched again, whole, and applied then.
+    light: bool,
     bytes: Vec<u8>,
     missing: usize,
     from: Option<PeerKey>,
+}
+
+/// What a waiting delta keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kept {
+    Whole,
+    /// Its links only, to be fetched again (`Pending::light`).
+    Light,
+    /// Its links only, resolved as empty (`Pending::refused`).
+    Refused,
+}
+
+impl Kept {
+    fn links(refused: bool) -> Kept {
+        if refused {
+            Kept::Refused
+        } else {
+            Kept::Light
+        }
+    }
+}
+
+/// Whether a snapshot may be installed here: signed by a trusted peer whose declared trust
+/// set is ours, except that ours may also hold our own key. Every peer trusts itself, so a
+/// worker that the masters do not trust (the usual cluster) differs from a master's set by
+/// exactly its own key; what the master refused by that key is nothing (a worker writes no
+/// deltas), and a set that trusts any other key we do not (a lax writer) is still refused.
+fn snapshot_trusted(trusted: &HashSet<PeerKey>, me: &PeerKey, root: &SnapshotRoot) -> bool {
+    trusted.contains(&root.author)
+        && root.trust.iter().all(|k| trusted.contains(k))
+        && trusted.iter().all(|k| k == me || root.trust.contains(k))
+}
+
+/// What a delta kept as links only counts against the pending bytes.
+fn light_cost(d: &Delta) -> usize {
+    64 + d.parents.len() * 40
 }
 
 struct Want {
@@ -236,6 +280,8 @@ pub struct Replica {
     bad_snapshots: HashSet<Cid>,
     snap_fetch: Option<SnapFetch>,
     deferred: Option<(PeerKey, Vec<Cid>)>,
+    /// Light deltas whose ancestry became complete: fetched again at the end of this event.
+    refetch: Vec<(DeltaId, PeerKey)>,
     last_announce_ms: Option<u64>,
     restoring: bool,
     out: Vec<Action>,
@@ -279,6 +325,7 @@ impl Replica {
             bad_snapshots: HashSet::new(),
             snap_fetch: None,
             deferred: None,
+            refetch: Vec::new(),
             last_announce_ms: None,
             restoring: false,
             out: Vec::new(),
@@ -466,6 +513,14 @@ impl Replica {
             Event::FetchFailed { from, cid } => self.on_fetch_failed(from, cid, now_ms),
             Event::Tick => self.tick(now_ms),
         }
+        for (id, from) in std::mem::take(&mut self.refetch) {
+            if !self.known(&id) && !self.pending.contains_key(&id) && !self.wanted.contains_key(&id)
+            {
+                // If the in-flight bound holds it back, `tick` asks again: its children still
+                // wait for it in `waiters`.
+                self.request(id, from, now_ms, true);
+            }
+        }
         if !self.changes.is_empty() {
             let c = std::mem::take(&mut self.changes);
             if self.cfg.emit_state_changes {
@@ -545,7 +600,7 @@ impl Replica {
         match codec::decode_delta(&cid, &bytes) {
             Ok(d) => {
                 debug!(%cid, priority, ops = d.ops.len(), "new delta");
-                self.ingest(d, bytes, None, now_ms, false);
+                self.ingest(d, bytes, None, now_ms, Kept::Whole);
                 self.announce(now_ms);
             }
             // Only an op set larger than DELTA_BYTES_MAX gets here, which the batch bound prevents.
@@ -692,22 +747,36 @@ impl Replica {
                 return;
             }
         }
-        if self.pending.len() >= PENDING_DELTAS_MAX
-            || self.pending_bytes + bytes.len() > PENDING_BYTES_MAX
+        // A delta whose parents are all known is applied at once and never waits.
+        let waits = delta.parents.iter().any(|p| !self.known(p));
+        let light =
+            waits && !refused && self.pending_bytes + bytes.len() > self.cfg.pending_bytes_max;
+        let cost = if refused || light {
+            light_cost(&delta)
+        } else {
+            bytes.len()
+        };
+        if waits
+            && (self.pending.len() >= PENDING_DELTAS_MAX
+                || self.pending_bytes + cost > self.cfg.pending_bytes_max.max(PENDING_BYTES_MAX))
         {
             warn!(peer = %from, pending = self.pending.len(), "pending deltas full; falling back to a snapshot");
             self.snapshot_fallback(from, now_ms);
             return;
         }
-        if refused {
-            // Keep only its links: its ops and bytes are never used.
+        if refused || light {
+            // Keep only its links: a refused delta's ops and bytes are never used; a light
+            // one's body is fetched again when its turn comes.
+            if light {
+                debug!(%cid, pending_bytes = self.pending_bytes, "pending bytes full; keeping the links only");
+            }
             let links = Delta {
                 ops: Vec::new(),
                 ..delta
             };
-            self.ingest(links, Vec::new(), Some(from), now_ms, true);
+            self.ingest(links, Vec::new(), Some(from), now_ms, Kept::links(refused));
         } else {
-            self.ingest(delta, bytes, Some(from), now_ms, false);
+            self.ingest(delta, bytes, Some(from), now_ms, Kept::Whole);
         }
     }
 
@@ -718,8 +787,9 @@ impl Replica {
         bytes: Vec<u8>,
         from: Option<PeerKey>,
         now_ms: u64,
-        refused: bool,
+        kept: Kept,
     ) {
+        let (refused, light) = (kept == Kept::Refused, kept == Kept::Light);
         let id = delta.id;
         let mut missing = 0;
         let mut parents = delta.parents.clone();
@@ -738,12 +808,17 @@ impl Replica {
                 }
             }
         }
-        self.pending_bytes += bytes.len();
+        self.pending_bytes += if refused || light {
+            light_cost(&delta)
+        } else {
+            bytes.len()
+        };
         self.pending.insert(
             id,
             Pending {
                 delta,
                 refused,
+                light,
                 bytes,
                 missing,
                 from,
@@ -775,8 +850,19 @@ impl Replica {
             let Some(p) = self.pending.remove(&id) else {
                 continue;
             };
-            self.pending_bytes = self.pending_bytes.saturating_sub(p.bytes.len());
+            self.pending_bytes = self.pending_bytes.saturating_sub(if p.refused || p.light {
+                light_cost(&p.delta)
+            } else {
+                p.bytes.len()
+            });
             if self.known(&id) {
+                continue;
+            }
+            if p.light {
+                // Its ancestry is complete: fetch it whole; its children keep waiting for it.
+                if let Some(f) = p.from {
+                    self.refetch.push((id, f));
+                }
                 continue;
             }
             let d = p.delta;
@@ -935,11 +1021,7 @@ impl Replica {
         let from = sf.from;
         if cid == sf.root && sf.decoded.is_none() {
             match codec::decode_snapshot_root(&cid, &bytes) {
-                Ok(root)
-                    if self.trusted.contains(&root.author)
-                        && root.trust.len() == self.trusted.len()
-                        && root.trust.iter().all(|k| self.trusted.contains(k)) =>
-                {
+                Ok(root) if snapshot_trusted(&self.trusted, &self.me, &root) => {
                     for c in &root.chunks {
                         sf.chunks.insert(*c, None);
                         self.out.push(Action::Fetch { cid: *c, from });
@@ -1097,7 +1179,14 @@ impl Replica {
         waiting.sort_by_key(|p| (p.delta.priority, p.delta.id));
         for p in waiting {
             if !self.known(&p.delta.id) {
-                self.ingest(p.delta, p.bytes, p.from, 0, p.refused);
+                let kept = if p.refused {
+                    Kept::Refused
+                } else if p.light {
+                    Kept::Light
+                } else {
+                    Kept::Whole
+                };
+                self.ingest(p.delta, p.bytes, p.from, 0, kept);
             }
         }
     }

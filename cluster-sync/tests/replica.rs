@@ -36,6 +36,8 @@ struct Net {
     nodes: Vec<(Replica, MemStore)>,
     fetches: usize,
     now: u64,
+    /// The most pending bytes any replica held after an event.
+    pending_bytes_max_seen: usize,
 }
 
 impl Net {
@@ -47,6 +49,7 @@ impl Net {
                 .collect(),
             fetches: 0,
             now: 0,
+            pending_bytes_max_seen: 0,
         }
     }
     fn idx(&self, p: &PeerKey) -> usize {
@@ -58,6 +61,9 @@ impl Net {
         while let Some((n, ev)) = work.pop() {
             let now = self.now;
             let actions = self.nodes[n].0.handle(ev, now);
+            self.pending_bytes_max_seen = self
+                .pending_bytes_max_seen
+                .max(self.nodes[n].0.memory().pending_bytes);
             for a in actions {
                 match a {
                     Action::Broadcast(ann) => {
@@ -508,6 +514,63 @@ fn new_peer_catches_up_from_a_snapshot_then_newer_deltas() {
         net.fetches
     );
     assert_eq!(b.snapshot(), a.snapshot());
+}
+
+#[test]
+fn far_behind_peer_walks_a_chain_past_the_pending_bound_without_a_snapshot() {
+    // 0 writes 120 deltas nobody hears of; 1 then hears the head only. Walking down from it, 1
+    // holds every delta until the oldest applies: far more bytes than its bound, and 0 has no
+    // snapshot to fall back to. Past the bound, a waiting delta keeps only its links and is
+    // fetched again, whole, once its ancestry is complete.
+    let trusted = [pk(1), pk(2)];
+    let small = ReplicaConfig {
+        pending_bytes_max: 16 * 1024,
+        ..cfg()
+    };
+    let mut net = Net::new(vec![
+        Replica::new(key(1), trusted, cfg()),
+        Replica::new(key(2), trusted, small),
+    ]);
+    const DELTAS: u64 = 120;
+    for i in 0..DELTAS * 50 {
+        net.local(0, Event::Pin(pin(i)));
+        if i % 50 == 49 {
+            net.local(0, Event::Flush);
+        }
+    }
+    for i in 0..300 {
+        net.local(0, Event::Unpin(pin(i * 7).cid));
+    }
+    net.local(0, Event::Flush);
+    let chain_bytes: usize = net.nodes[0].1.deltas.values().map(|b| b.len()).sum();
+    assert!(chain_bytes > 10 * 16 * 1024, "chain of {chain_bytes} B");
+    assert!(net.nodes[0].0.snapshot().is_none());
+    net.fetches = 0;
+    net.pending_bytes_max_seen = 0;
+    net.announce_to(0, &[1]);
+    let (a, b) = (&net.nodes[0].0, &net.nodes[1].0);
+    assert_eq!(b.state().len(), (DELTAS * 50 - 300) as usize);
+    assert_eq!(a.state().sorted(), b.state().sorted());
+    assert_eq!(a.heads(), b.heads());
+    assert!(b.snapshot().is_none(), "no snapshot was needed");
+    assert_eq!(b.memory().pending_deltas, 0);
+    let deltas = net.nodes[0].1.deltas.len();
+    // Whole bodies up to the bound, then 64 B + 40 B per parent for each delta kept as links.
+    let links_bytes_max = deltas * (64 + 40);
+    assert!(
+        net.pending_bytes_max_seen <= 16 * 1024 + links_bytes_max,
+        "pending bytes stayed bounded: {}",
+        net.pending_bytes_max_seen
+    );
+    assert!(
+        net.pending_bytes_max_seen > 16 * 1024 - 4096,
+        "the bound was reached"
+    );
+    assert!(
+        net.fetches > deltas && net.fetches <= 2 * deltas,
+        "{} fetches for {deltas} deltas (the light ones twice)",
+        net.fetches
+    );
 }
 
 #[test]

@@ -89,6 +89,7 @@ impl SimConfig {
                 compact_deltas_threshold: 0,
                 compact_keep_priorities: 3,
                 emit_state_changes: true,
+                pending_bytes_max: crate::limits::PENDING_BYTES_MAX,
             },
         }
     }

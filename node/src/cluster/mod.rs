@@ -205,6 +205,7 @@ impl ClusterSetup {
             trusted,
             seen: BTreeMap::new(),
             fetching: Default::default(),
+            fetch_queue: Default::default(),
             started: Instant::now(),
             last_metric: None,
             last_repair: None,

@@ -16,7 +16,7 @@
 //!
 //! No protocol decision is made here: the replica, the allocator and the tracker decide.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cid::Cid;
@@ -83,7 +83,10 @@ pub(crate) struct Service {
     pub(crate) trusted: BTreeSet<PeerKey>,
     /// Metrics as received (for `peers`), beside the allocator's view.
     pub(crate) seen: BTreeMap<PeerKey, Metric>,
+    /// Blocks asked for: queued or being fetched (one fetch per CID).
     pub(crate) fetching: HashSet<Cid>,
+    /// Fetches waiting for a slot, oldest first (see [`DELTA_FETCHES_CONCURRENT_MAX`]).
+    pub(crate) fetch_queue: VecDeque<(Cid, PeerKey)>,
     pub(crate) started: Instant,
     pub(crate) last_metric: Option<Instant>,
     pub(crate) last_repair: Option<Instant>,
@@ -92,6 +95,19 @@ pub(crate) struct Service {
 }
 
 type FetchResult = (Cid, PeerKey, Result<Vec<u8>, String>);
+
+/// Bitswap fetches of cluster blocks (deltas, snapshot blocks) running at once; the rest wait
+/// in [`Service::fetch_queue`], oldest first. Unbounded, a peer that heard of a thousand heads
+/// opened a thousand bitswap sessions at once: the announcer, serving every peer at once,
+/// answered none within the fetch timeout, and every late session rebroadcast its wants and
+/// started a DHT provider search, so the swarms spent their time in kad queries and the
+/// retries made it worse (measured in benches/README.md, `cluster_bench`). Oldest first also
+/// fetches a chain in the order it was announced, so deltas apply as they arrive.
+pub const DELTA_FETCHES_CONCURRENT_MAX: usize = 16;
+/// Fetches that may wait for a slot; more are dropped (the replica asks again on its timeout).
+/// The replica's own bounds keep it under this: wants in flight plus one snapshot's chunks.
+pub const DELTA_FETCH_QUEUE_LEN_MAX: usize = ipfs_kit_cluster_sync::limits::FETCHES_IN_FLIGHT_MAX
+    + ipfs_kit_cluster_sync::limits::SNAPSHOT_CHUNKS_MAX;
 type OpResult = (Cid, bool, Result<(), String>);
 
 impl Service {
@@ -138,6 +154,7 @@ impl Service {
                     }
                 }
                 Some(r) = fetches.join_next(), if !fetches.is_empty() => {
+                    self.start_fetches(&mut fetches);
                     if let Ok((cid, from, result)) = r {
                         self.fetching.remove(&cid);
                         let ev = match result {
@@ -191,22 +208,10 @@ impl Service {
             match a {
                 Action::Broadcast(ann) => self.publish(HEADS_TOPIC, ann.encode()),
                 Action::Fetch { cid, from } => {
-                    if self.fetching.insert(cid) {
-                        let node = self.node.clone();
-                        let repo = self.repo.clone();
-                        let timeout = Duration::from_millis(self.cfg.replica.fetch_timeout_ms);
-                        fetches.spawn(async move {
-                            let r = match tokio::time::timeout(timeout, node.fetch_block(cid)).await
-                            {
-                                Ok(Ok(block)) => Ok(block.data().to_vec()),
-                                Ok(Err(e)) => Err(e.to_string()),
-                                Err(_) => Err(format!("no answer within {timeout:?}")),
-                            };
-                            if r.is_ok() {
-                                drop_from_repo(repo, cid).await;
-                            }
-                            (cid, from, r)
-                        });
+                    if self.fetch_queue.len() >= DELTA_FETCH_QUEUE_LEN_MAX {
+                        tracing::debug!(%cid, "cluster fetch queue full; the replica asks again");
+                    } else if self.fetching.insert(cid) {
+                        self.fetch_queue.push_back((cid, from));
                     }
                 }
                 Action::Persist(p) => persist.push(p),
@@ -228,6 +233,30 @@ impl Service {
             }
         }
         self.persist(persist);
+        self.start_fetches(fetches);
+    }
+
+    /// Starts queued fetches while fewer than [`DELTA_FETCHES_CONCURRENT_MAX`] run.
+    fn start_fetches(&mut self, fetches: &mut JoinSet<FetchResult>) {
+        while fetches.len() < DELTA_FETCHES_CONCURRENT_MAX {
+            let Some((cid, from)) = self.fetch_queue.pop_front() else {
+                break;
+            };
+            let node = self.node.clone();
+            let repo = self.repo.clone();
+            let timeout = Duration::from_millis(self.cfg.replica.fetch_timeout_ms);
+            fetches.spawn(async move {
+                let r = match tokio::time::timeout(timeout, node.fetch_block(cid)).await {
+                    Ok(Ok(block)) => Ok(block.data().to_vec()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no answer within {timeout:?}")),
+                };
+                if r.is_ok() {
+                    drop_from_repo(repo, cid).await;
+                }
+                (cid, from, r)
+            });
+        }
     }
 
     /// Writes what the replica asked for; new blocks are announced to bitswap.
