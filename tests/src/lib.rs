@@ -6,6 +6,7 @@ pub mod cli;
 pub mod fixtures;
 pub mod interop;
 pub mod kubo_serve;
+pub mod our_node;
 pub mod ours;
 
 /// Prints a comparison table (fixture, reference CID, our CID, verdict) and returns the rows

@@ -10,54 +10,27 @@ use std::path::Path;
 use std::time::Duration;
 
 use cid::Cid;
-use ipfs_kit::net::{Keypair, Node, NodeConfig, PeerId};
 use ipfs_kit::repo::Repo;
 use ipfs_kit::unixfs::{dir::import_path, export, ImportOptions};
+use ipfs_kit_tests::fixtures::random_bytes;
 use ipfs_kit_tests::interop::Interop;
 use ipfs_kit_tests::kubo_serve::KuboServe;
+use ipfs_kit_tests::our_node::OurNode;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-struct Ours {
-    node: Node,
-    repo: Repo,
-    _dir: tempfile::TempDir,
-}
-
-async fn our_node() -> Ours {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::init(&dir.path().join("repo")).unwrap();
-    let mut c = NodeConfig::new(Keypair::generate_ed25519()).with_repo(repo.clone());
-    c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    c.fetch_stall_timeout = WAIT;
-    Ours {
-        node: Node::start(c).await.unwrap(),
-        repo,
-        _dir: dir,
-    }
-}
-
-fn random_bytes(len: usize, seed: u32) -> Vec<u8> {
-    // xorshift: deterministic, incompressible enough, no extra dependency.
-    let mut x = 0x2545_f491_u32 ^ seed.wrapping_mul(0x9e37_79b9);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+async fn our_node() -> OurNode {
+    OurNode::start(WAIT, |_| {}).await.unwrap()
 }
 
 /// A 3 MiB file (12 chunks of 256 KiB) and a directory tree around a copy of it.
 fn make_inputs(root: &Path) {
     std::fs::create_dir_all(root.join("tree/sub")).unwrap();
-    let big = random_bytes(3 * 1024 * 1024 + 123, 7);
+    let big = random_bytes(7, 3 * 1024 * 1024 + 123);
     std::fs::write(root.join("big.bin"), &big).unwrap();
     std::fs::write(root.join("tree/big.bin"), &big).unwrap();
     std::fs::write(root.join("tree/a.txt"), b"kubo and ipfs-kit\n").unwrap();
-    std::fs::write(root.join("tree/sub/b.bin"), random_bytes(600_000, 8)).unwrap();
+    std::fs::write(root.join("tree/sub/b.bin"), random_bytes(8, 600_000)).unwrap();
 }
 
 fn assert_same(a: &Path, b: &Path) {
@@ -89,20 +62,6 @@ fn add_ours(repo: &Repo, path: &Path) -> Cid {
     imported.cid
 }
 
-async fn connected(kubo: &mut KuboServe, node: &Node) {
-    let kubo_peer: PeerId = kubo.id.parse().unwrap();
-    node.connect(kubo.dial_addr().unwrap()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !kubo.peers().unwrap().contains(&node.peer_id().to_string()) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "kubo never listed us"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(node.peers().await.unwrap().contains(&kubo_peer));
-}
-
 #[test]
 fn kubo_fetches_a_file_and_a_directory_from_ipfs_kit() {
     let Some(interop) = Interop::from_env("kubo_fetches_a_file_and_a_directory_from_ipfs_kit")
@@ -117,7 +76,7 @@ fn kubo_fetches_a_file_and_a_directory_from_ipfs_kit() {
         let file = add_ours(&ours.repo, &src.path().join("big.bin"));
         let tree = add_ours(&ours.repo, &src.path().join("tree"));
         let mut kubo = KuboServe::start(&interop, false).unwrap();
-        connected(&mut kubo, &ours.node).await;
+        ours.connect_to(&mut kubo, WAIT).await.unwrap();
         let out = tempfile::tempdir().unwrap();
         kubo.download(&file, &out.path().join("big.bin")).unwrap();
         assert_same(&src.path().join("big.bin"), &out.path().join("big.bin"));
@@ -147,7 +106,7 @@ fn ipfs_kit_fetches_a_file_and_a_directory_from_kubo() {
             .parse()
             .unwrap();
         let tree: Cid = kubo.add(&src.path().join("tree")).unwrap().parse().unwrap();
-        connected(&mut kubo, &ours.node).await;
+        ours.connect_to(&mut kubo, WAIT).await.unwrap();
         let out = tempfile::tempdir().unwrap();
         let stats = ours.node.fetch_dag(file).await.unwrap();
         assert!(stats.blocks_fetched > 12, "{stats:?}");

@@ -7,15 +7,11 @@
 //!   disconnects; K's `Download` of the file can only find Y through the provider record Y
 //!   stored at K, dials Y and fetches the DAG.
 //!
-//! Why K, not a third node of ours, is the DHT node in the second test: kubo's WAN DHT admits
-//! only peers with public addresses to its routing table, and its LAN DHT speaks
-//! `/ipfs/lan/kad/1.0.0`, which we do not; on loopback kubo therefore never routes a query
-//! through one of our nodes, only through records it holds itself.
-//!
-//! Status: both tests are `#[ignore]`d. Run against kubo 0.22 they fail at the first check:
-//! on loopback kubo announces `/ipfs/lan/kad/1.0.0` (its LAN DHT) and not `/ipfs/kad/1.0.0`,
-//! so our kad never adds it to the routing table. They run as written once the node can speak
-//! the LAN protocol name (a kad protocol option in `BehaviourConfig`, used by the sender too).
+//! On loopback kubo's WAN DHT stays a client (no public address, even with `Routing.Type =
+//! dhtserver`), so kubo serves only its LAN DHT, `/ipfs/lan/kad/1.0.0`: every exchange here
+//! runs over our LAN DHT (`routing.lan_dht`, on by default), the lookup, the batched
+//! ADD_PROVIDER stream and Z's GET_PROVIDERS alike. Why K, not a third node of ours, is the
+//! DHT node in the second test: kubo's download must find Y through a record kubo holds.
 //!
 //! Skipped loudly without the interop environment; fails under CI (`CI` set) without it.
 
@@ -23,60 +19,41 @@ use std::time::Duration;
 
 use cid::Cid;
 use ipfs_kit::config::ProvideStrategy;
+use ipfs_kit::net::behaviour::KAD_LAN_PROTOCOL;
 use ipfs_kit::net::provide::{Reprovider, ReproviderConfig};
-use ipfs_kit::net::{Keypair, Node, NodeConfig, PeerId};
-use ipfs_kit::repo::Repo;
+use ipfs_kit::net::PeerId;
 use ipfs_kit::unixfs::{file::import_file, ImportOptions};
 use ipfs_kit_blockstore::hash::HashFn;
 use ipfs_kit_blockstore::Block;
+use ipfs_kit_tests::fixtures::random_bytes;
 use ipfs_kit_tests::interop::Interop;
 use ipfs_kit_tests::kubo_serve::KuboServe;
+use ipfs_kit_tests::our_node::OurNode;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Blocks announced in the batched ADD_PROVIDER test.
 const BLOCKS: u32 = 64;
 
-struct Ours {
-    node: Node,
-    repo: Repo,
-    _dir: tempfile::TempDir,
+/// Our node with the LAN DHT on (the default, spelled out: these tests are about it).
+async fn our_node() -> OurNode {
+    OurNode::start(WAIT, |c| c.behaviour.lan_dht = true)
+        .await
+        .unwrap()
 }
 
-async fn our_node() -> Ours {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::init(&dir.path().join("repo")).unwrap();
-    let mut c = NodeConfig::new(Keypair::generate_ed25519()).with_repo(repo.clone());
-    c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    c.fetch_stall_timeout = WAIT;
-    Ours {
-        node: Node::start(c).await.unwrap(),
-        repo,
-        _dir: dir,
-    }
-}
-
-/// Connects `node` to kubo and waits until identify showed kubo's DHT server protocol.
-async fn connect_to_dht_server(kubo: &KuboServe, node: &Node) {
-    let kubo_peer: PeerId = kubo.id.parse().unwrap();
-    node.connect(kubo.dial_addr().unwrap()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let info = node.peer_info(kubo_peer).await.unwrap();
-        if let Some(i) = info.filter(|i| i.agent_version.is_some()) {
-            assert!(
-                i.protocols.iter().any(|p| p == "/ipfs/kad/1.0.0"),
-                "kubo does not serve the DHT: {:?}",
-                i.protocols
-            );
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "identify with kubo never ran"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Connects `ours` to kubo and waits until identify showed kubo's (LAN) DHT server protocol.
+async fn connect_to_dht_server(kubo: &mut KuboServe, ours: &OurNode) -> PeerId {
+    let kubo_peer = ours.connect_to(kubo, WAIT).await.unwrap();
+    let info = ours.identified(kubo_peer, WAIT).await.unwrap();
+    assert!(
+        info.protocols
+            .iter()
+            .any(|p| p == KAD_LAN_PROTOCOL.as_ref()),
+        "kubo does not serve its LAN DHT: {:?}",
+        info.protocols
+    );
+    kubo_peer
 }
 
 fn raw_block(i: u32) -> Block {
@@ -85,22 +62,7 @@ fn raw_block(i: u32) -> Block {
     Block::new(Cid::new_v1(0x55, mh), data.into()).unwrap()
 }
 
-fn random_bytes(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = 0x2545_f491_u32 ^ seed.wrapping_mul(0x9e37_79b9);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
 #[test]
-#[ignore = "kubo 0.22 on loopback serves only its LAN DHT (/ipfs/lan/kad/1.0.0; its WAN DHT \
-            stays a client without a public address, even with Routing.Type = dhtserver) and our \
-            nodes speak /ipfs/kad/1.0.0 only: needs a configurable kad protocol name"]
 fn kubo_accepts_batched_add_provider_and_serves_the_records() {
     let Some(interop) =
         Interop::from_env("kubo_accepts_batched_add_provider_and_serves_the_records")
@@ -109,9 +71,9 @@ fn kubo_accepts_batched_add_provider_and_serves_the_records() {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let kubo = KuboServe::start(&interop, false).unwrap();
+        let mut kubo = KuboServe::start(&interop, false).unwrap();
         let y = our_node().await;
-        connect_to_dht_server(&kubo, &y.node).await;
+        connect_to_dht_server(&mut kubo, &y).await;
         let blocks: Vec<Block> = (0..BLOCKS).map(raw_block).collect();
         y.repo.blocks().put_many(&blocks).unwrap();
         let reprovider = Reprovider::for_repo(
@@ -132,7 +94,7 @@ fn kubo_accepts_batched_add_provider_and_serves_the_records() {
 
         // Z joins afterwards, knows kubo only, and finds Y for every CID.
         let z = our_node().await;
-        connect_to_dht_server(&kubo, &z.node).await;
+        connect_to_dht_server(&mut kubo, &z).await;
         let y_id = y.node.peer_id();
         for b in &blocks {
             let found = tokio::time::timeout(WAIT, z.node.find_providers(*b.cid(), 1))
@@ -149,9 +111,6 @@ fn kubo_accepts_batched_add_provider_and_serves_the_records() {
 }
 
 #[test]
-#[ignore = "kubo 0.22 on loopback serves only its LAN DHT (/ipfs/lan/kad/1.0.0; its WAN DHT \
-            stays a client without a public address, even with Routing.Type = dhtserver) and our \
-            nodes speak /ipfs/kad/1.0.0 only: needs a configurable kad protocol name"]
 fn kubo_finds_ipfs_kit_as_provider_through_its_dht_and_downloads() {
     let Some(interop) =
         Interop::from_env("kubo_finds_ipfs_kit_as_provider_through_its_dht_and_downloads")
@@ -162,7 +121,7 @@ fn kubo_finds_ipfs_kit_as_provider_through_its_dht_and_downloads() {
     rt.block_on(async {
         let mut kubo = KuboServe::start(&interop, false).unwrap();
         let y = our_node().await;
-        let data = random_bytes(3 * 1024 * 1024 + 5, 11);
+        let data = random_bytes(11, 3 * 1024 * 1024 + 5);
         let root = {
             let session = y.repo.begin_write();
             let imported = import_file(
@@ -175,7 +134,7 @@ fn kubo_finds_ipfs_kit_as_provider_through_its_dht_and_downloads() {
             session.pin_imported_root(&imported.cid, None).unwrap();
             imported.cid
         };
-        connect_to_dht_server(&kubo, &y.node).await;
+        let kubo_peer = connect_to_dht_server(&mut kubo, &y).await;
         let reprovider = Reprovider::for_repo(
             y.node.handle(),
             ReproviderConfig::default(),
@@ -186,7 +145,6 @@ fn kubo_finds_ipfs_kit_as_provider_through_its_dht_and_downloads() {
         assert_eq!(report.records_sent, 1, "{report:?}");
 
         // Cut the link: kubo must find Y again through the record.
-        let kubo_peer: PeerId = kubo.id.parse().unwrap();
         let y_id = y.node.peer_id().to_string();
         y.node.disconnect(kubo_peer).await.unwrap();
         let deadline = tokio::time::Instant::now() + WAIT;

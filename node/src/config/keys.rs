@@ -16,6 +16,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "datastore.sync",
     "routing",
     "routing.mode",
+    "routing.lan_dht",
     "swarm",
     "swarm.conns_high",
     "swarm.conns_low",

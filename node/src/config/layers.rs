@@ -31,6 +31,8 @@ pub const ENV_RELAY_SERVICE: &str = "IPFS_KIT_RELAY_SERVICE";
 pub const ENV_AUTONAT_ONLY_GLOBAL_IPS: &str = "IPFS_KIT_AUTONAT_ONLY_GLOBAL_IPS";
 /// `discovery.mdns`, a boolean.
 pub const ENV_MDNS: &str = "IPFS_KIT_MDNS";
+/// `routing.lan_dht`, a boolean.
+pub const ENV_LAN_DHT: &str = "IPFS_KIT_LAN_DHT";
 /// This peer's metric tags, `key=value` comma-separated (`group=eu,rack=2`); empty for none.
 pub const ENV_CLUSTER_TAGS: &str = "IPFS_KIT_CLUSTER_TAGS";
 /// The allocator's order, comma-separated (`tag:group,freespace`).
@@ -138,6 +140,9 @@ impl Config {
         }
         if let Some(v) = env(ENV_MDNS) {
             self.discovery.mdns = env_bool(ENV_MDNS, "discovery.mdns", &v)?;
+        }
+        if let Some(v) = env(ENV_LAN_DHT) {
+            self.routing.lan_dht = env_bool(ENV_LAN_DHT, "routing.lan_dht", &v)?;
         }
         if let Some(v) = env(ENV_CLUSTER_API) {
             resolve::socket_addr("cluster.api", &v).map_err(env_err(ENV_CLUSTER_API))?;

@@ -217,10 +217,23 @@ pub struct Datastore {
 }
 
 /// DHT participation (kubo's `Routing.Type`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Routing {
     pub mode: RoutingMode,
+    /// Also run kubo's LAN DHT (`/ipfs/lan/kad/1.0.0`) beside the WAN one, as kubo's dual DHT
+    /// does; its routing table admits only LAN peers that the WAN DHT cannot route to (kubo
+    /// nodes without a public address serve only this one). Default on.
+    pub lan_dht: bool,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Self {
+            mode: RoutingMode::default(),
+            lan_dht: true,
+        }
+    }
 }
 
 /// `routing.mode`, with kubo's meanings for the `dht*` values.

@@ -98,6 +98,8 @@ pub struct NetworkSettings {
     pub relay_service: bool,
     pub autonat_only_global_ips: bool,
     pub mdns: bool,
+    /// `routing.lan_dht`.
+    pub lan_dht: bool,
 }
 
 impl Config {
@@ -251,6 +253,7 @@ impl Config {
             relay_service,
             autonat_only_global_ips,
             mdns: self.discovery.mdns,
+            lan_dht: self.routing.lan_dht,
         })
     }
 }

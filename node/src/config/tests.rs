@@ -628,10 +628,17 @@ fn network_keys_defaults_env_and_limits() {
         ("IPFS_KIT_RELAY_SERVICE", "yes"),
         ("IPFS_KIT_AUTONAT_ONLY_GLOBAL_IPS", "0"),
         ("IPFS_KIT_MDNS", "true"),
+        ("IPFS_KIT_LAN_DHT", "false"),
     ]))
     .unwrap();
     let n = c.resolve().unwrap().network;
     assert!(!n.relay_client && n.relay_service && n.mdns && !n.autonat_only_global_ips);
+    assert!(!n.lan_dht);
+    assert!(Config::default().resolve().unwrap().network.lan_dht);
+    assert_eq!(
+        Config::default().get("routing.lan_dht").unwrap(),
+        Some(toml::Value::Boolean(true))
+    );
     assert_eq!(n.relays.len(), 2);
 
     // A bad boolean names the variable; a relay without /p2p/ is refused.

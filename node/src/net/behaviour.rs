@@ -1,5 +1,6 @@
-//! The root [`NetworkBehaviour`]: resource limits first, then identify, ping, Kademlia,
-//! bitswap, AutoNAT, the relay client and server, and (optionally) mDNS.
+//! The root [`NetworkBehaviour`]: resource limits first, then identify, ping, Kademlia (the
+//! WAN DHT and, like kubo's dual DHT, the LAN one), bitswap, AutoNAT, the relay client and
+//! server, and (optionally) mDNS.
 //!
 //! Limits are composed into the root behaviour from day one (CVE-2022-23486 was unbounded
 //! resource use in go-libp2p): `connection_limits` caps pending and established connections,
@@ -24,6 +25,11 @@ use crate::bitswap::session::SessionConfig;
 
 /// The Kademlia protocol of the public IPFS DHT (Amino).
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/kad/1.0.0");
+
+/// The Kademlia protocol of kubo's LAN DHT (go-libp2p-kad-dht `dual`: the WAN protocol with
+/// the `/lan` extension). A kubo node without a public address runs its WAN DHT as a client
+/// and serves only this one.
+pub const KAD_LAN_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/lan/kad/1.0.0");
 
 /// Kademlia bucket size and replication factor, k (`ipfs/specs` `src/routing/kad-dht.md`).
 pub const KAD_K: usize = 20;
@@ -57,9 +63,16 @@ pub fn agent_version() -> String {
     format!("ipfs-kit/{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// The protocols this behaviour serves, in the order `ipfs-kit id` prints them (sorted, as
-/// kubo prints). Tested against what identify actually announces to a remote peer.
+/// The protocols this behaviour serves with the default [`BehaviourConfig`] (the LAN DHT on),
+/// in the order `ipfs-kit id` prints them (sorted, as kubo prints). Tested against what
+/// identify actually announces to a remote peer.
 pub fn protocols() -> Vec<StreamProtocol> {
+    protocols_for(&BehaviourConfig::default())
+}
+
+/// The protocols served under `config` (sorted): [`protocols`], without the LAN DHT's when it
+/// is off.
+pub fn protocols_for(config: &BehaviourConfig) -> Vec<StreamProtocol> {
     let mut p = vec![
         StreamProtocol::new(ProtocolVersion::V1_0_0.protocol_name()),
         StreamProtocol::new(ProtocolVersion::V1_1_0.protocol_name()),
@@ -70,6 +83,9 @@ pub fn protocols() -> Vec<StreamProtocol> {
         ping::PROTOCOL_NAME,
         autonat::DEFAULT_PROTOCOL_NAME,
     ];
+    if config.lan_dht {
+        p.push(KAD_LAN_PROTOCOL);
+    }
     p.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
     p
 }
@@ -147,6 +163,9 @@ pub struct BehaviourConfig {
     pub relay_server: bool,
     /// Find peers on the local network with mDNS (kubo's `Discovery.MDNS`). Off by default.
     pub mdns: bool,
+    /// Also run kubo's LAN DHT ([`KAD_LAN_PROTOCOL`], a second Kademlia with its own routing
+    /// table, see [`lan_admits`]). On by default, as in kubo (`routing.lan_dht`).
+    pub lan_dht: bool,
 }
 
 impl Default for BehaviourConfig {
@@ -162,6 +181,7 @@ impl Default for BehaviourConfig {
             autonat: super::autonat::AutonatConfig::default(),
             relay_server: false,
             mdns: false,
+            lan_dht: true,
         }
     }
 }
@@ -202,6 +222,9 @@ pub struct Behaviour {
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub kad: kad::Behaviour<super::provide::store::ProviderStore>,
+    /// The LAN DHT (`/ipfs/lan/kad/1.0.0`); on with [`BehaviourConfig::lan_dht`]. Its routing
+    /// table is filled by hand ([`lan_admits`]); our own provided keys are shared with `kad`.
+    pub kad_lan: Toggle<kad::Behaviour<super::provide::store::ProviderStore>>,
     pub bitswap: crate::bitswap::behaviour::Behaviour,
     /// The cluster's topics (heads, metrics); on only with [`BehaviourConfig::cluster`].
     pub gossipsub: Toggle<gossipsub::Behaviour>,
@@ -223,13 +246,66 @@ pub struct Behaviour {
 /// The DHT record store, holding up to [`PROVIDER_KEYS_MAX`] keys of other peers' provider
 /// records; our own are in its shared set ([`super::provide::store`]).
 fn provider_store(peer_id: libp2p::PeerId) -> super::provide::store::ProviderStore {
-    super::provide::store::ProviderStore::new(
-        peer_id,
-        kad::store::MemoryStoreConfig {
-            max_provided_keys: PROVIDER_KEYS_MAX,
-            ..Default::default()
-        },
-    )
+    super::provide::store::ProviderStore::new(peer_id, provider_store_config())
+}
+
+fn provider_store_config() -> kad::store::MemoryStoreConfig {
+    kad::store::MemoryStoreConfig {
+        max_provided_keys: PROVIDER_KEYS_MAX,
+        ..Default::default()
+    }
+}
+
+/// One Kademlia behaviour speaking `protocol`, with our limits and k.
+fn kad_config(protocol: StreamProtocol, config: &BehaviourConfig) -> kad::Config {
+    let mut kad_config = kad::Config::new(protocol);
+    kad_config
+        .set_max_packet_size(KAD_PACKET_BYTES_MAX)
+        .set_query_timeout(KAD_QUERY_TIMEOUT)
+        .set_periodic_bootstrap_interval(config.kad_bootstrap_interval)
+        // The sweeping reprovider (`net::provide`) republishes our records, by region.
+        .set_provider_publication_interval(None);
+    if let Some(k) = NonZeroUsize::new(KAD_K) {
+        kad_config.set_replication_factor(k).set_kbucket_size(k);
+    }
+    kad_config
+}
+
+/// Whether `addr` is on a private network as kubo's LAN DHT counts it (go-libp2p-kad-dht's
+/// `PrivateRoutingTableFilter`): loopback, RFC 1918, link-local, CGNAT (100.64/10), IPv6
+/// unique-local and link-local. DNS names and relayed addresses are not.
+pub fn is_lan_addr(addr: &libp2p::Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    if addr.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
+        return false;
+    }
+    match addr.iter().next() {
+        Some(Protocol::Ip4(ip)) => {
+            let o = ip.octets();
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        Some(Protocol::Ip6(ip)) => {
+            let first = ip.segments()[0];
+            ip.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+        _ => false,
+    }
+}
+
+/// Whether the LAN DHT admits a peer to its routing table: it serves the LAN protocol, does
+/// not serve the WAN one, and we reach it at a private address (`connected`). kubo's LAN
+/// table needs only the last two; we leave out peers that speak the WAN protocol because our
+/// WAN table, unlike kubo's, admits peers at any address: such a peer is already routed
+/// through the WAN DHT, and holding it twice would run every lookup twice among our own
+/// nodes. The LAN table thus holds the peers we could not route to otherwise: kubo and JS
+/// nodes without a public address, whose WAN DHT is a client.
+pub fn lan_admits(protocols: &[StreamProtocol], connected: &libp2p::Multiaddr) -> bool {
+    protocols.contains(&KAD_LAN_PROTOCOL)
+        && !protocols.contains(&KAD_PROTOCOL)
+        && is_lan_addr(connected)
 }
 
 impl Behaviour {
@@ -248,22 +324,33 @@ impl Behaviour {
                 .with_interval(config.identify_interval),
         );
         let ping = ping::Behaviour::new(ping::Config::new().with_interval(config.ping_interval));
-        let mut kad_config = kad::Config::new(KAD_PROTOCOL);
-        kad_config
-            .set_max_packet_size(KAD_PACKET_BYTES_MAX)
-            .set_query_timeout(KAD_QUERY_TIMEOUT)
-            .set_periodic_bootstrap_interval(config.kad_bootstrap_interval)
-            // The sweeping reprovider (`net::provide`) republishes our records, by region.
-            .set_provider_publication_interval(None);
-        if let Some(k) = NonZeroUsize::new(KAD_K) {
-            kad_config.set_replication_factor(k).set_kbucket_size(k);
-        }
-        let mut kad = kad::Behaviour::with_config(peer_id, provider_store(peer_id), kad_config);
+        let kad_store = provider_store(peer_id);
+        let own_keys = kad_store.own_keys();
+        let mut kad =
+            kad::Behaviour::with_config(peer_id, kad_store, kad_config(KAD_PROTOCOL, config));
         kad.set_mode(Some(match config.kad_mode {
             KadMode::Server => kad::Mode::Server,
             // Following reachability starts as a client, as kubo's `dht` mode does.
             KadMode::Client | KadMode::ByReachability => kad::Mode::Client,
         }));
+        let kad_lan = config.lan_dht.then(|| {
+            let mut c = kad_config(KAD_LAN_PROTOCOL, config);
+            // Admission by `lan_admits`, from the node's identify handler.
+            c.set_kbucket_inserts(kad::BucketInserts::Manual);
+            let store = super::provide::store::ProviderStore::with_own_keys(
+                peer_id,
+                provider_store_config(),
+                own_keys,
+            );
+            let mut lan = kad::Behaviour::with_config(peer_id, store, c);
+            // Peers on the LAN reach us directly: a server whatever AutoNAT says (kubo and
+            // js-libp2p run their LAN DHT as a server); a DHT client (leecher) stays one.
+            lan.set_mode(Some(match config.kad_mode {
+                KadMode::Client => kad::Mode::Client,
+                KadMode::Server | KadMode::ByReachability => kad::Mode::Server,
+            }));
+            lan
+        });
         let mdns = if config.mdns {
             match mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id) {
                 Ok(b) => Some(b),
@@ -281,6 +368,7 @@ impl Behaviour {
             identify,
             ping,
             kad,
+            kad_lan: Toggle::from(kad_lan),
             bitswap: crate::bitswap::behaviour::Behaviour::new(
                 store,
                 config.bitswap_session.clone(),
@@ -306,6 +394,7 @@ impl Behaviour {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -320,10 +409,50 @@ mod tests {
                 "/ipfs/id/1.0.0",
                 "/ipfs/id/push/1.0.0",
                 "/ipfs/kad/1.0.0",
+                "/ipfs/lan/kad/1.0.0",
                 "/ipfs/ping/1.0.0",
                 "/libp2p/autonat/1.0.0"
             ]
         );
+        let wan_only = BehaviourConfig {
+            lan_dht: false,
+            ..BehaviourConfig::default()
+        };
+        assert!(!protocols_for(&wan_only).contains(&KAD_LAN_PROTOCOL));
         assert!(agent_version().starts_with("ipfs-kit/"));
+    }
+
+    #[test]
+    fn lan_addresses_and_admission() {
+        for (a, lan) in [
+            ("/ip4/127.0.0.1/tcp/1", true),
+            ("/ip4/10.1.2.3/tcp/1", true),
+            ("/ip4/172.16.0.1/udp/1/quic-v1", true),
+            ("/ip4/192.168.1.1/tcp/1", true),
+            ("/ip4/169.254.1.1/tcp/1", true),
+            ("/ip4/100.64.0.1/tcp/1", true),
+            ("/ip4/100.128.0.1/tcp/1", false),
+            ("/ip4/8.8.8.8/tcp/1", false),
+            ("/ip6/::1/tcp/1", true),
+            ("/ip6/fd00::1/tcp/1", true),
+            ("/ip6/fe80::1/tcp/1", true),
+            ("/ip6/2001:db8::1/tcp/1", false),
+            ("/dns4/localhost/tcp/1", false),
+            ("/ip4/127.0.0.1/tcp/1/p2p-circuit", false),
+        ] {
+            let addr: libp2p::Multiaddr = a.parse().unwrap();
+            assert_eq!(is_lan_addr(&addr), lan, "{a}");
+        }
+        let local: libp2p::Multiaddr = "/ip4/192.168.1.1/tcp/1".parse().unwrap();
+        let public: libp2p::Multiaddr = "/ip4/8.8.8.8/tcp/1".parse().unwrap();
+        let lan_only = [KAD_LAN_PROTOCOL, ping::PROTOCOL_NAME];
+        let both = [KAD_LAN_PROTOCOL, KAD_PROTOCOL];
+        assert!(lan_admits(&lan_only, &local));
+        assert!(
+            !lan_admits(&lan_only, &public),
+            "a public peer is not on the LAN"
+        );
+        assert!(!lan_admits(&both, &local), "routed by the WAN DHT already");
+        assert!(!lan_admits(&[KAD_PROTOCOL], &local));
     }
 }

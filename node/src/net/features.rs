@@ -21,6 +21,7 @@ pub fn apply(config: &mut NodeConfig, network: &NetworkSettings, role: Role) {
     config.relays = network.relays.clone();
     config.behaviour.relay_server = network.relay_service;
     config.behaviour.mdns = network.mdns;
+    config.behaviour.lan_dht = network.lan_dht;
     config.behaviour.autonat.only_global_ips = network.autonat_only_global_ips;
     config.behaviour.autonat.serve = role != Role::Leecher;
 }
@@ -46,6 +47,7 @@ mod tests {
             assert_eq!(c.behaviour.autonat.serve, serve, "{role:?}");
             assert!(c.behaviour.autonat.only_global_ips);
             assert!(c.relay_client && c.relays.is_empty() && !c.behaviour.mdns);
+            assert!(c.behaviour.lan_dht, "kubo runs its LAN DHT by default");
             assert_eq!(kad_mode(settings.dht_mode), kad);
         }
         let relay = format!("/ip4/10.0.0.1/tcp/4001/p2p/{}", libp2p::PeerId::random());
@@ -57,11 +59,14 @@ mod tests {
             .with_text_value("swarm.autonat_only_global_ips", "false", false)
             .unwrap()
             .with_text_value("swarm.relay_client", "false", false)
+            .unwrap()
+            .with_text_value("routing.lan_dht", "false", false)
             .unwrap();
         let settings = config.resolve().unwrap();
         let mut c = NodeConfig::new(keypair);
         apply(&mut c, &settings.network, Role::Worker);
         assert_eq!(c.relays, vec![relay.parse().unwrap()]);
         assert!(c.behaviour.mdns && !c.behaviour.autonat.only_global_ips && !c.relay_client);
+        assert!(!c.behaviour.lan_dht);
     }
 }

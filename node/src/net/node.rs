@@ -23,7 +23,9 @@ use libp2p::{identify, ping, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
 
-use super::behaviour::{Behaviour, BehaviourConfig, BehaviourEvent, KAD_PROTOCOL};
+use super::behaviour::{
+    Behaviour, BehaviourConfig, BehaviourEvent, KAD_LAN_PROTOCOL, KAD_PROTOCOL,
+};
 use super::fetch::{Fetch, FetchStats, Reply};
 use crate::bitswap::behaviour::Event as BitswapEvent;
 use crate::bitswap::{BitswapStat, SessionId};
@@ -716,15 +718,129 @@ pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     })
 }
 
+/// Which of the node's two Kademlia behaviours (kubo's dual DHT).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Dht {
+    /// `/ipfs/kad/1.0.0`.
+    Wan,
+    /// `/ipfs/lan/kad/1.0.0`, when on.
+    Lan,
+}
+
+/// The Kademlia behaviour `dht` (`None`: the LAN DHT is off).
+fn kad_of(
+    swarm: &mut Swarm<Behaviour>,
+    dht: Dht,
+) -> Option<&mut kad::Behaviour<super::provide::store::ProviderStore>> {
+    match dht {
+        Dht::Wan => Some(&mut swarm.behaviour_mut().kad),
+        Dht::Lan => swarm.behaviour_mut().kad_lan.as_mut(),
+    }
+}
+
+/// The DHTs a query runs on: the WAN DHT, and the LAN DHT while its routing table holds a
+/// peer (an empty LAN table would only end the query at once).
+fn query_dhts(swarm: &mut Swarm<Behaviour>) -> Vec<Dht> {
+    let lan = swarm
+        .behaviour_mut()
+        .kad_lan
+        .as_mut()
+        .is_some_and(|k| k.kbuckets().any(|b| b.num_entries() > 0));
+    if lan {
+        vec![Dht::Wan, Dht::Lan]
+    } else {
+        vec![Dht::Wan]
+    }
+}
+
+/// Where a joined query's answer goes.
+enum JoinTx {
+    Unit(oneshot::Sender<Result<(), NetError>>),
+    Peers(oneshot::Sender<Result<Vec<kad::PeerInfo>, NetError>>),
+    Providers(oneshot::Sender<ProvidersResult>),
+}
+
+/// One command run as a query on each DHT ([`query_dhts`]), answered once every part ended
+/// (or, for providers, once `limit` were found): peers merged by ID, providers up to
+/// `limit`, an error only when every part failed.
+struct Join {
+    parts: Vec<(Dht, QueryId)>,
+    peers: Vec<kad::PeerInfo>,
+    providers: Vec<(PeerId, Vec<Multiaddr>)>,
+    limit: usize,
+    ok: bool,
+    err: Option<NetError>,
+    tx: JoinTx,
+}
+
+impl Join {
+    fn new(tx: JoinTx, limit: usize) -> Self {
+        Self {
+            parts: Vec::new(),
+            peers: Vec::new(),
+            providers: Vec::new(),
+            limit,
+            ok: false,
+            err: None,
+            tx,
+        }
+    }
+
+    /// A part's outcome.
+    fn part(&mut self, result: Result<Vec<kad::PeerInfo>, NetError>) {
+        match result {
+            Ok(peers) => {
+                self.ok = true;
+                for p in peers {
+                    match self.peers.iter_mut().find(|q| q.peer_id == p.peer_id) {
+                        Some(q) => {
+                            for a in p.addrs {
+                                if !q.addrs.contains(&a) {
+                                    q.addrs.push(a);
+                                }
+                            }
+                        }
+                        None => self.peers.push(p),
+                    }
+                }
+            }
+            Err(e) => {
+                self.err.get_or_insert(e);
+            }
+        }
+    }
+
+    fn add_providers(&mut self, found: Vec<(PeerId, Vec<Multiaddr>)>) {
+        self.ok = true;
+        for (p, a) in found {
+            if self.providers.len() < self.limit && !self.providers.iter().any(|(q, _)| *q == p) {
+                self.providers.push((p, a));
+            }
+        }
+    }
+
+    fn finish(self) {
+        let failed = match (self.ok, self.err) {
+            (false, Some(e)) => Some(e),
+            _ => None,
+        };
+        match self.tx {
+            JoinTx::Unit(tx) => {
+                let _ = tx.send(failed.map_or(Ok(()), Err));
+            }
+            JoinTx::Peers(tx) => {
+                let _ = tx.send(failed.map_or(Ok(self.peers), Err));
+            }
+            JoinTx::Providers(tx) => {
+                let _ = tx.send(failed.map_or(Ok(self.providers), Err));
+            }
+        }
+    }
+}
+
 enum QueryReply {
-    Bootstrap(oneshot::Sender<Result<(), NetError>>),
-    Closest(oneshot::Sender<Result<Vec<kad::PeerInfo>, NetError>>),
-    Provide(oneshot::Sender<Result<(), NetError>>),
-    Providers {
-        tx: oneshot::Sender<ProvidersResult>,
-        found: Vec<(PeerId, Vec<Multiaddr>)>,
-        limit: usize,
-    },
+    /// A part of the [`Join`] with this ID.
+    Joined(u64),
     Session {
         session: SessionId,
         cid: Cid,
@@ -747,7 +863,9 @@ struct Actor {
     listen_addrs: Vec<Multiaddr>,
     dials: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<PeerId, NetError>>)>,
     peers: HashMap<PeerId, (usize, PeerInfo)>,
-    queries: HashMap<QueryId, QueryReply>,
+    queries: HashMap<(Dht, QueryId), QueryReply>,
+    joins: HashMap<u64, Join>,
+    join_next: u64,
     fetches: HashMap<SessionId, Fetch>,
     cluster_events: Option<mpsc::Sender<ClusterNetEvent>>,
     status_out: HashMap<
@@ -857,42 +975,31 @@ impl Actor {
                     }
                 }
             }
-            Command::Bootstrap(tx) => match swarm.behaviour_mut().kad.bootstrap() {
-                Ok(q) => {
-                    self.queries.insert(q, QueryReply::Bootstrap(tx));
-                }
-                Err(kad::NoKnownPeers()) => {
-                    let _ = tx.send(Err(NetError::NoKnownPeers));
-                }
-            },
+            Command::Bootstrap(tx) => {
+                self.start_join(swarm, Join::new(JoinTx::Unit(tx), 0), |k| {
+                    k.bootstrap()
+                        .map_err(|kad::NoKnownPeers()| NetError::NoKnownPeers)
+                });
+            }
             Command::ClosestPeers(key, tx) => {
-                let q = swarm.behaviour_mut().kad.get_closest_peers(key);
-                self.queries.insert(q, QueryReply::Closest(tx));
+                self.start_join(swarm, Join::new(JoinTx::Peers(tx), 0), |k| {
+                    Ok(k.get_closest_peers(key))
+                });
             }
             Command::FetchBlock(cid, tx) => self.start_fetch(swarm, cid, Reply::Block(tx)),
             Command::FetchDag(cid, tx) => self.start_fetch(swarm, cid, Reply::Dag(tx)),
             Command::Provide(cid, tx) => {
                 let key = kad::RecordKey::new(&cid.hash().to_bytes());
-                match swarm.behaviour_mut().kad.start_providing(key) {
-                    Ok(q) => {
-                        self.queries.insert(q, QueryReply::Provide(tx));
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(NetError::Query(e.to_string())));
-                    }
-                }
+                self.start_join(swarm, Join::new(JoinTx::Unit(tx), 0), |k| {
+                    k.start_providing(key.clone())
+                        .map_err(|e| NetError::Query(e.to_string()))
+                });
             }
             Command::FindProviders(cid, limit, tx) => {
                 let key = kad::RecordKey::new(&cid.hash().to_bytes());
-                let q = swarm.behaviour_mut().kad.get_providers(key);
-                self.queries.insert(
-                    q,
-                    QueryReply::Providers {
-                        tx,
-                        found: Vec::new(),
-                        limit,
-                    },
-                );
+                self.start_join(swarm, Join::new(JoinTx::Providers(tx), limit), |k| {
+                    Ok(k.get_providers(key.clone()))
+                });
             }
             Command::Disconnect(peer, tx) => {
                 let _ = tx.send(swarm.disconnect_peer_id(peer).is_ok());
@@ -945,8 +1052,9 @@ impl Actor {
             Command::ClosestPeersToKey(key, count, tx) => {
                 let count =
                     std::num::NonZeroUsize::new(count).unwrap_or(std::num::NonZeroUsize::MIN);
-                let q = swarm.behaviour_mut().kad.get_n_closest_peers(key, count);
-                self.queries.insert(q, QueryReply::Closest(tx));
+                self.start_join(swarm, Join::new(JoinTx::Peers(tx), 0), |k| {
+                    Ok(k.get_n_closest_peers(key.clone(), count))
+                });
             }
             Command::SendProviderBatch(peer, addrs, keys, tx) => {
                 self.send_provider_batch(swarm, peer, addrs, keys, tx);
@@ -992,8 +1100,81 @@ impl Actor {
                 Err(e) => tracing::debug!(error = %e, "provider record not sent"),
             }
         }
-        let job = super::provide::sender::Job { frames, reply: tx };
+        let job = super::provide::sender::Job {
+            protocols: self.kad_protocols_of(swarm, peer),
+            frames,
+            reply: tx,
+        };
         swarm.behaviour_mut().provide_sender.send(peer, addrs, job);
+    }
+
+    /// The kad protocols to send `peer` records on, preferred first: the one identify says it
+    /// serves (the WAN one when both), else the WAN one then (when on) the LAN one.
+    fn kad_protocols_of(
+        &self,
+        swarm: &Swarm<Behaviour>,
+        peer: PeerId,
+    ) -> Vec<libp2p::StreamProtocol> {
+        let lan_on = swarm.behaviour().kad_lan.is_enabled();
+        if let Some((_, info)) = self.peers.get(&peer) {
+            let speaks =
+                |p: &libp2p::StreamProtocol| info.protocols.iter().any(|q| q == p.as_ref());
+            if speaks(&KAD_PROTOCOL) {
+                return vec![KAD_PROTOCOL];
+            }
+            if lan_on && speaks(&KAD_LAN_PROTOCOL) {
+                return vec![KAD_LAN_PROTOCOL];
+            }
+        }
+        if lan_on {
+            vec![KAD_PROTOCOL, KAD_LAN_PROTOCOL]
+        } else {
+            vec![KAD_PROTOCOL]
+        }
+    }
+
+    /// Starts `start` on every DHT of [`query_dhts`] as the parts of `join`; answers at once
+    /// when no part started.
+    fn start_join(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        mut join: Join,
+        start: impl Fn(
+            &mut kad::Behaviour<super::provide::store::ProviderStore>,
+        ) -> Result<QueryId, NetError>,
+    ) {
+        let id = self.join_next;
+        self.join_next += 1;
+        for dht in query_dhts(swarm) {
+            let Some(k) = kad_of(swarm, dht) else {
+                continue;
+            };
+            match start(k) {
+                Ok(q) => {
+                    join.parts.push((dht, q));
+                    self.queries.insert((dht, q), QueryReply::Joined(id));
+                }
+                Err(e) => join.part(Err(e)),
+            }
+        }
+        if join.parts.is_empty() {
+            join.finish();
+        } else {
+            self.joins.insert(id, join);
+        }
+    }
+
+    /// Ends part `(dht, q)` of join `id`, answering once it was the last.
+    fn end_part(&mut self, id: u64, dht: Dht, q: QueryId) {
+        let Some(join) = self.joins.get_mut(&id) else {
+            return;
+        };
+        join.parts.retain(|p| *p != (dht, q));
+        if join.parts.is_empty() {
+            if let Some(j) = self.joins.remove(&id) {
+                j.finish();
+            }
+        }
     }
 
     fn start_fetch(&mut self, swarm: &mut Swarm<Behaviour>, cid: Cid, reply: Reply) {
@@ -1098,15 +1279,21 @@ impl Actor {
             BitswapEvent::SessionDone { .. } => {}
             BitswapEvent::FindProviders { session, cid } => {
                 let key = kad::RecordKey::new(&cid.hash().to_bytes());
-                let q = swarm.behaviour_mut().kad.get_providers(key);
-                self.queries.insert(
-                    q,
-                    QueryReply::Session {
-                        session,
-                        cid,
-                        found: 0,
-                    },
-                );
+                // Each DHT's search feeds the session on its own.
+                for dht in query_dhts(swarm) {
+                    let Some(k) = kad_of(swarm, dht) else {
+                        continue;
+                    };
+                    let q = k.get_providers(key.clone());
+                    self.queries.insert(
+                        (dht, q),
+                        QueryReply::Session {
+                            session,
+                            cid,
+                            found: 0,
+                        },
+                    );
+                }
             }
             BitswapEvent::Penalized { peer, reason } => {
                 tracing::debug!(%peer, %reason, "bitswap penalty");
@@ -1216,19 +1403,20 @@ impl Actor {
             .get(&peer)
             .map(|(_, i)| i.listen_addrs.clone())
             .unwrap_or_default();
-        if let Ok(found) = swarm
-            .behaviour_mut()
-            .kad
-            .handle_pending_outbound_connection(
+        for dht in [Dht::Wan, Dht::Lan] {
+            let Some(k) = kad_of(swarm, dht) else {
+                continue;
+            };
+            if let Ok(found) = k.handle_pending_outbound_connection(
                 ConnectionId::new_unchecked(0),
                 Some(peer),
                 &[],
                 Endpoint::Dialer,
-            )
-        {
-            for a in found {
-                if !addrs.contains(&a) {
-                    addrs.push(a);
+            ) {
+                for a in found {
+                    if !addrs.contains(&a) {
+                        addrs.push(a);
+                    }
                 }
             }
         }
@@ -1239,6 +1427,7 @@ impl Actor {
     fn on_providers(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
+        dht: Dht,
         id: QueryId,
         result: Result<kad::GetProvidersOk, kad::GetProvidersError>,
         last: bool,
@@ -1255,29 +1444,32 @@ impl Actor {
             .iter()
             .map(|p| (*p, self.addresses_of(swarm, *p)))
             .collect();
-        let Some(reply) = self.queries.remove(&id) else {
+        let Some(reply) = self.queries.remove(&(dht, id)) else {
             return;
         };
         let finished = last || result.is_err();
         match reply {
-            QueryReply::Providers {
-                tx,
-                mut found,
-                limit,
-            } => {
-                for (p, a) in with_addrs {
-                    if found.len() < limit && !found.iter().any(|(q, _)| *q == p) {
-                        found.push((p, a));
+            QueryReply::Joined(join) => {
+                let Some(j) = self.joins.get_mut(&join) else {
+                    return;
+                };
+                // A search that found nothing is not a failure.
+                j.add_providers(with_addrs);
+                if j.providers.len() >= j.limit {
+                    // Enough: end every part now.
+                    if let Some(j) = self.joins.remove(&join) {
+                        for (d, q) in &j.parts {
+                            self.queries.remove(&(*d, *q));
+                            if let Some(mut q) = kad_of(swarm, *d).and_then(|k| k.query_mut(q)) {
+                                q.finish();
+                            }
+                        }
+                        j.finish();
                     }
-                }
-                if finished || found.len() >= limit {
-                    if let Some(mut q) = swarm.behaviour_mut().kad.query_mut(&id) {
-                        q.finish();
-                    }
-                    let _ = tx.send(Ok(found));
+                } else if finished {
+                    self.end_part(join, dht, id);
                 } else {
-                    self.queries
-                        .insert(id, QueryReply::Providers { tx, found, limit });
+                    self.queries.insert((dht, id), QueryReply::Joined(join));
                 }
             }
             QueryReply::Session {
@@ -1293,9 +1485,12 @@ impl Actor {
                     }
                     if a.is_empty() && !self.peers.contains_key(&p) {
                         // No address came with the record: find the peer first.
-                        let q = swarm.behaviour_mut().kad.get_closest_peers(p);
+                        let Some(k) = kad_of(swarm, dht) else {
+                            continue;
+                        };
+                        let q = k.get_closest_peers(p);
                         self.queries.insert(
-                            q,
+                            (dht, q),
                             QueryReply::Resolve {
                                 session,
                                 cid,
@@ -1317,12 +1512,12 @@ impl Actor {
                 }
                 let enough = found >= SESSION_PROVIDERS_MAX || !self.fetches.contains_key(&session);
                 if finished || enough {
-                    if let Some(mut q) = swarm.behaviour_mut().kad.query_mut(&id) {
+                    if let Some(mut q) = kad_of(swarm, dht).and_then(|k| k.query_mut(&id)) {
                         q.finish();
                     }
                 } else {
                     self.queries.insert(
-                        id,
+                        (dht, id),
                         QueryReply::Session {
                             session,
                             cid,
@@ -1332,7 +1527,7 @@ impl Actor {
                 }
             }
             other => {
-                self.queries.insert(id, other);
+                self.queries.insert((dht, id), other);
             }
         }
     }
@@ -1431,10 +1626,12 @@ impl Actor {
                 result,
                 step,
                 ..
-            })) => match result {
-                QueryResult::GetProviders(r) => self.on_providers(swarm, id, r, step.last),
-                other => self.on_query(swarm, id, other, step.last),
-            },
+            })) => self.on_kad_query(swarm, Dht::Wan, id, result, step.last),
+            SwarmEvent::Behaviour(BehaviourEvent::KadLan(
+                kad::Event::OutboundQueryProgressed {
+                    id, result, step, ..
+                },
+            )) => self.on_kad_query(swarm, Dht::Lan, id, result, step.last),
             SwarmEvent::Behaviour(BehaviourEvent::Bitswap(e)) => self.on_bitswap(swarm, e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 message,
@@ -1501,6 +1698,20 @@ impl Actor {
         }
     }
 
+    fn on_kad_query(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        dht: Dht,
+        id: QueryId,
+        result: QueryResult,
+        last: bool,
+    ) {
+        match result {
+            QueryResult::GetProviders(r) => self.on_providers(swarm, dht, id, r, last),
+            other => self.on_query(swarm, dht, id, other, last),
+        }
+    }
+
     fn on_identify(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId, info: identify::Info) {
         let mut listen_addrs = info.listen_addrs;
         listen_addrs.truncate(PEER_LISTEN_ADDRS_MAX);
@@ -1508,6 +1719,17 @@ impl Actor {
         if speaks_kad {
             for addr in &listen_addrs {
                 swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            }
+        }
+        let connected = self.peers.get(&peer).and_then(|(_, i)| i.addr.clone());
+        let lan = connected.is_some_and(|c| super::behaviour::lan_admits(&info.protocols, &c));
+        if let (true, Some(k)) = (lan, swarm.behaviour_mut().kad_lan.as_mut()) {
+            tracing::debug!(%peer, "admitted to the LAN DHT");
+            for addr in listen_addrs
+                .iter()
+                .filter(|a| super::behaviour::is_lan_addr(a))
+            {
+                k.add_address(&peer, addr.clone());
             }
         }
         if let Some((_, known)) = self.peers.get_mut(&peer) {
@@ -1523,9 +1745,20 @@ impl Actor {
         }
     }
 
+    /// A joined part ended with `result`.
+    fn joined_part(&mut self, dht: Dht, id: QueryId, result: Result<Vec<kad::PeerInfo>, NetError>) {
+        if let Some(QueryReply::Joined(join)) = self.queries.remove(&(dht, id)) {
+            if let Some(j) = self.joins.get_mut(&join) {
+                j.part(result);
+            }
+            self.end_part(join, dht, id);
+        }
+    }
+
     fn on_query(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
+        dht: Dht,
         id: QueryId,
         result: QueryResult,
         last: bool,
@@ -1534,22 +1767,25 @@ impl Actor {
             QueryResult::Bootstrap(r) => {
                 let failed = r.is_err();
                 if last || failed {
-                    if let Some(QueryReply::Bootstrap(tx)) = self.queries.remove(&id) {
-                        let _ = tx.send(r.map(|_| ()).map_err(|e| NetError::Query(e.to_string())));
-                    }
+                    let r = r
+                        .map(|_| Vec::new())
+                        .map_err(|e| NetError::Query(e.to_string()));
+                    self.joined_part(dht, id, r);
                 }
             }
             QueryResult::StartProviding(r) => {
-                if let Some(QueryReply::Provide(tx)) = self.queries.remove(&id) {
-                    let _ = tx.send(r.map(|_| ()).map_err(|e| NetError::Query(e.to_string())));
-                }
+                let r = r
+                    .map(|_| Vec::new())
+                    .map_err(|e| NetError::Query(e.to_string()));
+                self.joined_part(dht, id, r);
             }
-            QueryResult::GetClosestPeers(r) => match self.queries.remove(&id) {
-                Some(QueryReply::Closest(tx)) => {
-                    let _ = tx.send(
-                        r.map(|ok| ok.peers)
-                            .map_err(|e| NetError::Query(e.to_string())),
-                    );
+            QueryResult::GetClosestPeers(r) => match self.queries.remove(&(dht, id)) {
+                Some(QueryReply::Joined(join)) => {
+                    self.queries.insert((dht, id), QueryReply::Joined(join));
+                    let r = r
+                        .map(|ok| ok.peers)
+                        .map_err(|e| NetError::Query(e.to_string()));
+                    self.joined_part(dht, id, r);
                 }
                 Some(QueryReply::Resolve { session, cid, peer }) => {
                     let addrs = match r {
@@ -1571,7 +1807,7 @@ impl Actor {
                     }
                 }
                 Some(other) => {
-                    self.queries.insert(id, other);
+                    self.queries.insert((dht, id), other);
                 }
                 None => {}
             },

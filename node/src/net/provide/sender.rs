@@ -3,9 +3,13 @@
 //! rust-libp2p's kad behaviour opens one stream per request and offers no way to send a
 //! provider record to a chosen peer, so the sweep has its own small behaviour: a job (frames
 //! plus a reply channel) goes to a connection handler of the peer (dialing it first when not
-//! connected, with the addresses the lookup learned), which opens one `/ipfs/kad/1.0.0`
-//! stream, writes every frame, closes it and replies. It accepts no inbound streams: the
-//! kad behaviour answers those.
+//! connected, with the addresses the lookup learned), which opens one kad stream, writes
+//! every frame, closes it and replies. It accepts no inbound streams: the kad behaviours
+//! answer those.
+//!
+//! Which DHT a record goes to is the job's: its protocol list names the peer's DHT (the WAN
+//! `/ipfs/kad/1.0.0` or kubo's LAN `/ipfs/lan/kad/1.0.0`) when identify told us, else both
+//! in order of preference, and multistream-select settles on the first the peer serves.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
@@ -16,7 +20,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{AsyncWriteExt as _, FutureExt as _, StreamExt as _};
 use libp2p::core::transport::PortUse;
-use libp2p::core::upgrade::{DeniedUpgrade, ReadyUpgrade};
+use libp2p::core::upgrade::{DeniedUpgrade, OutboundUpgrade, UpgradeInfo};
 use libp2p::core::Endpoint;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::handler::{ConnectionEvent, DialUpgradeError, FullyNegotiatedOutbound};
@@ -27,8 +31,6 @@ use libp2p::swarm::{
 };
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::oneshot;
-
-use crate::net::behaviour::KAD_PROTOCOL;
 
 /// Time to open and negotiate one stream.
 pub const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,8 +57,33 @@ pub enum SendError {
 /// One batch: length-prefixed frames for one stream.
 #[derive(Debug)]
 pub struct Job {
+    /// The kad protocols to offer, preferred first (at least one).
+    pub protocols: Vec<StreamProtocol>,
     pub frames: Vec<Vec<u8>>,
     pub reply: oneshot::Sender<Result<usize, SendError>>,
+}
+
+/// An outbound stream of one of several protocols, first choice first.
+#[derive(Clone, Debug)]
+pub struct AnyOf(Vec<StreamProtocol>);
+
+impl UpgradeInfo for AnyOf {
+    type Info = StreamProtocol;
+    type InfoIter = std::vec::IntoIter<StreamProtocol>;
+
+    fn protocol_info(&self) -> Self::InfoIter {
+        self.0.clone().into_iter()
+    }
+}
+
+impl OutboundUpgrade<Stream> for AnyOf {
+    type Output = Stream;
+    type Error = Infallible;
+    type Future = futures::future::Ready<Result<Stream, Infallible>>;
+
+    fn upgrade_outbound(self, stream: Stream, _: StreamProtocol) -> Self::Future {
+        futures::future::ready(Ok(stream))
+    }
 }
 
 impl Job {
@@ -230,7 +257,7 @@ impl ConnectionHandler for Handler {
     type FromBehaviour = Job;
     type ToBehaviour = Infallible;
     type InboundProtocol = DeniedUpgrade;
-    type OutboundProtocol = ReadyUpgrade<StreamProtocol>;
+    type OutboundProtocol = AnyOf;
     type InboundOpenInfo = ();
     type OutboundOpenInfo = Job;
 
@@ -246,10 +273,7 @@ impl ConnectionHandler for Handler {
         self.queue.push_back(job);
     }
 
-    fn on_connection_event(
-        &mut self,
-        event: ConnectionEvent<'_, DeniedUpgrade, ReadyUpgrade<StreamProtocol>, (), Job>,
-    ) {
+    fn on_connection_event(&mut self, event: ConnectionEvent<'_, DeniedUpgrade, AnyOf, (), Job>) {
         match event {
             ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound {
                 protocol: stream,
@@ -269,13 +293,13 @@ impl ConnectionHandler for Handler {
     fn poll(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<ConnectionHandlerEvent<ReadyUpgrade<StreamProtocol>, Job, Infallible>> {
+    ) -> Poll<ConnectionHandlerEvent<AnyOf, Job, Infallible>> {
         while let Poll::Ready(Some(())) = self.writes.poll_next_unpin(cx) {}
         if let Some(job) = self.queue.pop_front() {
             self.opening += 1;
+            let offer = AnyOf(job.protocols.clone());
             return Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
-                protocol: SubstreamProtocol::new(ReadyUpgrade::new(KAD_PROTOCOL), job)
-                    .with_timeout(STREAM_OPEN_TIMEOUT),
+                protocol: SubstreamProtocol::new(offer, job).with_timeout(STREAM_OPEN_TIMEOUT),
             });
         }
         Poll::Pending

@@ -122,6 +122,16 @@ impl ProviderStore {
         }
     }
 
+    /// A store for `local` sharing `own` with another store: the LAN DHT's shares the WAN
+    /// DHT's set, so both answer GET_PROVIDERS with us for every key we provide.
+    pub fn with_own_keys(local: PeerId, config: MemoryStoreConfig, own: OwnKeys) -> Self {
+        Self {
+            local,
+            others: MemoryStore::with_config(local, config),
+            own,
+        }
+    }
+
     /// The set of our own keys (shared).
     pub fn own_keys(&self) -> OwnKeys {
         self.own.clone()
