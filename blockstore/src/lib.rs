@@ -9,7 +9,8 @@
 //! - the persistent default store and the in-memory store used by tests.
 //!
 //! Architecture invariant: this crate never does network I/O and knows nothing of UnixFS, pins
-//! or peers. Every block it returns has been checked against its CID.
+//! or peers. Every block `get` returns has been checked against its CID (`get_trusted`, for
+//! bytes sent to peers who hash them, may rely on a store's crc instead).
 
 mod disk;
 mod error;
@@ -70,6 +71,10 @@ impl Block {
 /// Contract, for every implementation:
 /// - `get` verifies the bytes against the CID before returning them; a mismatch is
 ///   [`BlockstoreError::Corrupt`], never data.
+/// - `get_trusted` may check the bytes with the store's own cheaper integrity check instead of
+///   re-hashing them (the pack store's per-record crc32); damage it detects is still
+///   [`BlockstoreError::Corrupt`]. Only for bytes handed to a party that hashes them itself
+///   (bitswap serving peers); everything the node interprets reads through `get`.
 /// - `put` of a block over [`limits::BLOCK_SIZE_BYTES_MAX`] is refused.
 /// - After `put_many` returns `Ok`, the blocks survive the process being killed (`kill -9`).
 ///   After `sync` returns `Ok`, they also survive power loss.
@@ -77,6 +82,12 @@ impl Block {
 pub trait Blockstore: Send + Sync {
     /// The block's bytes, checked against `cid`; `None` if absent.
     fn get(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError>;
+
+    /// The block's bytes for a reader that verifies them itself (see the contract above): the
+    /// store may skip the hash and rely on its own integrity check. Defaults to [`Self::get`].
+    fn get_trusted(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
+        self.get(cid)
+    }
 
     /// Whether the block is present (no verification).
     fn has(&self, cid: &Cid) -> Result<bool, BlockstoreError>;

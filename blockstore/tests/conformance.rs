@@ -18,6 +18,7 @@ fn contract(store: &dyn Blockstore) {
     let blocks = random_blocks(7, 20, 0..70_000);
     let cid0 = *blocks[0].cid();
     assert_eq!(store.get(&cid0).unwrap(), None);
+    assert_eq!(store.get_trusted(&cid0).unwrap(), None);
     assert!(!store.has(&cid0).unwrap());
     assert_eq!(store.size_of(&cid0).unwrap(), None);
 
@@ -25,6 +26,7 @@ fn contract(store: &dyn Blockstore) {
     store.put_many(&blocks[..5]).unwrap(); // duplicates are skipped
     for b in &blocks {
         assert_eq!(store.get(b.cid()).unwrap().as_ref(), Some(b.data()));
+        assert_eq!(store.get_trusted(b.cid()).unwrap().as_ref(), Some(b.data()));
         assert!(store.has(b.cid()).unwrap());
         assert_eq!(store.size_of(b.cid()).unwrap(), Some(b.data().len() as u64));
     }

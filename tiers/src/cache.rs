@@ -72,8 +72,9 @@ impl<B: Blockstore> CachedBlockstore<B> {
     }
 }
 
-impl<B: Blockstore> Blockstore for CachedBlockstore<B> {
-    fn get(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
+impl<B: Blockstore> CachedBlockstore<B> {
+    /// `get`, or `get_trusted` of the inner store on a miss when `trusted`.
+    fn read(&self, cid: &Cid, trusted: bool) -> Result<Option<Bytes>, BlockstoreError> {
         let hit = {
             let mut c = self.cache.lock();
             let hit = c.get(cid.hash()).cloned();
@@ -86,7 +87,12 @@ impl<B: Blockstore> Blockstore for CachedBlockstore<B> {
             self.note_access(cid, bytes.len() as u64, heat);
             return Ok(Some(bytes));
         }
-        let Some(bytes) = self.inner.get(cid)? else {
+        let read = if trusted {
+            self.inner.get_trusted(cid)?
+        } else {
+            self.inner.get(cid)?
+        };
+        let Some(bytes) = read else {
             return Ok(None);
         };
         let heat = {
@@ -96,6 +102,16 @@ impl<B: Blockstore> Blockstore for CachedBlockstore<B> {
         };
         self.note_access(cid, bytes.len() as u64, heat);
         Ok(Some(bytes))
+    }
+}
+
+impl<B: Blockstore> Blockstore for CachedBlockstore<B> {
+    fn get(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
+        self.read(cid, false)
+    }
+
+    fn get_trusted(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
+        self.read(cid, true)
     }
 
     fn has(&self, cid: &Cid) -> Result<bool, BlockstoreError> {
@@ -184,6 +200,9 @@ pub struct SharedStore(pub Arc<dyn Blockstore>);
 impl Blockstore for SharedStore {
     fn get(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
         self.0.get(cid)
+    }
+    fn get_trusted(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
+        self.0.get_trusted(cid)
     }
     fn has(&self, cid: &Cid) -> Result<bool, BlockstoreError> {
         self.0.has(cid)

@@ -565,3 +565,31 @@ fn tick_rechecks_are_bounded_and_rotate_over_peers() {
         "every peer served within {peers} ticks"
     );
 }
+
+#[test]
+fn a_block_damaged_on_disk_is_not_served() {
+    // The serve path reads with `get_trusted` (the pack store's crc, no re-hash): a damaged
+    // record must still never go out as block data.
+    let dir = tempfile::tempdir().unwrap();
+    let store = ipfs_kit_blockstore::DiskBlockstore::open(dir.path()).unwrap();
+    let (good, bad) = (block(41, 4096), block(42, 4096));
+    store.put_many(&[good.clone(), bad.clone()]).unwrap();
+    let out = Outgoing {
+        presences: Vec::new(),
+        blocks: vec![(*good.cid(), 4096), (*bad.cid(), 4096)],
+    };
+    let intact = out.clone().load(&StoreSource(&store));
+    assert_eq!(intact.blocks, vec![good.clone(), bad.clone()]);
+    // `bad` was appended last: the segment's last byte is its last data byte.
+    let seg = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "pack"))
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x10;
+    std::fs::write(&seg, &bytes).unwrap();
+    let m = out.load(&StoreSource(&store));
+    assert_eq!(m.blocks, vec![good]);
+}
