@@ -241,64 +241,16 @@ async fn bytes_of_every_protocol_are_counted() {
     b.node.shutdown().await;
 }
 
-/// A running daemon (API on an ephemeral loopback port).
-struct Daemon {
-    child: std::process::Child,
-    api: String,
-}
-
-impl Daemon {
-    fn start(env: &crate::common::Env) -> Daemon {
-        use std::io::BufRead as _;
-        let mut child = env
-            .cmd(&[
-                "daemon",
-                "--swarm",
-                TCP,
-                "--api",
-                "127.0.0.1:0",
-                "--gateway",
-                "127.0.0.1:0",
-            ])
-            .env_remove("IPFS_KIT_API_TOKEN")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut api = None;
-        for line in lines {
-            let line = line.unwrap();
-            if let Some(ma) = line.strip_prefix("RPC API server listening on ") {
-                let p: Vec<&str> = ma.split('/').collect();
-                api = Some(format!("http://{}:{}", p[2], p[4]));
-            } else if line == "Daemon is ready" {
-                break;
-            }
-        }
-        Daemon {
-            child,
-            api: api.expect("no API line"),
-        }
-    }
-
-    fn post(&self, cmd: &str) -> serde_json::Value {
-        reqwest::blocking::Client::new()
-            .post(format!("{}/api/v0/{cmd}", self.api))
-            .send()
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .json()
-            .unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `POST /api/v0/<cmd>` on a daemon; the JSON answer of a 200.
+fn post(d: &common::Daemon, cmd: &str) -> serde_json::Value {
+    reqwest::blocking::Client::new()
+        .post(d.url(cmd))
+        .send()
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .unwrap()
 }
 
 /// Two real daemons connect through the API: `stats/bw` on each counts the identify, ping
@@ -307,13 +259,16 @@ impl Drop for Daemon {
 #[test]
 fn stats_bw_counts_all_protocols_through_the_api() {
     let (ex, ey) = (crate::common::Env::new(), crate::common::Env::new());
-    let (x, y) = (Daemon::start(&ex), Daemon::start(&ey));
-    let id = y.post("id");
+    let (x, y) = (
+        common::Daemon::start(&ex, &[], &[]),
+        common::Daemon::start(&ey, &[], &[]),
+    );
+    let id = post(&y, "id");
     let addr = id["Addresses"][0].as_str().unwrap().to_string();
-    x.post(&format!("swarm/connect?arg={addr}"));
+    post(&x, &format!("swarm/connect?arg={addr}"));
     let deadline = std::time::Instant::now() + WAIT;
     let bw = loop {
-        let bw = x.post("stats/bw");
+        let bw = post(&x, "stats/bw");
         if bw["TotalIn"].as_u64().unwrap() > 0 && bw["TotalOut"].as_u64().unwrap() > 0 {
             break bw;
         }
@@ -323,14 +278,14 @@ fn stats_bw_counts_all_protocols_through_the_api() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    let bitswap = x.post("bitswap/stat");
+    let bitswap = post(&x, "bitswap/stat");
     eprintln!("daemon stats/bw after connecting: {bw}");
     assert_eq!(bitswap["DataReceived"], 0);
     assert!(bw["TotalIn"].as_u64().unwrap() > bitswap["DataReceived"].as_u64().unwrap());
     for key in ["RateIn", "RateOut"] {
         assert!(bw[key].as_f64().unwrap() >= 0.0, "{key}: {bw}");
     }
-    let again = x.post("stats/bw");
+    let again = post(&x, "stats/bw");
     assert!(again["TotalIn"].as_u64() >= bw["TotalIn"].as_u64());
     assert!(again["RateIn"].as_f64().unwrap() >= 0.0);
     let metrics = reqwest::blocking::get(format!("{}/debug/metrics/prometheus", x.api))
@@ -344,5 +299,92 @@ fn stats_bw_counts_all_protocols_through_the_api() {
         "ipfs_kit_autonat_status 0",
     ] {
         assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
+}
+
+/// `stats/bw` of one peer and of one protocol, through the API: a 300 kB file fetched over
+/// bitswap counts in `peer=<holder>` and `proto=/ipfs/bitswap/1.2.0`, identify in its own
+/// protocol; a peer never seen reads zero; `peer` with `proto` is kubo's error; `poll`
+/// streams one object per interval.
+#[test]
+fn stats_bw_by_peer_and_by_protocol_and_polled() {
+    let (ex, ey) = (crate::common::Env::new(), crate::common::Env::new());
+    let (x, y) = (
+        common::Daemon::start(&ex, &[], &[]),
+        common::Daemon::start(&ey, &[], &[]),
+    );
+    let file = ey.path("f.bin");
+    std::fs::write(&file, common::random_bytes(300_000, 9)).unwrap();
+    let cid = ey.ok(&["add", "-Q", "--raw-leaves", file.to_str().unwrap()]);
+    let cid = cid.trim();
+    let yid = post(&y, "id");
+    let addr = yid["Addresses"][0].as_str().unwrap().to_string();
+    let ypeer = yid["ID"].as_str().unwrap().to_string();
+    post(&x, &format!("swarm/connect?arg={addr}"));
+    let got = reqwest::blocking::Client::new()
+        .post(x.url(&format!("cat?arg={cid}")))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert_eq!(got.len(), 300_000);
+
+    let of = |q: &str| {
+        let v = post(&x, &format!("stats/bw?{q}"));
+        (
+            v["TotalIn"].as_u64().unwrap(),
+            v["TotalOut"].as_u64().unwrap(),
+        )
+    };
+    let all = of("");
+    let peer = of(&format!("peer={ypeer}"));
+    let bitswap = of("proto=/ipfs/bitswap/1.2.0");
+    let identify = of("proto=/ipfs/id/1.0.0");
+    eprintln!("all {all:?}, peer {peer:?}, bitswap {bitswap:?}, identify {identify:?}");
+    assert!(bitswap.0 >= 300_000 && bitswap.1 > 0, "{bitswap:?}");
+    assert!(identify.0 > 0 && identify.1 > 0, "{identify:?}");
+    // The only peer: everything it sent is in the totals; bitswap and identify are in both.
+    assert!(peer.0 >= bitswap.0 + identify.0, "{peer:?}");
+    assert!(all.0 >= peer.0 && all.1 >= peer.1, "{all:?} vs {peer:?}");
+    let xpeer = post(&x, "id")["ID"].as_str().unwrap().to_string();
+    assert_eq!(of(&format!("peer={xpeer}")), (0, 0), "a peer never seen");
+    assert_eq!(of("proto=/no/such/1.0.0"), (0, 0));
+
+    let c = reqwest::blocking::Client::new();
+    let r = c
+        .post(x.url(&format!("stats/bw?peer={ypeer}&proto=/ipfs/id/1.0.0")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let e: serde_json::Value = r.json().unwrap();
+    assert!(
+        e["Message"]
+            .as_str()
+            .unwrap()
+            .contains("both peer and proto"),
+        "{e}"
+    );
+    let r = c
+        .post(x.url("stats/bw?poll=true&interval=1ms"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let r = c
+        .post(x.url("stats/bw?poll=true&interval=50ms&proto=/ipfs/bitswap/1.2.0"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-chunked-output"], "1");
+    use std::io::BufRead as _;
+    let lines: Vec<serde_json::Value> = std::io::BufReader::new(r)
+        .lines()
+        .take(3)
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for l in &lines {
+        assert!(l["TotalIn"].as_u64().unwrap() >= bitswap.0, "{l}");
+        assert!(l["RateIn"].as_f64().unwrap() >= 0.0, "{l}");
     }
 }

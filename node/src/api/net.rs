@@ -1,14 +1,16 @@
 //! `id`, `version`, `swarm/*`, `routing/*`, `bitswap/*` and `stats/bw` over the RPC API.
 //!
 //! Routing answers are kubo's `QueryEvent` lines (`{"Extra","ID","Responses","Type"}`) with
-//! kubo's event types. `stats/bw` reports the bytes of every protocol on every connection
-//! (counted at the transport, `net::bandwidth`), with rates over the interval since the
-//! previous call.
+//! kubo's event types. `stats/bw` reports the bytes of every protocol on every connection, or
+//! of one peer or one protocol (counted at the transport, `net::bandwidth`), with rates over
+//! the interval since the previous call, or streamed every `interval` with `poll`.
 
 use super::blocks::ndjson;
 use super::{parse_cid, ApiError, ApiState, Args};
+use crate::net::bandwidth::{self, BandwidthTotals};
 use crate::net::{Multiaddr, PeerId};
 use axum::extract::{RawQuery, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
@@ -300,43 +302,118 @@ pub async fn bitswap_wantlist(
     Ok(Json(json!({ "Keys": keys })).into_response())
 }
 
-/// The previous `stats/bw` sample, for rates.
+/// Selections (all, one peer, one protocol) whose previous `stats/bw` reading is kept for
+/// rates.
+pub const BW_SAMPLES_MAX: usize = 64;
+/// Shortest `stats/bw?poll=true` interval.
+pub const BW_POLL_INTERVAL_MS_MIN: u64 = 10;
+
+/// The previous `stats/bw` reading of each selection, for rates.
 #[derive(Debug, Default)]
 pub struct BwSample {
-    at: Option<Instant>,
-    total_in: u64,
-    total_out: u64,
+    last: std::collections::HashMap<BwSelect, (Instant, BandwidthTotals)>,
 }
 
-/// `POST /api/v0/stats/bw`: `{"TotalIn","TotalOut","RateIn","RateOut"}`, all protocols.
-pub async fn stats_bw(State(state): State<ApiState>) -> Result<Response, ApiError> {
-    let totals = state.node()?.bandwidth();
-    let (total_in, total_out) = (totals.total_in, totals.total_out);
-    let now = Instant::now();
-    let (rate_in, rate_out) = {
-        let mut prev = state.bw.lock();
-        let rates = match prev.at {
-            Some(at) if now > at => {
-                let secs = (now - at).as_secs_f64();
-                (
-                    total_in.saturating_sub(prev.total_in) as f64 / secs,
-                    total_out.saturating_sub(prev.total_out) as f64 / secs,
-                )
+/// What `stats/bw` reports on: everything, one peer (`peer=`) or one protocol (`proto=`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum BwSelect {
+    All,
+    Peer(PeerId),
+    Protocol(String),
+}
+
+impl BwSelect {
+    fn read(&self, node: &crate::net::NodeHandle) -> BandwidthTotals {
+        match self {
+            BwSelect::All => node.bandwidth(),
+            BwSelect::Peer(p) => node.bandwidth_of_peer(p),
+            BwSelect::Protocol(p) => node.bandwidth_of_protocol(p),
+        }
+    }
+}
+
+/// kubo's `stats/bw` object for a reading and the rates since the previous one.
+fn bw_json(now: BandwidthTotals, rates: (f64, f64)) -> Value {
+    json!({
+        "TotalIn": now.total_in,
+        "TotalOut": now.total_out,
+        "RateIn": rates.0,
+        "RateOut": rates.1,
+    })
+}
+
+/// `POST /api/v0/stats/bw[?peer=<id>|proto=<protocol>][&poll=true&interval=1s]`:
+/// `{"TotalIn","TotalOut","RateIn","RateOut"}` of every protocol on every connection, of one
+/// peer, or of one protocol (as kubo: zeros for one never seen, and not both at once).
+/// Rates cover the time since the previous call with the same selection; with `poll`, one
+/// object per `interval` (a Go duration, default `1s`) until the client goes away.
+pub async fn stats_bw(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let args = Args::parse(q.as_deref())?;
+    let peer = args.get("peer").filter(|p| !p.is_empty());
+    let proto = args.get("proto").filter(|p| !p.is_empty());
+    let select = match (peer, proto) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::internal(
+                "both peer and proto were specified, must specify only one",
+            ))
+        }
+        (Some(p), None) => BwSelect::Peer(parse_peer(p)?),
+        (None, Some(p)) => BwSelect::Protocol(p.to_owned()),
+        (None, None) => BwSelect::All,
+    };
+    let node = state.node()?.clone();
+    if args.bool("poll", false)? {
+        let text = args.string("interval", "1s");
+        let interval_ms = crate::cluster_api::json::parse_go_duration_ms(&text)
+            .filter(|ms| *ms >= BW_POLL_INTERVAL_MS_MIN)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "invalid interval {text:?}: a Go duration of at least {BW_POLL_INTERVAL_MS_MIN}ms"
+                ))
+            })?;
+        let interval = std::time::Duration::from_millis(interval_ms);
+        let first = (Instant::now(), select.read(&node));
+        let lines = futures::stream::unfold((first, true), move |((at, prev), first)| {
+            let (node, select) = (node.clone(), select.clone());
+            async move {
+                if !first {
+                    tokio::time::sleep(interval).await;
+                }
+                let (now_at, now) = (Instant::now(), select.read(&node));
+                let rates = bandwidth::rates(prev, now, (now_at - at).as_secs_f64());
+                let mut line = serde_json::to_vec(&bw_json(now, rates)).unwrap_or_default();
+                line.push(b'\n');
+                Some((
+                    Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line)),
+                    ((now_at, now), false),
+                ))
             }
-            _ => (0.0, 0.0),
+        });
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::HeaderName::from_static("x-chunked-output"), "1"),
+            ],
+            axum::body::Body::from_stream(lines),
+        )
+            .into_response());
+    }
+    let now = select.read(&node);
+    let at = Instant::now();
+    let rates = {
+        let mut samples = state.bw.lock();
+        let rates = match samples.last.get(&select) {
+            Some((prev_at, prev)) => bandwidth::rates(*prev, now, (at - *prev_at).as_secs_f64()),
+            None => (0.0, 0.0),
         };
-        *prev = BwSample {
-            at: Some(now),
-            total_in,
-            total_out,
-        };
+        if samples.last.len() >= BW_SAMPLES_MAX && !samples.last.contains_key(&select) {
+            samples.last.clear();
+        }
+        samples.last.insert(select, (at, now));
         rates
     };
-    Ok(Json(json!({
-        "TotalIn": total_in,
-        "TotalOut": total_out,
-        "RateIn": rate_in,
-        "RateOut": rate_out,
-    }))
-    .into_response())
+    Ok(Json(bw_json(now, rates)).into_response())
 }

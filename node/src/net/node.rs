@@ -430,6 +430,16 @@ impl NodeHandle {
         self.bandwidth.totals()
     }
 
+    /// Bytes exchanged with `peer` on every protocol (zero for a peer never seen).
+    pub fn bandwidth_of_peer(&self, peer: &PeerId) -> super::bandwidth::BandwidthTotals {
+        self.bandwidth.of_peer(peer)
+    }
+
+    /// Bytes of every stream that negotiated `protocol` (zero for one never seen).
+    pub fn bandwidth_of_protocol(&self, protocol: &str) -> super::bandwidth::BandwidthTotals {
+        self.bandwidth.of_protocol(protocol)
+    }
+
     /// What AutoNAT concluded about our reachability.
     pub fn reachability(&self) -> super::autonat::Reachability {
         self.reachability.get()

@@ -98,6 +98,9 @@ pub fn build(
         None => direct,
     };
     Ok(all
-        .map(move |(peer, muxer), _| (peer, bandwidth::count(muxer, bandwidth.clone())))
+        .map(move |(peer, muxer), _| {
+            let counted = bandwidth::count(muxer, bandwidth.clone(), peer);
+            (peer, counted)
+        })
         .boxed())
 }
