@@ -34,6 +34,12 @@ pub const STREAM_WINDOW_BYTES_DEFAULT: usize = 256 * 1024;
 /// stream then never exceeds [`FRAME_BODY_BYTES_MAX`].
 pub const STREAM_WINDOW_GROWTH_BYTES_MAX: usize =
     FRAME_BODY_BYTES_MAX - STREAM_WINDOW_BYTES_DEFAULT;
+/// Largest data frame we send (rust-yamux cuts writes at 16 KiB by default). Each frame costs
+/// the sender a body copy, a channel send and a wake-up of the connection task, so 16 KiB
+/// frames meant 64 of each per 1 MiB bitswap message. A frame never exceeds the window the
+/// remote granted (256 KiB by default for go-yamux, js-yamux and rust-yamux), so every yamux
+/// accepts it.
+pub const FRAME_SEND_BYTES_MAX: usize = 256 * 1024;
 /// Inbound streams buffered while the swarm is busy (libp2p-yamux's value); more are dropped.
 pub const BUFFERED_INBOUND_STREAMS_MAX: usize = 256;
 
@@ -52,6 +58,7 @@ impl Config {
     fn yamux(&self) -> yamux::Config {
         let mut c = yamux::Config::default();
         c.set_max_num_streams(self.streams_max);
+        c.set_split_send_size(FRAME_SEND_BYTES_MAX);
         c.set_max_connection_receive_window(Some(
             self.streams_max * STREAM_WINDOW_BYTES_DEFAULT + STREAM_WINDOW_GROWTH_BYTES_MAX,
         ));
@@ -197,6 +204,9 @@ mod tests {
             total - (n - 1) * STREAM_WINDOW_BYTES_DEFAULT,
             FRAME_BODY_BYTES_MAX
         );
+        // The frames we send fit the smallest window any yamux grants, and our own decoder.
+        assert!(FRAME_SEND_BYTES_MAX <= STREAM_WINDOW_BYTES_DEFAULT);
+        assert!(FRAME_SEND_BYTES_MAX <= FRAME_BODY_BYTES_MAX);
         // And yamux accepts the configuration (it asserts the per-stream minimum).
         let _ = Config::new(n).yamux();
     }
