@@ -14,7 +14,6 @@ use ipfs_kit::net::{relay, KadMode, Multiaddr, NodeConfig, PeerId};
 use ipfs_kit_blockstore::hash::{HashFn, RAW_CODEC};
 use ipfs_kit_blockstore::Block;
 
-const TCP: &str = "/ip4/127.0.0.1/tcp/0";
 const WAIT: Duration = Duration::from_secs(30);
 
 /// A node with quick fetch stalls and AutoNAT set for loopback, then `tune`.
