@@ -135,6 +135,14 @@ async fn ten_nodes_random_every_node_fetches_and_a_second_provider_survives_a_st
 /// Each of `pairs` random (provider, fetcher) pairs: the provider adds fresh content, the
 /// fetcher finds it as a provider through the DHT and fetches it byte for byte.
 async fn many_nodes_find_and_fetch(n: usize, pairs: usize, seed: u64) {
+    // Where the time goes: IPFS_KIT_HARNESS_LOG=ipfs_kit=debug,libp2p_kad=debug (an
+    // EnvFilter) logs to stderr.
+    if let Ok(filter) = std::env::var("IPFS_KIT_HARNESS_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let started = Instant::now();
     let net = Testnet::start(n, Topology::Random { degree: 4, seed })
         .await
@@ -171,8 +179,10 @@ async fn many_nodes_find_and_fetch(n: usize, pairs: usize, seed: u64) {
     let stats = net.stats();
     assert_eq!(stats.fetches.len(), pairs);
     println!(
-        "{n} nodes (random, degree 4, {} links), {pairs} pairs: up in {up:?}\n  provide        {}\n  find_providers {}\n  fetch          {}\n  total {:?}",
+        "{n} nodes (random, degree 4, {} links), {pairs} pairs: up in {up:?} (boot {:?}, link {:?})\n  provide        {}\n  find_providers {}\n  fetch          {}\n  total {:?}",
         net.edges().len(),
+        stats.boot,
+        stats.link,
         stats.provide_summary(),
         stats.find_providers_summary(),
         stats.fetch_summary(),
@@ -187,15 +197,20 @@ async fn forty_nodes_random_pairs_find_providers_and_fetch() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-// Measured 2026-11-22 (debug, 2 cores under a parallel build): 136 s in all; start-up 1.4 s;
-// pairs 1-8 take 5-25 s each (provide p99 9.7 s, find p99 3.4 s, fetch p99 9.2 s), pairs 9-19
-// 0.1-0.6 s. Most likely (inferred from that shape, not traced) the time goes into the first
-// DHT walks: without a kad bootstrap every routing table holds only the 4 linked neighbours,
-// so each early query dials and handshakes (noise + yamux, debug build) many new peers; once
-// connections and tables are warm a pair takes ~0.3 s. Next: a parallel kad bootstrap at start would move, not remove, that cost.
-#[ignore = "~140 s in a debug build on 2 shared cores (the 60 s CI budget is for the whole \
-            test set); forty_nodes_random_pairs_find_providers_and_fetch runs in CI instead. \
-            Run with: cargo test -p ipfs-kit --test integration harness:: -- --ignored --nocapture"]
+// Traced 2026-11-22 (test profile, 2 cores shared with other builds, load average ~5):
+// 67-72 s in all. Start-up is ~1.1 s (boot 0.34 s, 8 nodes at a time; link 0.58 s); pairs
+// 9-19 take 0.1-0.4 s; the rest is pairs 0-8 (3-10 s each) running beside rust-libp2p kad's
+// *automatic* bootstrap: every routing table holds only its 4 linked neighbours (< 20), so
+// each node refreshes all its buckets at once (IPFS_KIT_HARNESS_LOG=libp2p_swarm=debug showed
+// ~5,600 new connections in the first 40 s: the network becomes nearly a full mesh). That
+// bootstrap cannot be turned off (libp2p-kad 0.49's `set_automatic_bootstrap_throttle` is
+// test-only) and is what a real node joining does; running it explicitly on all 100 nodes
+// before the pairs (tried) did not finish within 60 s on this shared machine. So the cost is
+// the CPU of ~5,600 handshakes + identify + kad RPCs, not waiting; < 60 s was not reached here.
+#[ignore = "67-72 s on 2 shared cores (the 60 s CI budget is for the whole test set), most of \
+            it kad's automatic bootstrap storm; forty_nodes_random_pairs_find_providers_and_fetch \
+            runs in CI instead. Run with: \
+            cargo test -p ipfs-kit --test integration harness:: -- --ignored --nocapture"]
 async fn hundred_nodes_random_pairs_find_providers_and_fetch() {
     many_nodes_find_and_fetch(100, 20, 100).await;
 }

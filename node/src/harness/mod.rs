@@ -57,6 +57,9 @@ pub const FETCH_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// Dials in flight at once while linking the topology.
 pub const DIALS_IN_FLIGHT_MAX: usize = 16;
 
+/// Nodes starting at once (building a swarm and binding its listener).
+pub const BOOTS_IN_FLIGHT_MAX: usize = 8;
+
 /// How long linking waits for identify to run on every link.
 pub const LINK_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -193,12 +196,21 @@ impl Testnet {
             });
         }
         // Every identity exists before the first boot (a cluster node's trust needs them).
-        for i in 0..net.config.nodes {
-            net.boot(i).await?;
-        }
+        let t = Instant::now();
+        let all: Vec<usize> = (0..net.config.nodes).collect();
+        net.boot_many(&all).await?;
+        let boot = t.elapsed();
+        let t = Instant::now();
         let edges: Vec<Edge> = net.edges.iter().copied().collect();
         net.link(&edges).await?;
+        let link = t.elapsed();
+        if let Ok(mut s) = net.stats.lock() {
+            s.boot = boot;
+            s.link = link;
+        }
         tracing::info!(
+            ?boot,
+            ?link,
             nodes = net.slots.len(),
             links = net.edges.len(),
             topology = ?net.config.topology,
@@ -314,7 +326,7 @@ impl Testnet {
         if self.slot(index)?.node.is_some() {
             return Err(HarnessError::Running(index));
         }
-        self.boot(index).await?;
+        self.boot_many(&[index]).await?;
         let edges: Vec<Edge> = self
             .edges
             .iter()
@@ -486,7 +498,35 @@ impl Testnet {
         self.handle(index).map(|_| ())
     }
 
-    async fn boot(&mut self, index: usize) -> Result<(), HarnessError> {
+    /// Boots the nodes `indices`, [`BOOTS_IN_FLIGHT_MAX`] at a time, then their cluster
+    /// services (cluster mode).
+    async fn boot_many(&mut self, indices: &[usize]) -> Result<(), HarnessError> {
+        let mut configs = Vec::with_capacity(indices.len());
+        for &i in indices {
+            configs.push((i, self.node_config(i)?));
+        }
+        let started: Vec<_> = futures::stream::iter(configs)
+            .map(|(i, (c, setup))| async move { (i, Node::start(c).await, setup) })
+            .buffer_unordered(BOOTS_IN_FLIGHT_MAX)
+            .collect()
+            .await;
+        for (i, node, setup) in started {
+            let node = node.map_err(net(i))?;
+            let repo = self.slot(i)?.repo.clone();
+            let cluster = setup.map(|s| s.start(node.handle(), repo));
+            if let Some(slot) = self.slots.get_mut(i) {
+                slot.node = Some(node);
+                slot.cluster = cluster;
+            }
+        }
+        Ok(())
+    }
+
+    /// Node `index`'s config and (cluster mode) its cluster service's setup.
+    fn node_config(
+        &self,
+        index: usize,
+    ) -> Result<(NodeConfig, Option<crate::cluster::ClusterSetup>), HarnessError> {
         let (keypair, repo) = {
             let s = self.slot(index)?;
             (s.keypair.clone(), s.repo.clone())
@@ -503,6 +543,9 @@ impl Testnet {
                 only_global_ips: false,
                 ..Default::default()
             },
+            // Every peer here speaks the WAN DHT, so LAN tables would stay empty
+            // (`behaviour::lan_admits`): no second kad handler on each connection.
+            lan_dht: false,
             ..BehaviourConfig::default()
         };
         // Links of the topology stay up for the whole test.
@@ -510,14 +553,7 @@ impl Testnet {
         c.fetch_stall_timeout = self.config.fetch_stall_timeout;
         let setup = cluster::setup(self, index)?;
         c.cluster = setup.as_ref().map(|s| s.hooks());
-        let node = Node::start(c).await.map_err(net(index))?;
-        let repo = self.slot(index)?.repo.clone();
-        let cluster = setup.map(|s| s.start(node.handle(), repo));
-        if let Some(slot) = self.slots.get_mut(index) {
-            slot.node = Some(node);
-            slot.cluster = cluster;
-        }
-        Ok(())
+        Ok((c, setup))
     }
 
     /// Dials `edges` (a few at a time), then waits until identify ran on each, both ways.

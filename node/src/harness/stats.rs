@@ -1,4 +1,4 @@
-//! Latency and hop samples of a testnet, and their summaries (p50/p99).
+//! Latency and hop samples of a testnet, and their summaries (p50/p95/p99).
 
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ pub struct Sample {
 pub struct Summary {
     pub count: usize,
     pub p50: Duration,
+    pub p95: Duration,
     pub p99: Duration,
     pub max: Duration,
     /// Mean overlay distance over the samples that had one.
@@ -40,6 +41,7 @@ impl Summary {
         Summary {
             count: samples.len(),
             p50: rank(50),
+            p95: rank(95),
             p99: rank(99),
             max: times[times.len() - 1],
             hops_mean: if hops.is_empty() {
@@ -56,9 +58,10 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "n={} p50={:.1}ms p99={:.1}ms max={:.1}ms hops mean={:.2} max={}",
+            "n={} p50={:.1}ms p95={:.1}ms p99={:.1}ms max={:.1}ms hops mean={:.2} max={}",
             self.count,
             self.p50.as_secs_f64() * 1e3,
+            self.p95.as_secs_f64() * 1e3,
             self.p99.as_secs_f64() * 1e3,
             self.max.as_secs_f64() * 1e3,
             self.hops_mean,
@@ -74,6 +77,10 @@ pub struct Stats {
     pub find_providers: Vec<Sample>,
     /// DHT announcements (`provide`, also run by `add_bytes`/`add_path` when linked).
     pub provides: Vec<Sample>,
+    /// Start-up: booting every node (listeners bound), dialing the topology and waiting for
+    /// identify on every link.
+    pub boot: Duration,
+    pub link: Duration,
 }
 
 impl Stats {
@@ -108,8 +115,8 @@ mod tests {
             .collect();
         let s = Summary::of(&samples);
         assert_eq!(
-            (s.count, s.p50, s.p99, s.max),
-            (100, ms(50), ms(99), ms(100))
+            (s.count, s.p50, s.p95, s.p99, s.max),
+            (100, ms(50), ms(95), ms(99), ms(100))
         );
         assert_eq!(s.hops_max, 2);
         // i % 3 over 1..=100: 34 ones and 33 twos, sum 100 over 100 samples.
