@@ -157,3 +157,63 @@ fn daemon_listens_reports_ready_and_stops_on_sigterm() {
     assert!(status.success(), "{status:?}");
     assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
 }
+
+/// `swarm`, `bitswap` and `stats bw` run through a daemon and print kubo's text; without a
+/// daemon they refuse (online mode only), and `--peer` with `--proto` is a usage error.
+#[test]
+fn swarm_bitswap_and_stats_bw_through_the_daemon() {
+    use crate::common::{random_bytes, Daemon, Env};
+    let (ex, ey) = (Env::new(), Env::new());
+    let offline = ex.fails_one_line(&["swarm", "peers"]);
+    assert!(offline.contains("online mode"), "{offline}");
+    let (_x, _y) = (Daemon::start(&ex, &[], &[]), Daemon::start(&ey, &[], &[]));
+    let file = ey.path("f.bin");
+    std::fs::write(&file, random_bytes(300_000, 21)).unwrap();
+    let cid = ey.ok(&["add", "-Q", "--raw-leaves", file.to_str().unwrap()]);
+    let yid: serde_json::Value = serde_json::from_str(&ey.ok(&["id"])).unwrap();
+    let ypeer = yid["ID"].as_str().unwrap();
+    let yaddr = yid["Addresses"][0].as_str().unwrap();
+
+    assert_eq!(
+        ex.ok(&["swarm", "connect", yaddr]).trim(),
+        format!("connect {ypeer} success")
+    );
+    let peers = ex.ok(&["swarm", "peers"]);
+    assert!(
+        peers.lines().any(|l| l.ends_with(&format!("/p2p/{ypeer}"))),
+        "{peers}"
+    );
+    assert_eq!(ex.ok_bytes(&["cat", cid.trim()]).len(), 300_000);
+
+    let stat = ex.ok(&["bitswap", "stat"]);
+    assert!(stat.starts_with("bitswap status\n"), "{stat}");
+    let received: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("\tdata received: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(received >= 300_000, "the leaves and the root: {stat}");
+    assert!(stat.contains("\tpartners [1]"), "{stat}");
+
+    let bw = ex.ok(&["stats", "bw", "--proto", "/ipfs/bitswap/1.2.0"]);
+    let lines: Vec<&str> = bw.lines().collect();
+    assert_eq!(lines[0], "Bandwidth", "{bw}");
+    assert!(
+        lines[1].starts_with("TotalIn: 30"),
+        "300 kB and a little more: {bw}"
+    );
+    assert!(
+        lines[3].starts_with("RateIn: ") && lines[3].ends_with("/s"),
+        "{bw}"
+    );
+    let all = ex.ok(&["stats", "bw", "--peer", ypeer]);
+    assert!(all.starts_with("Bandwidth\nTotalIn: "), "{all}");
+    let usage = ex.run(&["stats", "bw", "--peer", ypeer, "--proto", "/ipfs/id/1.0.0"]);
+    assert!(!usage.status.success());
+
+    assert_eq!(
+        ex.ok(&["swarm", "disconnect", yaddr]).trim(),
+        format!("disconnect {ypeer} success")
+    );
+}

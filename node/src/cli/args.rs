@@ -75,6 +75,15 @@ pub enum Command {
     /// The cluster pinset through the running daemon's cluster API (ipfs-cluster-ctl's verbs).
     #[command(subcommand)]
     Cluster(super::cluster::ClusterCmd),
+    /// Peers connected to the running daemon.
+    #[command(subcommand)]
+    Swarm(super::online::SwarmCmd),
+    /// The running daemon's bitswap counters and wantlist.
+    #[command(subcommand)]
+    Bitswap(super::online::BitswapCmd),
+    /// The running daemon's statistics (`stats bw`).
+    #[command(subcommand)]
+    Stats(super::online::StatsCmd),
 }
 
 #[derive(Args, Debug)]

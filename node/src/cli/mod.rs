@@ -12,6 +12,7 @@ mod config;
 mod files;
 mod index;
 mod net;
+mod online;
 mod pins;
 mod remote;
 mod tier;
@@ -57,7 +58,11 @@ pub fn run(cli: Cli) -> Result<()> {
     // Flag, else environment (clap reads IPFS_KIT_SYNC for --sync), else config.toml. `config`
     // itself opens no repository and must work on a config that others would refuse.
     let sync_blocks = match &cli.command {
-        Command::Config(_) | Command::Cluster(_) => cli.sync,
+        Command::Config(_)
+        | Command::Cluster(_)
+        | Command::Swarm(_)
+        | Command::Bitswap(_)
+        | Command::Stats(_) => cli.sync,
         _ => {
             cli.sync
                 || crate::config::Config::load_with_env(&repo_path)?
@@ -71,6 +76,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Init(a) => config::init(&repo_path, options, a),
         Command::Config(c) => config::run(&repo_path, c),
         Command::Cluster(c) => cluster::run(&repo_path, c),
+        Command::Swarm(c) => online::swarm(&repo_path, c),
+        Command::Bitswap(c) => online::bitswap(&repo_path, c),
+        Command::Stats(c) => online::stats(&repo_path, c),
         Command::Version => {
             println!("ipfs-kit version: {}", env!("CARGO_PKG_VERSION"));
             Ok(())
