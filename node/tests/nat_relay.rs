@@ -240,6 +240,42 @@ async fn bytes_of_every_protocol_are_counted() {
     b.node.shutdown().await;
 }
 
+/// A node behind a NAT, made on loopback: it listens nowhere (so the address identify sees
+/// is an outbound port no one accepts on) and announces an address whose port was just
+/// closed. B and C try to dial it back and fail: A learns `Private`, and its Kademlia, which
+/// follows reachability, stays a client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autonat_finds_a_node_behind_nat_private_and_its_dht_stays_client() {
+    let a = start(|c| {
+        c.listen = Vec::new();
+        c.behaviour.kad_mode = KadMode::ByReachability;
+    })
+    .await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    a.node
+        .add_external_address(format!("/ip4/127.0.0.1/tcp/{closed}").parse().unwrap())
+        .await
+        .unwrap();
+    let b = start(|_| {}).await;
+    let c = start(|_| {}).await;
+    a.node.connect(dial_addr(&b.node).await).await.unwrap();
+    a.node.connect(dial_addr(&c.node).await).await.unwrap();
+    common::eventually(WAIT, "A learns it is private", || async {
+        (a.node.reachability() == Reachability::Private).then_some(())
+    })
+    .await;
+    assert!(
+        !a.node.kad_server().await.unwrap(),
+        "a private node's DHT stays a client"
+    );
+    for n in [a, b, c] {
+        n.node.shutdown().await;
+    }
+}
+
 /// `POST /api/v0/<cmd>` on a daemon; the JSON answer of a 200.
 fn post(d: &common::Daemon, cmd: &str) -> serde_json::Value {
     reqwest::blocking::Client::new()
