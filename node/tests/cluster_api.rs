@@ -10,109 +10,36 @@ use crate::common;
 use common::Env;
 use reqwest::blocking::Client;
 use serde_json::Value;
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "cluster-token-0123456789";
 
-/// A running daemon with its swarm, RPC API and cluster API on ephemeral loopback ports.
+/// A running daemon with its cluster API too (see [`common::Daemon`]).
 pub struct ClusterDaemon {
-    pub child: Child,
-    pub peer_id: String,
-    /// A dialable swarm address ending in `/p2p/<peer id>`.
-    pub swarm: String,
-    /// `http://ip:port` of the RPC API.
-    pub api: String,
+    daemon: common::Daemon,
     /// `http://ip:port` of the cluster API.
     pub cluster: String,
 }
 
-fn http_of(line: &str) -> String {
-    // "... listening on /ip4/127.0.0.1/tcp/PORT"
-    let ma = line.rsplit(' ').next().unwrap();
-    let p: Vec<&str> = ma.split('/').collect();
-    format!("http://{}:{}", p[2], p[4])
+impl std::ops::Deref for ClusterDaemon {
+    type Target = common::Daemon;
+    fn deref(&self) -> &common::Daemon {
+        &self.daemon
+    }
 }
 
 impl ClusterDaemon {
-    /// Starts `ipfs-kit daemon` on `env`'s repository; `Err(stderr)` when it exits first.
+    /// Starts `ipfs-kit daemon` with a cluster API on `env`'s repository; `Err(stderr)` when
+    /// it exits first.
     pub fn try_start(env: &Env, extra: &[&str], vars: &[(&str, &str)]) -> Result<Self, String> {
-        let mut args = vec![
-            "daemon",
-            "--swarm",
-            "/ip4/127.0.0.1/tcp/0",
-            "--api",
-            "127.0.0.1:0",
-            "--gateway",
-            "127.0.0.1:0",
-        ];
+        let mut args: Vec<&str> = Vec::new();
         if !extra.contains(&"--cluster-api") {
             args.extend_from_slice(&["--cluster-api", "127.0.0.1:0"]);
         }
         args.extend_from_slice(extra);
-        let mut cmd = env.cmd(&args);
-        cmd.env_remove("IPFS_KIT_API_TOKEN");
-        for var in [
-            "IPFS_KIT_CLUSTER_API",
-            "IPFS_KIT_CLUSTER_SECRET",
-            "IPFS_KIT_CLUSTER_TRUSTED_PEERS",
-            "IPFS_KIT_CLUSTER_METRIC_TTL_SECS",
-        ] {
-            cmd.env_remove(var);
-        }
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (mut peer_id, mut swarm, mut api, mut cluster) = (None, None, None, None);
-        let mut ready = false;
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            if let Some(id) = line.strip_prefix("PeerID: ") {
-                peer_id = Some(id.to_owned());
-            } else if let Some(a) = line.strip_prefix("Swarm listening on ") {
-                if swarm.is_none() && a.contains("/tcp/") {
-                    swarm = Some(a.to_owned());
-                }
-            } else if line.starts_with("RPC API server listening on") {
-                api = Some(http_of(&line));
-            } else if line.starts_with("Cluster API server listening on") {
-                cluster = Some(http_of(&line));
-            } else if line == "Daemon is ready" {
-                ready = true;
-                break;
-            }
-        }
-        if !ready {
-            let _ = child.wait();
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                std::io::Read::read_to_string(&mut e, &mut err).unwrap();
-            }
-            return Err(err);
-        }
-        // Keep stderr drained so the daemon never blocks on a full pipe.
-        if let Some(e) = child.stderr.take() {
-            std::thread::spawn(move || {
-                for line in BufReader::new(e).lines().map_while(Result::ok) {
-                    eprintln!("[daemon] {line}");
-                }
-            });
-        }
-        let peer_id = peer_id.expect("no PeerID line");
-        Ok(ClusterDaemon {
-            swarm: format!("{}/p2p/{peer_id}", swarm.expect("no swarm line")),
-            peer_id,
-            api: api.expect("no API line"),
-            cluster: cluster.expect("no cluster API line"),
-            child,
-        })
+        let daemon = common::Daemon::try_start(env, &args, vars)?;
+        let cluster = daemon.cluster.clone().expect("no cluster API line");
+        Ok(ClusterDaemon { daemon, cluster })
     }
 
     pub fn start(env: &Env, extra: &[&str], vars: &[(&str, &str)]) -> Self {
@@ -140,14 +67,8 @@ impl ClusterDaemon {
     }
 
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ClusterDaemon {
-    fn drop(&mut self) {
-        self.kill();
+        let _ = self.daemon.child.kill();
+        let _ = self.daemon.child.wait();
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
 /// Every environment variable the binary reads.
-const IPFS_KIT_VARS: [&str; 7] = [
+const IPFS_KIT_VARS: [&str; 10] = [
     "IPFS_KIT_PATH",
     "IPFS_KIT_ROLE",
     "IPFS_KIT_API",
@@ -17,6 +17,9 @@ const IPFS_KIT_VARS: [&str; 7] = [
     "IPFS_KIT_SWARM",
     "IPFS_KIT_BOOTSTRAP",
     "IPFS_KIT_SYNC",
+    "IPFS_KIT_CLUSTER_SECRET",
+    "IPFS_KIT_CLUSTER_TRUSTED_PEERS",
+    "IPFS_KIT_CLUSTER_METRIC_TTL_SECS",
 ];
 
 pub struct Env {
@@ -164,14 +167,19 @@ pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
     v
 }
 
-/// A running `ipfs-kit daemon` process on `Env`'s repository, with its swarm, RPC API and
-/// gateway on ephemeral loopback ports; killed when dropped.
+/// A running `ipfs-kit daemon` process on `Env`'s repository, with its swarm, RPC API,
+/// gateway (and cluster API when asked for) on ephemeral loopback ports; killed when dropped.
 pub struct Daemon {
     pub child: Child,
+    pub peer_id: String,
+    /// A dialable swarm address ending in `/p2p/<peer id>`.
+    pub swarm: String,
     /// `http://127.0.0.1:PORT` of the RPC API.
     pub api: String,
     /// `http://127.0.0.1:PORT` of the gateway.
     pub gateway: String,
+    /// `http://127.0.0.1:PORT` of the cluster REST API, when it runs.
+    pub cluster: Option<String>,
     /// The rest of the daemon's stdout, held so that its writes never hit a closed pipe.
     pub rest: Option<std::io::Lines<BufReader<ChildStdout>>>,
 }
@@ -180,6 +188,11 @@ impl Daemon {
     /// Starts the daemon with `extra` arguments and `vars` in its environment (no API token
     /// unless `vars` sets one) and waits for `Daemon is ready`.
     pub fn start(env: &Env, extra: &[&str], vars: &[(&str, &str)]) -> Daemon {
+        Self::try_start(env, extra, vars).unwrap_or_else(|e| panic!("daemon failed: {e}"))
+    }
+
+    /// [`Daemon::start`], or `Err(stderr)` when the daemon exits before it is ready.
+    pub fn try_start(env: &Env, extra: &[&str], vars: &[(&str, &str)]) -> Result<Daemon, String> {
         let mut args = vec![
             "daemon",
             "--swarm",
@@ -197,29 +210,59 @@ impl Daemon {
         }
         let mut child = cmd
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (mut api, mut gateway, mut ready) = (None, None, false);
+        let (mut peer_id, mut swarm, mut api, mut gateway, mut cluster) =
+            (None, None, None, None, None);
+        let mut ready = false;
         for line in lines.by_ref() {
             let line = line.unwrap();
-            if let Some(a) = line.strip_prefix("RPC API server listening on ") {
+            if let Some(id) = line.strip_prefix("PeerID: ") {
+                peer_id = Some(id.to_owned());
+            } else if let Some(a) = line.strip_prefix("Swarm listening on ") {
+                if swarm.is_none() && a.contains("/tcp/") {
+                    swarm = Some(a.trim().to_owned());
+                }
+            } else if let Some(a) = line.strip_prefix("RPC API server listening on ") {
                 api = Some(http_of(a));
             } else if let Some(a) = line.strip_prefix("Gateway server listening on ") {
                 gateway = Some(http_of(a));
+            } else if let Some(a) = line.strip_prefix("Cluster API server listening on ") {
+                cluster = Some(http_of(a));
             } else if line == "Daemon is ready" {
                 ready = true;
                 break;
             }
         }
-        assert!(ready, "the daemon exited before it was ready");
-        Daemon {
+        let stderr = child.stderr.take();
+        if !ready {
+            let _ = child.wait();
+            let mut err = String::new();
+            if let Some(mut e) = stderr {
+                std::io::Read::read_to_string(&mut e, &mut err).unwrap();
+            }
+            return Err(err);
+        }
+        // Keep stderr drained (and shown) so the daemon never blocks on a full pipe.
+        if let Some(e) = stderr {
+            std::thread::spawn(move || {
+                for line in BufReader::new(e).lines().map_while(Result::ok) {
+                    eprintln!("[daemon] {line}");
+                }
+            });
+        }
+        let peer_id = peer_id.expect("no PeerID line");
+        Ok(Daemon {
             child,
+            swarm: format!("{}/p2p/{peer_id}", swarm.expect("no swarm line")),
+            peer_id,
             api: api.expect("no API line"),
             gateway: gateway.expect("no gateway line"),
+            cluster,
             rest: Some(lines),
-        }
+        })
     }
 
     /// The URL of RPC command `cmd` (`"add"`, `"pin/ls"`, ...).
