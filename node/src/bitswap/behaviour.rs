@@ -104,8 +104,7 @@ pub struct Behaviour {
     session_config: SessionConfig,
     next_session: SessionId,
     peers: HashMap<PeerId, PeerEntry>,
-    addrs: HashMap<PeerId, Vec<Multiaddr>>,
-    addr_order: VecDeque<PeerId>,
+    addrs: crate::net::addr_book::AddrBook,
     events: VecDeque<ToSwarm<Event, HandlerIn>>,
     stat: BitswapStat,
     epoch: Instant,
@@ -122,8 +121,7 @@ impl Behaviour {
             session_config,
             next_session: 1,
             peers: HashMap::new(),
-            addrs: HashMap::new(),
-            addr_order: VecDeque::new(),
+            addrs: crate::net::addr_book::AddrBook::new(ADDR_BOOK_PEERS_MAX, PEER_ADDRS_MAX),
             events: VecDeque::new(),
             stat: BitswapStat::default(),
             epoch: Instant::now(),
@@ -224,20 +222,7 @@ impl Behaviour {
 
     /// Remembers addresses to dial `peer` at (from a provider record or the DHT).
     pub fn add_addresses(&mut self, peer: PeerId, addrs: impl IntoIterator<Item = Multiaddr>) {
-        if !self.addrs.contains_key(&peer) {
-            if self.addr_order.len() >= ADDR_BOOK_PEERS_MAX {
-                if let Some(old) = self.addr_order.pop_front() {
-                    self.addrs.remove(&old);
-                }
-            }
-            self.addr_order.push_back(peer);
-        }
-        let known = self.addrs.entry(peer).or_default();
-        for a in addrs {
-            if known.len() < PEER_ADDRS_MAX && !known.contains(&a) {
-                known.push(a);
-            }
-        }
+        self.addrs.add(peer, addrs);
     }
 
     /// A block was stored locally: peers waiting for it are served.

@@ -14,6 +14,7 @@
 //! does network I/O. Besides the identity file, the only writes to the repository are fetched
 //! blocks, made through a write session (a temporary pin).
 
+pub mod addr_book;
 pub mod autonat;
 pub mod bandwidth;
 pub mod behaviour;

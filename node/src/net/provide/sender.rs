@@ -32,6 +32,8 @@ use libp2p::swarm::{
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::oneshot;
 
+use crate::net::addr_book::AddrBook;
+
 /// Time to open and negotiate one stream.
 pub const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -40,6 +42,12 @@ pub const BATCH_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Jobs waiting for a connection or a stream, per peer; more are refused.
 pub const JOBS_PER_PEER_MAX: usize = 16;
+
+/// Peers whose addresses are kept while their batches wait for a connection.
+pub const DIAL_PEERS_MAX: usize = 1024;
+
+/// Addresses kept per peer to dial.
+pub const PEER_ADDRS_MAX: usize = 16;
 
 /// Why a batch was not delivered.
 #[derive(Debug, thiserror::Error)]
@@ -93,12 +101,22 @@ impl Job {
 }
 
 /// The swarm-wide side: routes jobs to a connection of their peer.
-#[derive(Default)]
 pub struct Behaviour {
     connected: HashSet<PeerId>,
     waiting: HashMap<PeerId, Vec<Job>>,
-    addrs: HashMap<PeerId, Vec<Multiaddr>>,
+    addrs: AddrBook,
     events: VecDeque<ToSwarm<Infallible, Job>>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self {
+            connected: HashSet::new(),
+            waiting: HashMap::new(),
+            addrs: AddrBook::new(DIAL_PEERS_MAX, PEER_ADDRS_MAX),
+            events: VecDeque::new(),
+        }
+    }
 }
 
 impl Behaviour {
@@ -119,9 +137,7 @@ impl Behaviour {
             return;
         }
         queue.push(job);
-        if !addrs.is_empty() {
-            self.addrs.insert(peer, addrs.clone());
-        }
+        self.addrs.add(peer, addrs.iter().cloned());
         self.events.push_back(ToSwarm::Dial {
             opts: DialOpts::peer_id(peer)
                 .condition(PeerCondition::DisconnectedAndNotDialing)
