@@ -651,3 +651,59 @@ async fn new_peer_catches_up_from_a_snapshot_over_bitswap() {
     .unwrap();
     net.shutdown().await;
 }
+
+/// A peer allocated a pin whose metrics expired is down: the status names it
+/// `cluster_error` with [`ipfs_kit::cluster::PEER_DOWN`] at once, without asking it (a
+/// request to an unreachable host would hold the whole answer for its timeout). The pin keeps
+/// that allocation while the live ones still meet `replication_factor_min`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_names_a_down_allocated_peer_without_asking_it() {
+    let mut net = cluster_net(ClusterMode::new(1, 3)).await;
+    wait_live(&net, &[0, 1, 2, 3]).await;
+    let master = net.cluster(0).unwrap();
+    let cid = net.add_bytes(0, random_bytes(20_000, 31)).await.unwrap();
+    let spec = PinSpec {
+        replication_factor_min: 1,
+        replication_factor_max: 3,
+        ..PinSpec::default()
+    };
+    let pin = master.pin(cid, spec).await.unwrap();
+    let allocated: Vec<_> = pin
+        .spec
+        .allocations
+        .iter()
+        .map(|k| k.to_peer_id().unwrap())
+        .collect();
+    assert!(allocated.len() >= 2, "{allocated:?}");
+    let victim = (1..4)
+        .find(|i| allocated.contains(&net.peer_id(*i).unwrap()))
+        .unwrap();
+    let victim_id = net.peer_id(victim).unwrap();
+    net.stop(victim).await.unwrap();
+    net.wait_for("the master sees the victim down", WAIT, || {
+        let master = master.clone();
+        async move {
+            let peers = master.peers().await?;
+            Ok(peers.iter().any(|p| p.peer == victim_id && !p.live))
+        }
+    })
+    .await
+    .unwrap();
+    let spec = master.get(cid).await.unwrap().unwrap();
+    assert!(
+        spec.allocations
+            .iter()
+            .any(|k| k.to_peer_id() == Some(victim_id)),
+        "still allocated: the live allocations meet the minimum"
+    );
+    let st = master.status(cid).await.unwrap();
+    let down = st.peers.iter().find(|p| p.peer == victim_id).unwrap();
+    assert_eq!(down.status, TrackerStatus::Unknown);
+    assert_eq!(down.status.as_str(), "cluster_error");
+    assert_eq!(down.error.as_deref(), Some(ipfs_kit::cluster::PEER_DOWN));
+    // The live ones answered for themselves.
+    for p in st.peers.iter().filter(|p| p.peer != victim_id) {
+        assert!(p.error.is_none(), "{p:?}");
+    }
+    net.shutdown().await;
+}

@@ -40,6 +40,7 @@ pub use handle::{
     ClusterError, ClusterHandle, ClusterInfo, ClusterPeer, PeerPinStatus, PinStatus, StateDigest,
     TrackerStatus, CLUSTER_COMMAND_QUEUE_LEN, PIN_MANY_PINS_MAX,
 };
+pub use service::PEER_DOWN;
 
 use crate::config::Role;
 use crate::net::node::{ClusterHooks, ClusterNetEvent};

@@ -813,16 +813,24 @@ impl Service {
                 .map(|(c, s)| (c, Some(s)))
                 .collect(),
         };
-        // Peers asked: live ones, and those allocated the CIDs.
+        // Peers asked: live ones. Peers allocated the CIDs whose metrics expired are down:
+        // they answer `cluster_error` at once instead of holding the answer for a request
+        // timeout (ipfs-cluster would wait on its RPC to them).
         let now = now_ms();
-        let mut keys: BTreeSet<PeerKey> = self.allocator.live(now).into_iter().collect();
-        for (_, s) in &pins {
+        let live: BTreeSet<PeerKey> = self.allocator.live(now).into_iter().collect();
+        let mut down: BTreeSet<PeerKey> = BTreeSet::new();
+        for (_, s) in pins.iter() {
             if let Some(s) = s {
-                keys.extend(s.allocations.iter().copied());
+                down.extend(s.allocations.iter().filter(|k| !live.contains(k)).copied());
             }
         }
-        keys.remove(&self.me);
-        let others: Vec<PeerId> = keys.iter().filter_map(|k| k.to_peer_id()).collect();
+        down.remove(&self.me);
+        let others: Vec<PeerId> = live
+            .iter()
+            .filter(|k| **k != self.me)
+            .filter_map(|k| k.to_peer_id())
+            .collect();
+        let down: Vec<PeerId> = down.iter().filter_map(|k| k.to_peer_id()).collect();
         let node = self.node.clone();
         let me = self.peer;
         tokio::spawn(async move {
@@ -837,11 +845,15 @@ impl Service {
                     .into_iter()
                     .map(|(p, r)| (p, r.map_err(|e| e.to_string())))
                     .collect();
+            answers.extend(down.into_iter().map(|p| (p, Err(PEER_DOWN.to_owned()))));
             answers.push((me, Ok(mine)));
             let _ = tx.send(assemble(pins, answers));
         });
     }
 }
+
+/// The status error of an allocated peer whose metrics expired (not asked).
+pub const PEER_DOWN: &str = "peer down: its metrics expired, not asked";
 
 /// A peer's answer: its clock and its entries by CID, or why it did not answer.
 type PeerAnswer = Result<(u64, HashMap<Cid, StatusEntry>), String>;
