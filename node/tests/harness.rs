@@ -207,8 +207,8 @@ async fn forty_nodes_random_pairs_find_providers_and_fetch() {
 // test-only) and is what a real node joining does; running it explicitly on all 100 nodes
 // before the pairs (tried) did not finish within 60 s on this shared machine. So the cost is
 // the CPU of ~5,600 handshakes + identify + kad RPCs, not waiting; < 60 s was not reached here.
-#[ignore = "67-72 s on 2 cores, most of it kad's automatic bootstrap storm: .ci/run runs it \
-            alone after the workspace tests, not beside them. Run with: \
+#[ignore = "28 s alone, 67-72 s beside other work (kad's automatic bootstrap storm): .ci/run \
+            runs it alone after the workspace tests, not beside them. Run with: \
             cargo test -p ipfs-kit --test integration harness::hundred -- --ignored --nocapture"]
 async fn hundred_nodes_random_pairs_find_providers_and_fetch() {
     many_nodes_find_and_fetch(100, 20, 100).await;
