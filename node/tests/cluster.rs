@@ -68,6 +68,27 @@ async fn wait_live(net: &Testnet, nodes: &[usize]) {
     }
 }
 
+/// Pins `cid` through the master; returns how many peers it was allocated to and the index
+/// of the first worker among them.
+async fn pin_on_a_worker(
+    net: &Testnet,
+    master: &ClusterHandle,
+    cid: Cid,
+    spec: PinSpec,
+) -> (usize, usize) {
+    let pin = master.pin(cid, spec).await.unwrap();
+    let allocated: Vec<_> = pin
+        .spec
+        .allocations
+        .iter()
+        .map(|k| k.to_peer_id().unwrap())
+        .collect();
+    let worker = (1..net.len())
+        .find(|i| allocated.contains(&net.peer_id(*i).unwrap()))
+        .expect("a worker among the allocations");
+    (allocated.len(), worker)
+}
+
 /// Every block of the DAG under `cid` is in `index`'s repository.
 fn dag_complete(net: &Testnet, index: usize, cid: &Cid) -> bool {
     let repo = net.repo(index).unwrap();
@@ -278,18 +299,9 @@ async fn stopped_worker_pins_reallocated_after_metric_ttl() {
         replication_factor_max: 2,
         ..PinSpec::default()
     };
-    let pin = master.pin(cid, spec).await.unwrap();
-    let allocated: Vec<_> = pin
-        .spec
-        .allocations
-        .iter()
-        .map(|k| k.to_peer_id().unwrap())
-        .collect();
-    assert_eq!(allocated.len(), 2);
+    let (allocated, victim) = pin_on_a_worker(&net, &master, cid, spec).await;
+    assert_eq!(allocated, 2);
     // Stop an allocated worker.
-    let victim = (1..4)
-        .find(|i| allocated.contains(&net.peer_id(*i).unwrap()))
-        .unwrap();
     let victim_id = net.peer_id(victim).unwrap();
     net.wait_for("victim pinned", WAIT, || {
         let h = net.cluster(victim).unwrap();
@@ -667,17 +679,8 @@ async fn status_names_a_down_allocated_peer_without_asking_it() {
         replication_factor_max: 3,
         ..PinSpec::default()
     };
-    let pin = master.pin(cid, spec).await.unwrap();
-    let allocated: Vec<_> = pin
-        .spec
-        .allocations
-        .iter()
-        .map(|k| k.to_peer_id().unwrap())
-        .collect();
-    assert!(allocated.len() >= 2, "{allocated:?}");
-    let victim = (1..4)
-        .find(|i| allocated.contains(&net.peer_id(*i).unwrap()))
-        .unwrap();
+    let (allocated, victim) = pin_on_a_worker(&net, &master, cid, spec).await;
+    assert!(allocated >= 2, "{allocated} allocations");
     let victim_id = net.peer_id(victim).unwrap();
     net.stop(victim).await.unwrap();
     net.wait_for("the master sees the victim down", WAIT, || {
