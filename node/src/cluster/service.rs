@@ -662,41 +662,45 @@ impl Service {
         let now = now_ms();
         let mut load = HashMap::new();
         let mut written = 0;
-        for (cid, mut spec) in pins {
-            spec.validate()?;
-            let current: Vec<PeerKey> = self
-                .replica
-                .state()
-                .get(&cid)
-                .map(|s| s.allocations.clone())
-                .unwrap_or_default();
-            spec.allocations = self.allocator.allocate(&spec, &current, now, &mut load)?;
+        for (cid, spec) in pins {
+            let spec = self.allocated(&cid, spec, now, &mut load)?;
             self.replica_event(Event::Pin(Pin { cid, spec }), fetches, ops);
             written += 1;
         }
         Ok(written)
     }
 
+    /// `spec` validated and allocated for `cid`: the allocator keeps the CID's current
+    /// allocations where they still hold; `load` spreads several pins of one call.
+    fn allocated(
+        &self,
+        cid: &Cid,
+        mut spec: ipfs_kit_cluster_sync::PinSpec,
+        now: u64,
+        load: &mut HashMap<PeerKey, u64>,
+    ) -> Result<ipfs_kit_cluster_sync::PinSpec, ClusterError> {
+        spec.validate()?;
+        let current: Vec<PeerKey> = self
+            .replica
+            .state()
+            .get(cid)
+            .map(|s| s.allocations.clone())
+            .unwrap_or_default();
+        spec.allocations = self.allocator.allocate(&spec, &current, now, load)?;
+        Ok(spec)
+    }
+
     fn local_pin(
         &mut self,
         cid: Cid,
-        mut spec: ipfs_kit_cluster_sync::PinSpec,
+        spec: ipfs_kit_cluster_sync::PinSpec,
         fetches: &mut JoinSet<FetchResult>,
         ops: &mut JoinSet<OpResult>,
     ) -> Result<Pin, ClusterError> {
         if self.cfg.role != Role::Master {
             return Err(ClusterError::NotAMaster(self.cfg.role));
         }
-        spec.validate()?;
-        let now = now_ms();
-        let current: Vec<PeerKey> = self
-            .replica
-            .state()
-            .get(&cid)
-            .map(|s| s.allocations.clone())
-            .unwrap_or_default();
-        let mut load = HashMap::new();
-        spec.allocations = self.allocator.allocate(&spec, &current, now, &mut load)?;
+        let spec = self.allocated(&cid, spec, now_ms(), &mut HashMap::new())?;
         let pin = Pin { cid, spec };
         self.replica_event(Event::Pin(pin.clone()), fetches, ops);
         Ok(pin)
