@@ -19,7 +19,7 @@ use std::time::Duration;
 use ipfs_kit::net::provide::{Reprovider, ReproviderConfig};
 use ipfs_kit::net::{BehaviourConfig, KadMode, Keypair, Node, NodeConfig};
 use ipfs_kit::repo::Repo;
-use ipfs_kit::unixfs::{self, ImportOptions};
+use ipfs_kit::unixfs::ImportOptions;
 use ipfs_kit_blockstore::MemoryBlockstore;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
@@ -96,16 +96,8 @@ async fn fetch_finds_an_unconnected_holder_through_the_dht_only() {
         let repo = h_repo.clone();
         let data = data.clone();
         tokio::task::spawn_blocking(move || {
-            let session = repo.begin_write();
-            let imported = unixfs::file::import_file(
-                std::io::Cursor::new(data),
-                &ImportOptions::default(),
-                &session,
-                &|_| {},
-            )
-            .unwrap();
-            session.pin_imported_root(&imported.cid, None).unwrap();
-            imported.cid
+            repo.add_file(std::io::Cursor::new(data), &ImportOptions::default())
+                .unwrap()
         })
         .await
         .unwrap()

@@ -22,7 +22,7 @@ use ipfs_kit::config::ProvideStrategy;
 use ipfs_kit::net::behaviour::KAD_LAN_PROTOCOL;
 use ipfs_kit::net::provide::{Reprovider, ReproviderConfig};
 use ipfs_kit::net::PeerId;
-use ipfs_kit::unixfs::{file::import_file, ImportOptions};
+use ipfs_kit::unixfs::ImportOptions;
 use ipfs_kit_blockstore::hash::HashFn;
 use ipfs_kit_blockstore::Block;
 use ipfs_kit_tests::fixtures::random_bytes;
@@ -56,6 +56,16 @@ async fn connect_to_dht_server(kubo: &mut KuboServe, ours: &OurNode) -> PeerId {
     kubo_peer
 }
 
+/// The node's sweeping reprovider with the default config and `strategy`.
+fn reprovider(ours: &OurNode, strategy: ProvideStrategy) -> Reprovider {
+    Reprovider::for_repo(
+        ours.node.handle(),
+        ReproviderConfig::default(),
+        ours.repo.clone(),
+        strategy,
+    )
+}
+
 fn raw_block(i: u32) -> Block {
     let data = format!("kubo routing test block {i}").into_bytes();
     let mh = HashFn::Sha2_256.digest(&data).unwrap();
@@ -76,12 +86,7 @@ fn kubo_accepts_batched_add_provider_and_serves_the_records() {
         connect_to_dht_server(&mut kubo, &y).await;
         let blocks: Vec<Block> = (0..BLOCKS).map(raw_block).collect();
         y.repo.blocks().put_many(&blocks).unwrap();
-        let reprovider = Reprovider::for_repo(
-            y.node.handle(),
-            ReproviderConfig::default(),
-            y.repo.clone(),
-            ProvideStrategy::All,
-        );
+        let reprovider = reprovider(&y, ProvideStrategy::All);
         let report = reprovider.sweep_all().await.unwrap();
         assert_eq!(report.keys, BLOCKS as usize, "{report:?}");
         assert_eq!(report.lookups, 1, "one lookup for the region: {report:?}");
@@ -122,25 +127,15 @@ fn kubo_finds_ipfs_kit_as_provider_through_its_dht_and_downloads() {
         let mut kubo = KuboServe::start(&interop, false).unwrap();
         let y = our_node().await;
         let data = random_bytes(11, 3 * 1024 * 1024 + 5);
-        let root = {
-            let session = y.repo.begin_write();
-            let imported = import_file(
+        let root = y
+            .repo
+            .add_file(
                 std::io::Cursor::new(data.clone()),
                 &ImportOptions::default(),
-                &session,
-                &|_| {},
             )
             .unwrap();
-            session.pin_imported_root(&imported.cid, None).unwrap();
-            imported.cid
-        };
         let kubo_peer = connect_to_dht_server(&mut kubo, &y).await;
-        let reprovider = Reprovider::for_repo(
-            y.node.handle(),
-            ReproviderConfig::default(),
-            y.repo.clone(),
-            ProvideStrategy::Roots,
-        );
+        let reprovider = reprovider(&y, ProvideStrategy::Roots);
         let report = reprovider.sweep_all().await.unwrap();
         assert_eq!(report.records_sent, 1, "{report:?}");
 

@@ -343,15 +343,7 @@ impl Testnet {
     pub async fn add_bytes(&self, index: usize, data: Vec<u8>) -> Result<Cid, HarnessError> {
         let repo = self.repo(index)?.clone();
         let root = blocking(move || -> Result<Cid, HarnessError> {
-            let session = repo.begin_write();
-            let imported = unixfs::file::import_file(
-                std::io::Cursor::new(data),
-                &ImportOptions::default(),
-                &session,
-                &|_| {},
-            )?;
-            session.pin_imported_root(&imported.cid, None)?;
-            Ok(imported.cid)
+            Ok(repo.add_file(std::io::Cursor::new(data), &ImportOptions::default())?)
         })
         .await?;
         self.announce(index, root).await?;

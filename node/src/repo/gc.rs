@@ -39,6 +39,20 @@ pub struct WriteSession {
 }
 
 impl Repo {
+    /// Imports `reader` as one UnixFS file with `opts` and pins its root recursively, as
+    /// `ipfs add` does for a file; returns the root. Blocking.
+    pub fn add_file(
+        &self,
+        reader: impl std::io::Read + Send,
+        opts: &crate::unixfs::ImportOptions,
+    ) -> Result<Cid, RepoError> {
+        let session = self.begin_write();
+        let imported = crate::unixfs::file::import_file(reader, opts, &session, &|_| {})
+            .map_err(|e| RepoError::Import(Box::new(e)))?;
+        session.pin_imported_root(&imported.cid, None)?;
+        Ok(imported.cid)
+    }
+
     /// Starts a write session: blocks written through it are GC roots until it is dropped.
     pub fn begin_write(&self) -> WriteSession {
         let id = self.inner.next_session.fetch_add(1, Ordering::Relaxed);

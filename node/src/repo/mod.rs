@@ -77,6 +77,8 @@ pub enum RepoError {
     CorruptPin(String),
     #[error(transparent)]
     Car(Box<crate::car::CarError>),
+    #[error("import: {0}")]
+    Import(Box<crate::unixfs::ImportError>),
     #[error("storage tiers: {0}")]
     Tiers(String),
 }
