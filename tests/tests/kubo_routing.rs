@@ -5,7 +5,10 @@
 //!   joining later and connected only to K, asks the DHT for each CID and gets Y every time;
 //! - kubo finds our node as a provider through its DHT: Y announces a file to K, then
 //!   disconnects; K's `Download` of the file can only find Y through the provider record Y
-//!   stored at K, dials Y and fetches the DAG.
+//!   stored at K, dials Y and fetches the DAG;
+//! - kubo routes its lookups through our node: two kubo nodes S and H, each connected only to
+//!   Y, meet because their DHT lookups ask Y, whose LAN DHT answers with the other; then S
+//!   downloads a file H added.
 //!
 //! On loopback kubo's WAN DHT stays a client (no public address, even with `Routing.Type =
 //! dhtserver`), so kubo serves only its LAN DHT, `/ipfs/lan/kad/1.0.0`: every exchange here
@@ -139,15 +142,22 @@ fn kubo_finds_ipfs_kit_as_provider_through_its_dht_and_downloads() {
         let report = reprovider.sweep_all().await.unwrap();
         assert_eq!(report.records_sent, 1, "{report:?}");
 
-        // Cut the link: kubo must find Y again through the record.
+        // Cut the link: kubo must find Y again through the record. First a bootstrap of our
+        // own, which also cancels the one rust-libp2p kad schedules 500 ms after a peer enters
+        // a small routing table: run after the cut, it would dial kubo again (and the new
+        // connection would stay up for the idle timeout). Anything else that redials within
+        // a second of a cut (either side) is cut again.
+        y.node.bootstrap().await.unwrap();
         let y_id = y.node.peer_id().to_string();
-        y.node.disconnect(kubo_peer).await.unwrap();
         let deadline = tokio::time::Instant::now() + WAIT;
+        let mut cut = None;
         while kubo.peers().unwrap().contains(&y_id) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "kubo still connected"
-            );
+            let now = tokio::time::Instant::now();
+            assert!(now < deadline, "kubo still connected");
+            if cut.is_none_or(|at| now - at > Duration::from_secs(1)) {
+                y.node.disconnect(kubo_peer).await.unwrap();
+                cut = Some(now);
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
 
@@ -170,5 +180,60 @@ fn kubo_finds_ipfs_kit_as_provider_through_its_dht_and_downloads() {
         );
         let stat = y.node.bitswap_stat().await.unwrap();
         assert!(stat.blocks_sent >= 13, "we served the DAG: {stat:?}");
+    });
+}
+
+#[test]
+fn kubo_routes_its_lookups_through_ipfs_kit_to_a_kubo_it_never_met() {
+    let Some(interop) =
+        Interop::from_env("kubo_routes_its_lookups_through_ipfs_kit_to_a_kubo_it_never_met")
+    else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut seeker = KuboServe::start(&interop, false).unwrap();
+        let mut holder = KuboServe::start(&interop, false).unwrap();
+        let y = our_node().await;
+        let lan_kad_in = || {
+            y.node
+                .bandwidth_of_protocol(KAD_LAN_PROTOCOL.as_ref())
+                .total_in
+        };
+        let asked_before = lan_kad_in();
+        connect_to_dht_server(&mut seeker, &y).await;
+        connect_to_dht_server(&mut holder, &y).await;
+
+        // Neither kubo node has a bootstrap list, mDNS or the other's address: each knows Y
+        // only. kubo's DHT looks itself up when a server joins its routing table; that lookup
+        // asks Y, and Y's LAN DHT answers with the other kubo node, which it then dials.
+        let holder_id = holder.id.clone();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !seeker.peers().unwrap().contains(&holder_id) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the seeker never learned of the holder through our DHT"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            lan_kad_in() > asked_before,
+            "kubo's lookups reached our LAN DHT"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.bin");
+        let data = random_bytes(12, 2 * 1024 * 1024 + 9);
+        std::fs::write(&src, &data).unwrap();
+        let root: Cid = holder.add(&src).unwrap().parse().unwrap();
+        let dest = dir.path().join("out.bin");
+        let done =
+            tokio::task::spawn_blocking(move || seeker.download(&root, &dest).map(|()| dest))
+                .await
+                .unwrap();
+        let dest = done.unwrap();
+        assert!(std::fs::read(&dest).unwrap() == data, "bytes differ");
+        let stat = y.node.bitswap_stat().await.unwrap();
+        assert_eq!(stat.blocks_sent, 0, "we never had the file: {stat:?}");
     });
 }
