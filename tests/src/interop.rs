@@ -49,6 +49,21 @@ impl Interop {
         }
     }
 
+    /// Runs the async test `body` with the interop environment on a fresh tokio runtime, or
+    /// skips it (fails under CI) as [`Interop::from_env`] says.
+    pub fn run_async<F, Fut>(test: &str, body: F)
+    where
+        F: FnOnce(Self) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let Some(interop) = Self::from_env(test) else {
+            return;
+        };
+        tokio::runtime::Runtime::new()
+            .expect("tokio runtime")
+            .block_on(body(interop));
+    }
+
     fn try_from_env() -> Result<Self> {
         let var = |name: &str| -> Result<PathBuf> {
             let v = std::env::var_os(name).with_context(|| format!("env {name} is not set"))?;

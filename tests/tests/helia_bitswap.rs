@@ -152,73 +152,71 @@ fn inputs(dir: &Path, seed: u64) -> (PathBuf, PathBuf) {
 
 #[test]
 fn helia_fetches_a_file_and_a_directory_from_ipfs_kit() {
-    let Some(interop) = Interop::from_env("helia_fetches_a_file_and_a_directory_from_ipfs_kit")
-    else {
-        return;
-    };
     init_tracing();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let net = Testnet::start(1, Topology::Full).await.unwrap();
-        let work = tempfile::tempdir().unwrap();
-        let (file, tree) = inputs(work.path(), 11);
-        let file_cid = net.add_path(0, &file).await.unwrap();
-        let tree_cid = net.add_path(0, &tree).await.unwrap();
-        assert_eq!(file_cid.version(), cid::Version::V0, "kubo's defaults");
+    Interop::run_async(
+        "helia_fetches_a_file_and_a_directory_from_ipfs_kit",
+        |interop| async move {
+            let net = Testnet::start(1, Topology::Full).await.unwrap();
+            let work = tempfile::tempdir().unwrap();
+            let (file, tree) = inputs(work.path(), 11);
+            let file_cid = net.add_path(0, &file).await.unwrap();
+            let tree_cid = net.add_path(0, &tree).await.unwrap();
+            assert_eq!(file_cid.version(), cid::Version::V0, "kubo's defaults");
 
-        let mut helia = HeliaPeer::start(&interop).unwrap();
-        let ours = net.dial_addr(0).await.unwrap();
-        let r = helia.ask(&format!("connect {ours}")).unwrap();
-        assert_eq!(r["peer"], net.peer_id(0).unwrap().to_string());
+            let mut helia = HeliaPeer::start(&interop).unwrap();
+            let ours = net.dial_addr(0).await.unwrap();
+            let r = helia.ask(&format!("connect {ours}")).unwrap();
+            assert_eq!(r["peer"], net.peer_id(0).unwrap().to_string());
 
-        // The file, through unixfs.cat.
-        let out = work.path().join("helia-cat");
-        let r = helia
-            .ask(&format!("cat {file_cid} {}", out.display()))
-            .unwrap();
-        assert_eq!(r["bytes"], 3 * 1024 * 1024 + 17);
-        assert!(
-            std::fs::read(&out).unwrap() == std::fs::read(&file).unwrap(),
-            "Helia's cat differs"
-        );
+            // The file, through unixfs.cat.
+            let out = work.path().join("helia-cat");
+            let r = helia
+                .ask(&format!("cat {file_cid} {}", out.display()))
+                .unwrap();
+            assert_eq!(r["bytes"], 3 * 1024 * 1024 + 17);
+            assert!(
+                std::fs::read(&out).unwrap() == std::fs::read(&file).unwrap(),
+                "Helia's cat differs"
+            );
 
-        // The directory: Helia's ls lists what our exporter lists, then the whole tree.
-        let ls = helia.ask(&format!("ls {tree_cid}")).unwrap();
-        let theirs: Vec<(String, String)> = ls["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["name"].as_str().unwrap().to_owned(),
-                    e["cid"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
-        let repo = net.repo(0).unwrap();
-        let ours_ls: Vec<(String, String)> = export::ls(repo.blocks().as_ref(), &tree_cid)
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.name, e.cid.to_string()))
-            .collect();
-        assert_eq!(theirs, ours_ls);
-        let out = work.path().join("helia-get");
-        let r = helia
-            .ask(&format!("get {tree_cid} {}", out.display()))
-            .unwrap();
-        assert!(r["files"].as_u64().unwrap() >= 10, "{r}");
-        assert_same_tree(&tree, &out);
+            // The directory: Helia's ls lists what our exporter lists, then the whole tree.
+            let ls = helia.ask(&format!("ls {tree_cid}")).unwrap();
+            let theirs: Vec<(String, String)> = ls["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["name"].as_str().unwrap().to_owned(),
+                        e["cid"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+            let repo = net.repo(0).unwrap();
+            let ours_ls: Vec<(String, String)> = export::ls(repo.blocks().as_ref(), &tree_cid)
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.name, e.cid.to_string()))
+                .collect();
+            assert_eq!(theirs, ours_ls);
+            let out = work.path().join("helia-get");
+            let r = helia
+                .ask(&format!("get {tree_cid} {}", out.display()))
+                .unwrap();
+            assert!(r["files"].as_u64().unwrap() >= 10, "{r}");
+            assert_same_tree(&tree, &out);
 
-        let stat = net.handle(0).unwrap().bitswap_stat().await.unwrap();
-        assert!(stat.blocks_sent >= 13, "{stat:?}");
-        assert!(
-            stat.peers.iter().any(|p| p.to_string() == helia.id),
-            "{stat:?}"
-        );
-        println!("served Helia: {stat:?}");
-        drop(helia);
-        net.shutdown().await;
-    });
+            let stat = net.handle(0).unwrap().bitswap_stat().await.unwrap();
+            assert!(stat.blocks_sent >= 13, "{stat:?}");
+            assert!(
+                stat.peers.iter().any(|p| p.to_string() == helia.id),
+                "{stat:?}"
+            );
+            println!("served Helia: {stat:?}");
+            drop(helia);
+            net.shutdown().await;
+        },
+    );
 }
 
 // Regression test of the issue-3 stall: Helia's 1 MiB blocks once arrived as yamux frames over
@@ -227,43 +225,41 @@ fn helia_fetches_a_file_and_a_directory_from_ipfs_kit() {
 // the windows. `RUST_LOG=ipfs_kit::bitswap=trace DEBUG='helia:bitswap*'` shows both sides.
 #[test]
 fn ipfs_kit_fetches_a_file_and_a_directory_from_helia() {
-    let Some(interop) = Interop::from_env("ipfs_kit_fetches_a_file_and_a_directory_from_helia")
-    else {
-        return;
-    };
     init_tracing();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let net = Testnet::start(1, Topology::Full).await.unwrap();
-        let work = tempfile::tempdir().unwrap();
-        let (file, tree) = inputs(work.path(), 22);
-        let mut helia = HeliaPeer::start(&interop).unwrap();
-        let file_cid = helia.add("add-file", &file).unwrap();
-        let tree_cid = helia.add("add-dir", &tree).unwrap();
-        assert_eq!(file_cid.version(), cid::Version::V1, "Helia's defaults");
+    Interop::run_async(
+        "ipfs_kit_fetches_a_file_and_a_directory_from_helia",
+        |interop| async move {
+            let net = Testnet::start(1, Topology::Full).await.unwrap();
+            let work = tempfile::tempdir().unwrap();
+            let (file, tree) = inputs(work.path(), 22);
+            let mut helia = HeliaPeer::start(&interop).unwrap();
+            let file_cid = helia.add("add-file", &file).unwrap();
+            let tree_cid = helia.add("add-dir", &tree).unwrap();
+            assert_eq!(file_cid.version(), cid::Version::V1, "Helia's defaults");
 
-        let node = net.handle(0).unwrap();
-        let addr = helia.addrs[0].parse().unwrap();
-        let peer = node.connect(addr).await.unwrap();
-        assert_eq!(peer.to_string(), helia.id);
+            let node = net.handle(0).unwrap();
+            let addr = helia.addrs[0].parse().unwrap();
+            let peer = node.connect(addr).await.unwrap();
+            assert_eq!(peer.to_string(), helia.id);
 
-        let got = net.fetch(0, file_cid).await.unwrap();
-        assert!(
-            got == std::fs::read(&file).unwrap(),
-            "the file fetched from Helia differs"
-        );
-        let out = work.path().join("ours-get");
-        net.fetch_path(0, tree_cid, &out).await.unwrap();
-        assert_same_tree(&tree, &out);
+            let got = net.fetch(0, file_cid).await.unwrap();
+            assert!(
+                got == std::fs::read(&file).unwrap(),
+                "the file fetched from Helia differs"
+            );
+            let out = work.path().join("ours-get");
+            net.fetch_path(0, tree_cid, &out).await.unwrap();
+            assert_same_tree(&tree, &out);
 
-        let stat = node.bitswap_stat().await.unwrap();
-        assert!(stat.blocks_received >= 4, "{stat:?}");
-        assert!(stat.wantlist.is_empty(), "{stat:?}");
-        println!(
-            "fetched from Helia: {stat:?} | {}",
-            net.stats().fetch_summary()
-        );
-        drop(helia);
-        net.shutdown().await;
-    });
+            let stat = node.bitswap_stat().await.unwrap();
+            assert!(stat.blocks_received >= 4, "{stat:?}");
+            assert!(stat.wantlist.is_empty(), "{stat:?}");
+            println!(
+                "fetched from Helia: {stat:?} | {}",
+                net.stats().fetch_summary()
+            );
+            drop(helia);
+            net.shutdown().await;
+        },
+    );
 }

@@ -64,74 +64,70 @@ fn add_ours(repo: &Repo, path: &Path) -> Cid {
 
 #[test]
 fn kubo_fetches_a_file_and_a_directory_from_ipfs_kit() {
-    let Some(interop) = Interop::from_env("kubo_fetches_a_file_and_a_directory_from_ipfs_kit")
-    else {
-        return;
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let ours = our_node().await;
-        let src = tempfile::tempdir().unwrap();
-        make_inputs(src.path());
-        let file = add_ours(&ours.repo, &src.path().join("big.bin"));
-        let tree = add_ours(&ours.repo, &src.path().join("tree"));
-        let mut kubo = KuboServe::start(&interop, false).unwrap();
-        ours.connect_to(&mut kubo, WAIT).await.unwrap();
-        let out = tempfile::tempdir().unwrap();
-        kubo.download(&file, &out.path().join("big.bin")).unwrap();
-        assert_same(&src.path().join("big.bin"), &out.path().join("big.bin"));
-        kubo.download(&tree, &out.path().join("tree")).unwrap();
-        assert_same_tree(&src.path().join("tree"), &out.path().join("tree"));
-        let stat = ours.node.bitswap_stat().await.unwrap();
-        assert!(stat.blocks_sent >= 14, "{stat:?}");
-        assert!(stat.data_sent > 3 * 1024 * 1024, "{stat:?}");
-    });
+    Interop::run_async(
+        "kubo_fetches_a_file_and_a_directory_from_ipfs_kit",
+        |interop| async move {
+            let ours = our_node().await;
+            let src = tempfile::tempdir().unwrap();
+            make_inputs(src.path());
+            let file = add_ours(&ours.repo, &src.path().join("big.bin"));
+            let tree = add_ours(&ours.repo, &src.path().join("tree"));
+            let mut kubo = KuboServe::start(&interop, false).unwrap();
+            ours.connect_to(&mut kubo, WAIT).await.unwrap();
+            let out = tempfile::tempdir().unwrap();
+            kubo.download(&file, &out.path().join("big.bin")).unwrap();
+            assert_same(&src.path().join("big.bin"), &out.path().join("big.bin"));
+            kubo.download(&tree, &out.path().join("tree")).unwrap();
+            assert_same_tree(&src.path().join("tree"), &out.path().join("tree"));
+            let stat = ours.node.bitswap_stat().await.unwrap();
+            assert!(stat.blocks_sent >= 14, "{stat:?}");
+            assert!(stat.data_sent > 3 * 1024 * 1024, "{stat:?}");
+        },
+    );
 }
 
 #[test]
 fn ipfs_kit_fetches_a_file_and_a_directory_from_kubo() {
-    let Some(interop) = Interop::from_env("ipfs_kit_fetches_a_file_and_a_directory_from_kubo")
-    else {
-        return;
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let ours = our_node().await;
-        let src = tempfile::tempdir().unwrap();
-        make_inputs(src.path());
-        let mut kubo = KuboServe::start(&interop, false).unwrap();
-        let file: Cid = kubo
-            .add(&src.path().join("big.bin"))
-            .unwrap()
-            .parse()
+    Interop::run_async(
+        "ipfs_kit_fetches_a_file_and_a_directory_from_kubo",
+        |interop| async move {
+            let ours = our_node().await;
+            let src = tempfile::tempdir().unwrap();
+            make_inputs(src.path());
+            let mut kubo = KuboServe::start(&interop, false).unwrap();
+            let file: Cid = kubo
+                .add(&src.path().join("big.bin"))
+                .unwrap()
+                .parse()
+                .unwrap();
+            let tree: Cid = kubo.add(&src.path().join("tree")).unwrap().parse().unwrap();
+            ours.connect_to(&mut kubo, WAIT).await.unwrap();
+            let out = tempfile::tempdir().unwrap();
+            let stats = ours.node.fetch_dag(file).await.unwrap();
+            assert!(stats.blocks_fetched > 12, "{stats:?}");
+            export::get(
+                ours.repo.blocks().as_ref(),
+                &file,
+                &out.path().join("big.bin"),
+                &mut |_| {},
+            )
             .unwrap();
-        let tree: Cid = kubo.add(&src.path().join("tree")).unwrap().parse().unwrap();
-        ours.connect_to(&mut kubo, WAIT).await.unwrap();
-        let out = tempfile::tempdir().unwrap();
-        let stats = ours.node.fetch_dag(file).await.unwrap();
-        assert!(stats.blocks_fetched > 12, "{stats:?}");
-        export::get(
-            ours.repo.blocks().as_ref(),
-            &file,
-            &out.path().join("big.bin"),
-            &mut |_| {},
-        )
-        .unwrap();
-        assert_same(&src.path().join("big.bin"), &out.path().join("big.bin"));
-        let stats = ours.node.fetch_dag(tree).await.unwrap();
-        assert!(
-            stats.blocks_local >= 12,
-            "the shared file is local: {stats:?}"
-        );
-        export::get(
-            ours.repo.blocks().as_ref(),
-            &tree,
-            &out.path().join("tree"),
-            &mut |_| {},
-        )
-        .unwrap();
-        assert_same_tree(&src.path().join("tree"), &out.path().join("tree"));
-        // kubo's CIDs are ours for the same options: adding locally gives the same roots.
-        assert_eq!(add_ours(&ours.repo, &src.path().join("big.bin")), file);
-    });
+            assert_same(&src.path().join("big.bin"), &out.path().join("big.bin"));
+            let stats = ours.node.fetch_dag(tree).await.unwrap();
+            assert!(
+                stats.blocks_local >= 12,
+                "the shared file is local: {stats:?}"
+            );
+            export::get(
+                ours.repo.blocks().as_ref(),
+                &tree,
+                &out.path().join("tree"),
+                &mut |_| {},
+            )
+            .unwrap();
+            assert_same_tree(&src.path().join("tree"), &out.path().join("tree"));
+            // kubo's CIDs are ours for the same options: adding locally gives the same roots.
+            assert_eq!(add_ours(&ours.repo, &src.path().join("big.bin")), file);
+        },
+    );
 }

@@ -77,163 +77,154 @@ fn raw_block(i: u32) -> Block {
 
 #[test]
 fn kubo_accepts_batched_add_provider_and_serves_the_records() {
-    let Some(interop) =
-        Interop::from_env("kubo_accepts_batched_add_provider_and_serves_the_records")
-    else {
-        return;
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut kubo = KuboServe::start(&interop, false).unwrap();
-        let y = our_node().await;
-        connect_to_dht_server(&mut kubo, &y).await;
-        let blocks: Vec<Block> = (0..BLOCKS).map(raw_block).collect();
-        y.repo.blocks().put_many(&blocks).unwrap();
-        let reprovider = reprovider(&y, ProvideStrategy::All);
-        let report = reprovider.sweep_all().await.unwrap();
-        assert_eq!(report.keys, BLOCKS as usize, "{report:?}");
-        assert_eq!(report.lookups, 1, "one lookup for the region: {report:?}");
-        assert_eq!(report.peers, 1, "kubo is the only DHT server: {report:?}");
-        assert_eq!(report.send_failures, 0, "{report:?}");
-        assert_eq!(
-            report.records_sent, BLOCKS as usize,
-            "every record on one stream to kubo: {report:?}"
-        );
-
-        // Z joins afterwards, knows kubo only, and finds Y for every CID.
-        let z = our_node().await;
-        connect_to_dht_server(&mut kubo, &z).await;
-        let y_id = y.node.peer_id();
-        for b in &blocks {
-            let found = tokio::time::timeout(WAIT, z.node.find_providers(*b.cid(), 1))
-                .await
-                .expect("findprovs timed out")
-                .unwrap();
-            assert!(
-                found.iter().any(|(p, _)| *p == y_id),
-                "kubo did not return us as the provider of {}: {found:?}",
-                b.cid()
+    Interop::run_async(
+        "kubo_accepts_batched_add_provider_and_serves_the_records",
+        |interop| async move {
+            let mut kubo = KuboServe::start(&interop, false).unwrap();
+            let y = our_node().await;
+            connect_to_dht_server(&mut kubo, &y).await;
+            let blocks: Vec<Block> = (0..BLOCKS).map(raw_block).collect();
+            y.repo.blocks().put_many(&blocks).unwrap();
+            let reprovider = reprovider(&y, ProvideStrategy::All);
+            let report = reprovider.sweep_all().await.unwrap();
+            assert_eq!(report.keys, BLOCKS as usize, "{report:?}");
+            assert_eq!(report.lookups, 1, "one lookup for the region: {report:?}");
+            assert_eq!(report.peers, 1, "kubo is the only DHT server: {report:?}");
+            assert_eq!(report.send_failures, 0, "{report:?}");
+            assert_eq!(
+                report.records_sent, BLOCKS as usize,
+                "every record on one stream to kubo: {report:?}"
             );
-        }
-    });
+
+            // Z joins afterwards, knows kubo only, and finds Y for every CID.
+            let z = our_node().await;
+            connect_to_dht_server(&mut kubo, &z).await;
+            let y_id = y.node.peer_id();
+            for b in &blocks {
+                let found = tokio::time::timeout(WAIT, z.node.find_providers(*b.cid(), 1))
+                    .await
+                    .expect("findprovs timed out")
+                    .unwrap();
+                assert!(
+                    found.iter().any(|(p, _)| *p == y_id),
+                    "kubo did not return us as the provider of {}: {found:?}",
+                    b.cid()
+                );
+            }
+        },
+    );
 }
 
 #[test]
 fn kubo_finds_ipfs_kit_as_provider_through_its_dht_and_downloads() {
-    let Some(interop) =
-        Interop::from_env("kubo_finds_ipfs_kit_as_provider_through_its_dht_and_downloads")
-    else {
-        return;
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut kubo = KuboServe::start(&interop, false).unwrap();
-        let y = our_node().await;
-        let data = random_bytes(11, 3 * 1024 * 1024 + 5);
-        let root = y
-            .repo
-            .add_file(
-                std::io::Cursor::new(data.clone()),
-                &ImportOptions::default(),
-            )
-            .unwrap();
-        let kubo_peer = connect_to_dht_server(&mut kubo, &y).await;
-        let reprovider = reprovider(&y, ProvideStrategy::Roots);
-        let report = reprovider.sweep_all().await.unwrap();
-        assert_eq!(report.records_sent, 1, "{report:?}");
+    Interop::run_async(
+        "kubo_finds_ipfs_kit_as_provider_through_its_dht_and_downloads",
+        |interop| async move {
+            let mut kubo = KuboServe::start(&interop, false).unwrap();
+            let y = our_node().await;
+            let data = random_bytes(11, 3 * 1024 * 1024 + 5);
+            let root = y
+                .repo
+                .add_file(
+                    std::io::Cursor::new(data.clone()),
+                    &ImportOptions::default(),
+                )
+                .unwrap();
+            let kubo_peer = connect_to_dht_server(&mut kubo, &y).await;
+            let reprovider = reprovider(&y, ProvideStrategy::Roots);
+            let report = reprovider.sweep_all().await.unwrap();
+            assert_eq!(report.records_sent, 1, "{report:?}");
 
-        // Cut the link: kubo must find Y again through the record. First a bootstrap of our
-        // own, which also cancels the one rust-libp2p kad schedules 500 ms after a peer enters
-        // a small routing table: run after the cut, it would dial kubo again (and the new
-        // connection would stay up for the idle timeout). Anything else that redials within
-        // a second of a cut (either side) is cut again.
-        y.node.bootstrap().await.unwrap();
-        let y_id = y.node.peer_id().to_string();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let mut cut = None;
-        while kubo.peers().unwrap().contains(&y_id) {
-            let now = tokio::time::Instant::now();
-            assert!(now < deadline, "kubo still connected");
-            if cut.is_none_or(|at| now - at > Duration::from_secs(1)) {
-                y.node.disconnect(kubo_peer).await.unwrap();
-                cut = Some(now);
+            // Cut the link: kubo must find Y again through the record. First a bootstrap of our
+            // own, which also cancels the one rust-libp2p kad schedules 500 ms after a peer enters
+            // a small routing table: run after the cut, it would dial kubo again (and the new
+            // connection would stay up for the idle timeout). Anything else that redials within
+            // a second of a cut (either side) is cut again.
+            y.node.bootstrap().await.unwrap();
+            let y_id = y.node.peer_id().to_string();
+            let deadline = tokio::time::Instant::now() + WAIT;
+            let mut cut = None;
+            while kubo.peers().unwrap().contains(&y_id) {
+                let now = tokio::time::Instant::now();
+                assert!(now < deadline, "kubo still connected");
+                if cut.is_none_or(|at| now - at > Duration::from_secs(1)) {
+                    y.node.disconnect(kubo_peer).await.unwrap();
+                    cut = Some(now);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
 
-        let out = tempfile::tempdir().unwrap();
-        let dest = out.path().join("file.bin");
-        // `Download` blocks the driver: run it off the runtime.
-        let (kubo, done) = tokio::task::spawn_blocking(move || {
+            let out = tempfile::tempdir().unwrap();
+            let dest = out.path().join("file.bin");
+            // `Download` blocks the driver: run it off the runtime.
+            let (kubo, done) = tokio::task::spawn_blocking(move || {
+                let mut kubo = kubo;
+                let r = kubo.download(&root, &dest);
+                (kubo, r.map(|()| dest))
+            })
+            .await
+            .unwrap();
+            let dest = done.unwrap();
+            assert!(std::fs::read(&dest).unwrap() == data, "bytes differ");
             let mut kubo = kubo;
-            let r = kubo.download(&root, &dest);
-            (kubo, r.map(|()| dest))
-        })
-        .await
-        .unwrap();
-        let dest = done.unwrap();
-        assert!(std::fs::read(&dest).unwrap() == data, "bytes differ");
-        let mut kubo = kubo;
-        assert!(
-            kubo.peers().unwrap().contains(&y_id),
-            "kubo dialed us again"
-        );
-        let stat = y.node.bitswap_stat().await.unwrap();
-        assert!(stat.blocks_sent >= 13, "we served the DAG: {stat:?}");
-    });
+            assert!(
+                kubo.peers().unwrap().contains(&y_id),
+                "kubo dialed us again"
+            );
+            let stat = y.node.bitswap_stat().await.unwrap();
+            assert!(stat.blocks_sent >= 13, "we served the DAG: {stat:?}");
+        },
+    );
 }
 
 #[test]
 fn kubo_routes_its_lookups_through_ipfs_kit_to_a_kubo_it_never_met() {
-    let Some(interop) =
-        Interop::from_env("kubo_routes_its_lookups_through_ipfs_kit_to_a_kubo_it_never_met")
-    else {
-        return;
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut seeker = KuboServe::start(&interop, false).unwrap();
-        let mut holder = KuboServe::start(&interop, false).unwrap();
-        let y = our_node().await;
-        let lan_kad_in = || {
-            y.node
-                .bandwidth_of_protocol(KAD_LAN_PROTOCOL.as_ref())
-                .total_in
-        };
-        let asked_before = lan_kad_in();
-        connect_to_dht_server(&mut seeker, &y).await;
-        connect_to_dht_server(&mut holder, &y).await;
+    Interop::run_async(
+        "kubo_routes_its_lookups_through_ipfs_kit_to_a_kubo_it_never_met",
+        |interop| async move {
+            let mut seeker = KuboServe::start(&interop, false).unwrap();
+            let mut holder = KuboServe::start(&interop, false).unwrap();
+            let y = our_node().await;
+            let lan_kad_in = || {
+                y.node
+                    .bandwidth_of_protocol(KAD_LAN_PROTOCOL.as_ref())
+                    .total_in
+            };
+            let asked_before = lan_kad_in();
+            connect_to_dht_server(&mut seeker, &y).await;
+            connect_to_dht_server(&mut holder, &y).await;
 
-        // Neither kubo node has a bootstrap list, mDNS or the other's address: each knows Y
-        // only. kubo's DHT looks itself up when a server joins its routing table; that lookup
-        // asks Y, and Y's LAN DHT answers with the other kubo node, which it then dials.
-        let holder_id = holder.id.clone();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !seeker.peers().unwrap().contains(&holder_id) {
+            // Neither kubo node has a bootstrap list, mDNS or the other's address: each knows Y
+            // only. kubo's DHT looks itself up when a server joins its routing table; that lookup
+            // asks Y, and Y's LAN DHT answers with the other kubo node, which it then dials.
+            let holder_id = holder.id.clone();
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while !seeker.peers().unwrap().contains(&holder_id) {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the seeker never learned of the holder through our DHT"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             assert!(
-                tokio::time::Instant::now() < deadline,
-                "the seeker never learned of the holder through our DHT"
+                lan_kad_in() > asked_before,
+                "kubo's lookups reached our LAN DHT"
             );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(
-            lan_kad_in() > asked_before,
-            "kubo's lookups reached our LAN DHT"
-        );
 
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("src.bin");
-        let data = random_bytes(12, 2 * 1024 * 1024 + 9);
-        std::fs::write(&src, &data).unwrap();
-        let root: Cid = holder.add(&src).unwrap().parse().unwrap();
-        let dest = dir.path().join("out.bin");
-        let done =
-            tokio::task::spawn_blocking(move || seeker.download(&root, &dest).map(|()| dest))
-                .await
-                .unwrap();
-        let dest = done.unwrap();
-        assert!(std::fs::read(&dest).unwrap() == data, "bytes differ");
-        let stat = y.node.bitswap_stat().await.unwrap();
-        assert_eq!(stat.blocks_sent, 0, "we never had the file: {stat:?}");
-    });
+            let dir = tempfile::tempdir().unwrap();
+            let src = dir.path().join("src.bin");
+            let data = random_bytes(12, 2 * 1024 * 1024 + 9);
+            std::fs::write(&src, &data).unwrap();
+            let root: Cid = holder.add(&src).unwrap().parse().unwrap();
+            let dest = dir.path().join("out.bin");
+            let done =
+                tokio::task::spawn_blocking(move || seeker.download(&root, &dest).map(|()| dest))
+                    .await
+                    .unwrap();
+            let dest = done.unwrap();
+            assert!(std::fs::read(&dest).unwrap() == data, "bytes differ");
+            let stat = y.node.bitswap_stat().await.unwrap();
+            assert_eq!(stat.blocks_sent, 0, "we never had the file: {stat:?}");
+        },
+    );
 }

@@ -59,11 +59,7 @@ async fn both_see_each_other(kubo: &mut KuboServe, node: &Node) {
 
 #[test]
 fn kubo_dials_ipfs_kit() {
-    let Some(interop) = Interop::from_env("kubo_dials_ipfs_kit") else {
-        return;
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
+    Interop::run_async("kubo_dials_ipfs_kit", |interop| async move {
         let node = our_node(TCP).await;
         let mut kubo = KuboServe::start(&interop, false).unwrap();
         let addr = node.listen_addrs().await.unwrap()[0].clone();
@@ -77,11 +73,7 @@ fn kubo_dials_ipfs_kit() {
 
 #[test]
 fn ipfs_kit_dials_kubo() {
-    let Some(interop) = Interop::from_env("ipfs_kit_dials_kubo") else {
-        return;
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
+    Interop::run_async("ipfs_kit_dials_kubo", |interop| async move {
         let node = our_node(TCP).await;
         let mut kubo = KuboServe::start(&interop, false).unwrap();
         // kubo's address from GetNodeMultiAddrs, its ID from GetNodeID.
@@ -101,11 +93,7 @@ fn ipfs_kit_dials_kubo() {
 
 #[test]
 fn quic_both_ways_with_kubo() {
-    let Some(interop) = Interop::from_env("quic_both_ways_with_kubo") else {
-        return;
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
+    Interop::run_async("quic_both_ways_with_kubo", |interop| async move {
         // kubo dials us over QUIC v1.
         let node = our_node(QUIC).await;
         let mut kubo = KuboServe::start(&interop, true).unwrap();
