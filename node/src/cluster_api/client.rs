@@ -7,21 +7,20 @@
 use std::path::Path;
 
 use super::server::CLUSTER_API_FILE;
-use crate::api::client::{parse_api_multiaddr, API_FILE_BYTES_MAX, ERROR_BODY_BYTES_MAX};
-use crate::api::server::ENV_API_TOKEN;
+use crate::api::client::{
+    api_token, failure, http_client, json_lines, read_api_file, with_token, ApiFileError,
+};
 
 /// How long a connection attempt to the daemon may take.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-/// Longest answer line read from a stream (a `GlobalPinInfo` of 256 peers is ~100 KiB).
-pub const ANSWER_LINE_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 /// Errors talking to the cluster API.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterClientError {
     #[error("no cluster API running for {0} (start `ipfs-kit daemon` with role master or worker)")]
     NoDaemon(String),
-    #[error("{path}: {reason}")]
-    ApiFile { path: String, reason: String },
+    #[error(transparent)]
+    ApiFile(#[from] ApiFileError),
     #[error("calling the cluster API: {0}")]
     Http(#[from] reqwest::Error),
     #[error("{message}")]
@@ -44,10 +43,7 @@ impl ClusterClient {
         addr: std::net::SocketAddr,
         token: Option<String>,
     ) -> Result<Self, ClusterClientError> {
-        let http = reqwest::blocking::Client::builder()
-            .timeout(None)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()?;
+        let http = http_client(CONNECT_TIMEOUT)?;
         Ok(Self {
             base: format!("http://{addr}"),
             token,
@@ -57,49 +53,16 @@ impl ClusterClient {
 
     /// The cluster API of the daemon running on the repository at `repo`.
     pub fn from_repo(repo: &Path) -> Result<Self, ClusterClientError> {
-        use std::io::Read as _;
-        let path = repo.join(CLUSTER_API_FILE);
-        let shown = path.display().to_string();
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ClusterClientError::NoDaemon(repo.display().to_string()))
-            }
-            Err(e) => {
-                return Err(ClusterClientError::ApiFile {
-                    path: shown,
-                    reason: e.to_string(),
-                })
-            }
-        };
-        let mut text = String::new();
-        file.take(API_FILE_BYTES_MAX)
-            .read_to_string(&mut text)
-            .map_err(|e| ClusterClientError::ApiFile {
-                path: shown.clone(),
-                reason: e.to_string(),
-            })?;
-        let addr = parse_api_multiaddr(&text).ok_or_else(|| ClusterClientError::ApiFile {
-            path: shown,
-            reason: format!("not an API address: {:?}", text.trim()),
-        })?;
-        let token = std::env::var(ENV_API_TOKEN)
-            .ok()
-            .filter(|t| !t.is_empty())
-            .or_else(|| {
-                crate::config::Config::load_with_env(repo)
-                    .ok()
-                    .and_then(|c| c.api.token)
-            });
-        Self::new(addr, token)
+        let addr = read_api_file(repo, CLUSTER_API_FILE)?
+            .ok_or_else(|| ClusterClientError::NoDaemon(repo.display().to_string()))?;
+        Self::new(addr, api_token(repo))
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
-        let r = self.http.request(method, format!("{}{path}", self.base));
-        match &self.token {
-            Some(t) => r.bearer_auth(t),
-            None => r,
-        }
+        with_token(
+            self.http.request(method, format!("{}{path}", self.base)),
+            &self.token,
+        )
     }
 
     fn send(
@@ -174,44 +137,15 @@ impl ClusterClient {
 }
 
 fn lines(r: reqwest::blocking::Response) -> Result<Vec<serde_json::Value>, ClusterClientError> {
-    use std::io::BufRead as _;
     if r.status() == reqwest::StatusCode::NO_CONTENT {
         return Ok(Vec::new());
     }
-    let mut out = Vec::new();
-    let mut reader = std::io::BufReader::new(r);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = std::io::Read::take(&mut reader, ANSWER_LINE_BYTES_MAX as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .map_err(|e| ClusterClientError::Answer(e.to_string()))?;
-        if n == 0 {
-            break;
-        }
-        if line.len() > ANSWER_LINE_BYTES_MAX {
-            return Err(ClusterClientError::Answer(format!(
-                "a line over {ANSWER_LINE_BYTES_MAX} bytes"
-            )));
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        out.push(
-            serde_json::from_slice(&line).map_err(|e| ClusterClientError::Answer(e.to_string()))?,
-        );
-    }
-    Ok(out)
+    json_lines(r)
+        .collect::<Result<_, _>>()
+        .map_err(ClusterClientError::Answer)
 }
 
 fn api_error(r: reqwest::blocking::Response) -> ClusterClientError {
-    use std::io::Read as _;
-    let status = r.status().as_u16();
-    let mut body = Vec::new();
-    let _ = r.take(ERROR_BODY_BYTES_MAX).read_to_end(&mut body);
-    let message = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned());
+    let (status, message) = failure(r, "message");
     ClusterClientError::Api { status, message }
 }
