@@ -21,6 +21,9 @@ pub const ERROR_BODY_BYTES_MAX: u64 = 64 * 1024;
 /// object each; a cluster `GlobalPinInfo` of 256 peers is ~100 KiB).
 pub const ANSWER_LINE_BYTES_MAX: usize = 4 * 1024 * 1024;
 
+/// Longest answer read as one JSON value (`pin ls` of a million pins is ~90 MB).
+pub const ANSWER_BODY_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
 /// `<repo>/api` (or the cluster API's file) could not be read or holds no API address.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {reason}")]
@@ -130,7 +133,17 @@ impl ApiClient {
         command: &str,
         args: &[(&str, String)],
     ) -> Result<serde_json::Value, ClientError> {
-        Ok(self.call(command, args)?.json()?)
+        json_body(self.call(command, args)?).map_err(answer_error)
+    }
+
+    /// Calls `command` with a multipart upload and parses its JSON answer.
+    pub fn upload_json(
+        &self,
+        command: &str,
+        args: &[(&str, String)],
+        form: reqwest::blocking::multipart::Form,
+    ) -> Result<serde_json::Value, ClientError> {
+        json_body(self.upload(command, args, form)?).map_err(answer_error)
     }
 }
 
@@ -147,11 +160,16 @@ fn api_error(r: reqwest::blocking::Response) -> ClientError {
     ClientError::Api { status, message }
 }
 
+/// An answer the daemon sent with success but that cannot be read.
+fn answer_error(message: String) -> ClientError {
+    ClientError::Api { status: 0, message }
+}
+
 /// Reads NDJSON lines from an answer, one JSON value each.
 pub fn ndjson_lines(
     r: reqwest::blocking::Response,
 ) -> impl Iterator<Item = Result<serde_json::Value, ClientError>> {
-    json_lines(r).map(|l| l.map_err(|message| ClientError::Api { status: 0, message }))
+    json_lines(r).map(|l| l.map_err(answer_error))
 }
 
 // The plumbing the RPC client shares with the cluster API's (`cluster_api::client`).
@@ -230,6 +248,23 @@ pub fn failure(r: reqwest::blocking::Response, key: &str) -> (u16, String) {
     (status, message)
 }
 
+/// An answer holding one JSON value, read up to [`ANSWER_BODY_BYTES_MAX`].
+pub fn json_body(r: impl std::io::Read) -> Result<serde_json::Value, String> {
+    json_body_within(r, ANSWER_BODY_BYTES_MAX)
+}
+
+fn json_body_within(r: impl std::io::Read, max: u64) -> Result<serde_json::Value, String> {
+    use std::io::Read as _;
+    let mut body = Vec::new();
+    r.take(max + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| format!("reading the answer: {e}"))?;
+    if body.len() as u64 > max {
+        return Err(format!("an answer over {max} bytes"));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("bad answer: {e}"))
+}
+
 /// The JSON values of an answer streamed one per line; blank lines are skipped, and a line
 /// over [`ANSWER_LINE_BYTES_MAX`] ends the stream with an error.
 pub fn json_lines(
@@ -277,6 +312,15 @@ mod tests {
         );
         assert!(parse_api_multiaddr("/dns4/x/tcp/1").is_none());
         assert!(parse_api_multiaddr("garbage").is_none());
+    }
+
+    #[test]
+    fn json_body_at_and_past_its_limit() {
+        let v = br#"{"a":"xy"}"#;
+        assert_eq!(json_body_within(&v[..], v.len() as u64).unwrap()["a"], "xy");
+        let e = json_body_within(&v[..], v.len() as u64 - 1).unwrap_err();
+        assert!(e.contains("over"), "{e}");
+        assert!(json_body(&b"not json"[..]).is_err());
     }
 
     #[test]

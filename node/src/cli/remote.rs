@@ -281,7 +281,7 @@ fn block(c: &ApiClient, cmd: BlockCmd) -> Result<()> {
                 ("mhtype", mhtype),
                 ("pin", pin.to_string()),
             ];
-            let v: serde_json::Value = c.upload("block/put", &args, form)?.json()?;
+            let v = c.upload_json("block/put", &args, form)?;
             println!("{}", v["Key"].as_str().unwrap_or(""));
         }
         BlockCmd::Get { cid } => copy_out(c.call("block/get", &[("arg", cid)])?)?,
@@ -334,7 +334,7 @@ fn dag(c: &ApiClient, cmd: DagCmd) -> Result<()> {
                 ("hash", hash),
                 ("pin", pin.to_string()),
             ];
-            let v: serde_json::Value = c.upload("dag/put", &args, form)?.json()?;
+            let v = c.upload_json("dag/put", &args, form)?;
             println!("{}", v["Cid"]["/"].as_str().unwrap_or(""));
         }
         DagCmd::Get { path, output_codec } => {

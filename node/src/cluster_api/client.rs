@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::server::CLUSTER_API_FILE;
 use crate::api::client::{
-    api_token, failure, http_client, json_lines, read_api_file, with_token, ApiFileError,
+    api_token, failure, http_client, json_body, json_lines, read_api_file, with_token, ApiFileError,
 };
 
 /// How long a connection attempt to the daemon may take.
@@ -85,9 +85,7 @@ impl ClusterClient {
 
     /// `GET path` → one JSON value.
     pub fn get(&self, path: &str) -> Result<serde_json::Value, ClusterClientError> {
-        Ok(self
-            .send(self.request(reqwest::Method::GET, path))?
-            .json()?)
+        one(self.send(self.request(reqwest::Method::GET, path))?)
     }
 
     /// `GET path` → a stream of JSON values (none on 204).
@@ -102,7 +100,7 @@ impl ClusterClient {
         query: &[(String, String)],
     ) -> Result<serde_json::Value, ClusterClientError> {
         let r = self.request(reqwest::Method::POST, path).query(query);
-        Ok(self.send(r)?.json()?)
+        one(self.send(r)?)
     }
 
     /// `POST path` → a stream of JSON values.
@@ -112,9 +110,7 @@ impl ClusterClient {
 
     /// `DELETE path` → one JSON value.
     pub fn delete(&self, path: &str) -> Result<serde_json::Value, ClusterClientError> {
-        Ok(self
-            .send(self.request(reqwest::Method::DELETE, path))?
-            .json()?)
+        one(self.send(self.request(reqwest::Method::DELETE, path))?)
     }
 
     /// `GET /state/export`, copied to `out`.
@@ -129,11 +125,16 @@ impl ClusterClient {
             .request(reqwest::Method::POST, "/state/import")
             .header("content-type", "application/x-ndjson")
             .body(body);
-        let v: serde_json::Value = self.send(r)?.json()?;
+        let v = one(self.send(r)?)?;
         v["imported"]
             .as_u64()
             .ok_or_else(|| ClusterClientError::Answer(v.to_string()))
     }
+}
+
+/// An answer holding one JSON value.
+fn one(r: reqwest::blocking::Response) -> Result<serde_json::Value, ClusterClientError> {
+    json_body(r).map_err(ClusterClientError::Answer)
 }
 
 fn lines(r: reqwest::blocking::Response) -> Result<Vec<serde_json::Value>, ClusterClientError> {
