@@ -123,6 +123,17 @@ async fn dial_addr(n: &Node) -> Result<Multiaddr> {
     Ok(format!("{first}/p2p/{}", n.peer_id()).parse()?)
 }
 
+/// User and system CPU seconds this process has used (`/proc/self/stat` fields 14 and 15, in
+/// clock ticks of 1/100 s); `None` where that file is missing or unreadable.
+fn cpu_secs() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces), from field 3 (state) on.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? / 100.0, ticks(12)? / 100.0))
+}
+
 fn mbps(bytes: u64, secs: f64) -> f64 {
     bytes as f64 / secs / 1e6
 }
@@ -157,10 +168,23 @@ fn main() -> Result<()> {
             mbps(bytes, t.elapsed().as_secs_f64())
         );
         b.node.connect(dial_addr(&a.node).await?).await?;
+        let cpu0 = cpu_secs();
         let t = Instant::now();
         let stats = b.node.fetch_dag(root).await?;
         let secs = t.elapsed().as_secs_f64();
         eprintln!("ipfs-kit -> ipfs-kit: {stats:?}");
+        // Both nodes run in this process: the CPU of sender and receiver together.
+        if let (Some((u0, s0)), Some((u1, s1))) = (cpu0, cpu_secs()) {
+            let gib = bytes as f64 / f64::from(1u32 << 30);
+            eprintln!(
+                "ipfs-kit -> ipfs-kit CPU (both nodes): user {:.2} s + sys {:.2} s = {:.2} s per GiB, \
+                 {:.0}% of one core over {secs:.2} s",
+                (u1 - u0) / gib,
+                (s1 - s0) / gib,
+                (u1 - u0 + s1 - s0) / gib,
+                100.0 * (u1 - u0 + s1 - s0) / secs,
+            );
+        }
         rows.push(("ipfs-kit -> ipfs-kit", mbps(bytes, secs)));
         drop(stats);
         drop(b);
