@@ -87,13 +87,21 @@ fn kubo_accepts_batched_add_provider_and_serves_the_records() {
             y.repo.blocks().put_many(&blocks).unwrap();
             let reprovider = reprovider(&y, ProvideStrategy::All);
             let report = reprovider.sweep_all().await.unwrap();
+            // Alone, kubo is the only DHT server: one region, one lookup, every record on one
+            // stream to kubo. Beside the other interop tests, kubo's answers can also name other
+            // DHT nodes on loopback (seen under load: 4 regions and 4 peers while kubo and Y
+            // were connected only to each other), and the keys split into more regions: still
+            // one lookup each.
             assert_eq!(report.keys, BLOCKS as usize, "{report:?}");
-            assert_eq!(report.lookups, 1, "one lookup for the region: {report:?}");
-            assert_eq!(report.peers, 1, "kubo is the only DHT server: {report:?}");
-            assert_eq!(report.send_failures, 0, "{report:?}");
             assert_eq!(
-                report.records_sent, BLOCKS as usize,
-                "every record on one stream to kubo: {report:?}"
+                report.lookups, report.regions,
+                "one lookup per keyspace region: {report:?}"
+            );
+            assert!(report.peers >= 1, "{report:?}");
+            assert_eq!(report.send_failures, 0, "{report:?}");
+            assert!(
+                report.records_sent >= BLOCKS as usize,
+                "every record sent: {report:?}"
             );
 
             // Z joins afterwards, knows kubo only, and finds Y for every CID.
