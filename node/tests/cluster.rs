@@ -68,14 +68,28 @@ async fn wait_live(net: &Testnet, nodes: &[usize]) {
     }
 }
 
-/// Pins `cid` through the master; returns how many peers it was allocated to and the index
-/// of the first worker among them.
-async fn pin_on_a_worker(
-    net: &Testnet,
-    master: &ClusterHandle,
+/// One master and three live workers, with a random file of `len` bytes (`seed`) added on the
+/// master and pinned through it with replication `min`..=`max`.
+struct PinnedOnAWorker {
+    net: Testnet,
+    master: ClusterHandle,
     cid: Cid,
-    spec: PinSpec,
-) -> (usize, usize) {
+    /// How many peers the pin was allocated to.
+    allocated: usize,
+    /// The first worker among them.
+    worker: usize,
+}
+
+async fn pinned_on_a_worker(len: usize, seed: u64, min: i32, max: i32) -> PinnedOnAWorker {
+    let net = cluster_net(ClusterMode::new(1, 3)).await;
+    wait_live(&net, &[0, 1, 2, 3]).await;
+    let master = net.cluster(0).unwrap();
+    let cid = net.add_bytes(0, random_bytes(len, seed)).await.unwrap();
+    let spec = PinSpec {
+        replication_factor_min: min,
+        replication_factor_max: max,
+        ..PinSpec::default()
+    };
     let pin = master.pin(cid, spec).await.unwrap();
     let allocated: Vec<_> = pin
         .spec
@@ -86,7 +100,13 @@ async fn pin_on_a_worker(
     let worker = (1..net.len())
         .find(|i| allocated.contains(&net.peer_id(*i).unwrap()))
         .expect("a worker among the allocations");
-    (allocated.len(), worker)
+    PinnedOnAWorker {
+        net,
+        master,
+        cid,
+        allocated: allocated.len(),
+        worker,
+    }
 }
 
 /// Every block of the DAG under `cid` is in `index`'s repository.
@@ -290,16 +310,13 @@ async fn three_masters_seven_workers_allocations_honoured_state_identical() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_worker_pins_reallocated_after_metric_ttl() {
     let started = Instant::now();
-    let mut net = cluster_net(ClusterMode::new(1, 3)).await;
-    wait_live(&net, &[0, 1, 2, 3]).await;
-    let master = net.cluster(0).unwrap();
-    let cid = net.add_bytes(0, random_bytes(100_000, 5)).await.unwrap();
-    let spec = PinSpec {
-        replication_factor_min: 2,
-        replication_factor_max: 2,
-        ..PinSpec::default()
-    };
-    let (allocated, victim) = pin_on_a_worker(&net, &master, cid, spec).await;
+    let PinnedOnAWorker {
+        mut net,
+        master,
+        cid,
+        allocated,
+        worker: victim,
+    } = pinned_on_a_worker(100_000, 5, 2, 2).await;
     assert_eq!(allocated, 2);
     // Stop an allocated worker.
     let victim_id = net.peer_id(victim).unwrap();
@@ -670,16 +687,13 @@ async fn new_peer_catches_up_from_a_snapshot_over_bitswap() {
 /// that allocation while the live ones still meet `replication_factor_min`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_names_a_down_allocated_peer_without_asking_it() {
-    let mut net = cluster_net(ClusterMode::new(1, 3)).await;
-    wait_live(&net, &[0, 1, 2, 3]).await;
-    let master = net.cluster(0).unwrap();
-    let cid = net.add_bytes(0, random_bytes(20_000, 31)).await.unwrap();
-    let spec = PinSpec {
-        replication_factor_min: 1,
-        replication_factor_max: 3,
-        ..PinSpec::default()
-    };
-    let (allocated, victim) = pin_on_a_worker(&net, &master, cid, spec).await;
+    let PinnedOnAWorker {
+        mut net,
+        master,
+        cid,
+        allocated,
+        worker: victim,
+    } = pinned_on_a_worker(20_000, 31, 1, 3).await;
     assert!(allocated >= 2, "{allocated} allocations");
     let victim_id = net.peer_id(victim).unwrap();
     net.stop(victim).await.unwrap();
