@@ -7,7 +7,7 @@
 //! - [`fetch`]: fetching blocks and DAGs over bitswap into the repository;
 //! - [`muxer`]: yamux with receive windows the yamux frame decoder can always take;
 //! - [`transport`]: TCP/QUIC/relayed connections, pnet under a swarm key, byte counting
-//!   ([`bandwidth`]);
+//!   ([`bandwidth`]); [`security`]: TLS 1.3 with AES-GCM first, or noise;
 //! - [`autonat`]: reachability and the DHT mode that follows it; [`relay`]: circuit relay v2.
 //!
 //! Architecture invariant: this module moves bytes between peers; the blockstore below it never
@@ -26,6 +26,7 @@ pub mod node;
 pub mod provide;
 pub mod psk;
 pub mod relay;
+pub mod security;
 pub mod transport;
 
 pub use crate::bitswap::BitswapStat;

@@ -1,11 +1,12 @@
 //! The node's transport, built in one place: TCP (optionally under a private network's
-//! pnet handshake) + noise + yamux, QUIC v1 (public networks only), and the circuit relay
-//! client, every connection's streams counted by [`super::bandwidth`].
+//! pnet handshake) + TLS or noise ([`super::security`]) + yamux, QUIC v1 (public networks
+//! only), and the circuit relay client, every connection's streams counted by
+//! [`super::bandwidth`].
 //!
 //! | network | TCP | QUIC | relayed (`/p2p-circuit`) |
 //! |---|---|---|---|
-//! | public | noise + yamux | yes | noise + yamux |
-//! | private (swarm key) | pnet + noise + yamux | no (no pnet layer) | pnet + noise + yamux, end to end |
+//! | public | TLS or noise + yamux | yes | TLS or noise + yamux |
+//! | private (swarm key) | pnet + TLS or noise + yamux | no (no pnet layer) | pnet + TLS or noise + yamux, end to end |
 
 use std::sync::Arc;
 
@@ -15,9 +16,10 @@ use libp2p::core::transport::Boxed;
 use libp2p::core::{upgrade::Version, Transport as _};
 use libp2p::identity::Keypair;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
-use libp2p::{noise, quic, relay, tcp, PeerId};
+use libp2p::{quic, relay, tcp, PeerId};
 
 use super::bandwidth::{self, Bandwidth};
+use super::security::Security;
 
 /// Errors building the transport.
 pub type TransportError = Box<dyn std::error::Error + Send + Sync>;
@@ -45,13 +47,13 @@ pub fn build(
         bandwidth,
         streams_per_connection_max: streams,
     } = parts;
-    let noise = noise::Config::new(keypair)?;
+    let security = Security::new(keypair)?;
     let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
     let direct: Boxed<(PeerId, StreamMuxerBox)> = match psk {
         Some(psk) => tcp
             .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
             .upgrade(Version::V1Lazy)
-            .authenticate(noise.clone())
+            .authenticate(security.clone())
             .multiplex(super::muxer::Config::new(streams))
             .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
             .boxed(),
@@ -61,7 +63,7 @@ pub fn build(
             let quic = quic::tokio::Transport::new(quic_config)
                 .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)));
             tcp.upgrade(Version::V1Lazy)
-                .authenticate(noise.clone())
+                .authenticate(security.clone())
                 .multiplex(super::muxer::Config::new(streams))
                 .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
                 .or_transport(quic)
@@ -77,13 +79,13 @@ pub fn build(
                 Some(psk) => relay
                     .and_then(move |conn, _| PnetConfig::new(psk).handshake(conn))
                     .upgrade(Version::V1Lazy)
-                    .authenticate(noise)
+                    .authenticate(security)
                     .multiplex(super::muxer::Config::new(streams))
                     .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
                     .boxed(),
                 None => relay
                     .upgrade(Version::V1Lazy)
-                    .authenticate(noise)
+                    .authenticate(security)
                     .multiplex(super::muxer::Config::new(streams))
                     .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
                     .boxed(),
