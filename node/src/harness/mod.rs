@@ -1,7 +1,7 @@
 //! An in-process multi-node testnet: N real ipfs-kit nodes in one process, linked in a chosen
 //! [`Topology`], for integration tests of bitswap and the DHT (3, 10, 100 nodes).
 //!
-//! Each node is a real [`Node`] (TCP on 127.0.0.1, an OS-chosen port, noise, yamux, Kademlia in
+//! Each node is a real [`Node`] (TCP on 127.0.0.1, an OS-chosen port, TLS, yamux, Kademlia in
 //! server mode, no bootstrap peers) over its own [`Repo`]: an in-memory blockstore with its pins
 //! in a directory under the testnet's directory. A stopped node keeps its repository and
 //! identity, so [`Testnet::restart`] brings the same peer back with the same blocks.

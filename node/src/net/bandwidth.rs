@@ -5,7 +5,7 @@
 //! [`CountingMuxer`] wraps a connection's stream muxer and each of its substreams in a
 //! [`CountingStream`] that adds what passes through to shared atomic counters: the node's
 //! totals, the remote peer's, and the stream's protocol's. Counted are the bytes protocols
-//! read and write on streams (after noise and the muxer's framing), which is what kubo's
+//! read and write on streams (after TLS or noise and the muxer's framing), which is what kubo's
 //! `stats/bw` reports. A relayed connection is counted once as its own connection, and once
 //! more on the relay's side as the stream it rides in (the bytes do cross the wire twice: to
 //! the relay and from it).

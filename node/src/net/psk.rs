@@ -2,7 +2,7 @@
 //! as kubo runs one with `$IPFS_PATH/swarm.key` and ipfs-cluster with its `secret`.
 //!
 //! A node with a key only completes connections with peers holding the same key: the pnet
-//! handshake runs on the raw TCP socket before noise, so a peer with another key (or none)
+//! handshake runs on the raw TCP socket before TLS or noise, so a peer with another key (or none)
 //! fails at the first byte of multistream-select. QUIC has no pnet layer, so under a key the
 //! node runs TCP only (kubo refuses QUIC in private networks for the same reason).
 //!

@@ -11,7 +11,7 @@
 //!   with `NodeHandle::add_external_address`); libp2p's client refuses one without any.
 //!
 //! Under a swarm key (private network) the relayed connection runs the pnet handshake end
-//! to end before noise, exactly as a direct TCP connection does, so a circuit only
+//! to end before TLS or noise, exactly as a direct TCP connection does, so a circuit only
 //! completes between holders of the key; the hop to the relay is itself a pnet connection.
 
 use std::time::Duration;
