@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
@@ -50,8 +52,9 @@ where
     assert!(received == big);
 }
 
-#[tokio::test]
-async fn tls_authenticates_both_peers_and_runs_aes_gcm() {
+/// A handshake over `protocol` between two fresh nodes, A dialing B; checks that each side
+/// learned the other's peer id and returns (A's stream, B's stream).
+async fn handshake(protocol: &'static str) -> (SecureStream<TcpStream>, SecureStream<TcpStream>) {
     let (a_key, b_key) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
     let (a, b) = (
         Security::new(&a_key).unwrap(),
@@ -59,12 +62,18 @@ async fn tls_authenticates_both_peers_and_runs_aes_gcm() {
     );
     let (dialer, listener) = pair().await;
     let (out, inb) = tokio::join!(
-        a.upgrade_outbound(dialer, TLS_PROTOCOL),
-        b.upgrade_inbound(listener, TLS_PROTOCOL)
+        a.upgrade_outbound(dialer, protocol),
+        b.upgrade_inbound(listener, protocol)
     );
-    let ((b_seen, mut a_stream), (a_seen, mut b_stream)) = (out.unwrap(), inb.unwrap());
+    let ((b_seen, a_stream), (a_seen, b_stream)) = (out.unwrap(), inb.unwrap());
     assert_eq!(b_seen, b_key.public().to_peer_id());
     assert_eq!(a_seen, a_key.public().to_peer_id());
+    (a_stream, b_stream)
+}
+
+#[tokio::test]
+async fn tls_authenticates_both_peers_and_runs_aes_gcm() {
+    let (mut a_stream, mut b_stream) = handshake(TLS_PROTOCOL).await;
     assert_eq!(suite(&a_stream).suite(), TLS13_AES_128_GCM_SHA256.suite());
     assert_eq!(suite(&b_stream).suite(), TLS13_AES_128_GCM_SHA256.suite());
     exchange(&mut a_stream, &mut b_stream).await;
@@ -78,19 +87,7 @@ async fn noise_is_the_second_choice_and_works() {
             .protocol_info(),
         [TLS_PROTOCOL, NOISE_PROTOCOL]
     );
-    let (a_key, b_key) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
-    let (a, b) = (
-        Security::new(&a_key).unwrap(),
-        Security::new(&b_key).unwrap(),
-    );
-    let (dialer, listener) = pair().await;
-    let (out, inb) = tokio::join!(
-        a.upgrade_outbound(dialer, NOISE_PROTOCOL),
-        b.upgrade_inbound(listener, NOISE_PROTOCOL)
-    );
-    let ((b_seen, mut a_stream), (a_seen, mut b_stream)) = (out.unwrap(), inb.unwrap());
-    assert_eq!(b_seen, b_key.public().to_peer_id());
-    assert_eq!(a_seen, a_key.public().to_peer_id());
+    let (mut a_stream, mut b_stream) = handshake(NOISE_PROTOCOL).await;
     assert!(matches!(a_stream, Either::Right(_)));
     exchange(&mut a_stream, &mut b_stream).await;
 }
