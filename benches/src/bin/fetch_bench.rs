@@ -36,6 +36,11 @@ struct Args {
     /// Where to keep the input file (default `.interop/bench`).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// Our nodes listen on QUIC v1 only, so every transfer served by ipfs-kit (ipfs-kit ->
+    /// ipfs-kit, ipfs-kit -> kubo) runs over QUIC; kubo -> kubo and kubo -> ipfs-kit stay on
+    /// kubo's TCP address.
+    #[arg(long)]
+    quic: bool,
 }
 
 fn workspace_root() -> PathBuf {
@@ -105,11 +110,15 @@ struct Ours {
     _dir: tempfile::TempDir,
 }
 
-async fn ours(scratch: &Path) -> Result<Ours> {
+async fn ours(scratch: &Path, quic: bool) -> Result<Ours> {
     let dir = tempfile::tempdir_in(scratch)?;
     let repo = Repo::init(&dir.path().join("repo"))?;
     let mut c = NodeConfig::new(Keypair::generate_ed25519()).with_repo(repo.clone());
-    c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
+    c.listen = vec![if quic {
+        "/ip4/127.0.0.1/udp/0/quic-v1".parse()?
+    } else {
+        "/ip4/127.0.0.1/tcp/0".parse()?
+    }];
     Ok(Ours {
         node: Node::start(c).await?,
         repo,
@@ -149,8 +158,8 @@ fn main() -> Result<()> {
         .build()?;
     let mut rows: Vec<(&str, f64)> = Vec::new();
     rt.block_on(async {
-        let a = ours(scratch.path()).await?;
-        let b = ours(scratch.path()).await?;
+        let a = ours(scratch.path(), args.quic).await?;
+        let b = ours(scratch.path(), args.quic).await?;
         let t = Instant::now();
         let session = a.repo.begin_write();
         let root = import_path(
@@ -210,7 +219,7 @@ fn main() -> Result<()> {
             drop(k2);
             let _ = std::fs::remove_file(scratch.path().join("k2.out"));
 
-            let c = ours(scratch.path()).await?;
+            let c = ours(scratch.path(), args.quic).await?;
             c.node.connect(k1.dial_addr()?).await?;
             let t = Instant::now();
             let stats = c.node.fetch_dag(root).await?;
@@ -234,8 +243,13 @@ fn main() -> Result<()> {
         .find(|(n, _)| *n == "kubo -> kubo")
         .map(|(_, v)| *v);
     println!(
-        "| transfer ({} MiB, loopback TCP) | MB/s | vs kubo -> kubo |",
-        args.mib
+        "| transfer ({} MiB, loopback {}) | MB/s | vs kubo -> kubo |",
+        args.mib,
+        if args.quic {
+            "QUIC from ipfs-kit, TCP from kubo"
+        } else {
+            "TCP"
+        }
     );
     println!("|---|---|---|");
     for (name, v) in &rows {
