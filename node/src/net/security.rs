@@ -6,7 +6,7 @@
 //! ChaCha20-Poly1305 first among its TLS 1.3 suites, and a TLS 1.3 server follows the client's
 //! order, so every rust-libp2p connection ran ChaCha20. With AES-NI/VAES (x86 servers) or the
 //! ARMv8 crypto extensions, AES-128-GCM costs a fraction of that: node to node over loopback the
-//! 1 GiB fetch moved ~25% faster with AES-GCM first (benches/README.md, "Session 7"), the cipher
+//! 1 GiB fetch moved 10-25% faster with AES-GCM first (benches/README.md, "Session 7"), the cipher
 //! having been 19% of both nodes' CPU. The certificate (a self-signed X.509 carrying the libp2p
 //! public key and its signature) is libp2p-tls's: [`certificate::generate`] and
 //! [`certificate::parse`], which checks the extension's signature. What is ours is the suite
@@ -155,13 +155,7 @@ where
         if protocol != TLS_PROTOCOL {
             return noise_upgrade(self.noise.upgrade_inbound(socket, NOISE_PROTOCOL));
         }
-        let acceptor = TlsAcceptor::from(self.server);
-        async move {
-            let stream = acceptor.accept(socket).await.map_err(SecurityError::Tls)?;
-            let peer = peer_of(stream.get_ref().1)?;
-            Ok((peer, Either::Left(TlsStream::Server(stream))))
-        }
-        .boxed()
+        tls_upgrade(TlsAcceptor::from(self.server).accept(socket))
     }
 }
 
@@ -177,19 +171,27 @@ where
         if protocol != TLS_PROTOCOL {
             return noise_upgrade(self.noise.upgrade_outbound(socket, NOISE_PROTOCOL));
         }
-        let connector = TlsConnector::from(self.client);
         // The spec forbids a server name indication; rustls sends none for an IP address.
         let name = ServerName::IpAddress(IpAddr::V4(Ipv4Addr::UNSPECIFIED).into());
-        async move {
-            let stream = connector
-                .connect(name, socket)
-                .await
-                .map_err(SecurityError::Tls)?;
-            let peer = peer_of(stream.get_ref().1)?;
-            Ok((peer, Either::Left(TlsStream::Client(stream))))
-        }
-        .boxed()
+        tls_upgrade(TlsConnector::from(self.client).connect(name, socket))
     }
+}
+
+/// A TLS handshake (client or server side) and the peer its certificate names.
+fn tls_upgrade<C, S, F>(
+    handshake: F,
+) -> BoxFuture<'static, Result<(PeerId, SecureStream<C>), SecurityError>>
+where
+    C: Send + 'static,
+    S: Into<TlsStream<C>>,
+    F: std::future::Future<Output = io::Result<S>> + Send + 'static,
+{
+    async move {
+        let stream: TlsStream<C> = handshake.await.map_err(SecurityError::Tls)?.into();
+        let peer = peer_of(stream.get_ref().1)?;
+        Ok((peer, Either::Left(stream)))
+    }
+    .boxed()
 }
 
 fn noise_upgrade<C, F>(
