@@ -74,7 +74,8 @@ impl Block {
 /// - `get_trusted` may check the bytes with the store's own cheaper integrity check instead of
 ///   re-hashing them (the pack store's per-record crc32); damage it detects is still
 ///   [`BlockstoreError::Corrupt`]. Only for bytes handed to a party that hashes them itself
-///   (bitswap serving peers); everything the node interprets reads through `get`.
+///   (bitswap serving peers); everything the node interprets reads through `get`. A cache in
+///   front serves `get_trusted` hits but is not filled by its misses (tiers' `CachedBlockstore`).
 /// - `put` of a block over [`limits::BLOCK_SIZE_BYTES_MAX`] is refused.
 /// - After `put_many` returns `Ok`, the blocks survive the process being killed (`kill -9`).
 ///   After `sync` returns `Ok`, they also survive power loss.

@@ -95,3 +95,35 @@ fn hot_blocks_are_served_from_the_cache_within_its_budget() {
     assert!(!cached.has(hot[0].cid()).unwrap());
     assert!(cached.heat(hot[0].cid()).is_none());
 }
+
+#[test]
+fn serving_reads_use_the_cache_but_do_not_fill_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Counting {
+        inner: DiskBlockstore::open(dir.path()).unwrap(),
+        gets: AtomicU64::new(0),
+    };
+    let cached = CachedBlockstore::new(inner, 64 * 1024);
+    let (served, local) = (block(1, 4000), block(2, 4000));
+    cached.put_many(&[served.clone(), local.clone()]).unwrap();
+    let gets = || cached.inner().gets.load(Ordering::Relaxed);
+    // A block only peers ask for (`get_trusted`, the bitswap serve path) stays out of the cache:
+    // every read reaches the store.
+    for n in 1..=3 {
+        assert_eq!(
+            cached.get_trusted(served.cid()).unwrap().unwrap(),
+            *served.data()
+        );
+        assert_eq!(gets(), n);
+    }
+    assert_eq!(cached.sizes().t1_bytes + cached.sizes().t2_bytes, 0);
+    // A block the node reads itself is cached, and serving it then hits the cache.
+    assert_eq!(cached.get(local.cid()).unwrap().unwrap(), *local.data());
+    assert_eq!(gets(), 4);
+    assert_eq!(
+        cached.get_trusted(local.cid()).unwrap().unwrap(),
+        *local.data()
+    );
+    assert_eq!(gets(), 4, "a get_trusted of a cached block read the store");
+    assert_eq!(cached.stats().hits, 1);
+}
