@@ -43,6 +43,15 @@ impl Blockstore for Counting {
     }
 }
 
+impl Counting {
+    fn open(dir: &std::path::Path) -> Self {
+        Self {
+            inner: DiskBlockstore::open(dir).unwrap(),
+            gets: AtomicU64::new(0),
+        }
+    }
+}
+
 fn block(i: u64, len: usize) -> Block {
     let mut data = vec![(i % 251) as u8; len];
     data.extend_from_slice(&i.to_le_bytes());
@@ -53,10 +62,7 @@ fn block(i: u64, len: usize) -> Block {
 #[test]
 fn hot_blocks_are_served_from_the_cache_within_its_budget() {
     let dir = tempfile::tempdir().unwrap();
-    let inner = Counting {
-        inner: DiskBlockstore::open(dir.path()).unwrap(),
-        gets: AtomicU64::new(0),
-    };
+    let inner = Counting::open(dir.path());
     let capacity = 64 * 1024;
     let cached = CachedBlockstore::new(inner, capacity);
     let hot: Vec<Block> = (0..8).map(|i| block(i, 4000)).collect();
@@ -99,10 +105,7 @@ fn hot_blocks_are_served_from_the_cache_within_its_budget() {
 #[test]
 fn serving_reads_use_the_cache_but_do_not_fill_it() {
     let dir = tempfile::tempdir().unwrap();
-    let inner = Counting {
-        inner: DiskBlockstore::open(dir.path()).unwrap(),
-        gets: AtomicU64::new(0),
-    };
+    let inner = Counting::open(dir.path());
     let cached = CachedBlockstore::new(inner, 64 * 1024);
     let (served, local) = (block(1, 4000), block(2, 4000));
     cached.put_many(&[served.clone(), local.clone()]).unwrap();
