@@ -16,7 +16,7 @@
 //! aws-lc's. ring has a VAES + VPCLMULQDQ AVX2 AES-GCM, which aws-lc 0.47 lacks: on an AMD EPYC
 //! with VAES but no AVX-512, aws-lc ran the older AES-NI path (`_aesni_ctr32_ghash_6x`, 17% of
 //! both nodes' CPU in the 1 GiB fetch) and ring's `aes_gcm_*_update_vaes_avx2` took 7%; the fetch
-//! moved ~8% faster (benches/README.md, "Session 9"). Where aws-lc has its AVX-512 path, ring's
+//! moved ~10% faster (benches/README.md, "Session 9"). Where aws-lc has its AVX-512 path, ring's
 //! AVX2 one is close to it.
 //!
 //! The dialer does not tell the verifier which peer it expects: the swarm compares the dialed
