@@ -16,6 +16,7 @@ pub mod config;
 pub mod dag;
 pub mod gateway;
 pub mod harness;
+pub mod malloc;
 pub mod metrics;
 pub mod net;
 pub mod repo;

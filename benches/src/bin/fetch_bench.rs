@@ -148,6 +148,8 @@ fn mbps(bytes: u64, secs: f64) -> f64 {
 }
 
 fn main() -> Result<()> {
+    // As the `ipfs-kit` binary does, before any thread starts.
+    ipfs_kit::malloc::tune();
     let args = Args::parse();
     let file = input_file(&args)?;
     let bytes = std::fs::metadata(&file)?.len();
