@@ -7,11 +7,11 @@
 //! than its trim threshold is free there; either way the next buffer page-faults in fresh zeroed
 //! pages, and on VMs that report free memory to the host (virtio-balloon free page reporting)
 //! the hypervisor's first touch of each page as well. [`tune`] raises both thresholds above what
-//! a transfer churns. In the 1 GiB node-to-node fetch: page faults per run 180-217 k -> 16 k,
-//! ~15% more throughput and ~15% less CPU per GiB (benches/README.md, "Session 9"). The price is
+//! a transfer churns. In the 1 GiB node-to-node fetch: page faults per run 143-150 k -> 15.5 k,
+//! ~8% more throughput and ~10% less CPU per GiB (benches/README.md, "Session 9"). The price is
 //! up to [`TRIM_THRESHOLD_BYTES`] of freed memory kept per malloc arena after a burst.
 //!
-//! The `ipfs-kit` binary and the benches call it first thing in `main`; the library does not,
+//! The `ipfs-kit` binary and `fetch_bench` call it first thing in `main`; the library does not,
 //! since a program that embeds a node owns its allocator.
 #![allow(unsafe_code)]
 
