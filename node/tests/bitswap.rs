@@ -226,6 +226,98 @@ async fn fetch_of_missing_block_times_out_and_disconnect_works() {
     assert!(!b.node.disconnect(a.node.peer_id()).await.unwrap());
 }
 
+/// A memory store whose writes fail once `writes_left` `put_many` calls have been made.
+struct FailingWrites {
+    inner: ipfs_kit_blockstore::MemoryBlockstore,
+    writes_left: std::sync::atomic::AtomicUsize,
+}
+
+impl ipfs_kit_blockstore::Blockstore for FailingWrites {
+    fn get(&self, cid: &Cid) -> Result<Option<bytes::Bytes>, ipfs_kit_blockstore::BlockstoreError> {
+        self.inner.get(cid)
+    }
+    fn has(&self, cid: &Cid) -> Result<bool, ipfs_kit_blockstore::BlockstoreError> {
+        self.inner.has(cid)
+    }
+    fn size_of(&self, cid: &Cid) -> Result<Option<u64>, ipfs_kit_blockstore::BlockstoreError> {
+        self.inner.size_of(cid)
+    }
+    fn put_many(
+        &self,
+        blocks: &[ipfs_kit_blockstore::Block],
+    ) -> Result<(), ipfs_kit_blockstore::BlockstoreError> {
+        use std::sync::atomic::Ordering;
+        let left = self.writes_left.load(Ordering::SeqCst);
+        if left == 0 {
+            return Err(ipfs_kit_blockstore::BlockstoreError::io(
+                "test-store",
+                std::io::Error::other("disk on fire"),
+            ));
+        }
+        self.writes_left.store(left - 1, Ordering::SeqCst);
+        self.inner.put_many(blocks)
+    }
+    fn delete_many(&self, cids: &[Cid]) -> Result<u64, ipfs_kit_blockstore::BlockstoreError> {
+        self.inner.delete_many(cids)
+    }
+    fn all_cids(&self) -> Result<Vec<Cid>, ipfs_kit_blockstore::BlockstoreError> {
+        self.inner.all_cids()
+    }
+    fn sync(&self) -> Result<(), ipfs_kit_blockstore::BlockstoreError> {
+        Ok(())
+    }
+    fn stat(&self) -> Result<ipfs_kit_blockstore::StoreStat, ipfs_kit_blockstore::BlockstoreError> {
+        self.inner.stat()
+    }
+}
+
+/// A DAG fetch writes its blocks off the swarm task; a write that fails there fails the fetch
+/// (it neither hangs nor reports success), and the node goes on fetching into a good store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_fails_when_its_blocks_cannot_be_written() {
+    let a = start().await;
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("f"), random_bytes(4 * 1024 * 1024, 7)).unwrap();
+    let root = add(&a.repo, &src.path().join("f"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(FailingWrites {
+        inner: ipfs_kit_blockstore::MemoryBlockstore::new(),
+        writes_left: std::sync::atomic::AtomicUsize::new(3),
+    });
+    let repo = Repo::with_store(&dir.path().join("repo"), store.clone()).unwrap();
+    let mut c = ipfs_kit::net::NodeConfig::new(ipfs_kit::net::Keypair::generate_ed25519())
+        .with_repo(repo.clone());
+    c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    c.fetch_stall_timeout = Duration::from_secs(20);
+    let b = ipfs_kit::net::Node::start(c).await.unwrap();
+    b.connect(dial_addr(&a.node).await).await.unwrap();
+
+    let r = tokio::time::timeout(Duration::from_secs(60), b.fetch_dag(root))
+        .await
+        .expect("the fetch ends");
+    let e = r.unwrap_err();
+    assert!(e.to_string().contains("disk on fire"), "{e}");
+    // Once writes work again, the same DAG fetches completely.
+    store
+        .writes_left
+        .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+    let stats = b.fetch_dag(root).await.unwrap();
+    assert!(stats.blocks_fetched + stats.blocks_local >= 16, "{stats:?}");
+    let out = tempfile::tempdir().unwrap();
+    export::get(
+        repo.blocks().as_ref(),
+        &root,
+        &out.path().join("f"),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(
+        std::fs::read(out.path().join("f")).unwrap()
+            == std::fs::read(src.path().join("f")).unwrap()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_oversize_frames_are_penalized_then_disconnected() {
     let a = start().await;

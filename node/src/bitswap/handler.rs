@@ -1,11 +1,17 @@
 //! The bitswap [`ConnectionHandler`]: one per connection, it only moves frames.
 //!
 //! - Inbound: the remote opens streams on `/ipfs/bitswap/1.{2,1,0}.0` and writes
-//!   length-prefixed messages; each stream is read frame by frame ([`read_frame`]). A declared
-//!   length over [`MESSAGE_BYTES_MAX`](super::protocol::MESSAGE_BYTES_MAX) is refused before any of the body is buffered, a message
+//!   length-prefixed messages; each stream is read frame by frame ([`read_frame_bytes`]). A
+//!   declared length over [`MESSAGE_BYTES_MAX`](super::protocol::MESSAGE_BYTES_MAX) is refused
+//!   before any of the body is buffered. Frames are decoded (which hashes every block) on
+//!   tokio's blocking pool, at most [`FRAMES_DECODING_MAX`] at once per connection, while the
+//!   stream reads on: the connection task only decrypts and demultiplexes, so it reads the next
+//!   frame — and hands the sender more yamux window — while earlier ones are hashed on the
+//!   other core. Decoded messages reach the behaviour in the order they were read. A message
 //!   that does not decode is reported as [`HandlerOut::Malformed`] and its stream dropped (the
-//!   framing cannot be trusted after it). At most [`INBOUND_STREAMS_PER_CONNECTION_MAX`]
-//!   streams are read at once; further ones are refused. Reading pauses while
+//!   framing cannot be trusted after it): frames of that stream read meanwhile are discarded.
+//!   At most [`INBOUND_STREAMS_PER_CONNECTION_MAX`] streams are read at once; further ones are
+//!   refused. Reading pauses while [`FRAMES_DECODING_MAX`] frames are being decoded or
 //!   [`EVENTS_QUEUED_MAX`] decoded messages wait for the behaviour (backpressure: a flooding
 //!   peer fills its own TCP window, not our memory).
 //! - Outbound: one long-lived stream, opened on the first message, as kubo keeps one. Messages
@@ -55,6 +61,11 @@ pub const OUTBOUND_QUEUE_MESSAGES_MAX: usize = 1024;
 /// [`OUTBOUND_BLOCK_BYTES_MAX`](super::protocol::OUTBOUND_BLOCK_BYTES_MAX) of blocks): the
 /// read-ahead that keeps the stream busy, and the bound on block bytes a connection holds.
 pub const FRAMES_PREPARED_MAX: usize = 2;
+/// Inbound frames (each at most [`MESSAGE_BYTES_MAX`](super::protocol::MESSAGE_BYTES_MAX))
+/// being decoded at once per connection, beside the read of the next one.
+pub const FRAMES_DECODING_MAX: usize = 4;
+/// Broken inbound streams remembered per connection (their late frames are discarded).
+const POISONED_STREAMS_MAX: usize = 16;
 /// Failed outbound stream negotiations after which the handler stops trying.
 pub const OUTBOUND_FAILURES_MAX: u32 = 3;
 
@@ -108,13 +119,26 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
-/// Reads one length-prefixed message; `Ok(None)` on a clean end of stream between frames.
-/// The declared length is checked against
+/// Reads and decodes one length-prefixed message; `Ok(None)` on a clean end of stream between
+/// frames. The declared length is checked against
 /// [`MESSAGE_BYTES_MAX`](super::protocol::MESSAGE_BYTES_MAX) before the body is allocated.
 pub async fn read_frame<R: futures::AsyncRead + Unpin>(
     r: &mut R,
     version: ProtocolVersion,
 ) -> Result<Option<Message>, FrameError> {
+    match read_frame_bytes(r).await? {
+        // Blocks are slices of the frame's buffer, not copies.
+        Some(body) => Ok(Some(Message::decode_owned(body.into(), version)?)),
+        None => Ok(None),
+    }
+}
+
+/// Reads one length-prefixed frame's body, undecoded; `Ok(None)` on a clean end of stream
+/// between frames. The declared length is checked against
+/// [`MESSAGE_BYTES_MAX`](super::protocol::MESSAGE_BYTES_MAX) before the body is allocated.
+pub async fn read_frame_bytes<R: futures::AsyncRead + Unpin>(
+    r: &mut R,
+) -> Result<Option<Vec<u8>>, FrameError> {
     let mut prefix = [0u8; 10];
     let mut n = 0;
     let len = loop {
@@ -136,8 +160,7 @@ pub async fn read_frame<R: futures::AsyncRead + Unpin>(
     };
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await?;
-    // Blocks are slices of the frame's buffer, not copies.
-    Ok(Some(Message::decode_owned(body.into(), version)?))
+    Ok(Some(body))
 }
 
 /// From the behaviour to the handler.
@@ -168,8 +191,18 @@ pub enum HandlerOut {
     Malformed(ProtocolError),
 }
 
-type ReadFuture =
-    BoxFuture<'static, (Stream, ProtocolVersion, Result<Option<Message>, FrameError>)>;
+/// An inbound stream's next frame, undecoded, with the stream's number in this handler.
+type ReadFuture = BoxFuture<
+    'static,
+    (
+        u64,
+        Stream,
+        ProtocolVersion,
+        Result<Option<Vec<u8>>, FrameError>,
+    ),
+>;
+/// A frame being decoded, with the number of the stream it came from.
+type DecodeFuture = BoxFuture<'static, (u64, ProtocolVersion, Result<Message, FrameError>)>;
 type WriteFuture = BoxFuture<'static, (Stream, std::io::Result<()>)>;
 /// A frame being made ready to write, with the block bytes it releases once written.
 type PrepareFuture = BoxFuture<'static, (Vec<u8>, usize)>;
@@ -226,6 +259,27 @@ fn prepare(
     }
 }
 
+/// Decodes a frame read from stream `id` (hashing its blocks): on tokio's blocking pool when
+/// there is a runtime, inline otherwise.
+fn decode(id: u64, body: Vec<u8>, version: ProtocolVersion) -> DecodeFuture {
+    let work = move || Message::decode_owned(body.into(), version).map_err(FrameError::from);
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            let job = rt.spawn_blocking(work);
+            async move {
+                let r = match job.await {
+                    Ok(r) => r,
+                    // A runtime shutting down (or a bug in the decoder): not the peer's fault.
+                    Err(e) => Err(FrameError::Io(std::io::Error::other(e))),
+                };
+                (id, version, r)
+            }
+            .boxed()
+        }
+        Err(_) => futures::future::ready((id, version, work())).boxed(),
+    }
+}
+
 enum Outbound {
     None,
     Requested,
@@ -238,6 +292,13 @@ enum Outbound {
 pub struct Handler {
     store: Option<Arc<dyn Blockstore>>,
     reads: FuturesUnordered<ReadFuture>,
+    /// Frames being decoded, in the order they were read (at most [`FRAMES_DECODING_MAX`]).
+    decoding: FuturesOrdered<DecodeFuture>,
+    /// Number for the next inbound stream.
+    next_stream: u64,
+    /// Inbound streams that sent a malformed message: frames of theirs still being read or
+    /// decoded are discarded, and the stream is dropped when its read returns.
+    poisoned: Vec<u64>,
     outbound: Outbound,
     version: ProtocolVersion,
     queue: VecDeque<Queued>,
@@ -256,6 +317,9 @@ impl Handler {
         Self {
             store,
             reads: FuturesUnordered::new(),
+            decoding: FuturesOrdered::new(),
+            next_stream: 0,
+            poisoned: Vec::new(),
             outbound: Outbound::None,
             version: ProtocolVersion::V1_2_0,
             queue: VecDeque::new(),
@@ -287,14 +351,25 @@ impl Handler {
         }
     }
 
-    fn read_next(&mut self, mut s: Stream, v: ProtocolVersion) {
+    fn read_next(&mut self, id: u64, mut s: Stream, v: ProtocolVersion) {
         self.reads.push(
             async move {
-                let r = read_frame(&mut s, v).await;
-                (s, v, r)
+                let r = read_frame_bytes(&mut s).await;
+                (id, s, v, r)
             }
             .boxed(),
         );
+    }
+
+    /// Marks stream `id` as broken; a later frame of it is discarded. The list is bounded: a
+    /// peer is disconnected after a few malformed messages anyway.
+    fn poison(&mut self, id: u64) {
+        if !self.poisoned.contains(&id) {
+            if self.poisoned.len() >= POISONED_STREAMS_MAX {
+                self.poisoned.remove(0);
+            }
+            self.poisoned.push(id);
+        }
     }
 
     /// Moves messages waiting for a negotiated version into the byte queue.
@@ -389,7 +464,9 @@ impl ConnectionHandler for Handler {
                     tracing::debug!("bitswap: too many inbound streams, one refused");
                     drop(s);
                 } else {
-                    self.read_next(s, v);
+                    let id = self.next_stream;
+                    self.next_stream += 1;
+                    self.read_next(id, s, v);
                 }
             }
             ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound {
@@ -489,22 +566,53 @@ impl ConnectionHandler for Handler {
             if self.events.len() >= EVENTS_QUEUED_MAX {
                 return Poll::Pending;
             }
-            match self.reads.poll_next_unpin(cx) {
-                Poll::Ready(Some((s, v, r))) => match r {
-                    Ok(Some(msg)) => {
-                        self.read_next(s, v);
-                        self.events
-                            .push_back(HandlerOut::Received { msg, version: v });
-                    }
-                    Ok(None) => {}
+            // Decoded messages first, in the order their frames were read.
+            if let Poll::Ready(Some((id, v, r))) = self.decoding.poll_next_unpin(cx) {
+                if self.poisoned.contains(&id) {
+                    continue;
+                }
+                match r {
+                    Ok(msg) => self
+                        .events
+                        .push_back(HandlerOut::Received { msg, version: v }),
                     Err(FrameError::Protocol(e)) => {
-                        tracing::debug!(error = %e, "bitswap: malformed frame, stream dropped");
+                        tracing::debug!(error = %e, "bitswap: malformed message, stream dropped");
+                        self.poison(id);
                         self.events.push_back(HandlerOut::Malformed(e));
                     }
                     Err(FrameError::Io(e)) => {
-                        tracing::trace!(error = %e, "bitswap: inbound stream ended");
+                        tracing::debug!(error = %e, "bitswap: decoding failed, stream dropped");
+                        self.poison(id);
                     }
-                },
+                }
+                continue;
+            }
+            if self.decoding.len() >= FRAMES_DECODING_MAX {
+                return Poll::Pending;
+            }
+            match self.reads.poll_next_unpin(cx) {
+                Poll::Ready(Some((id, s, v, r))) => {
+                    if self.poisoned.contains(&id) {
+                        // The stream already broke the protocol: drop it and what it sent.
+                        self.poisoned.retain(|p| *p != id);
+                        drop(s);
+                        continue;
+                    }
+                    match r {
+                        Ok(Some(body)) => {
+                            self.decoding.push_back(decode(id, body, v));
+                            self.read_next(id, s, v);
+                        }
+                        Ok(None) => {}
+                        Err(FrameError::Protocol(e)) => {
+                            tracing::debug!(error = %e, "bitswap: malformed frame, stream dropped");
+                            self.events.push_back(HandlerOut::Malformed(e));
+                        }
+                        Err(FrameError::Io(e)) => {
+                            tracing::trace!(error = %e, "bitswap: inbound stream ended");
+                        }
+                    }
+                }
                 Poll::Ready(None) | Poll::Pending => return Poll::Pending,
             }
         }
