@@ -1265,6 +1265,8 @@ impl Actor {
                 block,
                 from,
             } => {
+                // A DAG fetch's block may still be queued for its writer: a peer waiting for
+                // it is then served at the server's next tick re-check (250 ms), not at once.
                 swarm.behaviour_mut().bitswap.block_added(*block.cid());
                 let Some(f) = self.fetches.get_mut(&session) else {
                     return;
