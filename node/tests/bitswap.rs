@@ -53,6 +53,19 @@ fn make_tree(root: &Path) {
     std::fs::write(root.join("sub/deeper/data"), random_bytes(700_000, 2)).unwrap();
 }
 
+/// The file `root` in `repo` exports byte for byte as `original`.
+fn assert_exports_as(repo: &Repo, root: &Cid, original: &Path) {
+    let out = tempfile::tempdir().unwrap();
+    export::get(
+        repo.blocks().as_ref(),
+        root,
+        &out.path().join("f"),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(std::fs::read(out.path().join("f")).unwrap() == std::fs::read(original).unwrap());
+}
+
 fn assert_same_tree(a: &Path, b: &Path) {
     for rel in ["big.bin", "hello.txt", "empty", "sub/deeper/data"] {
         let x = std::fs::read(a.join(rel)).unwrap();
@@ -77,18 +90,8 @@ async fn two_nodes_fetch_a_file_and_a_directory() {
     assert!(stats.blocks_fetched > 12, "{stats:?}");
     assert!(stats.bytes_fetched > 3 * 1024 * 1024, "{stats:?}");
     assert_eq!(stats.blocks_local, 0);
+    assert_exports_as(&b.repo, &file_root, &src.path().join("big.bin"));
     let out = tempfile::tempdir().unwrap();
-    export::get(
-        b.repo.blocks().as_ref(),
-        &file_root,
-        &out.path().join("f"),
-        &mut |_| {},
-    )
-    .unwrap();
-    assert!(
-        std::fs::read(out.path().join("f")).unwrap()
-            == std::fs::read(src.path().join("big.bin")).unwrap()
-    );
     // Pinning through the guard: the DAG is complete, so pin_add's walk succeeds.
     b.repo.pin_add(&file_root, true, None).unwrap();
     drop(stats);
@@ -304,18 +307,7 @@ async fn fetch_fails_when_its_blocks_cannot_be_written() {
         .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
     let stats = b.fetch_dag(root).await.unwrap();
     assert!(stats.blocks_fetched + stats.blocks_local >= 16, "{stats:?}");
-    let out = tempfile::tempdir().unwrap();
-    export::get(
-        repo.blocks().as_ref(),
-        &root,
-        &out.path().join("f"),
-        &mut |_| {},
-    )
-    .unwrap();
-    assert!(
-        std::fs::read(out.path().join("f")).unwrap()
-            == std::fs::read(src.path().join("f")).unwrap()
-    );
+    assert_exports_as(&repo, &root, &src.path().join("f"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

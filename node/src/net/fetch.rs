@@ -16,15 +16,15 @@
 //! if a write failed. A single-block fetch writes on the swarm task, as does the walk over
 //! blocks that are already local (the store skips those writes).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cid::Cid;
 use ipfs_kit_blockstore::{hash, Block};
 use parking_lot::Mutex;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use crate::dag::links::{self, MultihashSet};
 use crate::repo::{Repo, WriteSession};
@@ -91,65 +91,121 @@ impl Reply {
     }
 }
 
-/// A DAG fetch's writer: a job on tokio's blocking pool that writes the blocks sent to it.
+/// A DAG fetch's writer: blocks queue up here and a job on tokio's blocking pool writes them,
+/// started when the first block arrives and gone again once the queue is empty — so an idle
+/// fetch holds no blocking thread (a node may run
+/// [`SESSIONS_MAX`](crate::bitswap::behaviour::SESSIONS_MAX) fetches, more than the pool has
+/// threads, and frames are decoded on that pool too).
 struct Writer {
-    tx: mpsc::Sender<Block>,
-    /// Block bytes sent and not yet written.
-    queued: Arc<AtomicUsize>,
-    /// The first write error; the writer stops at it.
-    failed: Arc<Mutex<Option<String>>>,
-    job: tokio::task::JoinHandle<()>,
+    state: Arc<Mutex<WriterState>>,
+    /// Signalled whenever the job stops (queue empty, or a write failed).
+    idle: Arc<Notify>,
+    session: Arc<WriteSession>,
+    rt: tokio::runtime::Handle,
+}
+
+#[derive(Default)]
+struct WriterState {
+    queue: VecDeque<Block>,
+    /// Block bytes in `queue` and in the batch being written.
+    queued_bytes: usize,
+    /// A job is writing (or about to).
+    running: bool,
+    /// The first write error; nothing is written after it.
+    failed: Option<String>,
 }
 
 impl Writer {
-    fn start(session: Arc<WriteSession>) -> Option<Self> {
-        let rt = tokio::runtime::Handle::try_current().ok()?;
-        let (tx, rx) = mpsc::channel::<Block>();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let failed = Arc::new(Mutex::new(None));
-        let (q, f) = (queued.clone(), failed.clone());
-        let job = rt.spawn_blocking(move || {
-            while let Ok(first) = rx.recv() {
-                let mut bytes = first.data().len();
-                let mut batch = vec![first];
-                while bytes < FETCH_WRITE_BATCH_BYTES_MAX {
-                    let Ok(b) = rx.try_recv() else { break };
-                    bytes += b.data().len();
-                    batch.push(b);
-                }
-                let r = session.put_blocks(&batch);
-                q.fetch_sub(bytes, Ordering::Relaxed);
-                if let Err(e) = r {
-                    *f.lock() = Some(e.to_string());
-                    return;
-                }
-            }
-        });
+    fn new(session: Arc<WriteSession>) -> Option<Self> {
         Some(Self {
-            tx,
-            queued,
-            failed,
-            job,
+            state: Arc::default(),
+            idle: Arc::new(Notify::new()),
+            session,
+            rt: tokio::runtime::Handle::try_current().ok()?,
         })
     }
 
-    /// Hands `block` to the writer; gives it back when the queue is full or the writer has
-    /// stopped.
+    /// Queues `block`; gives it back when the queue is full or a write has failed.
     fn send(&self, block: &Block) -> Result<(), ()> {
         let len = block.data().len();
-        if self.queued.load(Ordering::Relaxed) + len > FETCH_WRITE_QUEUE_BYTES_MAX {
+        let mut st = self.state.lock();
+        if st.failed.is_some() || st.queued_bytes + len > FETCH_WRITE_QUEUE_BYTES_MAX {
             return Err(());
         }
-        self.queued.fetch_add(len, Ordering::Relaxed);
-        if self.tx.send(block.clone()).is_err() {
-            self.queued.fetch_sub(len, Ordering::Relaxed);
-            return Err(());
+        st.queue.push_back(block.clone());
+        st.queued_bytes += len;
+        if !st.running {
+            st.running = true;
+            drop(st);
+            self.spawn_job();
         }
         Ok(())
     }
 
+    /// Writes batches until the queue is empty or a write fails.
+    fn spawn_job(&self) {
+        let state = self.state.clone();
+        let idle = self.idle.clone();
+        let mut session = Some(self.session.clone());
+        self.rt.spawn_blocking(move || loop {
+            let (batch, bytes) = {
+                let mut st = state.lock();
+                if st.queue.is_empty() {
+                    // The job's handle on the session goes before anyone can see it stopped.
+                    st.running = false;
+                    drop(session.take());
+                    drop(st);
+                    idle.notify_waiters();
+                    return;
+                }
+                let mut batch = Vec::new();
+                let mut bytes = 0;
+                while let Some(len) = st.queue.front().map(|b| b.data().len()) {
+                    if !batch.is_empty() && bytes + len > FETCH_WRITE_BATCH_BYTES_MAX {
+                        break;
+                    }
+                    bytes += len;
+                    batch.extend(st.queue.pop_front());
+                }
+                (batch, bytes)
+            };
+            let r = match &session {
+                Some(s) => s.put_blocks(&batch),
+                None => return,
+            };
+            drop(batch);
+            let mut st = state.lock();
+            st.queued_bytes -= bytes;
+            if let Err(e) = r {
+                st.failed = Some(e.to_string());
+                st.queue.clear();
+                st.queued_bytes = 0;
+                st.running = false;
+                drop(session.take());
+                drop(st);
+                idle.notify_waiters();
+                return;
+            }
+        });
+    }
+
     fn error(&self) -> Option<String> {
-        self.failed.lock().clone()
+        self.state.lock().failed.clone()
+    }
+
+    /// Waits until every queued block is written (or a write failed: its error).
+    async fn drained(state: Arc<Mutex<WriterState>>, idle: Arc<Notify>) -> Option<String> {
+        loop {
+            // Registered before the check, so a stop in between is not missed.
+            let stopped = idle.notified();
+            {
+                let st = state.lock();
+                if !st.running {
+                    return st.failed.clone();
+                }
+            }
+            stopped.await;
+        }
     }
 }
 
@@ -228,7 +284,7 @@ impl Fetch {
     /// Stores a received block; returns the children to want next.
     pub(crate) fn on_block(&mut self, block: &Block) -> Result<Vec<Cid>, NetError> {
         if self.is_dag() && self.writer.is_none() {
-            self.writer = Writer::start(self.write.clone());
+            self.writer = Writer::new(self.write.clone());
         }
         let queued = match &self.writer {
             Some(w) => {
@@ -298,15 +354,14 @@ impl Fetch {
         match writer {
             None => reply_with(write, None),
             Some(Writer {
-                tx, failed, job, ..
+                state,
+                idle,
+                session,
+                rt,
             }) => {
-                drop(tx);
-                tokio::spawn(async move {
-                    let joined = job.await;
-                    let error = failed
-                        .lock()
-                        .take()
-                        .or_else(|| joined.err().map(|e| format!("writing fetched blocks: {e}")));
+                drop(session);
+                rt.spawn(async move {
+                    let error = Writer::drained(state, idle).await;
                     reply_with(write, error);
                 });
             }
