@@ -5,7 +5,7 @@
 //!   declared length over [`MESSAGE_BYTES_MAX`](super::protocol::MESSAGE_BYTES_MAX) is refused
 //!   before any of the body is buffered. Frames are decoded (which hashes every block) on
 //!   tokio's blocking pool, at most [`FRAMES_DECODING_MAX`] at once per connection, while the
-//!   stream reads on: the connection task only decrypts and demultiplexes, so it reads the next
+//!   stream reads on (frames up to [`DECODE_INLINE_BYTES_MAX`] are decoded in place): the connection task only decrypts and demultiplexes, so it reads the next
 //!   frame — and hands the sender more yamux window — while earlier ones are hashed on the
 //!   other core. Decoded messages reach the behaviour in the order they were read. A message
 //!   that does not decode is reported as [`HandlerOut::Malformed`] and its stream dropped (the
@@ -64,6 +64,9 @@ pub const FRAMES_PREPARED_MAX: usize = 2;
 /// Inbound frames (each at most [`MESSAGE_BYTES_MAX`](super::protocol::MESSAGE_BYTES_MAX))
 /// being decoded at once per connection, beside the read of the next one.
 pub const FRAMES_DECODING_MAX: usize = 4;
+/// Frames up to this size (wantlists, presences, small blocks) are decoded on the connection
+/// task: hashing them costs less than a round trip through the blocking pool.
+pub const DECODE_INLINE_BYTES_MAX: usize = 64 * 1024;
 /// Broken inbound streams remembered per connection (their late frames are discarded).
 const POISONED_STREAMS_MAX: usize = 16;
 /// Failed outbound stream negotiations after which the handler stops trying.
@@ -260,11 +263,13 @@ fn prepare(
 }
 
 /// Decodes a frame read from stream `id` (hashing its blocks): on tokio's blocking pool when
-/// there is a runtime, inline otherwise.
+/// there is a runtime and the frame is larger than [`DECODE_INLINE_BYTES_MAX`], inline
+/// otherwise.
 fn decode(id: u64, body: Vec<u8>, version: ProtocolVersion) -> DecodeFuture {
+    let inline = body.len() <= DECODE_INLINE_BYTES_MAX;
     let work = move || Message::decode_owned(body.into(), version).map_err(FrameError::from);
     match tokio::runtime::Handle::try_current() {
-        Ok(rt) => {
+        Ok(rt) if !inline => {
             let job = rt.spawn_blocking(work);
             async move {
                 let r = match job.await {
@@ -276,7 +281,7 @@ fn decode(id: u64, body: Vec<u8>, version: ProtocolVersion) -> DecodeFuture {
             }
             .boxed()
         }
-        Err(_) => futures::future::ready((id, version, work())).boxed(),
+        _ => futures::future::ready((id, version, work())).boxed(),
     }
 }
 
