@@ -228,61 +228,62 @@ impl Queued {
     }
 }
 
-/// Reads an [`Outgoing`]'s blocks and encodes the frame: on tokio's blocking pool when there
-/// is a runtime, inline otherwise.
+/// Runs `work` on tokio's blocking pool, started now rather than on first poll, when there is
+/// a runtime and `offload` holds; otherwise at once. `Err` only when the pool's job did not
+/// complete (a runtime shutting down, or a panic in `work`).
+fn run_blocking<T: Send + 'static>(
+    offload: bool,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> BoxFuture<'static, Result<T, tokio::task::JoinError>> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) if offload => rt.spawn_blocking(work).boxed(),
+        _ => futures::future::ready(Ok(work())).boxed(),
+    }
+}
+
+/// Reads an [`Outgoing`]'s blocks and encodes the frame, on tokio's blocking pool: the read
+/// starts while earlier frames are written.
 fn prepare(
     store: Option<Arc<dyn Blockstore>>,
     out: Outgoing,
     version: ProtocolVersion,
 ) -> PrepareFuture {
     let block_bytes = out.block_bytes();
-    let work = move || {
+    let job = run_blocking(true, move || {
         let msg = match &store {
             Some(s) => out.load(&StoreSource(s.as_ref())),
             None => out.load(&NoBlocks),
         };
         msg.encode_frame(version)
-    };
-    match tokio::runtime::Handle::try_current() {
-        // Spawned now, not on first poll: the read starts while earlier frames are written.
-        Ok(rt) => {
-            let job = rt.spawn_blocking(work);
-            async move {
-                match job.await {
-                    Ok(frame) => (frame, block_bytes),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "bitswap: reading blocks to serve failed");
-                        (Vec::new(), block_bytes)
-                    }
-                }
+    });
+    async move {
+        match job.await {
+            Ok(frame) => (frame, block_bytes),
+            Err(e) => {
+                tracing::warn!(error = %e, "bitswap: reading blocks to serve failed");
+                (Vec::new(), block_bytes)
             }
-            .boxed()
         }
-        Err(_) => futures::future::ready((work(), block_bytes)).boxed(),
     }
+    .boxed()
 }
 
 /// Decodes a frame read from stream `id` (hashing its blocks): on tokio's blocking pool when
-/// there is a runtime and the frame is larger than [`DECODE_INLINE_BYTES_MAX`], inline
-/// otherwise.
+/// the frame is larger than [`DECODE_INLINE_BYTES_MAX`], in place otherwise.
 fn decode(id: u64, body: Vec<u8>, version: ProtocolVersion) -> DecodeFuture {
-    let inline = body.len() <= DECODE_INLINE_BYTES_MAX;
-    let work = move || Message::decode_owned(body.into(), version).map_err(FrameError::from);
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) if !inline => {
-            let job = rt.spawn_blocking(work);
-            async move {
-                let r = match job.await {
-                    Ok(r) => r,
-                    // A runtime shutting down (or a bug in the decoder): not the peer's fault.
-                    Err(e) => Err(FrameError::Io(std::io::Error::other(e))),
-                };
-                (id, version, r)
-            }
-            .boxed()
-        }
-        _ => futures::future::ready((id, version, work())).boxed(),
+    let offload = body.len() > DECODE_INLINE_BYTES_MAX;
+    let job = run_blocking(offload, move || {
+        Message::decode_owned(body.into(), version).map_err(FrameError::from)
+    });
+    async move {
+        let r = match job.await {
+            Ok(r) => r,
+            // A runtime shutting down (or a bug in the decoder): not the peer's fault.
+            Err(e) => Err(FrameError::Io(std::io::Error::other(e))),
+        };
+        (id, version, r)
     }
+    .boxed()
 }
 
 enum Outbound {

@@ -125,12 +125,16 @@ impl Writer {
         })
     }
 
-    /// Queues `block`; gives it back when the queue is full or a write has failed.
-    fn send(&self, block: &Block) -> Result<(), ()> {
+    /// Queues `block`: `Ok(true)` if queued, `Ok(false)` if the queue is full (the caller
+    /// writes it), the first write error if one failed.
+    fn send(&self, block: &Block) -> Result<bool, String> {
         let len = block.data().len();
         let mut st = self.state.lock();
-        if st.failed.is_some() || st.queued_bytes + len > FETCH_WRITE_QUEUE_BYTES_MAX {
-            return Err(());
+        if let Some(e) = &st.failed {
+            return Err(e.clone());
+        }
+        if st.queued_bytes + len > FETCH_WRITE_QUEUE_BYTES_MAX {
+            return Ok(false);
         }
         st.queue.push_back(block.clone());
         st.queued_bytes += len;
@@ -139,7 +143,7 @@ impl Writer {
             drop(st);
             self.spawn_job();
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Writes batches until the queue is empty or a write fails.
@@ -187,10 +191,6 @@ impl Writer {
                 return;
             }
         });
-    }
-
-    fn error(&self) -> Option<String> {
-        self.state.lock().failed.clone()
     }
 
     /// Waits until every queued block is written (or a write failed: its error).
@@ -287,12 +287,7 @@ impl Fetch {
             self.writer = Writer::new(self.write.clone());
         }
         let queued = match &self.writer {
-            Some(w) => {
-                if let Some(e) = w.error() {
-                    return Err(NetError::Fetch(e));
-                }
-                w.send(block).is_ok()
-            }
+            Some(w) => w.send(block).map_err(NetError::Fetch)?,
             None => false,
         };
         if !queued {
