@@ -39,7 +39,6 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{IoSlice, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -436,14 +435,32 @@ enum Check {
 }
 
 /// Reads a record and returns its data, checked against `cid` (header, then hash or crc).
+/// `len` bytes of `file` at `offset`, read straight into a new buffer's spare capacity: a
+/// served block is read once per message, and zeroing the buffer first cost as much as the
+/// checksum.
+fn read_exact_at(file: &File, len: usize, offset: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let at = offset + buf.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // The capacity may exceed `len`, and the read with it.
+    buf.truncate(len);
+    Ok(buf)
+}
+
 fn read_record(file: &File, loc: &Loc, cid: &Cid, check: Check) -> Result<Bytes, BlockstoreError> {
     let corrupt = || BlockstoreError::Corrupt(CorruptBlock { cid: *cid });
-    let mut buf = vec![0u8; loc.record_len as usize];
-    match file.read_exact_at(&mut buf, loc.offset) {
-        Ok(()) => {}
+    let buf = match read_exact_at(file, loc.record_len as usize, loc.offset) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(corrupt()),
         Err(e) => return Err(BlockstoreError::io(format!("segment {}", loc.seg), e)),
-    }
+    };
     let h = record::decode_header(&buf).map_err(|_| corrupt())?;
     if h.kind != record::KIND_BLOCK || h.mh != *cid.hash() || h.header_len != loc.header_len {
         return Err(corrupt());
@@ -624,5 +641,27 @@ impl Blockstore for DiskBlockstore {
         Ok(self
             .compact(self.opts.compact_live_ratio_min)?
             .bytes_reclaimed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_exact_at;
+
+    #[test]
+    fn positional_reads_are_exact_and_stop_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+        std::fs::write(&path, &data).unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        assert_eq!(read_exact_at(&f, 0, 5).unwrap(), Vec::<u8>::new());
+        assert_eq!(read_exact_at(&f, 70_000, 123).unwrap(), &data[123..70_123]);
+        assert_eq!(read_exact_at(&f, 10, 99_990).unwrap(), &data[99_990..]);
+        // A record reaching past the end of its segment: the caller reports it corrupt.
+        let e = read_exact_at(&f, 11, 99_990).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+        let e = read_exact_at(&f, 1, 200_000).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 }
