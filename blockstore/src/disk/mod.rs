@@ -434,7 +434,6 @@ enum Check {
     Crc,
 }
 
-/// Reads a record and returns its data, checked against `cid` (header, then hash or crc).
 /// `len` bytes of `file` at `offset`, read straight into a new buffer's spare capacity: a
 /// served block is read once per message, and zeroing the buffer first cost as much as the
 /// checksum.
@@ -454,6 +453,7 @@ fn read_exact_at(file: &File, len: usize, offset: u64) -> std::io::Result<Vec<u8
     Ok(buf)
 }
 
+/// Reads a record and returns its data, checked against `cid` (header, then hash or crc).
 fn read_record(file: &File, loc: &Loc, cid: &Cid, check: Check) -> Result<Bytes, BlockstoreError> {
     let corrupt = || BlockstoreError::Corrupt(CorruptBlock { cid: *cid });
     let buf = match read_exact_at(file, loc.record_len as usize, loc.offset) {
