@@ -221,8 +221,9 @@ fn helia_fetches_a_file_and_a_directory_from_ipfs_kit() {
 
 // Regression test of the issue-3 stall: Helia's 1 MiB blocks once arrived as yamux frames over
 // rust-yamux's 1 MiB frame limit (js-yamux sends a whole window grant as one frame, and our
-// windows auto-tuned past 1 MiB), which closed the connection mid-fetch. `net/muxer.rs` bounds
-// the windows. `RUST_LOG=ipfs_kit::bitswap=trace DEBUG='helia:bitswap*'` shows both sides.
+// windows auto-tuned past 1 MiB), which closed the connection mid-fetch. `net/muxer.rs` cuts
+// such frames before yamux decodes them, and lets windows grow to 8 MiB: the 48 MiB file gives
+// them the time to. `RUST_LOG=ipfs_kit::bitswap=trace DEBUG='helia:bitswap*'` shows both sides.
 #[test]
 fn ipfs_kit_fetches_a_file_and_a_directory_from_helia() {
     init_tracing();
@@ -236,6 +237,9 @@ fn ipfs_kit_fetches_a_file_and_a_directory_from_helia() {
             let file_cid = helia.add("add-file", &file).unwrap();
             let tree_cid = helia.add("add-dir", &tree).unwrap();
             assert_eq!(file_cid.version(), cid::Version::V1, "Helia's defaults");
+            let big = work.path().join("larger.bin");
+            fixtures::write_random_file(&big, 23, 48 * 1024 * 1024).unwrap();
+            let big_cid = helia.add("add-file", &big).unwrap();
 
             let node = net.handle(0).unwrap();
             let addr = helia.addrs[0].parse().unwrap();
@@ -250,9 +254,14 @@ fn ipfs_kit_fetches_a_file_and_a_directory_from_helia() {
             let out = work.path().join("ours-get");
             net.fetch_path(0, tree_cid, &out).await.unwrap();
             assert_same_tree(&tree, &out);
+            let got = net.fetch(0, big_cid).await.unwrap();
+            assert!(
+                got == std::fs::read(&big).unwrap(),
+                "the 48 MiB file fetched from Helia differs"
+            );
 
             let stat = node.bitswap_stat().await.unwrap();
-            assert!(stat.blocks_received >= 4, "{stat:?}");
+            assert!(stat.blocks_received >= 4 + 48, "{stat:?}");
             assert!(stat.wantlist.is_empty(), "{stat:?}");
             println!(
                 "fetched from Helia: {stat:?} | {}",
