@@ -209,9 +209,8 @@ impl<C: AsyncRead + Unpin> AsyncRead for FrameSplitter<C> {
                 this.give_header(flags, len);
                 continue;
             }
-            let read = ready!(
-                Pin::new(&mut this.io).poll_read(cx, &mut this.header[this.header_read..])
-            )?;
+            let read =
+                ready!(Pin::new(&mut this.io).poll_read(cx, &mut this.header[this.header_read..]))?;
             if read == 0 {
                 // The end of `io`: a partial header goes out as it came, so yamux sees the same
                 // (unexpected) end.
@@ -475,6 +474,9 @@ mod tests {
         let f = data(SYN, 1, 3 * MIB);
         let got = through_splitter(f[..HEADER_BYTES + MIB + 100].to_vec());
         assert_eq!(got.len(), HEADER_BYTES + MIB + HEADER_BYTES + 100);
-        assert_eq!(got[HEADER_BYTES + MIB + HEADER_BYTES..], f[HEADER_BYTES + MIB..][..100]);
+        assert_eq!(
+            got[HEADER_BYTES + MIB + HEADER_BYTES..],
+            f[HEADER_BYTES + MIB..][..100]
+        );
     }
 }
