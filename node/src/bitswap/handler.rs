@@ -32,6 +32,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
 use futures::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _, StreamExt as _};
@@ -207,14 +208,15 @@ type ReadFuture = BoxFuture<
 /// A frame being decoded, with the number of the stream it came from.
 type DecodeFuture = BoxFuture<'static, (u64, ProtocolVersion, Result<Message, FrameError>)>;
 type WriteFuture = BoxFuture<'static, (Stream, std::io::Result<()>)>;
-/// A frame being made ready to write, with the block bytes it releases once written.
-type PrepareFuture = BoxFuture<'static, (Vec<u8>, usize)>;
+/// A frame being made ready to write (its parts, see [`Message::encode_frame_parts`]), with
+/// the block bytes it releases once written.
+type PrepareFuture = BoxFuture<'static, (Vec<Bytes>, usize)>;
 
 /// A message waiting for its turn.
 #[derive(Debug)]
 enum Queued {
-    /// Encoded already.
-    Frame(Vec<u8>, usize),
+    /// Encoded already, in parts.
+    Frame(Vec<Bytes>, usize),
     /// Blocks still to be read.
     Serve(Outgoing),
 }
@@ -254,7 +256,7 @@ fn prepare(
             Some(s) => out.load(&StoreSource(s.as_ref())),
             None => out.load(&NoBlocks),
         };
-        msg.encode_frame(version)
+        msg.encode_frame_parts(version)
     });
     async move {
         match job.await {
@@ -383,7 +385,7 @@ impl Handler {
         while let Some(m) = self.pending.pop_front() {
             let bytes = m.block_bytes();
             self.queue
-                .push_back(Queued::Frame(m.encode_frame(self.version), bytes));
+                .push_back(Queued::Frame(m.encode_frame_parts(self.version), bytes));
         }
     }
 
@@ -451,12 +453,12 @@ impl ConnectionHandler for Handler {
                 _ => {
                     let bytes = m.block_bytes();
                     self.queue
-                        .push_back(Queued::Frame(m.encode_frame(self.version), bytes));
+                        .push_back(Queued::Frame(m.encode_frame_parts(self.version), bytes));
                 }
             },
             // Encoded when prepared, after negotiation.
             HandlerIn::Serve(o) => self.queue.push_back(Queued::Serve(o)),
-            HandlerIn::SendRaw(b) => self.queue.push_back(Queued::Frame(b, 0)),
+            HandlerIn::SendRaw(b) => self.queue.push_back(Queued::Frame(vec![Bytes::from(b)], 0)),
         }
     }
 
@@ -545,7 +547,9 @@ impl ConnectionHandler for Handler {
                         self.outbound = Outbound::Writing(
                             async move {
                                 let r = async {
-                                    s.write_all(&frame).await?;
+                                    for part in &frame {
+                                        s.write_all(part).await?;
+                                    }
                                     s.flush().await
                                 }
                                 .await;

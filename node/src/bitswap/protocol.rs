@@ -225,19 +225,26 @@ impl Message {
 
     /// The protobuf encoding for a peer speaking `version` (no length prefix).
     pub fn encode(&self, version: ProtocolVersion) -> Vec<u8> {
-        self.encode_with(version, false)
+        self.encode_with(version, false).concat()
     }
 
     /// The encoding with its uvarint length prefix: one frame on the stream. Block data is
     /// copied once, straight into the frame.
     pub fn encode_frame(&self, version: ProtocolVersion) -> Vec<u8> {
+        self.encode_with(version, true).concat()
+    }
+
+    /// [`encode_frame`](Self::encode_frame) as the pieces to write one after another: the
+    /// encoded fields, and between them the blocks' data itself, shared and not copied (a
+    /// served block is written from the buffer it was read into).
+    pub fn encode_frame_parts(&self, version: ProtocolVersion) -> Vec<Bytes> {
         self.encode_with(version, true)
     }
 
     /// Fields in order: wantlist (1), blocks (2 for 1.0, 3 after), presences (4), pending
     /// bytes (5). The small parts are encoded first so that the total length is known before
     /// the block data is written.
-    fn encode_with(&self, version: ProtocolVersion, length_prefix: bool) -> Vec<u8> {
+    fn encode_with(&self, version: ProtocolVersion, length_prefix: bool) -> Vec<Bytes> {
         let wantlist = self
             .wantlist
             .as_ref()
@@ -275,13 +282,9 @@ impl Message {
         for (i, b) in self.blocks.iter().enumerate() {
             len += bytes_field_len(blocks_field, block_body_len(i, b));
         }
-        let mut out = Vec::with_capacity(
-            len + if length_prefix {
-                varint_len(len as u64)
-            } else {
-                0
-            },
-        );
+        // Field bytes go to `out`; each block's data becomes a part of its own.
+        let mut parts = Vec::with_capacity(2 * self.blocks.len() + 2);
+        let mut out = Vec::new();
         if length_prefix {
             put_varint(&mut out, len as u64);
         }
@@ -290,16 +293,22 @@ impl Message {
         }
         for (i, b) in self.blocks.iter().enumerate() {
             if v1_0 {
-                put_bytes_field(&mut out, 2, b.data());
+                put_key(&mut out, 2, 2);
             } else {
                 put_key(&mut out, 3, 2);
                 put_varint(&mut out, block_body_len(i, b) as u64);
                 put_bytes_field(&mut out, 1, &prefixes[i]);
-                put_bytes_field(&mut out, 2, b.data());
+                put_key(&mut out, 2, 2);
             }
+            put_varint(&mut out, b.data().len() as u64);
+            parts.push(Bytes::from(std::mem::take(&mut out)));
+            parts.push(b.data().clone());
         }
         out.extend_from_slice(&tail);
-        out
+        if !out.is_empty() {
+            parts.push(Bytes::from(out));
+        }
+        parts
     }
 
     /// [`Message::decode`] of a frame body the caller owns: the blocks are slices of `buf`,

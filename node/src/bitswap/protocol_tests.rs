@@ -55,6 +55,36 @@ fn round_trip_1_2_0() {
 }
 
 #[test]
+fn frame_parts_are_the_frame_with_block_data_shared_not_copied() {
+    for v in ProtocolVersion::ALL {
+        let m = sample(v);
+        let parts = m.encode_frame_parts(v);
+        assert_eq!(parts.concat(), m.encode_frame(v), "{v:?}");
+        // Every block's data is a part of its own, the very bytes of the block.
+        for b in &m.blocks {
+            assert!(
+                parts
+                    .iter()
+                    .any(|p| p.as_ptr() == b.data().as_ptr() && p.len() == b.data().len()),
+                "{v:?}: a block's data was copied"
+            );
+        }
+        // The frame decodes back: its length prefix, then the message.
+        let frame = parts.concat();
+        let (len, at) = read_length_prefix(&frame).unwrap().unwrap();
+        assert_eq!(len, frame.len() - at);
+        let back = Message::decode(&frame[at..], v).unwrap();
+        assert_eq!(back, Message::decode(&m.encode(v), v).unwrap(), "{v:?}");
+    }
+    // A message without blocks is one part.
+    let wants = Message {
+        blocks: Vec::new(),
+        ..sample(ProtocolVersion::V1_2_0)
+    };
+    assert_eq!(wants.encode_frame_parts(ProtocolVersion::V1_2_0).len(), 1);
+}
+
+#[test]
 fn round_trip_1_1_0_drops_have_features() {
     let v = ProtocolVersion::V1_1_0;
     let m = sample(v);
