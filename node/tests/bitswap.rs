@@ -12,7 +12,7 @@ use ipfs_kit::bitswap::ledger::WANTLIST_ENTRIES_PER_PEER_MAX;
 use ipfs_kit::bitswap::protocol::{
     Message, ProtocolVersion, WantEntry, Wantlist, MESSAGE_BYTES_MAX,
 };
-use ipfs_kit::net::PeerId;
+use ipfs_kit::net::{NetError, PeerId};
 use ipfs_kit::repo::Repo;
 use ipfs_kit::unixfs::{dir::import_path, export, ImportOptions};
 use rand::{RngCore as _, SeedableRng as _};
@@ -186,6 +186,42 @@ async fn fetch_through_dht_providers_when_not_connected() {
     let providers = b.node.find_providers(root, 5).await.unwrap();
     let found: Vec<PeerId> = providers.iter().map(|(p, _)| *p).collect();
     assert!(found.contains(&a.node.peer_id()), "{providers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provide_fails_without_peers_and_returns_once_the_record_is_written() {
+    let a = start().await;
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("f"), random_bytes(300_000, 4)).unwrap();
+    let root = add(&a.repo, &src.path().join("f"));
+    // As kubo's `routing provide`: no peer to give the record to is an error, not a no-op.
+    let err = a.node.provide(root).await.unwrap_err();
+    assert!(matches!(err, NetError::NoKnownPeers), "{err}");
+
+    let c = start().await;
+    a.node.connect(dial_addr(&c.node).await).await.unwrap();
+    common::eventually(WAIT, "A has C in its routing table", || async {
+        let found = a
+            .node
+            .closest_peers(c.node.peer_id())
+            .await
+            .ok()?
+            .into_iter()
+            .any(|p| p.peer_id == c.node.peer_id());
+        found.then_some(())
+    })
+    .await;
+    // C, A's only peer, took the record before `provide` returned.
+    assert_eq!(a.node.provide(root).await.unwrap(), 1);
+    let providers = c.node.find_providers(root, 1).await.unwrap();
+    assert_eq!(
+        providers.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        vec![a.node.peer_id()]
+    );
+    assert!(
+        !providers[0].1.is_empty(),
+        "the record carries A's addresses"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

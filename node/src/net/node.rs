@@ -125,6 +125,8 @@ pub enum NetError {
     NoKnownPeers,
     #[error("DHT query failed: {0}")]
     Query(String),
+    #[error("no peer took the provider record (sent to {peers} of the closest peers)")]
+    ProvideFailed { peers: usize },
     #[error("the node has no repository to fetch into or serve from")]
     NoRepo,
     #[error("fetching {cid}: no block arrived for {stall:?}")]
@@ -219,7 +221,6 @@ enum Command {
     ),
     FetchBlock(Cid, oneshot::Sender<Result<Block, NetError>>),
     FetchDag(Cid, oneshot::Sender<Result<FetchStats, NetError>>),
-    Provide(Cid, oneshot::Sender<Result<(), NetError>>),
     FindProviders(Cid, usize, oneshot::Sender<ProvidersResult>),
     Disconnect(PeerId, oneshot::Sender<bool>),
     BitswapStat(oneshot::Sender<BitswapStat>),
@@ -521,9 +522,11 @@ impl NodeHandle {
     }
 
     /// Announces us as a provider of `cid` in the DHT (a provider record at the k closest
-    /// peers, keyed by the multihash as kubo does).
-    pub async fn provide(&self, cid: Cid) -> Result<(), NetError> {
-        self.ask(|tx| Command::Provide(cid, tx)).await?
+    /// peers, keyed by the multihash as kubo does); returns once every record has been
+    /// written (or its send failed) with the number of peers that took one, see
+    /// [`super::provide::provide_now`].
+    pub async fn provide(&self, cid: Cid) -> Result<usize, NetError> {
+        super::provide::provide_now(self, cid.hash().to_bytes()).await
     }
 
     /// Up to `limit` providers of `cid` from the DHT (with the addresses the search learned);
@@ -998,13 +1001,6 @@ impl Actor {
             }
             Command::FetchBlock(cid, tx) => self.start_fetch(swarm, cid, Reply::Block(tx)),
             Command::FetchDag(cid, tx) => self.start_fetch(swarm, cid, Reply::Dag(tx)),
-            Command::Provide(cid, tx) => {
-                let key = kad::RecordKey::new(&cid.hash().to_bytes());
-                self.start_join(swarm, Join::new(JoinTx::Unit(tx), 0), |k| {
-                    k.start_providing(key.clone())
-                        .map_err(|e| NetError::Query(e.to_string()))
-                });
-            }
             Command::FindProviders(cid, limit, tx) => {
                 let key = kad::RecordKey::new(&cid.hash().to_bytes());
                 self.start_join(swarm, Join::new(JoinTx::Providers(tx), limit), |k| {

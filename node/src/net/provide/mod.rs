@@ -614,74 +614,23 @@ impl Reprovider {
         Ok(peers)
     }
 
-    /// Sends each key of a region to its k closest found peers, one stream per peer (split
-    /// at [`RECORDS_PER_STREAM_MAX`]), [`SEND_CONCURRENCY`] peers at a time.
+    /// Sends each key of a region to its k closest found peers ([`send_to_closest`]) and
+    /// counts what went out.
     async fn send_region(
         &self,
         keys: &[(KeyPoint, Vec<u8>)],
         peers: &[libp2p::kad::PeerInfo],
     ) -> SweepReport {
-        let mut report = SweepReport {
-            keys: keys.len(),
-            regions: 1,
-            ..SweepReport::default()
-        };
-        self.inner
-            .counters
-            .regions_swept
-            .fetch_add(1, Ordering::Relaxed);
-        let me = self.inner.node.peer_id();
-        let mut seen = HashSet::new();
-        let peers: Vec<&libp2p::kad::PeerInfo> = peers
-            .iter()
-            .filter(|p| p.peer_id != me && seen.insert(p.peer_id))
-            .collect();
-        let peer_points: Vec<KeyPoint> = peers
-            .iter()
-            .map(|p| plan::key_point(&p.peer_id.to_bytes()))
-            .collect();
-        let key_points: Vec<KeyPoint> = keys.iter().map(|(p, _)| *p).collect();
-        let assignment = plan::assign(&key_points, &peer_points, self.inner.config.k);
-        report.peers = assignment.len();
-        let mut batches: Vec<(PeerId, Vec<libp2p::Multiaddr>, Vec<Vec<u8>>)> = Vec::new();
-        for (pi, kis) in assignment {
-            let Some(peer) = peers.get(pi) else {
-                continue;
-            };
-            for chunk in kis.chunks(RECORDS_PER_STREAM_MAX) {
-                let ks = chunk
-                    .iter()
-                    .filter_map(|&ki| keys.get(ki).map(|(_, k)| k.clone()))
-                    .collect();
-                batches.push((peer.peer_id, peer.addrs.clone(), ks));
-            }
-        }
-        let node = &self.inner.node;
-        let results: Vec<(PeerId, usize, Result<usize, String>)> =
-            futures::stream::iter(batches.into_iter().map(|(peer, addrs, ks)| async move {
-                let n = ks.len();
-                let r = match node.send_provider_batch(peer, addrs, ks).await {
-                    Ok(Ok(sent)) => Ok(sent),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                (peer, n, r)
-            }))
-            .buffer_unordered(SEND_CONCURRENCY)
-            .collect()
-            .await;
-        let mut records_failed = 0u64;
-        for (peer, n, r) in results {
-            match r {
-                Ok(sent) => report.records_sent += sent,
-                Err(e) => {
-                    tracing::debug!(%peer, records = n, error = %e, "provider batch failed");
-                    report.send_failures += 1;
-                    records_failed += n as u64;
-                }
-            }
-        }
+        let (report, records_failed) = send_to_closest(
+            &self.inner.node,
+            keys,
+            peers,
+            self.inner.config.k,
+            SEND_CONCURRENCY,
+        )
+        .await;
         let c = &self.inner.counters;
+        c.regions_swept.fetch_add(1, Ordering::Relaxed);
         c.records_sent
             .fetch_add(report.records_sent as u64, Ordering::Relaxed);
         c.records_failed
@@ -690,4 +639,99 @@ impl Reprovider {
             .fetch_add(report.send_failures as u64, Ordering::Relaxed);
         report
     }
+}
+
+/// Sends each of `keys` (sorted) to its `k` closest among `peers` (ourselves left out), one
+/// stream per peer (split at [`RECORDS_PER_STREAM_MAX`]), `concurrency` streams at a time;
+/// returns when every write has ended. The report (one region) and the number of records
+/// whose batch failed.
+async fn send_to_closest(
+    node: &NodeHandle,
+    keys: &[(KeyPoint, Vec<u8>)],
+    peers: &[libp2p::kad::PeerInfo],
+    k: usize,
+    concurrency: usize,
+) -> (SweepReport, u64) {
+    let mut report = SweepReport {
+        keys: keys.len(),
+        regions: 1,
+        ..SweepReport::default()
+    };
+    let me = node.peer_id();
+    let mut seen = HashSet::new();
+    let peers: Vec<&libp2p::kad::PeerInfo> = peers
+        .iter()
+        .filter(|p| p.peer_id != me && seen.insert(p.peer_id))
+        .collect();
+    let peer_points: Vec<KeyPoint> = peers
+        .iter()
+        .map(|p| plan::key_point(&p.peer_id.to_bytes()))
+        .collect();
+    let key_points: Vec<KeyPoint> = keys.iter().map(|(p, _)| *p).collect();
+    let assignment = plan::assign(&key_points, &peer_points, k);
+    report.peers = assignment.len();
+    let mut batches: Vec<(PeerId, Vec<libp2p::Multiaddr>, Vec<Vec<u8>>)> = Vec::new();
+    for (pi, kis) in assignment {
+        let Some(peer) = peers.get(pi) else {
+            continue;
+        };
+        for chunk in kis.chunks(RECORDS_PER_STREAM_MAX) {
+            let ks = chunk
+                .iter()
+                .filter_map(|&ki| keys.get(ki).map(|(_, k)| k.clone()))
+                .collect();
+            batches.push((peer.peer_id, peer.addrs.clone(), ks));
+        }
+    }
+    let results: Vec<(PeerId, usize, Result<usize, String>)> =
+        futures::stream::iter(batches.into_iter().map(|(peer, addrs, ks)| async move {
+            let n = ks.len();
+            let r = match node.send_provider_batch(peer, addrs, ks).await {
+                Ok(Ok(sent)) => Ok(sent),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            (peer, n, r)
+        }))
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut records_failed = 0u64;
+    for (peer, n, r) in results {
+        match r {
+            Ok(sent) => report.records_sent += sent,
+            Err(e) => {
+                tracing::debug!(%peer, records = n, error = %e, "provider batch failed");
+                report.send_failures += 1;
+                records_failed += n as u64;
+            }
+        }
+    }
+    (report, records_failed)
+}
+
+/// Announces one key (multihash bytes) now, as kubo's `routing provide` does: a lookup of its
+/// [`KAD_K`] closest peers, the record written to each of them (this returns when every write
+/// has ended, so a search started afterwards meets the record), and the key added to our own
+/// provided set, so that we name ourselves when asked. Returns how many peers took the record.
+///
+/// rust-libp2p's `start_providing` is not used: it reports success as soon as its
+/// ADD_PROVIDER requests are queued, before any is written (or its dial has failed), and a
+/// search right after could miss every record.
+pub async fn provide_now(node: &NodeHandle, key: Vec<u8>) -> Result<usize, NetError> {
+    let peers = node.closest_peers_to_key(key.clone(), KAD_K).await?;
+    if peers.is_empty() {
+        return Err(NetError::NoKnownPeers);
+    }
+    node.provide_locally(vec![key.clone()]).await?;
+    let keys = [(plan::key_point(&key), key)];
+    // One record per peer: every stream at once (dials to peers not connected run side by
+    // side instead of [`SEND_CONCURRENCY`] at a time).
+    let (report, _) = send_to_closest(node, &keys, &peers, KAD_K, KAD_K).await;
+    if report.records_sent == 0 {
+        return Err(NetError::ProvideFailed {
+            peers: report.peers,
+        });
+    }
+    Ok(report.peers - report.send_failures)
 }

@@ -8,9 +8,9 @@
 //! key cap, so a large repository crowded out other peers' records. [`ProviderStore`] keeps
 //! our records out of the `MemoryStore`: `providers(key)` appends a record of ours (no
 //! addresses: kad fills in our current listen and external addresses when answering) when the
-//! key is in [`OwnKeys`], and `add_provider`/`remove_provider` for our own peer ID (kad's
-//! `start_providing`/`stop_providing`) update that set. The reprovider uses the same set as its
-//! provided set, so each of our keys is held once.
+//! key is in [`OwnKeys`], and `add_provider`/`remove_provider` for our own peer ID
+//! (`provide_now` through the node's `provide_locally`, kad's `stop_providing`) update that
+//! set. The reprovider uses the same set as its provided set, so each of our keys is held once.
 //!
 //! Bounds: other peers' records are capped by the `MemoryStore` (`max_provided_keys`, the
 //! node's `PROVIDER_KEYS_MAX`); our own set is the repository's keys under the provide
