@@ -251,6 +251,15 @@ fn settle() {
     }
 }
 
+/// Bytes this process has made the kernel read from storage (`/proc/self/io` `read_bytes`):
+/// blocks node A served from disk rather than from the page cache. `None` where unreadable.
+fn storage_read_bytes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("read_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// User and system CPU seconds this process has used (`/proc/self/stat` fields 14 and 15, in
 /// clock ticks of 1/100 s); `None` where that file is missing or unreadable.
 fn cpu_secs() -> Option<(f64, f64)> {
@@ -326,9 +335,19 @@ fn main() -> Result<()> {
             b.node.connect(dial_addr(&a.node).await?).await?;
             settle();
             let cpu0 = cpu_secs();
+            let read0 = storage_read_bytes();
             let t = Instant::now();
             let stats = b.node.fetch_dag(root).await?;
             let secs = t.elapsed().as_secs_f64();
+            if let (Some(r0), Some(r1)) = (read0, storage_read_bytes()) {
+                // The page cache drops what was not touched for a while (on this VM, DAMON's
+                // proactive reclaim of memory idle for ~a minute), so node A may serve part of
+                // the file from disk.
+                eprintln!(
+                    "round {round}: ipfs-kit -> ipfs-kit read {:.0} MB from storage",
+                    r1.saturating_sub(r0) as f64 / 1e6
+                );
+            }
             eprintln!("round {round}: ipfs-kit -> ipfs-kit: {stats:?}");
             // Both nodes run in this process: the CPU of sender and receiver together.
             if let (Some((u0, s0)), Some((u1, s1))) = (cpu0, cpu_secs()) {
