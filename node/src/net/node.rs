@@ -1781,12 +1781,6 @@ impl Actor {
                     self.joined_part(dht, id, r);
                 }
             }
-            QueryResult::StartProviding(r) => {
-                let r = r
-                    .map(|_| Vec::new())
-                    .map_err(|e| NetError::Query(e.to_string()));
-                self.joined_part(dht, id, r);
-            }
             QueryResult::GetClosestPeers(r) => match self.queries.remove(&(dht, id)) {
                 Some(QueryReply::Joined(join)) => {
                     self.queries.insert((dht, id), QueryReply::Joined(join));
