@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod cluster_api;
 pub mod config;
 pub mod dag;
+pub mod data_pool;
 pub mod gateway;
 pub mod harness;
 pub mod malloc;

@@ -3,7 +3,7 @@
 //!
 //! - the server side is one [`ServerEngine`] over every peer; it decides which blocks go to
 //!   whom from their sizes alone, and each connection's [`Handler`] reads the blocks from the
-//!   local blockstore (on tokio's blocking pool) just before writing them, so the swarm task
+//!   local blockstore (on the [`data_pool`](crate::data_pool)) just before writing them, so the swarm task
 //!   never reads or hashes block data;
 //! - the client side is a set of [`ClientSession`]s, one per fetch, opened and fed by the node
 //!   ([`Behaviour::new_session`], [`Behaviour::want`], [`Behaviour::providers_found`]);
@@ -99,6 +99,8 @@ struct PeerEntry {
 /// The bitswap behaviour.
 pub struct Behaviour {
     store: Option<Arc<dyn Blockstore>>,
+    /// A read of `store` may wait on a network (see [`Behaviour::reads_may_wait`]).
+    reads_may_wait: bool,
     server: ServerEngine<PeerId>,
     sessions: HashMap<SessionId, ClientSession<PeerId>>,
     session_config: SessionConfig,
@@ -116,6 +118,7 @@ impl Behaviour {
     pub fn new(store: Option<Arc<dyn Blockstore>>, session_config: SessionConfig) -> Self {
         Self {
             store,
+            reads_may_wait: false,
             server: ServerEngine::new(),
             sessions: HashMap::new(),
             session_config,
@@ -127,6 +130,14 @@ impl Behaviour {
             epoch: Instant::now(),
             tick: None,
         }
+    }
+
+    /// Says whether a read of the served store may wait on a network (a remote storage tier
+    /// behind the local one): such reads run on tokio's blocking pool instead of the
+    /// [`data_pool`](crate::data_pool), whose few threads hash and write for every transfer.
+    pub fn reads_may_wait(mut self, may_wait: bool) -> Self {
+        self.reads_may_wait = may_wait;
+        self
     }
 
     fn now_ms(&self) -> u64 {
@@ -511,7 +522,7 @@ impl Behaviour {
         if !e.conns.contains(&conn) {
             e.conns.push(conn);
         }
-        Handler::new(self.store.clone())
+        Handler::new(self.store.clone(), self.reads_may_wait)
     }
 }
 

@@ -4,7 +4,7 @@
 //!   length-prefixed messages; each stream is read frame by frame ([`read_frame_bytes`]). A
 //!   declared length over [`MESSAGE_BYTES_MAX`](super::protocol::MESSAGE_BYTES_MAX) is refused
 //!   before any of the body is buffered. Frames are decoded (which hashes every block) on
-//!   tokio's blocking pool, at most [`FRAMES_DECODING_MAX`] at once per connection, while the
+//!   the [`data_pool`](crate::data_pool), at most [`FRAMES_DECODING_MAX`] at once per connection, while the
 //!   stream reads on (frames up to [`DECODE_INLINE_BYTES_MAX`] are decoded in place): the connection task only decrypts and demultiplexes, so it reads the next
 //!   frame — and hands the sender more yamux window — while earlier ones are hashed on the
 //!   other core. Decoded messages reach the behaviour in the order they were read. A message
@@ -19,7 +19,8 @@
 //!   at a time; each write reports [`HandlerOut::Sent`] with its block bytes, which releases the
 //!   server's per-peer budget. The peer's version, learned in negotiation, picks the encoding.
 //! - Serving: the server engine hands over an [`Outgoing`] (CIDs, not bytes). The handler reads
-//!   its blocks from the store and encodes the frame on tokio's blocking pool, at most
+//!   its blocks from the store and encodes the frame on the data pool (on tokio's blocking
+//!   pool when a read may wait on a remote storage tier), at most
 //!   [`FRAMES_PREPARED_MAX`] messages ahead of the write, so reading and hashing run beside the
 //!   write of the previous frame and never on the swarm task. Block bytes in memory per
 //!   connection are bounded by those few frames, whatever the engine has scheduled.
@@ -35,7 +36,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
-use futures::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _, StreamExt as _};
+use futures::{
+    AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _, StreamExt as _, TryFutureExt as _,
+};
 use ipfs_kit_blockstore::Blockstore;
 use libp2p::core::upgrade::{InboundUpgrade, OutboundUpgrade, UpgradeInfo};
 use libp2p::swarm::handler::{
@@ -66,7 +69,7 @@ pub const FRAMES_PREPARED_MAX: usize = 2;
 /// being decoded at once per connection, beside the read of the next one.
 pub const FRAMES_DECODING_MAX: usize = 4;
 /// Frames up to this size (wantlists, presences, small blocks) are decoded on the connection
-/// task: hashing them costs less than a round trip through the blocking pool.
+/// task: hashing them costs less than a round trip through the data pool.
 pub const DECODE_INLINE_BYTES_MAX: usize = 64 * 1024;
 /// Broken inbound streams remembered per connection (their late frames are discarded).
 const POISONED_STREAMS_MAX: usize = 16;
@@ -230,28 +233,48 @@ impl Queued {
     }
 }
 
-/// Runs `work` on tokio's blocking pool, started now rather than on first poll, when there is
-/// a runtime and `offload` holds; otherwise at once. `Err` only when the pool's job did not
-/// complete (a runtime shutting down, or a panic in `work`).
-fn run_blocking<T: Send + 'static>(
-    offload: bool,
+/// Where a handler's jobs run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offload {
+    /// In place, on the connection's task (small frames; no runtime).
+    Inline,
+    /// On the [`data_pool`](crate::data_pool): work that computes (hashing, framing, reads
+    /// from local storage).
+    DataPool,
+    /// On tokio's blocking pool: reads that may wait on a network (a remote storage tier),
+    /// so they do not hold up the data pool's few threads.
+    Blocking,
+}
+
+/// Runs `work` where `offload` says, started now rather than on first poll (tokio's blocking
+/// pool only inside a runtime; in place otherwise). `Err` only when the job did not complete
+/// (a panic in `work`, or a runtime shutting down).
+fn run_offloaded<T: Send + 'static>(
+    offload: Offload,
     work: impl FnOnce() -> T + Send + 'static,
-) -> BoxFuture<'static, Result<T, tokio::task::JoinError>> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) if offload => rt.spawn_blocking(work).boxed(),
-        _ => futures::future::ready(Ok(work())).boxed(),
+) -> BoxFuture<'static, Result<T, String>> {
+    match offload {
+        Offload::DataPool => crate::data_pool::spawn(work)
+            .map_err(|e| e.to_string())
+            .boxed(),
+        Offload::Blocking => match tokio::runtime::Handle::try_current() {
+            Ok(rt) => rt.spawn_blocking(work).map_err(|e| e.to_string()).boxed(),
+            Err(_) => futures::future::ready(Ok(work())).boxed(),
+        },
+        Offload::Inline => futures::future::ready(Ok(work())).boxed(),
     }
 }
 
-/// Reads an [`Outgoing`]'s blocks and encodes the frame, on tokio's blocking pool: the read
-/// starts while earlier frames are written.
+/// Reads an [`Outgoing`]'s blocks and encodes the frame off the connection's task (see
+/// [`Offload`]): the read starts while earlier frames are written.
 fn prepare(
     store: Option<Arc<dyn Blockstore>>,
     out: Outgoing,
     version: ProtocolVersion,
+    offload: Offload,
 ) -> PrepareFuture {
     let block_bytes = out.block_bytes();
-    let job = run_blocking(true, move || {
+    let job = run_offloaded(offload, move || {
         let msg = match &store {
             Some(s) => out.load(&StoreSource(s.as_ref())),
             None => out.load(&NoBlocks),
@@ -270,17 +293,21 @@ fn prepare(
     .boxed()
 }
 
-/// Decodes a frame read from stream `id` (hashing its blocks): on tokio's blocking pool when
-/// the frame is larger than [`DECODE_INLINE_BYTES_MAX`], in place otherwise.
+/// Decodes a frame read from stream `id` (hashing its blocks): on the data pool when the
+/// frame is larger than [`DECODE_INLINE_BYTES_MAX`], in place otherwise.
 fn decode(id: u64, body: Vec<u8>, version: ProtocolVersion) -> DecodeFuture {
-    let offload = body.len() > DECODE_INLINE_BYTES_MAX;
-    let job = run_blocking(offload, move || {
+    let offload = if body.len() > DECODE_INLINE_BYTES_MAX {
+        Offload::DataPool
+    } else {
+        Offload::Inline
+    };
+    let job = run_offloaded(offload, move || {
         Message::decode_owned(body.into(), version).map_err(FrameError::from)
     });
     async move {
         let r = match job.await {
             Ok(r) => r,
-            // A runtime shutting down (or a bug in the decoder): not the peer's fault.
+            // A panic in the decoder (a bug): not the peer's fault.
             Err(e) => Err(FrameError::Io(std::io::Error::other(e))),
         };
         (id, version, r)
@@ -299,6 +326,8 @@ enum Outbound {
 /// The per-connection handler.
 pub struct Handler {
     store: Option<Arc<dyn Blockstore>>,
+    /// Where reads of `store` for serving run.
+    serve_reads: Offload,
     reads: FuturesUnordered<ReadFuture>,
     /// Frames being decoded, in the order they were read (at most [`FRAMES_DECODING_MAX`]).
     decoding: FuturesOrdered<DecodeFuture>,
@@ -320,10 +349,17 @@ pub struct Handler {
 }
 
 impl Handler {
-    /// A handler serving blocks from `store` (none when `None`).
-    pub fn new(store: Option<Arc<dyn Blockstore>>) -> Self {
+    /// A handler serving blocks from `store` (none when `None`). `reads_may_wait`: a read of
+    /// `store` may wait on a network (a remote storage tier), so reads run on tokio's
+    /// blocking pool rather than the data pool.
+    pub fn new(store: Option<Arc<dyn Blockstore>>, reads_may_wait: bool) -> Self {
         Self {
             store,
+            serve_reads: if reads_may_wait {
+                Offload::Blocking
+            } else {
+                Offload::DataPool
+            },
             reads: FuturesUnordered::new(),
             decoding: FuturesOrdered::new(),
             next_stream: 0,
@@ -353,7 +389,7 @@ impl Handler {
             self.prepared_block_bytes += q.block_bytes();
             let fut = match q {
                 Queued::Frame(f, b) => futures::future::ready((f, b)).boxed(),
-                Queued::Serve(o) => prepare(self.store.clone(), o, self.version),
+                Queued::Serve(o) => prepare(self.store.clone(), o, self.version, self.serve_reads),
             };
             self.prepared.push_back(fut);
         }

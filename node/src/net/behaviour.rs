@@ -309,12 +309,13 @@ pub fn lan_admits(protocols: &[StreamProtocol], connected: &libp2p::Multiaddr) -
 }
 
 impl Behaviour {
-    /// Builds the behaviour for `keypair`; bitswap serves the blocks of `store`;
-    /// `relay_client` is the behaviour half of the relay transport, when the node has one.
+    /// Builds the behaviour for `keypair`; bitswap serves the blocks of `store` (whose reads
+    /// may wait on a network when `reads_may_wait`: a remote storage tier); `relay_client` is the behaviour half of the relay transport, when the node has one.
     pub fn new(
         keypair: &Keypair,
         config: &BehaviourConfig,
         store: Option<Arc<dyn Blockstore>>,
+        reads_may_wait: bool,
         relay_client: Option<relay::client::Behaviour>,
     ) -> Self {
         let peer_id = keypair.public().to_peer_id();
@@ -372,7 +373,8 @@ impl Behaviour {
             bitswap: crate::bitswap::behaviour::Behaviour::new(
                 store,
                 config.bitswap_session.clone(),
-            ),
+            )
+            .reads_may_wait(reads_may_wait),
             gossipsub: Toggle::from(config.cluster.then(|| cluster_gossipsub(keypair)).flatten()),
             cluster_status: Toggle::from(
                 config

@@ -8,7 +8,7 @@
 //! stays protected until the caller pins it and drops [`FetchStats::guard`].
 //!
 //! Runs on the swarm task. A DAG fetch does not write its blocks there: they go to the fetch's
-//! writer on tokio's blocking pool, which writes whatever has queued up with one `put_many`,
+//! writer on the [`data_pool`](crate::data_pool), which writes whatever has queued up with one `put_many`,
 //! so the swarm task goes on with the next frames and wants while the page cache is written
 //! on the other core. At most [`FETCH_WRITE_QUEUE_BYTES_MAX`] of blocks wait for the writer;
 //! past that the swarm task writes the block itself (memory stays bounded, and the fetch slows
@@ -91,9 +91,9 @@ impl Reply {
     }
 }
 
-/// A DAG fetch's writer: blocks queue up here and a job on tokio's blocking pool writes them,
-/// started when the first block arrives and gone again once the queue is empty — so an idle
-/// fetch holds no blocking thread (a node may run
+/// A DAG fetch's writer: blocks queue up here and a job on the [`data_pool`](crate::data_pool)
+/// writes them, started when the first block arrives and gone again once the queue is empty —
+/// so an idle fetch holds no thread (a node may run
 /// [`SESSIONS_MAX`](crate::bitswap::behaviour::SESSIONS_MAX) fetches, more than the pool has
 /// threads, and frames are decoded on that pool too).
 struct Writer {
@@ -151,7 +151,8 @@ impl Writer {
         let state = self.state.clone();
         let idle = self.idle.clone();
         let mut session = Some(self.session.clone());
-        self.rt.spawn_blocking(move || loop {
+        // The handle is not kept: the job reports through `state` and `idle`.
+        let _ = crate::data_pool::spawn(move || loop {
             let (batch, bytes) = {
                 let mut st = state.lock();
                 if st.queue.is_empty() {

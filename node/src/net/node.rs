@@ -657,6 +657,8 @@ fn build_swarm(
 ) -> Result<Swarm<Behaviour>, NetError> {
     let behaviour_config = config.behaviour.clone();
     let store = served_store(config);
+    // A repository with a remote tier may fetch a block it serves from the network.
+    let reads_may_wait = config.repo.as_ref().is_some_and(|r| r.tiered().is_some());
     let idle = config.idle_connection_timeout;
     let psk = config.psk.map(libp2p::pnet::PreSharedKey::new);
     if let Some(psk) = &psk {
@@ -680,7 +682,15 @@ fn build_swarm(
             .with_tokio()
             .with_other_transport(|key| super::transport::build(key, parts))
             .map_err(|e| NetError::Transport(e.to_string()))?
-            .with_behaviour(|key| Behaviour::new(key, &behaviour_config, store, relay_behaviour))
+            .with_behaviour(|key| {
+                Behaviour::new(
+                    key,
+                    &behaviour_config,
+                    store,
+                    reads_may_wait,
+                    relay_behaviour,
+                )
+            })
             .map_err(|e| match e {})?
             .with_swarm_config(|c| {
                 c.with_idle_connection_timeout(idle)
