@@ -126,12 +126,24 @@ impl<T> Future for JobHandle<T> {
 /// handle is polled.
 pub fn spawn<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> JobHandle<T> {
     let (tx, rx) = oneshot::channel();
-    let job: Job = Box::new(move || {
+    queue(Box::new(move || {
         // On a panic `tx` is dropped and the handle reports `Canceled`.
         if let Ok(v) = std::panic::catch_unwind(AssertUnwindSafe(work)) {
             let _ = tx.send(v);
         }
-    });
+    }));
+    JobHandle(rx)
+}
+
+/// Queues `work`, which reports its outcome itself (a panic in it is caught and dropped).
+pub fn spawn_detached(work: impl FnOnce() + Send + 'static) {
+    queue(Box::new(move || {
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(work));
+    }));
+}
+
+/// Hands `job` (which must not unwind) to a thread, or runs it here when the pool has none.
+fn queue(job: Job) {
     let pool = pool();
     if STARTED_NONE.load(Ordering::Acquire) {
         job();
@@ -142,7 +154,6 @@ pub fn spawn<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Jo
             .push_back(job);
         pool.queued.notify_one();
     }
-    JobHandle(rx)
 }
 
 #[cfg(test)]
@@ -159,6 +170,13 @@ mod tests {
         for (i, h) in handles.into_iter().enumerate() {
             assert_eq!(h.await, Ok((i * i) as u64));
         }
+    }
+
+    #[test]
+    fn a_detached_job_runs() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        spawn_detached(move || tx.send(5u8).unwrap());
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(5));
     }
 
     #[tokio::test]

@@ -151,8 +151,8 @@ impl Writer {
         let state = self.state.clone();
         let idle = self.idle.clone();
         let mut session = Some(self.session.clone());
-        // The handle is not kept: the job reports through `state` and `idle`.
-        let _ = crate::data_pool::spawn(move || loop {
+        // The job reports through `state` and `idle`.
+        crate::data_pool::spawn_detached(move || loop {
             let (batch, bytes) = {
                 let mut st = state.lock();
                 if st.queue.is_empty() {
@@ -175,14 +175,19 @@ impl Writer {
                 (batch, bytes)
             };
             let r = match &session {
-                Some(s) => s.put_blocks(&batch),
+                // A panic in the store fails the fetch rather than leaving it waiting for a
+                // writer that is gone.
+                Some(s) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    s.put_blocks(&batch).map_err(|e| e.to_string())
+                }))
+                .unwrap_or_else(|_| Err("writing blocks panicked".to_owned())),
                 None => return,
             };
             drop(batch);
             let mut st = state.lock();
             st.queued_bytes -= bytes;
             if let Err(e) = r {
-                st.failed = Some(e.to_string());
+                st.failed = Some(e);
                 st.queue.clear();
                 st.queued_bytes = 0;
                 st.running = false;
