@@ -236,7 +236,7 @@ impl Queued {
 /// Where a handler's jobs run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Offload {
-    /// In place, on the connection's task (small frames; no runtime).
+    /// In place, on the connection's task (frames too small to be worth a hand-off).
     Inline,
     /// On the [`data_pool`](crate::data_pool): work that computes (hashing, framing, reads
     /// from local storage).
@@ -670,6 +670,32 @@ mod tests {
     use super::*;
     use crate::bitswap::protocol::{WantEntry, Wantlist, MESSAGE_BYTES_MAX};
     use futures::io::Cursor;
+
+    fn thread_name() -> String {
+        std::thread::current().name().unwrap_or("").to_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn jobs_run_where_their_offload_says() {
+        let here = std::thread::current().id();
+        let on_pool = run_offloaded(Offload::DataPool, thread_name).await.unwrap();
+        assert!(on_pool.starts_with("ipfs-kit-data-"), "{on_pool}");
+        // tokio's blocking threads: neither the pool nor this one.
+        let (name, id) = run_offloaded(Offload::Blocking, || {
+            (thread_name(), std::thread::current().id())
+        })
+        .await
+        .unwrap();
+        assert!(!name.starts_with("ipfs-kit-data-"), "{name}");
+        assert_ne!(id, here);
+        let inline = run_offloaded(Offload::Inline, || std::thread::current().id())
+            .await
+            .unwrap();
+        assert_eq!(inline, here);
+        // A repository with a remote tier reads on tokio's blocking pool.
+        assert_eq!(Handler::new(None, true).serve_reads, Offload::Blocking);
+        assert_eq!(Handler::new(None, false).serve_reads, Offload::DataPool);
+    }
 
     fn wants_message(n: usize) -> Message {
         let cid: cid::Cid = "QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n"
