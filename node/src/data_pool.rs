@@ -7,8 +7,9 @@
 //! threads, each woken a few hundred times a second, and the kernel preempted the runtime's
 //! workers (the connection tasks that feed the work) ~780 times a second each to run them.
 //! Jobs that queue behind one thread per core instead: the same fetch moved ~9% faster, at
-//! 182-187% of the two cores instead of 174-181% (benches/README.md, "Session 14"). tokio's blocking pool stays for work that waits rather
-//! than computes (reads that may go to a remote storage tier, file I/O of the API).
+//! 182-187% of the two cores instead of 174-181% (benches/README.md, "Session 14"). tokio's
+//! blocking pool stays for work that waits rather than computes (reads that may go to a remote
+//! storage tier, file I/O of the API).
 //!
 //! One pool per process, shared by every node in it (the in-process harness runs many), made
 //! on first use. Jobs run in the order they were queued. A job that panics loses only its own
@@ -71,8 +72,17 @@ fn start_threads(pool: &'static Pool) {
         }
     }
     if started == 0 {
-        // Nobody would run the queue: spawn() runs jobs in place from now on.
-        STARTED_NONE.store(true, Ordering::Release);
+        // Nobody would run the queue: from now on spawn() runs jobs in place, and what other
+        // threads queued meanwhile runs here. The flag is set under the queue's lock, where
+        // `queue` checks it, so no job is left behind.
+        let orphans = {
+            let mut queue = pool.queue.lock().unwrap_or_else(|p| p.into_inner());
+            STARTED_NONE.store(true, Ordering::Release);
+            std::mem::take(&mut *queue)
+        };
+        for job in orphans {
+            job();
+        }
     }
 }
 
@@ -145,13 +155,13 @@ pub fn spawn_detached(work: impl FnOnce() + Send + 'static) {
 /// Hands `job` (which must not unwind) to a thread, or runs it here when the pool has none.
 fn queue(job: Job) {
     let pool = pool();
+    let mut queue = pool.queue.lock().unwrap_or_else(|p| p.into_inner());
     if STARTED_NONE.load(Ordering::Acquire) {
+        drop(queue);
         job();
     } else {
-        pool.queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(job);
+        queue.push_back(job);
+        drop(queue);
         pool.queued.notify_one();
     }
 }
