@@ -3,8 +3,8 @@
 //!
 //! - the server side is one [`ServerEngine`] over every peer; it decides which blocks go to
 //!   whom from their sizes alone, and each connection's [`Handler`] reads the blocks from the
-//!   local blockstore (on the [`data_pool`](crate::data_pool)) just before writing them, so the swarm task
-//!   never reads or hashes block data;
+//!   local blockstore (on the [`data_pool`](crate::data_pool)) just before writing them, so
+//!   the swarm task never reads or hashes block data;
 //! - the client side is a set of [`ClientSession`]s, one per fetch, opened and fed by the node
 //!   ([`Behaviour::new_session`], [`Behaviour::want`], [`Behaviour::providers_found`]);
 //! - connections come and go through swarm events; messages arrive from handlers and are split

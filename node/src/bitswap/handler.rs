@@ -4,8 +4,9 @@
 //!   length-prefixed messages; each stream is read frame by frame ([`read_frame_bytes`]). A
 //!   declared length over [`MESSAGE_BYTES_MAX`](super::protocol::MESSAGE_BYTES_MAX) is refused
 //!   before any of the body is buffered. Frames are decoded (which hashes every block) on
-//!   the [`data_pool`](crate::data_pool), at most [`FRAMES_DECODING_MAX`] at once per connection, while the
-//!   stream reads on (frames up to [`DECODE_INLINE_BYTES_MAX`] are decoded in place): the connection task only decrypts and demultiplexes, so it reads the next
+//!   the [`data_pool`](crate::data_pool), at most [`FRAMES_DECODING_MAX`] at once per
+//!   connection, while the stream reads on (frames up to [`DECODE_INLINE_BYTES_MAX`] are
+//!   decoded in place): the connection task only decrypts and demultiplexes, so it reads the next
 //!   frame — and hands the sender more yamux window — while earlier ones are hashed on the
 //!   other core. Decoded messages reach the behaviour in the order they were read. A message
 //!   that does not decode is reported as [`HandlerOut::Malformed`] and its stream dropped (the

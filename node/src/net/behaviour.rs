@@ -310,7 +310,8 @@ pub fn lan_admits(protocols: &[StreamProtocol], connected: &libp2p::Multiaddr) -
 
 impl Behaviour {
     /// Builds the behaviour for `keypair`; bitswap serves the blocks of `store` (whose reads
-    /// may wait on a network when `reads_may_wait`: a remote storage tier); `relay_client` is the behaviour half of the relay transport, when the node has one.
+    /// may wait on a network when `reads_may_wait`: a remote storage tier); `relay_client` is
+    /// the behaviour half of the relay transport, when the node has one.
     pub fn new(
         keypair: &Keypair,
         config: &BehaviourConfig,

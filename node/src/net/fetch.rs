@@ -8,8 +8,8 @@
 //! stays protected until the caller pins it and drops [`FetchStats::guard`].
 //!
 //! Runs on the swarm task. A DAG fetch does not write its blocks there: they go to the fetch's
-//! writer on the [`data_pool`](crate::data_pool), which writes whatever has queued up with one `put_many`,
-//! so the swarm task goes on with the next frames and wants while the page cache is written
+//! writer on the [`data_pool`](crate::data_pool), which writes whatever has queued up with one
+//! `put_many`, so the swarm task goes on with the next frames and wants while the page cache is written
 //! on the other core. At most [`FETCH_WRITE_QUEUE_BYTES_MAX`] of blocks wait for the writer;
 //! past that the swarm task writes the block itself (memory stays bounded, and the fetch slows
 //! down to the disk). A fetch replies only once its writer has written everything, and fails
