@@ -18,6 +18,8 @@ per line and answers each with exactly one JSON line on stdout:
   download <cid> <dest>
                       {"ok": true|false, "rc": n, "seconds": s}  (fetches the DAG over bitswap
                       and writes a file or directory at <dest>)
+  pin <cid>           {"ok": true|false, "rc": n, "seconds": s}  (a recursive pin: fetches the
+                      whole DAG over bitswap into the repo, writes no file)
   quit                {"bye": true}, then the node is cleaned up and the process exits
 
 EOF on stdin acts as quit. Anything else kubo prints goes to stderr.
@@ -44,6 +46,8 @@ def bind(lib):
     lib.ConnectToPeer.restype = ctypes.c_int
     lib.Download.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]
     lib.Download.restype = ctypes.c_int
+    lib.PinCID.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    lib.PinCID.restype = ctypes.c_int
     for name in ("ListPeersIDs", "GetNodeID", "GetNodeMultiAddrs"):
         fn = getattr(lib, name)
         fn.argtypes = [ctypes.c_char_p]
@@ -125,6 +129,11 @@ def main():
             elif cmd == "download" and len(args) == 2:
                 t0 = time.perf_counter()
                 rc = lib.Download(node.brepo, args[0].encode(), args[1].encode())
+                kubo.emit(json.dumps({"ok": rc == 0, "rc": rc,
+                                      "seconds": time.perf_counter() - t0}))
+            elif cmd == "pin" and len(args) == 1:
+                t0 = time.perf_counter()
+                rc = lib.PinCID(node.brepo, args[0].encode())
                 kubo.emit(json.dumps({"ok": rc == 0, "rc": rc,
                                       "seconds": time.perf_counter() - t0}))
             elif cmd == "connect" and len(args) == 1:

