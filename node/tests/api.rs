@@ -630,3 +630,116 @@ fn cli_through_daemon_and_graceful_shutdown() {
     assert_eq!(env.ok_bytes(&["cat", &cid]), data);
     drop(d);
 }
+
+/// `DataReceived` of `d`'s bitswap (`bitswap/stat`).
+fn data_received(c: &Client, d: &Daemon) -> u64 {
+    let v: Value = c
+        .post(d.url("bitswap/stat"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    v["DataReceived"].as_u64().unwrap()
+}
+
+/// A path into a directory another node holds fetches the blocks on the way and what the
+/// answer reads, not the DAG under the path's root (as kubo does): through the gateway (a
+/// file, a byte range, HEAD), `cat`, `ls`, `dag get` and `pin add`.
+#[test]
+fn paths_fetch_only_what_they_read() {
+    let (ex, ey) = (Env::new(), Env::new());
+    let (x, y) = (Daemon::start(&ex, &[], &[]), Daemon::start(&ey, &[], &[]));
+    let c = client();
+    let big = random_bytes(8 << 20, 31);
+    let form = Form::new()
+        .part("file", dir_part("d"))
+        .part("file-1", file_part("d/big.bin", big.clone()))
+        .part("file-2", dir_part("d/sub"))
+        .part("file-3", file_part("d/sub/deep.txt", b"deep\n".to_vec()))
+        .part("file-4", file_part("d/small.txt", b"hello\n".to_vec()));
+    let lines = add(&c, &y, form, "cid-version=1");
+    let root = lines.last().unwrap()["Hash"].as_str().unwrap().to_owned();
+    assert_eq!(lines.last().unwrap()["Name"], "d");
+    let r = c
+        .post(format!("{}?arg={}", x.url("swarm/connect"), y.swarm))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text());
+    // Well under one of big.bin's 32 chunks of 256 KiB.
+    const SMALL: u64 = 64 * 1024;
+
+    let r = c
+        .get(format!("{}/ipfs/{root}/small.txt", x.gateway))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().unwrap().as_ref(), b"hello\n");
+    let r = c
+        .post(format!("{}?arg=/ipfs/{root}/sub/deep.txt", x.url("cat")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().unwrap().as_ref(), b"deep\n");
+    // ls reads the entries' top blocks: big.bin's size comes from its root, not its leaves.
+    let v: Value = c
+        .post(format!("{}?arg={root}", x.url("ls")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let links = v["Objects"][0]["Links"].as_array().unwrap();
+    let big_link = links.iter().find(|l| l["Name"] == "big.bin").unwrap();
+    assert_eq!(big_link["Size"], big.len() as u64);
+    let v: Value = c
+        .post(format!("{}?arg={root}/sub", x.url("dag/get")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["Links"][0]["Name"], "deep.txt", "{v}");
+    let head = c
+        .head(format!("{}/ipfs/{root}/big.bin", x.gateway))
+        .send()
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-length"],
+        big.len().to_string().as_str()
+    );
+    let got = data_received(&c, &x);
+    assert!(got < SMALL, "{got} bytes received for a few small blocks");
+
+    // A byte range reads the chunks under it.
+    let r = c
+        .get(format!("{}/ipfs/{root}/big.bin", x.gateway))
+        .header("Range", "bytes=300000-300099")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().unwrap().as_ref(), &big[300_000..300_100]);
+    let got = data_received(&c, &x);
+    assert!(
+        got < 2 * 256 * 1024 + SMALL,
+        "{got} bytes received for one range"
+    );
+
+    // A pin of a path pins what the path names, and fetches its DAG only.
+    let v: Value = c
+        .post(format!("{}?arg={root}/sub", x.url("pin/add")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let sub = v["Pins"][0].as_str().unwrap().to_owned();
+    assert_ne!(sub, root);
+    assert!(data_received(&c, &x) < 2 * 256 * 1024 + SMALL);
+
+    // The whole file: all of it, fetched in bulk.
+    let r = c
+        .get(format!("{}/ipfs/{root}/big.bin", x.gateway))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().unwrap().as_ref(), big.as_slice());
+    assert!(data_received(&c, &x) >= big.len() as u64);
+}

@@ -194,10 +194,10 @@ pub async fn dag_get(
     let args = Args::parse(q.as_deref())?;
     let path = args.required_arg("ref")?;
     let codec = codec_code(&args.string("output-codec", "dag-json"))?;
-    super::ensure_local(&state, super::path_root(&path)?).await?;
-    let repo = state.repo.clone();
-    let out =
-        blocking(move || Ok(dag::codec::dag_get(repo.blocks().as_ref(), &path, codec)?)).await?;
+    super::path_root(&path)?;
+    // Only the blocks the path goes through (kubo's `dag get` fetches no more).
+    let store = super::reading_store(&state);
+    let out = blocking(move || Ok(dag::codec::dag_get(store.as_ref(), &path, codec)?)).await?;
     let ctype = match codec {
         dag::DAG_JSON_CODEC => "application/json",
         _ => "application/octet-stream",

@@ -434,18 +434,16 @@ pub async fn cat(
     let path = args.required_arg("ipfs-path")?;
     let offset = args.u64("offset")?.unwrap_or(0);
     let length = args.u64("length")?;
-    let fetched = super::ensure_local(&state, super::path_root(&path)?).await?;
-    let repo = state.repo.clone();
     // Resolve and check the node before the headers go out, so that a bad path is a proper
     // error answer rather than a cut stream.
-    let (cid, size) = blocking(move || {
-        let store = repo.blocks().as_ref();
-        let cid = export::resolve_path(store, &path)?;
-        let size = file_size(store, &cid)?;
-        Ok((cid, size))
-    })
-    .await?;
-    let store = state.repo.blocks().clone();
+    super::path_root(&path)?;
+    let cid = super::resolve(&state, &path).await?;
+    let fetched = super::prepare_dag(&state, cid).await?;
+    let store = super::reading_store(&state);
+    let size = {
+        let store = store.clone();
+        blocking(move || file_size(store.as_ref(), &cid)).await?
+    };
     let body = blocking_body(move |w| {
         // The fetch's temporary pin keeps the DAG until the bytes are out.
         let _fetched = fetched;
@@ -506,10 +504,9 @@ pub async fn get(
     if args.bool("compress", false)? {
         return Err(ApiError::internal("compress is not supported"));
     }
-    let fetched = super::ensure_local(&state, super::path_root(&path)?).await?;
-    let repo = state.repo.clone();
-    let p = path.clone();
-    let cid = blocking(move || Ok(export::resolve_path(repo.blocks().as_ref(), &p)?)).await?;
+    super::path_root(&path)?;
+    let cid = super::resolve(&state, &path).await?;
+    let fetched = super::prepare_dag(&state, cid).await?;
     // kubo names the top entry after the last path segment, or the CID.
     let last = path
         .trim_end_matches('/')
@@ -521,7 +518,7 @@ pub async fn get(
     } else {
         cid.to_string()
     };
-    let store = state.repo.blocks().clone();
+    let store = super::reading_store(&state);
     let body = blocking_body(move |w| {
         let _fetched = fetched;
         let mut tar = TarWriter { out: w };
@@ -717,14 +714,13 @@ pub async fn ls(
 ) -> Result<Response, ApiError> {
     let args = Args::parse(q.as_deref())?;
     let paths = args.required_args("ipfs-path")?;
-    let mut fetched = Vec::new();
     for p in &paths {
-        fetched.push(super::ensure_local(&state, super::path_root(p)?).await?);
+        super::path_root(p)?;
     }
-    let repo = state.repo.clone();
+    // The directory's block and its entries' top blocks, nothing below them.
+    let store = super::reading_store(&state);
     let out = blocking(move || {
-        let _fetched = fetched;
-        let store = repo.blocks().as_ref();
+        let store = store.as_ref();
         let mut objects = Vec::new();
         for p in paths {
             let cid = export::resolve_path(store, &p)?;

@@ -31,9 +31,11 @@ use crate::config::Role;
 use crate::metrics::Metrics;
 use crate::net::NodeHandle;
 use crate::repo::Repo;
+use crate::unixfs::export;
 use axum::routing::post;
 use axum::Router;
 use cid::Cid;
+use ipfs_kit_blockstore::Blockstore;
 use std::sync::Arc;
 
 /// Largest body of a command that takes no upload (its arguments are in the query string).
@@ -314,6 +316,76 @@ pub async fn ensure_local(
     let stats = node.fetch_dag(root).await?;
     tracing::debug!(%root, blocks = stats.blocks_fetched, "fetched DAG for the API");
     Ok(Some(stats))
+}
+
+/// The repository's blocks for a reader: while the node runs, blocks missing here are
+/// fetched from the network as the reader asks for them ([`crate::net::OnDemandStore`]; use it
+/// from blocking threads only); offline, the repository's store.
+pub fn reading_store(state: &ApiState) -> Arc<dyn Blockstore> {
+    reading_store_until(state, None)
+}
+
+/// [`reading_store`] whose network reads give up at `deadline`
+/// ([`crate::net::OnDemandStore::until`]).
+pub fn reading_store_until(
+    state: &ApiState,
+    deadline: Option<std::time::Instant>,
+) -> Arc<dyn Blockstore> {
+    match &state.node {
+        Some(node) => {
+            let store = crate::net::OnDemandStore::new(
+                state.repo.blocks().clone(),
+                node.clone(),
+                tokio::runtime::Handle::current(),
+            );
+            Arc::new(match deadline {
+                Some(d) => store.until(d),
+                None => store,
+            })
+        }
+        None => state.repo.blocks().clone(),
+    }
+}
+
+/// Resolves an IPFS path (`<cid>[/a/b]`, `/ipfs/<cid>[/a/b]`) to the CID it names, fetching
+/// only the blocks on the way (not the DAG under the root, as kubo does).
+pub async fn resolve(state: &ApiState, path: &str) -> Result<Cid, ApiError> {
+    let store = reading_store(state);
+    let path = path.to_owned();
+    blocking(move || Ok(export::resolve_path(store.as_ref(), &path)?)).await
+}
+
+/// Makes the DAG under `cid` ready for a reader of all of it (a file's bytes, a tar, a CAR):
+/// fetched in bulk ([`ensure_local`]) unless its top is here — the block and the blocks it
+/// links to directly. A local DAG is not walked (that read every block of it before each
+/// answer); a deeper block found missing later comes through the reader's
+/// [`reading_store`]. The returned fetch, if any, holds a temporary pin until dropped.
+pub async fn prepare_dag(
+    state: &ApiState,
+    cid: Cid,
+) -> Result<Option<crate::net::fetch::FetchStats>, ApiError> {
+    if state.node.is_none() {
+        return Ok(None);
+    }
+    let repo = state.repo.clone();
+    let top_here = blocking(move || {
+        let store = repo.blocks();
+        let Some(data) = store.get(&cid)? else {
+            return Ok(false);
+        };
+        let links = crate::dag::links::links(&cid, &data).map_err(ApiError::internal)?;
+        for l in &links {
+            if !store.has(l)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .await?;
+    if top_here {
+        return Ok(None);
+    }
+    ensure_local(state, cid).await
 }
 
 /// Makes one block local (fetching it through bitswap when it is not).

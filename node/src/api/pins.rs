@@ -22,20 +22,23 @@ pub async fn pin_add(
         .filter(|n| !n.is_empty())
         .map(str::to_owned);
     // Each fetch holds a temporary pin on its DAG until the real pin is in.
+    // Only the blocks on each path, then the DAG (or block) the path names.
     let mut fetched = Vec::new();
+    let mut cids = Vec::new();
     for p in &paths {
-        let root = super::path_root(p)?;
+        super::path_root(p)?;
+        let cid = super::resolve(&state, p).await?;
         if recursive {
-            fetched.push(super::ensure_local(&state, root).await?);
+            fetched.push(super::ensure_local(&state, cid).await?);
         } else {
-            super::ensure_block(&state, root).await?;
+            super::ensure_block(&state, cid).await?;
         }
+        cids.push(cid);
     }
     let repo = state.repo.clone();
     let pinned = blocking(move || {
         let mut pinned = Vec::new();
-        for p in paths {
-            let cid = export::resolve_path(repo.blocks().as_ref(), &p)?;
+        for cid in cids {
             repo.pin_add(&cid, recursive, name.clone())?;
             pinned.push(cid);
         }

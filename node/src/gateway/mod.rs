@@ -257,17 +257,18 @@ async fn serve(
     let (root, names) = parse_path(uri.path())?;
     let state = gw.api.clone();
     let names2 = names.clone();
-    // Fetch and resolve within the retrieval timeout.
+    // A whole file or CAR is fetched in bulk before the answer when its DAG's top is not here;
+    // a HEAD or a byte range is served from what it needs, fetched on demand.
+    let whole = method == Method::GET && !headers.contains_key(header::RANGE);
+    let deadline = std::time::Instant::now() + gw.limits.retrieval_timeout;
+    // Resolve (fetching only the blocks on the path) within the retrieval timeout.
     let work = async move {
-        let _fetched = if format == Format::Raw && names2.is_empty() {
+        if format == Format::Raw && names2.is_empty() {
             crate::api::ensure_block(&state, root).await?;
-            None
-        } else {
-            crate::api::ensure_local(&state, root).await?
-        };
-        let repo = state.repo.clone();
-        let resolved = blocking(move || {
-            let store = repo.blocks().as_ref();
+        }
+        let store = crate::api::reading_store_until(&state, Some(deadline));
+        let (terminal, resolved) = blocking(move || {
+            let store = store.as_ref();
             let path = walk_path(store, root, &names2).map_err(|e| match e {
                 ExportError::NoSuchLink { .. } | ExportError::NotFound(_) => {
                     crate::api::ApiError::new(StatusCode::NOT_FOUND, 0, e.to_string())
@@ -305,20 +306,38 @@ async fn serve(
             })
         })
         .await?;
-        Ok::<_, GwError>(resolved)
+        let read_whole = match &resolved {
+            Resolved::File { .. } | Resolved::Car(_) if whole => Some(terminal),
+            Resolved::Dir {
+                index: Some((c, _)),
+                ..
+            } if whole => Some(*c),
+            _ => None,
+        };
+        let fetched = match read_whole {
+            Some(c) => crate::api::prepare_dag(&state, c).await?,
+            None => None,
+        };
+        Ok::<_, GwError>((terminal, resolved, fetched))
     };
-    let (terminal, resolved) = tokio::time::timeout(gw.limits.retrieval_timeout, work)
-        .await
-        .map_err(|_| {
-            GwError(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "retrieval of {} timed out after {:?}",
-                    uri.path(),
-                    gw.limits.retrieval_timeout
-                ),
-            )
-        })??;
+    let timed_out = || {
+        GwError(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "retrieval of {} timed out after {:?}",
+                uri.path(),
+                gw.limits.retrieval_timeout
+            ),
+        )
+    };
+    let (terminal, resolved, fetched) =
+        match tokio::time::timeout(gw.limits.retrieval_timeout, work).await {
+            Ok(Ok(r)) => r,
+            // A read that gave up at the deadline may beat the timer to it.
+            Ok(Err(_)) if std::time::Instant::now() >= deadline => return Err(timed_out()),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(timed_out()),
+        };
     let head = method == Method::HEAD;
     let mut h = HeaderMap::new();
     let put = |h: &mut HeaderMap, k: header::HeaderName, v: String| {
@@ -338,7 +357,9 @@ async fn serve(
     );
     put(&mut h, header::CACHE_CONTROL, IMMUTABLE.to_owned());
     put(&mut h, header::VARY, "Accept".to_owned());
-    let store = gw.api.repo.blocks().clone();
+    // Blocks found missing while the answer streams are fetched then; `fetched` (a bulk fetch's
+    // temporary pin) lives until the body is written.
+    let store = crate::api::reading_store(&gw.api);
     match resolved {
         Resolved::Raw(data) => {
             if data.len() > GATEWAY_BLOCK_BYTES_MAX {
@@ -392,6 +413,7 @@ async fn serve(
                 return Ok((StatusCode::OK, h, Body::empty()).into_response());
             }
             let body = crate::api::stream::blocking_body(move |w| {
+                let _fetched = fetched;
                 write_car(store.as_ref(), root, &path, w).map_err(|e| e.to_string())
             });
             Ok((StatusCode::OK, h, body).into_response())
@@ -404,7 +426,7 @@ async fn serve(
             put(&mut h, header::CONTENT_TYPE, ctype.to_owned());
             put(&mut h, header::ETAG, format!("\"{terminal}\""));
             put(&mut h, header::ACCEPT_RANGES, "bytes".into());
-            serve_file(h, headers, store, terminal, size, head)
+            serve_file(h, headers, store, fetched, terminal, size, head)
         }
         Resolved::Dir { entries, index } => {
             if !uri.path().ends_with('/') {
@@ -423,7 +445,7 @@ async fn serve(
                 );
                 put(&mut h, header::ETAG, format!("\"{cid}\""));
                 put(&mut h, header::ACCEPT_RANGES, "bytes".into());
-                return serve_file(h, headers, store, cid, size, head);
+                return serve_file(h, headers, store, fetched, cid, size, head);
             }
             let wants_json = headers
                 .get(header::ACCEPT)
@@ -490,6 +512,7 @@ fn serve_file(
     mut h: HeaderMap,
     req: &HeaderMap,
     store: Arc<dyn ipfs_kit_blockstore::Blockstore>,
+    fetched: Option<crate::net::fetch::FetchStats>,
     cid: Cid,
     size: u64,
     head: bool,
@@ -520,6 +543,7 @@ fn serve_file(
         return Ok((status, h, Body::empty()).into_response());
     }
     let body = crate::api::stream::blocking_body(move |w| {
+        let _fetched = fetched;
         export::cat(store.as_ref(), &cid, offset, Some(len), w)
             .map(|_| ())
             .map_err(|e| e.to_string())

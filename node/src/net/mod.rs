@@ -23,6 +23,7 @@ pub mod fetch;
 pub mod identity;
 pub mod muxer;
 pub mod node;
+pub mod on_demand;
 pub mod provide;
 pub mod psk;
 pub mod relay;
@@ -35,6 +36,7 @@ pub use fetch::FetchStats;
 pub use identity::{load_or_create, IdentityError};
 pub use libp2p::{identity::Keypair, Multiaddr, PeerId};
 pub use node::{NetError, Node, NodeConfig, NodeHandle, PeerInfo};
+pub use on_demand::OnDemandStore;
 
 /// Default listen addresses of a daemon, as kubo's: TCP and QUIC v1 on port 4001, all
 /// interfaces.
