@@ -438,16 +438,14 @@ pub async fn cat(
     // error answer rather than a cut stream.
     super::path_root(&path)?;
     let cid = super::resolve(&state, &path).await?;
-    let fetched = super::prepare_dag(&state, cid).await?;
-    let store = super::reading_store(&state);
     let size = {
-        let store = store.clone();
+        let store = super::reading_store(&state);
         blocking(move || file_size(store.as_ref(), &cid)).await?
     };
+    // The bytes stream as the blocks arrive.
+    let reader = super::read_dag(&state, cid).await?;
     let body = blocking_body(move |w| {
-        // The fetch's temporary pin keeps the DAG until the bytes are out.
-        let _fetched = fetched;
-        export::cat(store.as_ref(), &cid, offset, length, w)
+        export::cat(reader.store(), &cid, offset, length, w)
             .map(|_| ())
             .map_err(|e| e.to_string())
     });
@@ -506,7 +504,7 @@ pub async fn get(
     }
     super::path_root(&path)?;
     let cid = super::resolve(&state, &path).await?;
-    let fetched = super::prepare_dag(&state, cid).await?;
+    let reader = super::read_dag(&state, cid).await?;
     // kubo names the top entry after the last path segment, or the CID.
     let last = path
         .trim_end_matches('/')
@@ -518,11 +516,9 @@ pub async fn get(
     } else {
         cid.to_string()
     };
-    let store = super::reading_store(&state);
     let body = blocking_body(move |w| {
-        let _fetched = fetched;
         let mut tar = TarWriter { out: w };
-        tar.entry(store.as_ref(), &cid, &name, 0)
+        tar.entry(reader.store(), &cid, &name, 0)
             .and_then(|()| tar.finish())
             .map_err(|e| e.to_string())
     });

@@ -257,8 +257,8 @@ async fn serve(
     let (root, names) = parse_path(uri.path())?;
     let state = gw.api.clone();
     let names2 = names.clone();
-    // A whole file or CAR is fetched in bulk before the answer when its DAG's top is not here;
-    // a HEAD or a byte range is served from what it needs, fetched on demand.
+    // A whole file or CAR streams behind a bulk fetch when its DAG's top is not here; a HEAD
+    // or a byte range is served from what it reads, fetched on demand.
     let whole = method == Method::GET && !headers.contains_key(header::RANGE);
     let deadline = std::time::Instant::now() + gw.limits.retrieval_timeout;
     // Resolve (fetching only the blocks on the path) within the retrieval timeout.
@@ -314,11 +314,11 @@ async fn serve(
             } if whole => Some(*c),
             _ => None,
         };
-        let fetched = match read_whole {
-            Some(c) => crate::api::prepare_dag(&state, c).await?,
+        let reader = match read_whole {
+            Some(c) => Some(crate::api::read_dag(&state, c).await?),
             None => None,
         };
-        Ok::<_, GwError>((terminal, resolved, fetched))
+        Ok::<_, GwError>((terminal, resolved, reader))
     };
     let timed_out = || {
         GwError(
@@ -330,7 +330,7 @@ async fn serve(
             ),
         )
     };
-    let (terminal, resolved, fetched) =
+    let (terminal, resolved, reader) =
         match tokio::time::timeout(gw.limits.retrieval_timeout, work).await {
             Ok(Ok(r)) => r,
             // A read that gave up at the deadline may beat the timer to it.
@@ -357,9 +357,12 @@ async fn serve(
     );
     put(&mut h, header::CACHE_CONTROL, IMMUTABLE.to_owned());
     put(&mut h, header::VARY, "Accept".to_owned());
-    // Blocks found missing while the answer streams are fetched then; `fetched` (a bulk fetch's
-    // temporary pin) lives until the body is written.
-    let store = crate::api::reading_store(&gw.api);
+    // What the answer reads: behind the bulk fetch (which lives until the body is written), or
+    // fetched as read.
+    let store = match reader {
+        Some(r) => r,
+        None => crate::api::read_parts(&gw.api),
+    };
     match resolved {
         Resolved::Raw(data) => {
             if data.len() > GATEWAY_BLOCK_BYTES_MAX {
@@ -413,8 +416,7 @@ async fn serve(
                 return Ok((StatusCode::OK, h, Body::empty()).into_response());
             }
             let body = crate::api::stream::blocking_body(move |w| {
-                let _fetched = fetched;
-                write_car(store.as_ref(), root, &path, w).map_err(|e| e.to_string())
+                write_car(store.store(), root, &path, w).map_err(|e| e.to_string())
             });
             Ok((StatusCode::OK, h, body).into_response())
         }
@@ -426,7 +428,7 @@ async fn serve(
             put(&mut h, header::CONTENT_TYPE, ctype.to_owned());
             put(&mut h, header::ETAG, format!("\"{terminal}\""));
             put(&mut h, header::ACCEPT_RANGES, "bytes".into());
-            serve_file(h, headers, store, fetched, terminal, size, head)
+            serve_file(h, headers, store, terminal, size, head)
         }
         Resolved::Dir { entries, index } => {
             if !uri.path().ends_with('/') {
@@ -445,7 +447,7 @@ async fn serve(
                 );
                 put(&mut h, header::ETAG, format!("\"{cid}\""));
                 put(&mut h, header::ACCEPT_RANGES, "bytes".into());
-                return serve_file(h, headers, store, fetched, cid, size, head);
+                return serve_file(h, headers, store, cid, size, head);
             }
             let wants_json = headers
                 .get(header::ACCEPT)
@@ -511,8 +513,7 @@ fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
 fn serve_file(
     mut h: HeaderMap,
     req: &HeaderMap,
-    store: Arc<dyn ipfs_kit_blockstore::Blockstore>,
-    fetched: Option<crate::net::fetch::FetchStats>,
+    store: crate::api::DagReader,
     cid: Cid,
     size: u64,
     head: bool,
@@ -543,8 +544,7 @@ fn serve_file(
         return Ok((status, h, Body::empty()).into_response());
     }
     let body = crate::api::stream::blocking_body(move |w| {
-        let _fetched = fetched;
-        export::cat(store.as_ref(), &cid, offset, Some(len), w)
+        export::cat(store.store(), &cid, offset, Some(len), w)
             .map(|_| ())
             .map_err(|e| e.to_string())
     });

@@ -3,8 +3,10 @@
 //!
 //! For readers that need a few blocks of a DAG, not all of it: resolving a path (`<cid>/a/b`
 //! needs the blocks on the way, not the whole DAG under `<cid>`), listing a directory,
-//! `dag get` through links, or streaming a file whose DAG is mostly here. Bulk transfers still
-//! go through `fetch_dag` (many wants in flight); this store fetches one block per miss.
+//! `dag get` through links, or streaming a file whose DAG is mostly here. Alone it fetches one
+//! block per miss. A reader of a whole remote DAG runs a bulk `fetch_dag` beside it (many wants
+//! in flight) and reads [`OnDemandStore::behind`] that fetch: a miss then waits for the fetch
+//! to bring the block, and asks the network itself only once the fetch has ended without it.
 //!
 //! The reads block their thread until the block arrives, the node's fetch stall timeout
 //! passes, or the store's deadline ([`OnDemandStore::until`]) does: use it from blocking
@@ -15,9 +17,10 @@
 use bytes::Bytes;
 use cid::Cid;
 use ipfs_kit_blockstore::{Block, Blockstore, BlockstoreError, StoreStat};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::NodeHandle;
 
@@ -27,7 +30,12 @@ pub struct OnDemandStore {
     node: NodeHandle,
     runtime: tokio::runtime::Handle,
     deadline: Option<Instant>,
+    /// Set when the bulk fetch this store reads behind has ended.
+    bulk_done: Option<Arc<AtomicBool>>,
 }
+
+/// How often a read behind a bulk fetch looks for its block again.
+const BEHIND_POLL: Duration = Duration::from_millis(1);
 
 impl OnDemandStore {
     /// `runtime` runs the fetches (the node's runtime, or any runtime that can reach it).
@@ -41,7 +49,44 @@ impl OnDemandStore {
             node,
             runtime,
             deadline: None,
+            bulk_done: None,
         }
+    }
+
+    /// Reads that miss wait for a bulk fetch of the DAG (running elsewhere) to store the
+    /// block, until `done` is set; only then does a miss fetch the block itself.
+    pub fn behind(mut self, done: Arc<AtomicBool>) -> Self {
+        self.bulk_done = Some(done);
+        self
+    }
+
+    /// A miss: waits for the bulk fetch, if any, then fetches.
+    fn missing(&self, cid: &Cid, trusted: bool) -> Result<Option<Bytes>, BlockstoreError> {
+        if let Some(done) = &self.bulk_done {
+            loop {
+                // Read `done` before looking, so that a block stored just before the fetch
+                // ended is seen by the last look.
+                let ended = done.load(Ordering::Acquire);
+                let got = if trusted {
+                    self.local.get_trusted(cid)?
+                } else {
+                    self.local.get(cid)?
+                };
+                if got.is_some() {
+                    return Ok(got);
+                }
+                if ended {
+                    break;
+                }
+                if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(BlockstoreError::Engine(format!(
+                        "waiting for {cid}: not received before the deadline"
+                    )));
+                }
+                std::thread::sleep(BEHIND_POLL);
+            }
+        }
+        self.fetch(cid)
     }
 
     /// Fetches stop waiting at `deadline`: a read still missing its block then fails
@@ -87,14 +132,14 @@ impl Blockstore for OnDemandStore {
     fn get(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
         match self.local.get(cid)? {
             Some(b) => Ok(Some(b)),
-            None => self.fetch(cid),
+            None => self.missing(cid, false),
         }
     }
 
     fn get_trusted(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
         match self.local.get_trusted(cid)? {
             Some(b) => Ok(Some(b)),
-            None => self.fetch(cid),
+            None => self.missing(cid, true),
         }
     }
 
