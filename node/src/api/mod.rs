@@ -355,111 +355,24 @@ pub async fn resolve(state: &ApiState, path: &str) -> Result<Cid, ApiError> {
     blocking(move || Ok(export::resolve_path(store.as_ref(), &path)?)).await
 }
 
-/// What a reader of a whole DAG reads through ([`read_dag`]). Keep it (not only its store)
-/// until the reading is done: dropping it stops the bulk fetch.
-pub struct DagReader {
-    store: Arc<dyn Blockstore>,
-    _bulk: Option<BulkFetch>,
-}
-
-impl DagReader {
-    /// The repository's blocks; misses wait for the bulk fetch, if one runs, then are fetched.
-    pub fn store(&self) -> &dyn Blockstore {
-        self.store.as_ref()
-    }
-}
-
-/// A bulk fetch running beside a reader: stopped when the reader is dropped (a client gone
-/// mid-answer stops the transfer), and its temporary pin kept until then.
-struct BulkFetch {
-    task: tokio::task::JoinHandle<()>,
-    _fetched: Arc<parking_lot::Mutex<Option<crate::net::fetch::FetchStats>>>,
-}
-
-/// Sets its flag when dropped.
-struct SetOnDrop(Arc<std::sync::atomic::AtomicBool>);
-
-impl Drop for SetOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, std::sync::atomic::Ordering::Release);
-    }
-}
-
-impl Drop for BulkFetch {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+pub use crate::net::on_demand::DagReader;
 
 /// A [`DagReader`] for a reader of some blocks of a DAG (a byte range, a listing): no bulk
 /// fetch, misses fetched as read.
 pub fn read_parts(state: &ApiState) -> DagReader {
-    DagReader {
-        store: reading_store(state),
-        _bulk: None,
-    }
+    DagReader::over(reading_store(state))
 }
 
 /// Gets ready to read all of the DAG under `cid` (a file's bytes, a tar, a CAR) while it
-/// arrives. Unless its top is here (the block and the blocks it links to directly), a bulk
-/// `fetch_dag` starts in the background and the returned store waits for it block by block,
-/// so an answer streams from its first blocks rather than after the last, and no retrieval
-/// timeout caps the size of what can be served. A local DAG is not walked (that read every
-/// block of it before each answer); a deeper block found missing is fetched when read.
+/// arrives: [`crate::net::on_demand::read_dag`] with a running node, the repository's store
+/// offline.
 pub async fn read_dag(state: &ApiState, cid: Cid) -> Result<DagReader, ApiError> {
-    let Some(node) = &state.node else {
-        return Ok(DagReader {
-            store: state.repo.blocks().clone(),
-            _bulk: None,
-        });
-    };
-    let repo = state.repo.clone();
-    let top_here = blocking(move || {
-        let store = repo.blocks();
-        let Some(data) = store.get(&cid)? else {
-            return Ok(false);
-        };
-        let links = crate::dag::links::links(&cid, &data).map_err(ApiError::internal)?;
-        for l in &links {
-            if !store.has(l)? {
-                return Ok(false);
-            }
+    match &state.node {
+        Some(node) => {
+            Ok(crate::net::on_demand::read_dag(node, state.repo.blocks().clone(), cid).await?)
         }
-        Ok(true)
-    })
-    .await?;
-    let on_demand = crate::net::OnDemandStore::new(
-        state.repo.blocks().clone(),
-        node.clone(),
-        tokio::runtime::Handle::current(),
-    );
-    if top_here {
-        return Ok(DagReader {
-            store: Arc::new(on_demand),
-            _bulk: None,
-        });
+        None => Ok(DagReader::over(state.repo.blocks().clone())),
     }
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let fetched = Arc::new(parking_lot::Mutex::new(None));
-    let task = {
-        let (node, done, fetched) = (node.clone(), done.clone(), fetched.clone());
-        tokio::spawn(async move {
-            // Set however the task ends (aborted too): a reader waiting on it then fetches
-            // what is still missing itself, or reports it.
-            let _ended = SetOnDrop(done);
-            match node.fetch_dag(cid).await {
-                Ok(stats) => *fetched.lock() = Some(stats),
-                Err(e) => tracing::debug!(%cid, error = %e, "bulk fetch for a reader failed"),
-            }
-        })
-    };
-    Ok(DagReader {
-        store: Arc::new(on_demand.behind(done)),
-        _bulk: Some(BulkFetch {
-            task,
-            _fetched: fetched,
-        }),
-    })
 }
 
 /// Makes one block local (fetching it through bitswap when it is not).

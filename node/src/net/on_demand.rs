@@ -22,7 +22,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::NodeHandle;
+use super::{NetError, NodeHandle};
 
 /// The repository's store, with misses fetched through `node`.
 pub struct OnDemandStore {
@@ -175,4 +175,100 @@ impl Blockstore for OnDemandStore {
     fn reclaim_space(&self) -> Result<u64, BlockstoreError> {
         self.local.reclaim_space()
     }
+}
+
+/// What a reader of a whole DAG reads through ([`read_dag`]). Keep it (not only its store)
+/// until the reading is done: dropping it stops the bulk fetch.
+pub struct DagReader {
+    store: Arc<dyn Blockstore>,
+    _bulk: Option<BulkFetch>,
+}
+
+impl DagReader {
+    /// A reader of `store` with no bulk fetch beside it.
+    pub fn over(store: Arc<dyn Blockstore>) -> Self {
+        Self { store, _bulk: None }
+    }
+
+    /// The blocks to read; with a bulk fetch, misses wait for it, then are fetched.
+    pub fn store(&self) -> &dyn Blockstore {
+        self.store.as_ref()
+    }
+}
+
+/// A bulk fetch running beside a reader: stopped when the reader is dropped (a client gone
+/// mid-answer stops the transfer), and its temporary pin kept until then.
+struct BulkFetch {
+    task: tokio::task::JoinHandle<()>,
+    _fetched: Arc<parking_lot::Mutex<Option<super::fetch::FetchStats>>>,
+}
+
+impl Drop for BulkFetch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Sets its flag when dropped.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Gets ready to read all of the DAG under `cid` from `local` (a file's bytes, a tar, a CAR,
+/// a file written out) while it arrives. Unless its top is local (the block and the blocks it
+/// links to directly), a bulk `fetch_dag` starts in the background and the returned store
+/// waits for it block by block, so the reader starts on the first blocks rather than after
+/// the last, and its work overlaps the transfer. A local DAG is not walked; a deeper block
+/// found missing is fetched when read. Call on a tokio runtime.
+pub async fn read_dag(
+    node: &NodeHandle,
+    local: Arc<dyn Blockstore>,
+    cid: Cid,
+) -> Result<DagReader, NetError> {
+    let top_here = {
+        let local = local.clone();
+        tokio::task::spawn_blocking(move || -> Result<bool, NetError> {
+            let fail = |e: &dyn std::fmt::Display| NetError::Fetch(e.to_string());
+            let Some(data) = local.get(&cid).map_err(|e| fail(&e))? else {
+                return Ok(false);
+            };
+            for l in crate::dag::links::links(&cid, &data).map_err(|e| fail(&e))? {
+                if !local.has(&l).map_err(|e| fail(&e))? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+        .await
+        .map_err(|e| NetError::Fetch(format!("checking {cid}: {e}")))??
+    };
+    let on_demand = OnDemandStore::new(local, node.clone(), tokio::runtime::Handle::current());
+    if top_here {
+        return Ok(DagReader::over(Arc::new(on_demand)));
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let fetched = Arc::new(parking_lot::Mutex::new(None));
+    let task = {
+        let (node, done, fetched) = (node.clone(), done.clone(), fetched.clone());
+        tokio::spawn(async move {
+            // Set however the task ends (aborted too): a reader waiting on it then fetches
+            // what is still missing itself, or reports it.
+            let _ended = SetOnDrop(done);
+            match node.fetch_dag(cid).await {
+                Ok(stats) => *fetched.lock() = Some(stats),
+                Err(e) => tracing::debug!(%cid, error = %e, "bulk fetch for a reader failed"),
+            }
+        })
+    };
+    Ok(DagReader {
+        store: Arc::new(on_demand.behind(done)),
+        _bulk: Some(BulkFetch {
+            task,
+            _fetched: fetched,
+        }),
+    })
 }
