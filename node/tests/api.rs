@@ -644,7 +644,7 @@ fn data_received(c: &Client, d: &Daemon) -> u64 {
 
 /// A path into a directory another node holds fetches the blocks on the way and what the
 /// answer reads, not the DAG under the path's root (as kubo does): through the gateway (a
-/// file, a byte range, HEAD), `cat`, `ls`, `dag get` and `pin add`.
+/// file, a listing, a byte range, HEAD), `cat`, `ls`, `dag get` and `pin add`.
 #[test]
 fn paths_fetch_only_what_they_read() {
     let (ex, ey) = (Env::new(), Env::new());
@@ -697,6 +697,13 @@ fn paths_fetch_only_what_they_read() {
         .json()
         .unwrap();
     assert_eq!(v["Links"][0]["Name"], "deep.txt", "{v}");
+    // The gateway's listing: the entries' top blocks too.
+    let listing = c
+        .get(format!("{}/ipfs/{root}/sub/", x.gateway))
+        .send()
+        .unwrap();
+    assert_eq!(listing.status(), 200);
+    assert!(listing.text().unwrap().contains("deep.txt"));
     let head = c
         .head(format!("{}/ipfs/{root}/big.bin", x.gateway))
         .send()

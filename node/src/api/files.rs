@@ -710,16 +710,19 @@ pub async fn ls(
 ) -> Result<Response, ApiError> {
     let args = Args::parse(q.as_deref())?;
     let paths = args.required_args("ipfs-path")?;
+    // The directory's block and its entries' top blocks, nothing below them.
+    let mut cids = Vec::new();
     for p in &paths {
         super::path_root(p)?;
+        let cid = super::resolve(&state, p).await?;
+        super::prefetch_dir_links(&state, cid).await?;
+        cids.push(cid);
     }
-    // The directory's block and its entries' top blocks, nothing below them.
     let store = super::reading_store(&state);
     let out = blocking(move || {
         let store = store.as_ref();
         let mut objects = Vec::new();
-        for p in paths {
-            let cid = export::resolve_path(store, &p)?;
+        for (p, cid) in paths.into_iter().zip(cids) {
             let links = export::ls(store, &cid)?
                 .into_iter()
                 .map(|e| LsLink {

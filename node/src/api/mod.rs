@@ -375,6 +375,51 @@ pub async fn read_dag(state: &ApiState, cid: Cid) -> Result<DagReader, ApiError>
     }
 }
 
+/// Most blocks [`prefetch_dir_links`] fetches at once.
+pub const DIR_PREFETCH_CONCURRENCY: usize = 32;
+
+/// When `cid` is a UnixFS directory (plain or a HAMT shard), fetches the blocks it links to
+/// that are not here — its entries' top blocks, or the shard's children — up to
+/// [`DIR_PREFETCH_CONCURRENCY`] at once, so that a listing reads them here rather than
+/// fetching one after the other. `cid` itself is fetched when missing. Offline, or for
+/// anything else than a directory, nothing more; a block that cannot be fetched is left for
+/// the reader to report.
+pub async fn prefetch_dir_links(state: &ApiState, cid: Cid) -> Result<(), ApiError> {
+    use futures::StreamExt as _;
+    let Some(node) = &state.node else {
+        return Ok(());
+    };
+    ensure_block(state, cid).await?;
+    let repo = state.repo.clone();
+    let missing = blocking(move || {
+        let store = repo.blocks();
+        let Some(data) = store.get(&cid)? else {
+            return Ok(Vec::new());
+        };
+        let Ok(export::Node::Pb { node, fs }) = export::decode_node(&cid, data) else {
+            return Ok(Vec::new());
+        };
+        use crate::dag::unixfs_pb::DataType;
+        if !matches!(fs.kind, DataType::Directory | DataType::HamtShard) {
+            return Ok(Vec::new());
+        }
+        let mut missing = Vec::new();
+        for l in node.links {
+            if !store.has(&l.cid)? {
+                missing.push(l.cid);
+            }
+        }
+        Ok(missing)
+    })
+    .await?;
+    futures::stream::iter(missing)
+        .map(|c| node.fetch_block(c))
+        .buffer_unordered(DIR_PREFETCH_CONCURRENCY)
+        .for_each(|_| async {})
+        .await;
+    Ok(())
+}
+
 /// Makes one block local (fetching it through bitswap when it is not).
 pub async fn ensure_block(state: &ApiState, cid: Cid) -> Result<(), ApiError> {
     let Some(node) = &state.node else {

@@ -267,15 +267,25 @@ async fn serve(
             crate::api::ensure_block(&state, root).await?;
         }
         let store = crate::api::reading_store_until(&state, Some(deadline));
+        let path = {
+            let store = store.clone();
+            blocking(move || {
+                walk_path(store.as_ref(), root, &names2).map_err(|e| match e {
+                    ExportError::NoSuchLink { .. } | ExportError::NotFound(_) => {
+                        crate::api::ApiError::new(StatusCode::NOT_FOUND, 0, e.to_string())
+                    }
+                    e => crate::api::ApiError::from(e),
+                })
+            })
+            .await?
+        };
+        let terminal = *path.last().unwrap_or(&root);
+        if format == Format::Unixfs {
+            // A listing reads every entry's top block: fetched many at once, not in turn.
+            crate::api::prefetch_dir_links(&state, terminal).await?;
+        }
         let (terminal, resolved) = blocking(move || {
             let store = store.as_ref();
-            let path = walk_path(store, root, &names2).map_err(|e| match e {
-                ExportError::NoSuchLink { .. } | ExportError::NotFound(_) => {
-                    crate::api::ApiError::new(StatusCode::NOT_FOUND, 0, e.to_string())
-                }
-                e => crate::api::ApiError::from(e),
-            })?;
-            let terminal = *path.last().unwrap_or(&root);
             Ok(match format {
                 Format::Raw => {
                     let data = export::load_block(store, &terminal)?;
