@@ -38,6 +38,8 @@ use cid::Cid;
 use ipfs_kit_blockstore::Blockstore;
 use std::sync::Arc;
 
+pub use crate::net::on_demand::DagReader;
+
 /// Largest body of a command that takes no upload (its arguments are in the query string).
 pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
 /// Room for multipart boundaries and part headers around an uploaded block or DAG node.
@@ -354,8 +356,6 @@ pub async fn resolve(state: &ApiState, path: &str) -> Result<Cid, ApiError> {
     let path = path.to_owned();
     blocking(move || Ok(export::resolve_path(store.as_ref(), &path)?)).await
 }
-
-pub use crate::net::on_demand::DagReader;
 
 /// A [`DagReader`] for a reader of some blocks of a DAG (a byte range, a listing): no bulk
 /// fetch, misses fetched as read.
