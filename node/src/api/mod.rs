@@ -381,7 +381,7 @@ pub const DIR_PREFETCH_CONCURRENCY: usize = 32;
 /// When `cid` is a UnixFS directory (plain or a HAMT shard), fetches the blocks it links to
 /// that are not here — its entries' top blocks, or the shard's children — up to
 /// [`DIR_PREFETCH_CONCURRENCY`] at once, so that a listing reads them here rather than
-/// fetching one after the other. `cid` itself is fetched when missing. Offline, or for
+/// fetching one after the other. A dag-pb `cid` is fetched when missing. Offline, or for
 /// anything else than a directory, nothing more; a block that cannot be fetched is left for
 /// the reader to report.
 pub async fn prefetch_dir_links(state: &ApiState, cid: Cid) -> Result<(), ApiError> {
@@ -389,6 +389,11 @@ pub async fn prefetch_dir_links(state: &ApiState, cid: Cid) -> Result<(), ApiErr
     let Some(node) = &state.node else {
         return Ok(());
     };
+    // Only dag-pb can be a directory: a raw block (a whole small file) is neither fetched nor
+    // read (and hashed) here for nothing.
+    if cid.codec() != crate::dag::DAG_PB_CODEC {
+        return Ok(());
+    }
     ensure_block(state, cid).await?;
     let repo = state.repo.clone();
     let missing = blocking(move || {
