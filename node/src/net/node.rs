@@ -7,6 +7,7 @@
 //! and waits for it, and dropping the handle cancels it too.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cid::Cid;
@@ -27,6 +28,7 @@ use super::behaviour::{
     Behaviour, BehaviourConfig, BehaviourEvent, KAD_LAN_PROTOCOL, KAD_PROTOCOL,
 };
 use super::fetch::{Fetch, FetchStats, Reply};
+use super::on_demand::Handover;
 use crate::bitswap::behaviour::Event as BitswapEvent;
 use crate::bitswap::{BitswapStat, SessionId};
 use crate::cluster::wire::{StatusRequest, StatusResponse};
@@ -220,7 +222,11 @@ enum Command {
         oneshot::Sender<Result<Vec<kad::PeerInfo>, NetError>>,
     ),
     FetchBlock(Cid, oneshot::Sender<Result<Block, NetError>>),
-    FetchDag(Cid, oneshot::Sender<Result<FetchStats, NetError>>),
+    FetchDag(
+        Cid,
+        Option<Arc<Handover>>,
+        oneshot::Sender<Result<FetchStats, NetError>>,
+    ),
     FindProviders(Cid, usize, oneshot::Sender<ProvidersResult>),
     Disconnect(PeerId, oneshot::Sender<bool>),
     BitswapStat(oneshot::Sender<BitswapStat>),
@@ -518,7 +524,18 @@ impl NodeHandle {
     /// wants in flight as the walk goes. The returned stats hold a temporary pin
     /// ([`FetchStats::guard`]) on the whole DAG: pin the root before dropping them.
     pub async fn fetch_dag(&self, root: Cid) -> Result<FetchStats, NetError> {
-        self.ask(|tx| Command::FetchDag(root, tx)).await?
+        self.ask(|tx| Command::FetchDag(root, None, tx)).await?
+    }
+
+    /// [`fetch_dag`](Self::fetch_dag) for a reader reading the DAG while it arrives: the
+    /// fetch offers every block it receives to `handover`, and signals it as it writes.
+    pub(crate) async fn fetch_dag_handing_over(
+        &self,
+        root: Cid,
+        handover: Arc<Handover>,
+    ) -> Result<FetchStats, NetError> {
+        self.ask(|tx| Command::FetchDag(root, Some(handover), tx))
+            .await?
     }
 
     /// Announces us as a provider of `cid` in the DHT (a provider record at the k closest
@@ -1010,7 +1027,9 @@ impl Actor {
                 });
             }
             Command::FetchBlock(cid, tx) => self.start_fetch(swarm, cid, Reply::Block(tx)),
-            Command::FetchDag(cid, tx) => self.start_fetch(swarm, cid, Reply::Dag(tx)),
+            Command::FetchDag(cid, handover, tx) => {
+                self.start_fetch(swarm, cid, Reply::Dag(tx, handover))
+            }
             Command::FindProviders(cid, limit, tx) => {
                 let key = kad::RecordKey::new(&cid.hash().to_bytes());
                 self.start_join(swarm, Join::new(JoinTx::Providers(tx), limit), |k| {

@@ -5,8 +5,15 @@
 //! needs the blocks on the way, not the whole DAG under `<cid>`), listing a directory,
 //! `dag get` through links, or streaming a file whose DAG is mostly here. Alone it fetches one
 //! block per miss. A reader of a whole remote DAG runs a bulk `fetch_dag` beside it (many wants
-//! in flight) and reads [`OnDemandStore::behind`] that fetch: a miss then waits for the fetch
-//! to bring the block, and asks the network itself only once the fetch has ended without it.
+//! in flight) and reads behind that fetch ([`read_dag`]): a miss then waits for the fetch to
+//! bring the block, and asks the network itself only once the fetch has ended without it.
+//!
+//! Behind a bulk fetch, the blocks the fetch receives are handed to the reader as they arrive
+//! ([`Handover`], up to [`HANDOVER_BYTES_MAX`] of them held): the reader takes a block from
+//! there rather than read it back from the store and hash it again — it was checked against
+//! its CID when it was received, a moment before. What the reader finds in the store is read
+//! (and verified) as every read is. A reader waiting for a block is woken by the fetch when a
+//! block arrives or is written, and when the fetch ends.
 //!
 //! The reads block their thread until the block arrives, the node's fetch stall timeout
 //! passes, or the store's deadline ([`OnDemandStore::until`]) does: use it from blocking
@@ -17,10 +24,12 @@
 use bytes::Bytes;
 use cid::Cid;
 use ipfs_kit_blockstore::{Block, Blockstore, BlockstoreError, StoreStat};
-use std::sync::atomic::{AtomicBool, Ordering};
+use multihash::Multihash;
+use parking_lot::{Condvar, Mutex};
+use std::collections::HashMap;
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{NetError, NodeHandle};
 
@@ -30,12 +39,139 @@ pub struct OnDemandStore {
     node: NodeHandle,
     runtime: tokio::runtime::Handle,
     deadline: Option<Instant>,
-    /// Set when the bulk fetch this store reads behind has ended.
-    bulk_done: Option<Arc<AtomicBool>>,
+    /// What the bulk fetch this store reads behind hands over, if any.
+    bulk: Option<Arc<Handover>>,
 }
 
-/// How often a read behind a bulk fetch looks for its block again.
-const BEHIND_POLL: Duration = Duration::from_millis(1);
+/// Bytes of received blocks a bulk fetch holds for the reader behind it ([`Handover`]). Past
+/// it, arriving blocks are only written, and the reader reads them back from the store. A held
+/// block may keep the whole bitswap message it came in alive (up to
+/// [`MESSAGE_BYTES_MAX`](crate::bitswap::protocol::MESSAGE_BYTES_MAX)), so what a reader holds
+/// is bounded by a few times this.
+pub const HANDOVER_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// The blocks a bulk fetch hands to the reader behind it, and the reader's wake-up: the fetch
+/// offers every block it receives (verified on receipt) and says when it has written a batch
+/// and when it has ended; the reader takes what it reads, or waits for a change.
+pub struct Handover {
+    state: Mutex<HandoverState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct HandoverState {
+    blocks: HashMap<Multihash<64>, Bytes>,
+    /// Bytes of data in `blocks`.
+    bytes: usize,
+    /// Bumped by every offer, write and the end: a reader that missed a block waits only while
+    /// nothing has happened since it looked in the store.
+    events: u64,
+    ended: bool,
+}
+
+/// What a reader waiting behind a bulk fetch found.
+enum Wait {
+    Block(Bytes),
+    /// Something arrived or was written since the reader looked in the store: look again.
+    Changed,
+    /// The fetch has ended (everything it got is written).
+    Ended,
+    DeadlinePassed,
+}
+
+impl std::fmt::Debug for Handover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.state.lock();
+        f.debug_struct("Handover")
+            .field("blocks", &st.blocks.len())
+            .field("bytes", &st.bytes)
+            .field("ended", &st.ended)
+            .finish()
+    }
+}
+
+impl Handover {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(HandoverState::default()),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn bump(&self, f: impl FnOnce(&mut HandoverState)) {
+        let mut st = self.state.lock();
+        f(&mut st);
+        st.events += 1;
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    /// A received (verified) block of the DAG: held for the reader while there is room.
+    pub(crate) fn offer(&self, block: &Block) {
+        self.bump(|st| {
+            let len = block.data().len();
+            if st.bytes + len <= HANDOVER_BYTES_MAX
+                && st
+                    .blocks
+                    .insert(*block.cid().hash(), block.data().clone())
+                    .is_none()
+            {
+                st.bytes += len;
+            }
+        });
+    }
+
+    /// The fetch wrote a batch of blocks to the store.
+    pub(crate) fn written(&self) {
+        self.bump(|_| {});
+    }
+
+    /// The fetch has ended; what it received is in the store. Blocks still held stay for the
+    /// reader.
+    fn end(&self) {
+        self.bump(|st| st.ended = true);
+    }
+
+    fn take_locked(st: &mut HandoverState, cid: &Cid) -> Option<Bytes> {
+        let b = st.blocks.remove(cid.hash())?;
+        st.bytes -= b.len();
+        Some(b)
+    }
+
+    /// The block, if the fetch handed it over (and nobody took it yet).
+    fn take(&self, cid: &Cid) -> Option<Bytes> {
+        Self::take_locked(&mut self.state.lock(), cid)
+    }
+
+    fn events(&self) -> u64 {
+        self.state.lock().events
+    }
+
+    /// Waits for `cid` to be handed over, or for anything to happen after `seen` (an
+    /// [`events`](Self::events) value read before the caller looked in the store).
+    fn wait(&self, cid: &Cid, seen: u64, deadline: Option<Instant>) -> Wait {
+        let mut st = self.state.lock();
+        loop {
+            if let Some(b) = Self::take_locked(&mut st, cid) {
+                return Wait::Block(b);
+            }
+            if st.events != seen {
+                return Wait::Changed;
+            }
+            if st.ended {
+                return Wait::Ended;
+            }
+            match deadline {
+                Some(d) => {
+                    if self.changed.wait_until(&mut st, d).timed_out() {
+                        return Wait::DeadlinePassed;
+                    }
+                }
+                None => self.changed.wait(&mut st),
+            }
+        }
+    }
+}
 
 impl OnDemandStore {
     /// `runtime` runs the fetches (the node's runtime, or any runtime that can reach it).
@@ -49,44 +185,55 @@ impl OnDemandStore {
             node,
             runtime,
             deadline: None,
-            bulk_done: None,
+            bulk: None,
         }
     }
 
-    /// Reads that miss wait for a bulk fetch of the DAG (running elsewhere) to store the
-    /// block, until `done` is set; only then does a miss fetch the block itself.
-    pub fn behind(mut self, done: Arc<AtomicBool>) -> Self {
-        self.bulk_done = Some(done);
+    /// Reads take what a bulk fetch of the DAG (running elsewhere) hands over, and a miss
+    /// waits for that fetch to bring the block until it has ended; only then does a miss fetch
+    /// the block itself.
+    fn behind(mut self, handover: Arc<Handover>) -> Self {
+        self.bulk = Some(handover);
         self
     }
 
-    /// A miss: waits for the bulk fetch, if any, then fetches.
-    fn missing(&self, cid: &Cid, trusted: bool) -> Result<Option<Bytes>, BlockstoreError> {
-        if let Some(done) = &self.bulk_done {
-            loop {
-                // Read `done` before looking, so that a block stored just before the fetch
-                // ended is seen by the last look.
-                let ended = done.load(Ordering::Acquire);
-                let got = if trusted {
-                    self.local.get_trusted(cid)?
-                } else {
-                    self.local.get(cid)?
-                };
-                if got.is_some() {
-                    return Ok(got);
-                }
-                if ended {
-                    break;
-                }
-                if self.deadline.is_some_and(|d| Instant::now() >= d) {
+    /// A read: what the bulk fetch handed over, else the store, else the network.
+    fn read(&self, cid: &Cid, trusted: bool) -> Result<Option<Bytes>, BlockstoreError> {
+        let Some(bulk) = &self.bulk else {
+            return match self.read_local(cid, trusted)? {
+                Some(b) => Ok(Some(b)),
+                None => self.fetch(cid),
+            };
+        };
+        loop {
+            // Read before looking in the store, so that a block stored after the look
+            // (and the fetch's end after it) shows as a change.
+            let seen = bulk.events();
+            if let Some(b) = bulk.take(cid) {
+                return Ok(Some(b));
+            }
+            if let Some(b) = self.read_local(cid, trusted)? {
+                return Ok(Some(b));
+            }
+            match bulk.wait(cid, seen, self.deadline) {
+                Wait::Block(b) => return Ok(Some(b)),
+                Wait::Changed => continue,
+                Wait::Ended => return self.fetch(cid),
+                Wait::DeadlinePassed => {
                     return Err(BlockstoreError::Engine(format!(
                         "waiting for {cid}: not received before the deadline"
-                    )));
+                    )))
                 }
-                std::thread::sleep(BEHIND_POLL);
             }
         }
-        self.fetch(cid)
+    }
+
+    fn read_local(&self, cid: &Cid, trusted: bool) -> Result<Option<Bytes>, BlockstoreError> {
+        if trusted {
+            self.local.get_trusted(cid)
+        } else {
+            self.local.get(cid)
+        }
     }
 
     /// Fetches stop waiting at `deadline`: a read still missing its block then fails
@@ -130,17 +277,11 @@ impl OnDemandStore {
 
 impl Blockstore for OnDemandStore {
     fn get(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
-        match self.local.get(cid)? {
-            Some(b) => Ok(Some(b)),
-            None => self.missing(cid, false),
-        }
+        self.read(cid, false)
     }
 
     fn get_trusted(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
-        match self.local.get_trusted(cid)? {
-            Some(b) => Ok(Some(b)),
-            None => self.missing(cid, true),
-        }
+        self.read(cid, true)
     }
 
     /// Local presence only: asking the network whether a block exists is a fetch.
@@ -200,7 +341,7 @@ impl DagReader {
 /// mid-answer stops the transfer), and its temporary pin kept until then.
 struct BulkFetch {
     task: tokio::task::JoinHandle<()>,
-    _fetched: Arc<parking_lot::Mutex<Option<super::fetch::FetchStats>>>,
+    _fetched: Arc<Mutex<Option<super::fetch::FetchStats>>>,
 }
 
 impl Drop for BulkFetch {
@@ -209,12 +350,12 @@ impl Drop for BulkFetch {
     }
 }
 
-/// Sets its flag when dropped.
-struct SetOnDrop(Arc<AtomicBool>);
+/// Ends the handover when dropped.
+struct EndOnDrop(Arc<Handover>);
 
-impl Drop for SetOnDrop {
+impl Drop for EndOnDrop {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
+        self.0.end();
     }
 }
 
@@ -250,25 +391,109 @@ pub async fn read_dag(
     if top_here {
         return Ok(DagReader::over(Arc::new(on_demand)));
     }
-    let done = Arc::new(AtomicBool::new(false));
-    let fetched = Arc::new(parking_lot::Mutex::new(None));
+    let handover = Arc::new(Handover::new());
+    let fetched = Arc::new(Mutex::new(None));
     let task = {
-        let (node, done, fetched) = (node.clone(), done.clone(), fetched.clone());
+        let (node, handover, fetched) = (node.clone(), handover.clone(), fetched.clone());
         tokio::spawn(async move {
-            // Set however the task ends (aborted too): a reader waiting on it then fetches
+            // Ended however the task ends (aborted too): a reader waiting on it then fetches
             // what is still missing itself, or reports it.
-            let _ended = SetOnDrop(done);
-            match node.fetch_dag(cid).await {
+            let _ended = EndOnDrop(handover.clone());
+            match node.fetch_dag_handing_over(cid, handover).await {
                 Ok(stats) => *fetched.lock() = Some(stats),
                 Err(e) => tracing::debug!(%cid, error = %e, "bulk fetch for a reader failed"),
             }
         })
     };
     Ok(DagReader {
-        store: Arc::new(on_demand.behind(done)),
+        store: Arc::new(on_demand.behind(handover)),
         _bulk: Some(BulkFetch {
             task,
             _fetched: fetched,
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn raw_block(n: u8) -> Block {
+        let data = Bytes::from(vec![n; 1000]);
+        let mh = ipfs_kit_blockstore::hash::HashFn::Sha2_256
+            .digest(&data)
+            .expect("sha2-256");
+        Block::new(Cid::new_v1(0x55, mh), data).expect("consistent")
+    }
+
+    #[test]
+    fn a_handed_over_block_is_taken_once() {
+        let h = Handover::new();
+        let b = raw_block(1);
+        h.offer(&b);
+        assert_eq!(h.take(b.cid()).as_deref(), Some(b.data().as_ref()));
+        assert_eq!(h.take(b.cid()), None);
+        assert_eq!(h.state.lock().bytes, 0);
+    }
+
+    #[test]
+    fn the_handover_holds_at_most_its_bound() {
+        let h = Handover::new();
+        let n = HANDOVER_BYTES_MAX / 1000;
+        for i in 0..n + 10 {
+            let data = Bytes::from((i as u64).to_le_bytes().repeat(125));
+            let mh = ipfs_kit_blockstore::hash::HashFn::Sha2_256
+                .digest(&data)
+                .expect("sha2-256");
+            let b = Block::new(Cid::new_v1(0x55, mh), data).expect("consistent");
+            h.offer(&b);
+        }
+        let st = h.state.lock();
+        assert!(st.bytes <= HANDOVER_BYTES_MAX);
+        assert_eq!(st.blocks.len(), n);
+        assert_eq!(st.events, (n + 10) as u64);
+    }
+
+    #[test]
+    fn a_waiting_reader_wakes_on_its_block_on_a_change_and_at_the_end() {
+        let h = Arc::new(Handover::new());
+        let b = raw_block(2);
+        // Its block arrives while it waits.
+        let seen = h.events();
+        let waiter = {
+            let (h, cid) = (h.clone(), *b.cid());
+            std::thread::spawn(move || h.wait(&cid, seen, None))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        h.offer(&b);
+        assert!(matches!(waiter.join().unwrap(), Wait::Block(d) if d == *b.data()));
+        // Another block written: look in the store again.
+        let seen = h.events();
+        let waiter = {
+            let (h, cid) = (h.clone(), *b.cid());
+            std::thread::spawn(move || h.wait(&cid, seen, None))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        h.written();
+        assert!(matches!(waiter.join().unwrap(), Wait::Changed));
+        // A change before the wait is not missed.
+        let seen = h.events();
+        h.end();
+        assert!(matches!(h.wait(b.cid(), seen, None), Wait::Changed));
+        assert!(matches!(h.wait(b.cid(), h.events(), None), Wait::Ended));
+    }
+
+    #[test]
+    fn a_wait_gives_up_at_its_deadline() {
+        let h = Handover::new();
+        let b = raw_block(3);
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(30);
+        assert!(matches!(
+            h.wait(b.cid(), h.events(), Some(deadline)),
+            Wait::DeadlinePassed
+        ));
+        assert!(started.elapsed() >= Duration::from_millis(30));
+    }
 }
