@@ -13,7 +13,8 @@
 //! there rather than read it back from the store and hash it again — it was checked against
 //! its CID when it was received, a moment before. What the reader finds in the store is read
 //! (and verified) as every read is. A reader waiting for a block is woken by the fetch when a
-//! block arrives or is written, and when the fetch ends.
+//! block arrives (it takes it if it is its block) and looks in the store again only when a
+//! batch was written or the fetch has ended.
 //!
 //! The reads block their thread until the block arrives, the node's fetch stall timeout
 //! passes, or the store's deadline ([`OnDemandStore::until`]) does: use it from blocking
@@ -63,17 +64,17 @@ struct HandoverState {
     blocks: HashMap<Multihash<64>, Bytes>,
     /// Bytes of data in `blocks`.
     bytes: usize,
-    /// Bumped by every offer, write and the end: a reader that missed a block waits only while
-    /// nothing has happened since it looked in the store.
-    events: u64,
+    /// Bumped by every batch written and by the end, the changes to the store: a reader that
+    /// missed a block in the store waits only while the store has not changed since it looked.
+    writes: u64,
     ended: bool,
 }
 
 /// What a reader waiting behind a bulk fetch found.
 enum Wait {
     Block(Bytes),
-    /// Something arrived or was written since the reader looked in the store: look again.
-    Changed,
+    /// Blocks were written since the reader looked in the store: look again.
+    Written,
     /// The fetch has ended (everything it got is written).
     Ended,
     DeadlinePassed,
@@ -98,17 +99,15 @@ impl Handover {
         }
     }
 
-    fn bump(&self, f: impl FnOnce(&mut HandoverState)) {
-        let mut st = self.state.lock();
-        f(&mut st);
-        st.events += 1;
-        drop(st);
+    /// Changes the state and wakes the readers waiting.
+    fn change(&self, f: impl FnOnce(&mut HandoverState)) {
+        f(&mut self.state.lock());
         self.changed.notify_all();
     }
 
     /// A received (verified) block of the DAG: held for the reader while there is room.
     pub(crate) fn offer(&self, block: &Block) {
-        self.bump(|st| {
+        self.change(|st| {
             let len = block.data().len();
             if st.bytes + len <= HANDOVER_BYTES_MAX
                 && st
@@ -123,13 +122,16 @@ impl Handover {
 
     /// The fetch wrote a batch of blocks to the store.
     pub(crate) fn written(&self) {
-        self.bump(|_| {});
+        self.change(|st| st.writes += 1);
     }
 
     /// The fetch has ended; what it received is in the store. Blocks still held stay for the
     /// reader.
     fn end(&self) {
-        self.bump(|st| st.ended = true);
+        self.change(|st| {
+            st.ended = true;
+            st.writes += 1;
+        });
     }
 
     fn take_locked(st: &mut HandoverState, cid: &Cid) -> Option<Bytes> {
@@ -138,25 +140,23 @@ impl Handover {
         Some(b)
     }
 
-    /// The block, if the fetch handed it over (and nobody took it yet).
-    fn take(&self, cid: &Cid) -> Option<Bytes> {
-        Self::take_locked(&mut self.state.lock(), cid)
+    /// The block if the fetch handed it over (and nobody took it yet), else the count of
+    /// writes so far, to [`wait`](Self::wait) with after looking in the store.
+    fn take(&self, cid: &Cid) -> Result<Bytes, u64> {
+        let mut st = self.state.lock();
+        Self::take_locked(&mut st, cid).ok_or(st.writes)
     }
 
-    fn events(&self) -> u64 {
-        self.state.lock().events
-    }
-
-    /// Waits for `cid` to be handed over, or for anything to happen after `seen` (an
-    /// [`events`](Self::events) value read before the caller looked in the store).
+    /// Waits for `cid` to be handed over, or for the store to change after `seen` (what
+    /// [`take`](Self::take) returned before the caller looked in the store).
     fn wait(&self, cid: &Cid, seen: u64, deadline: Option<Instant>) -> Wait {
         let mut st = self.state.lock();
         loop {
             if let Some(b) = Self::take_locked(&mut st, cid) {
                 return Wait::Block(b);
             }
-            if st.events != seen {
-                return Wait::Changed;
+            if st.writes != seen {
+                return Wait::Written;
             }
             if st.ended {
                 return Wait::Ended;
@@ -206,18 +206,18 @@ impl OnDemandStore {
             };
         };
         loop {
-            // Read before looking in the store, so that a block stored after the look
-            // (and the fetch's end after it) shows as a change.
-            let seen = bulk.events();
-            if let Some(b) = bulk.take(cid) {
-                return Ok(Some(b));
-            }
+            // The count of writes is read before looking in the store, so that a block
+            // written after the look (and the fetch's end after it) shows as a change.
+            let seen = match bulk.take(cid) {
+                Ok(b) => return Ok(Some(b)),
+                Err(writes) => writes,
+            };
             if let Some(b) = self.read_local(cid, trusted)? {
                 return Ok(Some(b));
             }
             match bulk.wait(cid, seen, self.deadline) {
                 Wait::Block(b) => return Ok(Some(b)),
-                Wait::Changed => continue,
+                Wait::Written => continue,
                 Wait::Ended => return self.fetch(cid),
                 Wait::DeadlinePassed => {
                     return Err(BlockstoreError::Engine(format!(
@@ -432,8 +432,8 @@ mod tests {
         let h = Handover::new();
         let b = raw_block(1);
         h.offer(&b);
-        assert_eq!(h.take(b.cid()).as_deref(), Some(b.data().as_ref()));
-        assert_eq!(h.take(b.cid()), None);
+        assert_eq!(h.take(b.cid()).ok().as_deref(), Some(b.data().as_ref()));
+        assert_eq!(h.take(b.cid()), Err(0));
         assert_eq!(h.state.lock().bytes, 0);
     }
 
@@ -452,36 +452,40 @@ mod tests {
         let st = h.state.lock();
         assert!(st.bytes <= HANDOVER_BYTES_MAX);
         assert_eq!(st.blocks.len(), n);
-        assert_eq!(st.events, (n + 10) as u64);
     }
 
     #[test]
-    fn a_waiting_reader_wakes_on_its_block_on_a_change_and_at_the_end() {
+    fn a_waiting_reader_wakes_on_its_block_on_a_write_and_at_the_end() {
         let h = Arc::new(Handover::new());
         let b = raw_block(2);
-        // Its block arrives while it waits.
-        let seen = h.events();
+        let other = raw_block(4);
+        // Its block arrives while it waits; another block's arrival does not end the wait.
+        let seen = h.take(b.cid()).unwrap_err();
         let waiter = {
             let (h, cid) = (h.clone(), *b.cid());
             std::thread::spawn(move || h.wait(&cid, seen, None))
         };
         std::thread::sleep(Duration::from_millis(20));
+        h.offer(&other);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!waiter.is_finished());
         h.offer(&b);
         assert!(matches!(waiter.join().unwrap(), Wait::Block(d) if d == *b.data()));
-        // Another block written: look in the store again.
-        let seen = h.events();
+        // A batch written: look in the store again.
+        let seen = h.take(b.cid()).unwrap_err();
         let waiter = {
             let (h, cid) = (h.clone(), *b.cid());
             std::thread::spawn(move || h.wait(&cid, seen, None))
         };
         std::thread::sleep(Duration::from_millis(20));
         h.written();
-        assert!(matches!(waiter.join().unwrap(), Wait::Changed));
-        // A change before the wait is not missed.
-        let seen = h.events();
+        assert!(matches!(waiter.join().unwrap(), Wait::Written));
+        // A change between the look and the wait is not missed.
+        let seen = h.take(b.cid()).unwrap_err();
         h.end();
-        assert!(matches!(h.wait(b.cid(), seen, None), Wait::Changed));
-        assert!(matches!(h.wait(b.cid(), h.events(), None), Wait::Ended));
+        assert!(matches!(h.wait(b.cid(), seen, None), Wait::Written));
+        let seen = h.take(b.cid()).unwrap_err();
+        assert!(matches!(h.wait(b.cid(), seen, None), Wait::Ended));
     }
 
     #[test]
@@ -490,8 +494,9 @@ mod tests {
         let b = raw_block(3);
         let started = Instant::now();
         let deadline = started + Duration::from_millis(30);
+        let seen = h.take(b.cid()).unwrap_err();
         assert!(matches!(
-            h.wait(b.cid(), h.events(), Some(deadline)),
+            h.wait(b.cid(), seen, Some(deadline)),
             Wait::DeadlinePassed
         ));
         assert!(started.elapsed() >= Duration::from_millis(30));
