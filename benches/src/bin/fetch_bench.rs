@@ -274,14 +274,16 @@ async fn ours_get(
     let t = Instant::now();
     let reader = read_dag(&to.node, to.repo.blocks().clone(), root).await?;
     let out = scratch.join(format!("get-{}.out", to.node.peer_id()));
-    let written = out.clone();
-    tokio::task::spawn_blocking(move || export::get(reader.store(), &root, &written, &mut |_| {}))
-        .await??;
+    {
+        let out = out.clone();
+        tokio::task::spawn_blocking(move || export::get(reader.store(), &root, &out, &mut |_| {}))
+            .await??;
+    }
     let secs = t.elapsed().as_secs_f64();
     if let Some(label) = cpu_label {
         print_cpu(label, cpu0, cpu_secs(), bytes, secs);
     }
-    let (out, source) = (out.clone(), source.to_owned());
+    let source = source.to_owned();
     tokio::task::spawn_blocking(move || -> Result<()> {
         same_bytes(&out, &source)?;
         Ok(std::fs::remove_file(&out)?)

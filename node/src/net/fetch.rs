@@ -238,8 +238,6 @@ pub(crate) struct Fetch {
     write: Arc<WriteSession>,
     /// Writes a DAG fetch's blocks off the swarm task (started with the first block).
     writer: Option<Writer>,
-    /// The reader the blocks are offered to as they arrive, for a DAG read while it arrives.
-    handover: Option<Arc<Handover>>,
     seen: MultihashSet,
     /// Wants handed to the session and not yet received.
     pub(crate) pending: usize,
@@ -253,16 +251,11 @@ pub(crate) struct Fetch {
 impl Fetch {
     pub(crate) fn new(repo: &Repo, root: Cid, reply: Reply) -> Self {
         let now = Instant::now();
-        let handover = match &reply {
-            Reply::Dag(_, h) => h.clone(),
-            Reply::Block(_) => None,
-        };
         Self {
             root,
             reply,
             write: Arc::new(repo.begin_write()),
             writer: None,
-            handover,
             seen: MultihashSet::new(),
             pending: 0,
             blocks_fetched: 0,
@@ -275,6 +268,14 @@ impl Fetch {
 
     fn is_dag(&self) -> bool {
         matches!(self.reply, Reply::Dag(..))
+    }
+
+    /// The reader the blocks are offered to as they arrive, for a DAG read while it arrives.
+    fn handover(&self) -> Option<&Arc<Handover>> {
+        match &self.reply {
+            Reply::Dag(_, h) => h.as_ref(),
+            Reply::Block(_) => None,
+        }
     }
 
     /// Walks `cids` through what is local; returns the CIDs to ask the network for, in DAG
@@ -318,9 +319,9 @@ impl Fetch {
     /// Stores a received block; returns the children to want next.
     pub(crate) fn on_block(&mut self, block: &Block) -> Result<Vec<Cid>, NetError> {
         if self.is_dag() && self.writer.is_none() {
-            self.writer = Writer::new(self.write.clone(), self.handover.clone());
+            self.writer = Writer::new(self.write.clone(), self.handover().cloned());
         }
-        if let Some(h) = &self.handover {
+        if let Some(h) = self.handover() {
             h.offer(block);
         }
         let queued = match &self.writer {
@@ -331,7 +332,7 @@ impl Fetch {
             self.write
                 .put_blocks(std::slice::from_ref(block))
                 .map_err(|e| NetError::Fetch(e.to_string()))?;
-            if let Some(h) = &self.handover {
+            if let Some(h) = self.handover() {
                 h.written();
             }
         }
