@@ -99,6 +99,14 @@ pub trait Blockstore: Send + Sync {
     /// Stores blocks. Blocks already present are skipped cheaply.
     fn put_many(&self, blocks: &[Block]) -> Result<(), BlockstoreError>;
 
+    /// Stores blocks that are not expected to be read again soon — what a fetch brought for a
+    /// reader that took the blocks as they arrived, or to keep for later — so the store may
+    /// write them past its caches (the pack store: with direct I/O, past the page cache, see
+    /// [`DiskOptions::direct_writes`]). Defaults to [`Self::put_many`].
+    fn put_many_cold(&self, blocks: &[Block]) -> Result<(), BlockstoreError> {
+        self.put_many(blocks)
+    }
+
     /// Stores one block.
     fn put(&self, block: &Block) -> Result<(), BlockstoreError> {
         self.put_many(std::slice::from_ref(block))

@@ -1,5 +1,7 @@
 //! A real `kill -9`: a child process (this test binary, selected by an environment variable)
-//! writes blocks and prints each CID once `put_many` has returned; the parent SIGKILLs it
+//! writes blocks (batches taking turns between `put_many` and `put_many_cold`, whose direct
+//! appends leave padding past the last record) and prints each CID once the write has
+//! returned; the parent SIGKILLs it
 //! mid-stream, reopens the store, and checks every acknowledged block is present and intact.
 //! Three rounds on the same directory also exercise recovery on top of recovery.
 
@@ -29,7 +31,11 @@ fn kill_child_writer() {
     let mut out = std::io::stdout().lock();
     for batch in 0..CHILD_BATCHES_MAX {
         let blocks = common::random_blocks(seed << 20 | batch, 4, 1..65_536);
-        store.put_many(&blocks).unwrap();
+        if batch % 3 == 0 {
+            store.put_many(&blocks).unwrap();
+        } else {
+            store.put_many_cold(&blocks).unwrap();
+        }
         for b in &blocks {
             writeln!(out, "ACK {}", b.cid()).unwrap();
         }

@@ -16,6 +16,8 @@ const POOL: usize = 24;
 #[derive(Clone, Debug)]
 enum Op {
     Put(Vec<usize>),
+    /// `put_many_cold`: direct appends, taking turns with the others in the same segment.
+    PutCold(Vec<usize>),
     Delete(Vec<usize>),
     Compact(u8),
     Reopen {
@@ -30,6 +32,7 @@ fn op() -> impl Strategy<Value = Op> {
     let idxs = || prop::collection::vec(0..POOL, 1..6);
     prop_oneof![
         4 => idxs().prop_map(Op::Put),
+        3 => idxs().prop_map(Op::PutCold),
         2 => idxs().prop_map(Op::Delete),
         1 => (0u8..=10).prop_map(Op::Compact),
         1 => any::<bool>().prop_map(|keep_hint| Op::Reopen { keep_hint }),
@@ -78,6 +81,11 @@ proptest! {
                 Op::Put(ix) => {
                     let bs: Vec<Block> = ix.iter().map(|&i| pool[i].clone()).collect();
                     d.put_many(&bs).unwrap();
+                    model.put_many(&bs).unwrap();
+                }
+                Op::PutCold(ix) => {
+                    let bs: Vec<Block> = ix.iter().map(|&i| pool[i].clone()).collect();
+                    d.put_many_cold(&bs).unwrap();
                     model.put_many(&bs).unwrap();
                 }
                 Op::Delete(ix) => {

@@ -1,6 +1,7 @@
 //! The data pool: a fixed set of threads, one per core, for the CPU-bound work of moving
 //! blocks — hashing the blocks of a received bitswap frame, reading and framing the blocks a
-//! peer asked for, writing a fetch's blocks into the page cache.
+//! peer asked for. (A fetch's writes went here too while they were copies into the page cache;
+//! now that they wait for the disk, they run on tokio's blocking pool.)
 //!
 //! That work used to run on tokio's blocking pool, which starts a new thread whenever every
 //! thread it has is busy: during a 1 GiB fetch between two nodes on two cores it ran nine

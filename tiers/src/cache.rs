@@ -68,6 +68,17 @@ impl<B: Blockstore> CachedBlockstore<B> {
         self.cache.lock().sizes()
     }
 
+    /// Records stored blocks in the index (after the store acknowledged them).
+    fn record_puts(&self, blocks: &[Block]) {
+        if let Some(ix) = &self.index {
+            for b in blocks {
+                if let Err(err) = ix.record_put(b.cid(), b.data().len() as u64) {
+                    tracing::warn!(cid = %b.cid(), %err, "index: could not record a put");
+                }
+            }
+        }
+    }
+
     fn note_access(&self, cid: &Cid, size: u64, heat: Option<f32>) {
         if let Some(ix) = &self.index {
             if let Err(err) = ix.record_access(cid, size, heat) {
@@ -135,13 +146,13 @@ impl<B: Blockstore> Blockstore for CachedBlockstore<B> {
 
     fn put_many(&self, blocks: &[Block]) -> Result<(), BlockstoreError> {
         self.inner.put_many(blocks)?;
-        if let Some(ix) = &self.index {
-            for b in blocks {
-                if let Err(err) = ix.record_put(b.cid(), b.data().len() as u64) {
-                    tracing::warn!(cid = %b.cid(), %err, "index: could not record a put");
-                }
-            }
-        }
+        self.record_puts(blocks);
+        Ok(())
+    }
+
+    fn put_many_cold(&self, blocks: &[Block]) -> Result<(), BlockstoreError> {
+        self.inner.put_many_cold(blocks)?;
+        self.record_puts(blocks);
         Ok(())
     }
 
@@ -220,6 +231,9 @@ impl Blockstore for SharedStore {
     }
     fn put_many(&self, blocks: &[Block]) -> Result<(), BlockstoreError> {
         self.0.put_many(blocks)
+    }
+    fn put_many_cold(&self, blocks: &[Block]) -> Result<(), BlockstoreError> {
+        self.0.put_many_cold(blocks)
     }
     fn delete_many(&self, cids: &[Cid]) -> Result<u64, BlockstoreError> {
         self.0.delete_many(cids)

@@ -507,6 +507,13 @@ impl TieredBlockstore {
             writable: true,
         })
     }
+
+    /// Tells the observer that `blocks` are now in the local tier.
+    fn stored_locally(&self, blocks: &[Block]) {
+        for b in blocks {
+            self.observer.on_stored(b.cid(), TierKind::Local);
+        }
+    }
 }
 
 impl Drop for TieredBlockstore {
@@ -717,9 +724,13 @@ impl Blockstore for TieredBlockstore {
 
     fn put_many(&self, blocks: &[Block]) -> Result<(), BlockstoreError> {
         self.local.put_many(blocks)?;
-        for b in blocks {
-            self.observer.on_stored(b.cid(), TierKind::Local);
-        }
+        self.stored_locally(blocks);
+        Ok(())
+    }
+
+    fn put_many_cold(&self, blocks: &[Block]) -> Result<(), BlockstoreError> {
+        self.local.put_many_cold(blocks)?;
+        self.stored_locally(blocks);
         Ok(())
     }
 

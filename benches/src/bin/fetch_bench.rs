@@ -271,6 +271,7 @@ async fn ours_get(
     cpu_label: Option<&str>,
 ) -> Result<f64> {
     let cpu0 = cpu_secs();
+    let read0 = storage_read_bytes();
     let t = Instant::now();
     let reader = read_dag(&to.node, to.repo.blocks().clone(), root).await?;
     let out = scratch.join(format!("get-{}.out", to.node.peer_id()));
@@ -282,6 +283,14 @@ async fn ours_get(
     let secs = t.elapsed().as_secs_f64();
     if let Some(label) = cpu_label {
         print_cpu(label, cpu0, cpu_secs(), bytes, secs);
+        if let (Some(r0), Some(r1)) = (read0, storage_read_bytes()) {
+            // Node A serving from disk, or the reader reading back blocks it did not take
+            // from the fetch as they arrived.
+            eprintln!(
+                "{label}: read {:.0} MB from storage",
+                r1.saturating_sub(r0) as f64 / 1e6
+            );
+        }
     }
     let source = source.to_owned();
     tokio::task::spawn_blocking(move || -> Result<()> {

@@ -6,8 +6,11 @@
 //! - An in-memory index maps each multihash to its record. It is rebuilt on open from the
 //!   index checkpoint ([`hint`]) plus a scan of whatever was appended after it, or from a scan
 //!   of every record header when there is no usable checkpoint.
-//! - One writer at a time (a mutex) appends a whole `put_many` batch with one `writev`; any
-//!   number of readers read concurrently with positional reads, outside every lock.
+//! - One writer at a time (a mutex) appends a whole `put_many` batch; any number of readers
+//!   read concurrently with positional reads, outside every lock.
+//! - [`Blockstore::put_many_cold`] appends past the page cache where the file system allows
+//!   (`O_DIRECT`, see [`direct`] and [`DiskOptions::direct_writes`]); `put_many`, deletes and
+//!   reads go through it.
 //! - Durability: `put_many` returns once the kernel has the bytes (survives `kill -9`);
 //!   `sync` (or [`DiskOptions::sync_on_put`]) adds `fdatasync` of the active segment and the
 //!   directory (survives power loss). A torn tail of the newest segment is cut off on open;
@@ -21,6 +24,7 @@
 //! process dies; after power loss, unsynced data may be lost or torn but synced data is intact.
 
 mod compaction;
+mod direct;
 mod hint;
 mod index;
 mod record;
@@ -38,7 +42,7 @@ use multihash::Multihash;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{IoSlice, Seek, SeekFrom};
+use std::io::IoSlice;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -58,6 +62,10 @@ pub struct DiskOptions {
     pub segment_bytes_max: u64,
     /// [`Blockstore::reclaim_space`] compacts segments whose live fraction is below this.
     pub compact_live_ratio_min: f64,
+    /// [`Blockstore::put_many_cold`] appends with direct I/O, past the page cache (see the
+    /// `direct` module), where the file system supports it; else, or once a direct write has
+    /// failed, through the page cache as `put_many` does.
+    pub direct_writes: bool,
 }
 
 impl Default for DiskOptions {
@@ -66,6 +74,7 @@ impl Default for DiskOptions {
             sync_on_put: false,
             segment_bytes_max: segment::SEGMENT_BYTES_MAX,
             compact_live_ratio_min: 0.5,
+            direct_writes: true,
         }
     }
 }
@@ -88,6 +97,12 @@ struct Writer {
     unsynced: Vec<(u32, Arc<File>)>,
     /// A segment file was created since the last directory sync.
     dir_dirty: bool,
+    /// The active segment's direct appender, for cold appends; `None`: every append goes
+    /// through the page cache.
+    direct: Option<direct::Direct>,
+    /// An append through the page cache changed the active segment's last partial page since
+    /// the direct appender last saw it.
+    tail_stale: bool,
 }
 
 /// The persistent pack store. See the module docs.
@@ -123,6 +138,8 @@ impl DiskBlockstore {
                 len: s.len,
                 unsynced: Vec::new(),
                 dir_dirty: false,
+                direct: direct_appender(dir, &opts, id, &s.file, s.len),
+                tail_stale: false,
             },
             last => {
                 // The full segment may hold unsynced writes from before a crash: the next
@@ -142,10 +159,12 @@ impl DiskBlockstore {
                 );
                 Writer {
                     id,
+                    direct: direct_appender(dir, &opts, id, &file, 0),
                     file,
                     len: 0,
                     unsynced,
                     dir_dirty: true,
+                    tail_stale: false,
                 }
             }
         };
@@ -239,6 +258,10 @@ impl DiskBlockstore {
     /// not stall on the disk at a segment boundary) and starts a new one. `next_id` must be
     /// above every existing segment id.
     fn roll(&self, w: &mut Writer, next_id: u32) -> Result<(), BlockstoreError> {
+        if w.direct.is_some() {
+            direct::trim(&w.file, w.len)
+                .map_err(|e| BlockstoreError::io(segment::segment_path(&self.dir, w.id), e))?;
+        }
         w.unsynced.push((w.id, w.file.clone()));
         self.start_segment(w, next_id)
     }
@@ -254,6 +277,8 @@ impl DiskBlockstore {
                 len: 0,
             },
         );
+        w.direct = direct_appender(&self.dir, &self.opts, next_id, &file, 0);
+        w.tail_stale = false;
         w.id = next_id;
         w.file = file;
         w.len = 0;
@@ -261,16 +286,50 @@ impl DiskBlockstore {
     }
 
     /// Appends one chunk of records (headers in `headers`, data slices alongside) to the
-    /// active segment, rolling first if it would overflow. Returns the offset written at.
+    /// active segment, rolling first if it would overflow; past the page cache when `cold`
+    /// and the writer can. Returns the offset written at.
     fn append(
         &self,
         w: &mut Writer,
         headers: &[u8],
         parts: &[(std::ops::Range<usize>, &[u8])],
         chunk_bytes: u64,
+        cold: bool,
     ) -> Result<u64, BlockstoreError> {
         if w.len > 0 && w.len + chunk_bytes > self.opts.segment_bytes_max {
             self.roll(w, w.id + 1)?;
+        }
+        let start = w.len;
+        let io = |id, e| BlockstoreError::io(segment::segment_path(&self.dir, id), e);
+        if let (true, Some(d)) = (cold, &mut w.direct) {
+            let mut slices = Vec::with_capacity(parts.len() * 2);
+            for (hr, data) in parts {
+                slices.push(&headers[hr.clone()]);
+                slices.push(*data);
+            }
+            let fresh = if w.tail_stale {
+                d.load_tail(&w.file, start)
+            } else {
+                Ok(())
+            };
+            match fresh.and_then(|()| d.append(start, &slices)) {
+                Ok(()) => {
+                    w.tail_stale = false;
+                    w.len += chunk_bytes;
+                    self.set_segment_len(w);
+                    return Ok(start);
+                }
+                Err(e) => {
+                    // Appends go through the page cache from now on, this one again.
+                    tracing::warn!(
+                        segment = w.id,
+                        error = %e,
+                        "a direct write failed; writing through the page cache"
+                    );
+                    w.direct = None;
+                    cut_back(w, start);
+                }
+            }
         }
         let mut slices = Vec::with_capacity(parts.len() * 2);
         for (hr, data) in parts {
@@ -279,23 +338,20 @@ impl DiskBlockstore {
                 slices.push(IoSlice::new(data));
             }
         }
-        let start = w.len;
-        if let Err(e) = segment::write_all_vectored(&w.file, &mut slices) {
-            // Cut off whatever part of the chunk made it, so the next record starts cleanly.
-            let mut f: &File = &w.file;
-            let _ = f
-                .set_len(start)
-                .and_then(|_| f.seek(SeekFrom::Start(start)));
-            return Err(BlockstoreError::io(
-                segment::segment_path(&self.dir, w.id),
-                e,
-            ));
+        if let Err(e) = segment::write_all_vectored_at(&w.file, &mut slices, start) {
+            cut_back(w, start);
+            return Err(io(w.id, e));
         }
+        w.tail_stale = w.direct.is_some();
         w.len += chunk_bytes;
+        self.set_segment_len(w);
+        Ok(start)
+    }
+
+    fn set_segment_len(&self, w: &Writer) {
         if let Some(s) = self.state.write().segments.get_mut(&w.id) {
             s.len = w.len;
         }
-        Ok(start)
     }
 
     /// fdatasyncs the segments sealed since the last sync, the active one, and the directory
@@ -317,6 +373,12 @@ impl DiskBlockstore {
 
 impl Drop for DiskBlockstore {
     fn drop(&mut self) {
+        let w = self.writer.get_mut();
+        if w.direct.is_some() {
+            if let Err(e) = direct::trim(&w.file, w.len) {
+                tracing::warn!(error = %e, "could not cut the active segment's padding on close");
+            }
+        }
         if !self.checkpoint_on_drop {
             return;
         }
@@ -324,6 +386,27 @@ impl Drop for DiskBlockstore {
             tracing::warn!(error = %e, "could not write the index checkpoint on close");
         }
     }
+}
+
+/// Cuts off whatever part of a failed append made it to the active segment, so the next
+/// record starts cleanly.
+fn cut_back(w: &Writer, len: u64) {
+    let _ = w.file.set_len(len);
+}
+
+/// The direct appender for segment `id` (logical length `len`, `file` its buffered handle),
+/// if the options ask for one and the file system allows it.
+fn direct_appender(
+    dir: &Path,
+    opts: &DiskOptions,
+    id: u32,
+    file: &File,
+    len: u64,
+) -> Option<direct::Direct> {
+    if !opts.direct_writes {
+        return None;
+    }
+    direct::Direct::open(&segment::segment_path(dir, id), file, len)
 }
 
 fn take_lock(dir: &Path) -> Result<File, BlockstoreError> {
@@ -476,6 +559,70 @@ fn read_record(file: &File, loc: &Loc, cid: &Cid, check: Check) -> Result<Bytes,
 }
 
 impl DiskBlockstore {
+    fn put_blocks(&self, blocks: &[Block], cold: bool) -> Result<(), BlockstoreError> {
+        for b in blocks {
+            limits::check_block_size(b.data().len())?;
+            if b.cid().hash().encoded_len() > record::MULTIHASH_BYTES_MAX {
+                return Err(BlockstoreError::UnsupportedHash {
+                    code: b.cid().hash().code(),
+                });
+            }
+        }
+        let mut w = self.writer.lock();
+        let todo: Vec<&Block> = {
+            let st = self.state.read();
+            let mut seen = HashSet::new();
+            blocks
+                .iter()
+                .filter(|b| hash::identity_data(b.cid()).is_none())
+                .filter(|b| !st.index.contains(b.cid().hash()) && seen.insert(*b.cid().hash()))
+                .collect()
+        };
+        let mut headers = Vec::new();
+        let mut rest = &todo[..];
+        while !rest.is_empty() {
+            headers.clear();
+            let mut parts = Vec::new();
+            let mut chunk_bytes = 0usize;
+            let mut n = 0;
+            for b in rest {
+                if n > 0 && chunk_bytes + b.data().len() > WRITE_CHUNK_BYTES_MAX {
+                    break;
+                }
+                let start = headers.len();
+                let hl = record::encode_header(
+                    &mut headers,
+                    record::KIND_BLOCK,
+                    b.cid().hash(),
+                    b.data(),
+                );
+                parts.push((start..start + hl, &b.data()[..]));
+                chunk_bytes += hl + b.data().len();
+                n += 1;
+            }
+            let base = self.append(&mut w, &headers, &parts, chunk_bytes as u64, cold)?;
+            let mut st = self.state.write();
+            let mut offset = base;
+            for (b, (hr, data)) in rest[..n].iter().zip(&parts) {
+                let record_len = (hr.len() + data.len()) as u32;
+                let loc = Loc {
+                    seg: w.id,
+                    offset,
+                    record_len,
+                    header_len: hr.len() as u8,
+                };
+                st.index.insert(*b.cid().hash(), loc);
+                offset += u64::from(record_len);
+            }
+            drop(st);
+            rest = &rest[n..];
+        }
+        if self.opts.sync_on_put && !todo.is_empty() {
+            self.sync_writer(&mut w)?;
+        }
+        Ok(())
+    }
+
     fn read(&self, cid: &Cid, check: Check) -> Result<Option<Bytes>, BlockstoreError> {
         if let Some(d) = hash::identity_data(cid) {
             return Ok(Some(Bytes::copy_from_slice(d)));
@@ -521,67 +668,11 @@ impl Blockstore for DiskBlockstore {
     }
 
     fn put_many(&self, blocks: &[Block]) -> Result<(), BlockstoreError> {
-        for b in blocks {
-            limits::check_block_size(b.data().len())?;
-            if b.cid().hash().encoded_len() > record::MULTIHASH_BYTES_MAX {
-                return Err(BlockstoreError::UnsupportedHash {
-                    code: b.cid().hash().code(),
-                });
-            }
-        }
-        let mut w = self.writer.lock();
-        let todo: Vec<&Block> = {
-            let st = self.state.read();
-            let mut seen = HashSet::new();
-            blocks
-                .iter()
-                .filter(|b| hash::identity_data(b.cid()).is_none())
-                .filter(|b| !st.index.contains(b.cid().hash()) && seen.insert(*b.cid().hash()))
-                .collect()
-        };
-        let mut headers = Vec::new();
-        let mut rest = &todo[..];
-        while !rest.is_empty() {
-            headers.clear();
-            let mut parts = Vec::new();
-            let mut chunk_bytes = 0usize;
-            let mut n = 0;
-            for b in rest {
-                if n > 0 && chunk_bytes + b.data().len() > WRITE_CHUNK_BYTES_MAX {
-                    break;
-                }
-                let start = headers.len();
-                let hl = record::encode_header(
-                    &mut headers,
-                    record::KIND_BLOCK,
-                    b.cid().hash(),
-                    b.data(),
-                );
-                parts.push((start..start + hl, &b.data()[..]));
-                chunk_bytes += hl + b.data().len();
-                n += 1;
-            }
-            let base = self.append(&mut w, &headers, &parts, chunk_bytes as u64)?;
-            let mut st = self.state.write();
-            let mut offset = base;
-            for (b, (hr, data)) in rest[..n].iter().zip(&parts) {
-                let record_len = (hr.len() + data.len()) as u32;
-                let loc = Loc {
-                    seg: w.id,
-                    offset,
-                    record_len,
-                    header_len: hr.len() as u8,
-                };
-                st.index.insert(*b.cid().hash(), loc);
-                offset += u64::from(record_len);
-            }
-            drop(st);
-            rest = &rest[n..];
-        }
-        if self.opts.sync_on_put && !todo.is_empty() {
-            self.sync_writer(&mut w)?;
-        }
-        Ok(())
+        self.put_blocks(blocks, false)
+    }
+
+    fn put_many_cold(&self, blocks: &[Block]) -> Result<(), BlockstoreError> {
+        self.put_blocks(blocks, true)
     }
 
     fn delete_many(&self, cids: &[Cid]) -> Result<u64, BlockstoreError> {
@@ -600,7 +691,7 @@ impl Blockstore for DiskBlockstore {
                 record::encode_header(&mut headers, record::KIND_TOMBSTONE, mh, &[]);
             }
             let parts = [(0..headers.len(), &[][..])];
-            self.append(&mut w, &headers, &parts, headers.len() as u64)?;
+            self.append(&mut w, &headers, &parts, headers.len() as u64, false)?;
             let mut st = self.state.write();
             for mh in batch {
                 st.index.remove(mh);

@@ -1,8 +1,9 @@
 //! Segment files: naming, listing, appending whole batches, and scanning records on open.
 //!
 //! A segment is an append-only file `seg-<id>.pack` of records (see [`super::record`]). Only the
-//! writer appends, through the file cursor; readers use positional reads (`read_at`), so they
-//! never contend with the writer or with each other.
+//! writer appends, with positional writes at the segment's length (compaction's copies through
+//! the file cursor); readers use positional reads (`read_at`), so they never contend with the
+//! writer or with each other.
 
 use super::record::{self, Header, HeaderError, HEADER_BYTES_MAX};
 use crate::BlockstoreError;
@@ -65,6 +66,29 @@ pub fn write_all_vectored(mut file: &File, slices: &mut [IoSlice<'_>]) -> std::i
             Ok(n) => IoSlice::advance_slices(&mut slices, n),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes `slices` at `offset` with as few `pwritev` calls as possible (the active segment's
+/// appends: positional, as direct appends are, so the two can take turns).
+pub fn write_all_vectored_at(
+    file: &File,
+    slices: &mut [IoSlice<'_>],
+    mut offset: u64,
+) -> std::io::Result<()> {
+    let mut slices = slices;
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match rustix::io::pwritev(file, slices, offset) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                IoSlice::advance_slices(&mut slices, n);
+                offset += n as u64;
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())

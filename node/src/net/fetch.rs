@@ -8,9 +8,10 @@
 //! stays protected until the caller pins it and drops [`FetchStats::guard`].
 //!
 //! Runs on the swarm task. A DAG fetch does not write its blocks there: they go to the fetch's
-//! writer on the [`data_pool`](crate::data_pool), which writes whatever has queued up with one
-//! `put_many`, so the swarm task goes on with the next frames and wants while the page cache is written
-//! on the other core. At most [`FETCH_WRITE_QUEUE_BYTES_MAX`] of blocks wait for the writer;
+//! writer, a job on tokio's blocking pool, which writes whatever has queued up with one
+//! [`put_blocks_cold`](WriteSession::put_blocks_cold) (past the page cache where the store
+//! can: nobody reads them back soon — a reader behind the fetch takes them as they arrive), so
+//! the swarm task goes on with the next frames and wants while the disk takes the last. At most [`FETCH_WRITE_QUEUE_BYTES_MAX`] of blocks wait for the writer;
 //! past that the swarm task writes the block itself (memory stays bounded, and the fetch slows
 //! down to the disk). A fetch replies only once its writer has written everything, and fails
 //! if a write failed. A single-block fetch writes on the swarm task, as does the walk over
@@ -100,11 +101,10 @@ impl Reply {
     }
 }
 
-/// A DAG fetch's writer: blocks queue up here and a job on the [`data_pool`](crate::data_pool)
-/// writes them, started when the first block arrives and gone again once the queue is empty —
-/// so an idle fetch holds no thread (a node may run
-/// [`SESSIONS_MAX`](crate::bitswap::behaviour::SESSIONS_MAX) fetches, more than the pool has
-/// threads, and frames are decoded on that pool too).
+/// A DAG fetch's writer: blocks queue up here and a job on tokio's blocking pool writes them,
+/// started when the first block arrives and gone again once the queue is empty — so an idle
+/// fetch holds no thread (a node may run
+/// [`SESSIONS_MAX`](crate::bitswap::behaviour::SESSIONS_MAX) fetches).
 struct Writer {
     state: Arc<Mutex<WriterState>>,
     /// Told after every batch written (a reader may be waiting for one of its blocks).
@@ -165,7 +165,10 @@ impl Writer {
         let handover = self.handover.clone();
         let mut session = Some(self.session.clone());
         // The job reports through `state` and `idle`.
-        crate::data_pool::spawn_detached(move || loop {
+        // tokio's blocking pool, not the data pool: the writes wait for the disk (direct I/O,
+        // `put_many_cold`), and a data-pool thread waiting there is a core's worth of
+        // hashing and framing not done.
+        self.rt.spawn_blocking(move || loop {
             let (batch, bytes) = {
                 let mut st = state.lock();
                 if st.queue.is_empty() {
@@ -191,7 +194,7 @@ impl Writer {
                 // A panic in the store fails the fetch rather than leaving it waiting for a
                 // writer that is gone.
                 Some(s) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    s.put_blocks(&batch).map_err(|e| e.to_string())
+                    s.put_blocks_cold(&batch).map_err(|e| e.to_string())
                 }))
                 .unwrap_or_else(|_| Err("writing blocks panicked".to_owned())),
                 None => return,

@@ -108,15 +108,32 @@ impl WriteSession {
     }
 }
 
-impl BlockSink for WriteSession {
-    fn put_blocks(&self, blocks: &[Block]) -> Result<(), BlockstoreError> {
+impl WriteSession {
+    /// [`put_blocks`](BlockSink::put_blocks) of blocks not expected to be read again soon,
+    /// which the store may write past its caches
+    /// ([`put_many_cold`](ipfs_kit_blockstore::Blockstore::put_many_cold)): a fetch's.
+    pub fn put_blocks_cold(&self, blocks: &[Block]) -> Result<(), BlockstoreError> {
+        self.put(blocks, true)
+    }
+
+    fn put(&self, blocks: &[Block], cold: bool) -> Result<(), BlockstoreError> {
         let _gc = self.inner.gc_lock.read();
         let mut cids = self.cids.lock();
         for b in blocks {
             cids.insert(b.cid().hash());
         }
         drop(cids);
-        self.inner.store.put_many(blocks)
+        if cold {
+            self.inner.store.put_many_cold(blocks)
+        } else {
+            self.inner.store.put_many(blocks)
+        }
+    }
+}
+
+impl BlockSink for WriteSession {
+    fn put_blocks(&self, blocks: &[Block]) -> Result<(), BlockstoreError> {
+        self.put(blocks, false)
     }
 }
 

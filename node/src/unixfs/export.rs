@@ -13,6 +13,7 @@ mod cat;
 
 pub use cat::cat;
 
+use super::direct_write::DirectWriter;
 use super::hamt::{self, HamtError, Shard};
 use crate::dag::pb::{PbError, PbLink, PbNode};
 use crate::dag::unixfs_pb::{DataType, UnixFsData, UnixFsPbError};
@@ -31,8 +32,6 @@ pub const DAG_DEPTH_MAX: usize = 128;
 pub const PATH_SEGMENTS_MAX: usize = 4096;
 /// Most entries [`ls`] returns for one directory (a HAMT can be arbitrarily wide).
 pub const LS_ENTRIES_MAX: usize = 1 << 22;
-/// Write buffer of `get`: slices of a full default chunk (256 KiB) bypass it uncopied.
-const GET_WRITE_BUFFER_BYTES: usize = 256 * 1024;
 /// Longest symlink target [`get`] writes (Linux `PATH_MAX`).
 pub const SYMLINK_TARGET_BYTES_MAX: usize = 4096;
 
@@ -448,12 +447,12 @@ impl Getter<'_, '_> {
         }
         let file = opts.open(path).map_err(io)?;
         let mut w = ProgressWriter {
-            inner: std::io::BufWriter::with_capacity(GET_WRITE_BUFFER_BYTES, file),
+            inner: DirectWriter::new(file),
             written: &mut self.written,
             on_progress: &mut *self.on_progress,
         };
         cat(self.store, cid, 0, None, &mut w)?;
-        w.inner.flush().map_err(io)?;
+        w.inner.finish().map_err(io)?;
         Ok(())
     }
 }

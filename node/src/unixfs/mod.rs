@@ -9,6 +9,7 @@
 
 pub mod chunker;
 pub mod dir;
+pub mod direct_write;
 pub mod export;
 pub mod file;
 pub mod hamt;
