@@ -20,6 +20,8 @@
 //! A DAG fetch for a reader reading it while it arrives
 //! ([`on_demand::read_dag`](super::on_demand::read_dag)) also offers each received block to
 //! the reader's [`Handover`] before queueing its write, and tells it when a batch is written.
+//! A block the handover has no room for (the reader is more than its bound behind) is written
+//! through the page cache instead of past it: the reader will read it back from the store.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -117,7 +119,8 @@ struct Writer {
 
 #[derive(Default)]
 struct WriterState {
-    queue: VecDeque<Block>,
+    /// Blocks to write, each with whether it may be written cold (past the page cache).
+    queue: VecDeque<(Block, bool)>,
     /// Block bytes in `queue` and in the batch being written.
     queued_bytes: usize,
     /// A job is writing (or about to).
@@ -137,9 +140,10 @@ impl Writer {
         })
     }
 
-    /// Queues `block`: `Ok(true)` if queued, `Ok(false)` if the queue is full (the caller
-    /// writes it), the first write error if one failed.
-    fn send(&self, block: &Block) -> Result<bool, String> {
+    /// Queues `block` (to be written `cold` or through the page cache): `Ok(true)` if queued,
+    /// `Ok(false)` if the queue is full (the caller writes it), the first write error if one
+    /// failed.
+    fn send(&self, block: &Block, cold: bool) -> Result<bool, String> {
         let len = block.data().len();
         let mut st = self.state.lock();
         if let Some(e) = &st.failed {
@@ -148,7 +152,7 @@ impl Writer {
         if st.queued_bytes + len > FETCH_WRITE_QUEUE_BYTES_MAX {
             return Ok(false);
         }
-        st.queue.push_back(block.clone());
+        st.queue.push_back((block.clone(), cold));
         st.queued_bytes += len;
         if !st.running {
             st.running = true;
@@ -181,7 +185,7 @@ impl Writer {
                 }
                 let mut batch = Vec::new();
                 let mut bytes = 0;
-                while let Some(len) = st.queue.front().map(|b| b.data().len()) {
+                while let Some(len) = st.queue.front().map(|(b, _)| b.data().len()) {
                     if !batch.is_empty() && bytes + len > FETCH_WRITE_BATCH_BYTES_MAX {
                         break;
                     }
@@ -194,7 +198,19 @@ impl Writer {
                 // A panic in the store fails the fetch rather than leaving it waiting for a
                 // writer that is gone.
                 Some(s) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    s.put_blocks_cold(&batch).map_err(|e| e.to_string())
+                    let of = |cold: bool| -> Vec<Block> {
+                        let this_way = batch.iter().filter(|(_, c)| *c == cold);
+                        this_way.map(|(b, _)| b.clone()).collect()
+                    };
+                    let (cold, warm) = (of(true), of(false));
+                    let mut r = Ok(());
+                    if !cold.is_empty() {
+                        r = s.put_blocks_cold(&cold);
+                    }
+                    if !warm.is_empty() {
+                        r = r.and_then(|()| s.put_blocks(&warm));
+                    }
+                    r.map_err(|e| e.to_string())
                 }))
                 .unwrap_or_else(|_| Err("writing blocks panicked".to_owned())),
                 None => return,
@@ -324,17 +340,21 @@ impl Fetch {
         if self.is_dag() && self.writer.is_none() {
             self.writer = Writer::new(self.write.clone(), self.handover().cloned());
         }
-        if let Some(h) = self.handover() {
-            h.offer(block);
-        }
+        // A block the reader's handover has no room for is read back from the store soon:
+        // written through the page cache, not past it.
+        let cold = self.handover().is_none_or(|h| h.offer(block));
         let queued = match &self.writer {
-            Some(w) => w.send(block).map_err(NetError::Fetch)?,
+            Some(w) => w.send(block, cold).map_err(NetError::Fetch)?,
             None => false,
         };
         if !queued {
-            self.write
-                .put_blocks(std::slice::from_ref(block))
-                .map_err(|e| NetError::Fetch(e.to_string()))?;
+            let one = std::slice::from_ref(block);
+            if cold {
+                self.write.put_blocks_cold(one)
+            } else {
+                self.write.put_blocks(one)
+            }
+            .map_err(|e| NetError::Fetch(e.to_string()))?;
             if let Some(h) = self.handover() {
                 h.written();
             }

@@ -106,18 +106,20 @@ impl Handover {
     }
 
     /// A received (verified) block of the DAG: held for the reader while there is room.
-    pub(crate) fn offer(&self, block: &Block) {
+    /// Whether it is held (false: the reader will read it back from the store).
+    pub(crate) fn offer(&self, block: &Block) -> bool {
+        let mut held = false;
         self.change(|st| {
             let len = block.data().len();
-            if st.bytes + len <= HANDOVER_BYTES_MAX
-                && st
-                    .blocks
-                    .insert(*block.cid().hash(), block.data().clone())
-                    .is_none()
-            {
+            if st.blocks.contains_key(block.cid().hash()) {
+                held = true;
+            } else if st.bytes + len <= HANDOVER_BYTES_MAX {
+                st.blocks.insert(*block.cid().hash(), block.data().clone());
                 st.bytes += len;
+                held = true;
             }
         });
+        held
     }
 
     /// The fetch wrote a batch of blocks to the store.
@@ -437,21 +439,28 @@ mod tests {
         assert_eq!(h.state.lock().bytes, 0);
     }
 
+    /// Past its bound the handover refuses blocks and says so (the fetch then writes them
+    /// through the page cache, for the reader to read back); a block it holds is held once.
     #[test]
     fn the_handover_holds_at_most_its_bound() {
         let h = Handover::new();
         let n = HANDOVER_BYTES_MAX / 1000;
+        let mut blocks = Vec::new();
         for i in 0..n + 10 {
             let data = Bytes::from((i as u64).to_le_bytes().repeat(125));
             let mh = ipfs_kit_blockstore::hash::HashFn::Sha2_256
                 .digest(&data)
                 .expect("sha2-256");
             let b = Block::new(Cid::new_v1(0x55, mh), data).expect("consistent");
-            h.offer(&b);
+            assert_eq!(h.offer(&b), i < n, "block {i}");
+            blocks.push(b);
         }
+        // Offered again (a duplicate from a second peer): still held, not counted twice.
+        assert!(h.offer(&blocks[0]));
         let st = h.state.lock();
         assert!(st.bytes <= HANDOVER_BYTES_MAX);
         assert_eq!(st.blocks.len(), n);
+        assert_eq!(st.bytes, n * 1000);
     }
 
     #[test]
