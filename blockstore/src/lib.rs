@@ -12,6 +12,7 @@
 //! or peers. Every block `get` returns has been checked against its CID (`get_trusted`, for
 //! bytes sent to peers who hash them, may rely on a store's crc instead).
 
+pub mod aligned;
 mod disk;
 mod error;
 mod flatfs;

@@ -23,23 +23,19 @@
 //! record already indexed (the rewrite only replaces padding), and the kernel drops cached
 //! pages of the range after a direct write, so later reads see the new records.
 
+use crate::aligned::{AlignedBuf, DIRECT_ALIGN};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
-/// Alignment of direct writes (offsets, lengths, memory): 4 KiB covers disks with 512-byte and
-/// 4 KiB logical blocks.
-pub const DIRECT_ALIGN: usize = 4096;
 /// Bytes of the staging buffer: a write of a full buffer is one `pwrite`.
 const DIRECT_BUFFER_BYTES: usize = 1 << 20;
 
 /// The direct appender of one segment.
 pub struct Direct {
     file: File,
-    /// `DIRECT_BUFFER_BYTES` of aligned memory start at `raw[start..]`.
-    raw: Vec<u8>,
-    start: usize,
-    /// The bytes of the segment's last partial page are `raw[start..start + tail]`.
+    buf: AlignedBuf,
+    /// The bytes of the segment's last partial page are `buf[..tail]`.
     tail: usize,
 }
 
@@ -59,12 +55,9 @@ impl Direct {
                 return None;
             }
         };
-        let raw = vec![0u8; DIRECT_BUFFER_BYTES + DIRECT_ALIGN];
-        let start = raw.as_ptr().align_offset(DIRECT_ALIGN);
         let mut d = Self {
             file,
-            raw,
-            start,
+            buf: AlignedBuf::new(DIRECT_BUFFER_BYTES),
             tail: 0,
         };
         d.load_tail(buffered, len).ok()?;
@@ -75,8 +68,7 @@ impl Direct {
     pub fn load_tail(&mut self, buffered: &File, len: u64) -> std::io::Result<()> {
         let tail = (len % DIRECT_ALIGN as u64) as usize;
         let at = len - tail as u64;
-        let start = self.start;
-        buffered.read_exact_at(&mut self.raw[start..start + tail], at)?;
+        buffered.read_exact_at(&mut self.buf.bytes_mut()[..tail], at)?;
         self.tail = tail;
         Ok(())
     }
@@ -86,8 +78,7 @@ impl Direct {
     /// [`load_tail`](Self::load_tail) before appending again.
     pub fn append(&mut self, len: u64, slices: &[&[u8]]) -> std::io::Result<()> {
         debug_assert_eq!((len % DIRECT_ALIGN as u64) as usize, self.tail);
-        let (file, start) = (&self.file, self.start);
-        let buf = &mut self.raw[start..start + DIRECT_BUFFER_BYTES];
+        let (file, buf) = (&self.file, self.buf.bytes_mut());
         // `buf[0]` goes at file offset `at`, a page boundary.
         let mut at = len - self.tail as u64;
         let mut fill = self.tail;

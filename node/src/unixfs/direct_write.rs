@@ -23,36 +23,13 @@ use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 use std::sync::Arc;
 
-/// Alignment of direct writes (offsets, lengths, memory): 4 KiB covers disks with 512-byte and
-/// 4 KiB logical blocks.
-const DIRECT_ALIGN: usize = 4096;
+use ipfs_kit_blockstore::aligned::AlignedBuf;
+
 /// Bytes gathered before a direct write: each full buffer is one `pwrite`.
 pub const DIRECT_BUFFER_BYTES: usize = 1 << 20;
 /// Full buffers written in the background at once (the writer's memory is this many buffers
 /// plus the one being filled).
 const DIRECT_BUFFERS_IN_FLIGHT: usize = 3;
-
-/// `DIRECT_BUFFER_BYTES` of memory aligned for direct I/O.
-struct AlignedBuf {
-    raw: Vec<u8>,
-    start: usize,
-}
-
-impl AlignedBuf {
-    fn new() -> Self {
-        let raw = vec![0u8; DIRECT_BUFFER_BYTES + DIRECT_ALIGN];
-        let start = raw.as_ptr().align_offset(DIRECT_ALIGN);
-        Self { raw, start }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.raw[self.start..self.start + DIRECT_BUFFER_BYTES]
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.raw[self.start..self.start + DIRECT_BUFFER_BYTES]
-    }
-}
 
 /// The background thread writing full buffers directly, so the caller fills the next buffer
 /// while the disk takes the last.
@@ -139,7 +116,7 @@ impl DirectWriter {
     pub fn new(file: File) -> Self {
         Self {
             file: Arc::new(file),
-            buf: AlignedBuf::new(),
+            buf: AlignedBuf::new(DIRECT_BUFFER_BYTES),
             fill: 0,
             offset: 0,
             direct: None,
@@ -179,7 +156,7 @@ impl DirectWriter {
                 };
                 // A new buffer until as many are in flight as may be, then the oldest back.
                 let next = if bg.in_flight < DIRECT_BUFFERS_IN_FLIGHT {
-                    AlignedBuf::new()
+                    AlignedBuf::new(DIRECT_BUFFER_BYTES)
                 } else {
                     bg.wait_one()?
                 };
