@@ -46,7 +46,7 @@ struct Output {
 impl Output {
     fn flush(&mut self, dir: &std::path::Path) -> Result<(), BlockstoreError> {
         let mut slices = [IoSlice::new(&self.buf)];
-        segment::write_all_vectored(&self.file, &mut slices)
+        segment::write_all_vectored_at(&self.file, &mut slices, self.len)
             .map_err(|e| BlockstoreError::io(segment::segment_path(dir, self.id), e))?;
         self.len += self.buf.len() as u64;
         self.buf.clear();

@@ -1,14 +1,13 @@
 //! Segment files: naming, listing, appending whole batches, and scanning records on open.
 //!
 //! A segment is an append-only file `seg-<id>.pack` of records (see [`super::record`]). Only the
-//! writer appends, with positional writes at the segment's length (compaction's copies through
-//! the file cursor); readers use positional reads (`read_at`), so they never contend with the
-//! writer or with each other.
+//! writer appends, with positional writes at the segment's length; readers use positional
+//! reads (`read_at`), so they never contend with the writer or with each other.
 
 use super::record::{self, Header, HeaderError, HEADER_BYTES_MAX};
 use crate::BlockstoreError;
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, IoSlice, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, IoSlice, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// A segment is closed and a new one started once it would grow past this: 1 GiB.
@@ -40,39 +39,20 @@ pub fn list_segments(dir: &Path) -> Result<Vec<u32>, BlockstoreError> {
     Ok(ids)
 }
 
-/// Opens (creating if asked) a segment for reading and appending, cursor at its end.
+/// Opens (creating if asked) a segment for positional reads and writes.
 pub fn open_segment(dir: &Path, id: u32, create: bool) -> Result<File, BlockstoreError> {
     let path = segment_path(dir, id);
-    let mut f = OpenOptions::new()
+    OpenOptions::new()
         .read(true)
         .write(true)
         .create(create)
         .open(&path)
-        .map_err(|e| BlockstoreError::io(&path, e))?;
-    f.seek(SeekFrom::End(0))
-        .map_err(|e| BlockstoreError::io(&path, e))?;
-    Ok(f)
+        .map_err(|e| BlockstoreError::io(&path, e))
 }
 
-/// Appends `slices` at the file cursor with as few `writev` calls as possible. On failure the
-/// caller truncates the segment back to its previous length.
-pub fn write_all_vectored(mut file: &File, slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
-    let mut slices = slices;
-    // Skip leading empty slices so a zero-length write is not mistaken for "disk full".
-    IoSlice::advance_slices(&mut slices, 0);
-    while !slices.is_empty() {
-        match file.write_vectored(slices) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut slices, n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Writes `slices` at `offset` with as few `pwritev` calls as possible (the active segment's
-/// appends: positional, as direct appends are, so the two can take turns).
+/// Writes `slices` at `offset` with as few `pwritev` calls as possible: every append
+/// (positional, as direct appends are, so the two can take turns in the active segment) and
+/// compaction's copies. On failure the caller truncates the segment back to its length.
 pub fn write_all_vectored_at(
     file: &File,
     slices: &mut [IoSlice<'_>],

@@ -8,14 +8,15 @@
 //! that cost ~2.5 s of CPU per GiB written, against ~0.1 s for direct writes (`dd` of 1 GiB,
 //! benches/README.md, "Session 17"). kubo writes through the page cache.
 //!
-//! Direct I/O wants offsets, lengths and memory aligned to the disk's block size: the writer
-//! gathers the bytes in an aligned buffer of [`DIRECT_BUFFER_BYTES`] and writes each full buffer
+//! Direct I/O wants offsets, lengths and memory aligned to the disk's block size. The file's
+//! first [`DIRECT_BUFFER_BYTES`] (all of a small file) go through the page cache; past them the
+//! writer gathers the bytes in an aligned buffer of that size and writes each full buffer
 //! directly — the first in the caller's thread (where a file system that refuses direct I/O
 //! says so), the rest in a background thread, a few buffers at a time, so the caller fills the
 //! next buffer while the disk takes the last (a direct write returns only once the disk has
-//! the bytes). What is left at the end (under one buffer — all of a small file) is written
-//! through the page cache after the last direct write, so the two never cover the same bytes.
-//! Where the file system refuses direct I/O, every write goes through the page cache.
+//! the bytes). What is left at the end (under one buffer) is written through the page cache
+//! after the last direct write, so the two never cover the same bytes. Where the file system
+//! refuses direct I/O, every write goes through the page cache.
 
 use std::fs::File;
 use std::io::Write;
@@ -100,8 +101,12 @@ impl Drop for Background {
 /// Writes a file from its start (see the module docs); [`finish`](Self::finish) writes the rest.
 pub struct DirectWriter {
     file: Arc<File>,
+    /// The file's first [`DIRECT_BUFFER_BYTES`], gathered in ordinary memory and written
+    /// through the page cache: all of a small file, which so costs no aligned buffer.
+    head: Vec<u8>,
+    /// The aligned buffer, once the head is written.
     buf: AlignedBuf,
-    /// Bytes buffered.
+    /// Bytes in `buf`.
     fill: usize,
     /// Where the buffer's first byte goes in the file.
     offset: u64,
@@ -116,7 +121,8 @@ impl DirectWriter {
     pub fn new(file: File) -> Self {
         Self {
             file: Arc::new(file),
-            buf: AlignedBuf::new(DIRECT_BUFFER_BYTES),
+            head: Vec::new(),
+            buf: AlignedBuf::new(0),
             fill: 0,
             offset: 0,
             direct: None,
@@ -182,6 +188,9 @@ impl DirectWriter {
     /// Waits for the background writes, then writes the buffered bytes through the page
     /// cache, keeping them buffered.
     fn write_rest(&mut self) -> std::io::Result<()> {
+        if self.offset == 0 {
+            return self.file.write_all_at(&self.head, 0);
+        }
         if let Some(bg) = &mut self.background {
             bg.drain()?;
         }
@@ -196,6 +205,17 @@ impl DirectWriter {
 
 impl Write for DirectWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.offset == 0 {
+            let n = buf.len().min(DIRECT_BUFFER_BYTES - self.head.len());
+            self.head.extend_from_slice(&buf[..n]);
+            if self.head.len() == DIRECT_BUFFER_BYTES {
+                self.file.write_all_at(&self.head, 0)?;
+                self.head = Vec::new();
+                self.buf = AlignedBuf::new(DIRECT_BUFFER_BYTES);
+                self.offset = DIRECT_BUFFER_BYTES as u64;
+            }
+            return Ok(n);
+        }
         let n = buf.len().min(DIRECT_BUFFER_BYTES - self.fill);
         let fill = self.fill;
         self.buf.bytes_mut()[fill..fill + n].copy_from_slice(&buf[..n]);
