@@ -11,11 +11,12 @@
 //! writer, a job on tokio's blocking pool, which writes whatever has queued up with one
 //! [`put_blocks_cold`](WriteSession::put_blocks_cold) (past the page cache where the store
 //! can: nobody reads them back soon — a reader behind the fetch takes them as they arrive), so
-//! the swarm task goes on with the next frames and wants while the disk takes the last. At most [`FETCH_WRITE_QUEUE_BYTES_MAX`] of blocks wait for the writer;
-//! past that the swarm task writes the block itself (memory stays bounded, and the fetch slows
-//! down to the disk). A fetch replies only once its writer has written everything, and fails
-//! if a write failed. A single-block fetch writes on the swarm task, as does the walk over
-//! blocks that are already local (the store skips those writes).
+//! the swarm task goes on with the next frames and wants while the disk takes the last. At
+//! most [`FETCH_WRITE_QUEUE_BYTES_MAX`] of blocks wait for the writer; past that the swarm
+//! task writes the block itself (memory stays bounded, and the fetch slows down to the disk).
+//! A fetch replies only once its writer has written everything, and fails if a write failed.
+//! A single-block fetch writes on the swarm task, as does the walk over blocks that are
+//! already local (the store skips those writes).
 //!
 //! A DAG fetch for a reader reading it while it arrives
 //! ([`on_demand::read_dag`](super::on_demand::read_dag)) also offers each received block to
@@ -173,7 +174,8 @@ impl Writer {
         // `put_many_cold`), and a data-pool thread waiting there is a core's worth of
         // hashing and framing not done.
         self.rt.spawn_blocking(move || loop {
-            let (batch, bytes) = {
+            // The batch, split as it is taken: blocks to write cold, and through the page cache.
+            let ((cold, warm), bytes) = {
                 let mut st = state.lock();
                 if st.queue.is_empty() {
                     // The job's handle on the session goes before anyone can see it stopped.
@@ -183,26 +185,26 @@ impl Writer {
                     idle.notify_waiters();
                     return;
                 }
-                let mut batch = Vec::new();
+                let (mut cold, mut warm) = (Vec::new(), Vec::new());
                 let mut bytes = 0;
                 while let Some(len) = st.queue.front().map(|(b, _)| b.data().len()) {
-                    if !batch.is_empty() && bytes + len > FETCH_WRITE_BATCH_BYTES_MAX {
+                    let taken = cold.len() + warm.len();
+                    if taken > 0 && bytes + len > FETCH_WRITE_BATCH_BYTES_MAX {
                         break;
                     }
                     bytes += len;
-                    batch.extend(st.queue.pop_front());
+                    match st.queue.pop_front() {
+                        Some((b, true)) => cold.push(b),
+                        Some((b, false)) => warm.push(b),
+                        None => break,
+                    }
                 }
-                (batch, bytes)
+                ((cold, warm), bytes)
             };
             let r = match &session {
                 // A panic in the store fails the fetch rather than leaving it waiting for a
                 // writer that is gone.
                 Some(s) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let of = |cold: bool| -> Vec<Block> {
-                        let this_way = batch.iter().filter(|(_, c)| *c == cold);
-                        this_way.map(|(b, _)| b.clone()).collect()
-                    };
-                    let (cold, warm) = (of(true), of(false));
                     let mut r = Ok(());
                     if !cold.is_empty() {
                         r = s.put_blocks_cold(&cold);
@@ -215,7 +217,7 @@ impl Writer {
                 .unwrap_or_else(|_| Err("writing blocks panicked".to_owned())),
                 None => return,
             };
-            drop(batch);
+            drop((cold, warm));
             if let Some(h) = &handover {
                 h.written();
             }
