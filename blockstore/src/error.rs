@@ -29,6 +29,11 @@ pub enum BlockstoreError {
     },
     #[error("storage engine error: {0}")]
     Engine(String),
+    /// A store that gets missing blocks from elsewhere (the network, a remote tier) could not
+    /// get this one: it is not known to be absent, only not retrieved (a gateway answers 502
+    /// or 504, not 404).
+    #[error("block {cid} could not be retrieved: {reason}")]
+    Unavailable { cid: Cid, reason: String },
 }
 
 impl BlockstoreError {

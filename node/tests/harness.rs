@@ -213,3 +213,74 @@ async fn forty_nodes_random_pairs_find_providers_and_fetch() {
 async fn hundred_nodes_random_pairs_find_providers_and_fetch() {
     many_nodes_find_and_fetch(100, 20, 100).await;
 }
+
+/// A gateway over a running node, for a block no peer gives: the fetch gives up (here after
+/// a short stall, long before the retrieval timeout) and the answer is 502 with the reason —
+/// not 404, which would say the content does not exist. Content a peer has still comes back
+/// whole through the same gateway. Read with a real HTTP client from a router served on
+/// loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_answers_502_for_a_block_no_peer_gives() {
+    use ipfs_kit::gateway::{router, GatewayLimits};
+    use ipfs_kit::harness::TestnetConfig;
+    let mut config = TestnetConfig::new(2, Topology::Full);
+    config.fetch_stall_timeout = std::time::Duration::from_millis(500);
+    let net = Testnet::start_with(config).await.unwrap();
+    let data = random_bytes(700_000, 17);
+    let present = net.add_bytes(1, data.clone()).await.unwrap();
+    let state = ipfs_kit::api::ApiState {
+        repo: net.repo(0).unwrap().clone(),
+        node: Some(net.handle(0).unwrap()),
+        public_key: None,
+        role: ipfs_kit::config::Role::Leecher,
+        metrics: std::sync::Arc::new(ipfs_kit::metrics::Metrics::new()),
+        bw: Default::default(),
+        reprovider: None,
+    };
+    let limits = GatewayLimits {
+        retrieval_timeout: std::time::Duration::from_secs(30),
+        ..GatewayLimits::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router(state, limits)).await.unwrap();
+    });
+    let client = reqwest::Client::new();
+
+    let absent = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
+    for query in ["", "?format=raw", "?format=car"] {
+        let started = Instant::now();
+        let r = client
+            .get(format!("{base}/ipfs/{absent}{query}"))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, 502, "{query}: {body}");
+        assert!(body.contains("could not be retrieved"), "{query}: {body}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "{query}: answered after {:?}",
+            started.elapsed()
+        );
+    }
+    // A path under content that does not come: 502 as well, not "no such link".
+    let r = client
+        .get(format!("{base}/ipfs/{absent}/a/b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 502);
+
+    let r = client
+        .get(format!("{base}/ipfs/{present}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &data[..]);
+    server.abort();
+    net.shutdown().await;
+}

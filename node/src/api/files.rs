@@ -470,7 +470,12 @@ pub async fn cat(
 
 /// The size of the file at `cid`, or kubo's error for something that is not a file.
 pub fn file_size(store: &dyn Blockstore, cid: &Cid) -> Result<u64, ApiError> {
-    match export::load(store, cid)? {
+    node_size(cid, &export::load(store, cid)?)
+}
+
+/// [`file_size`] of a node already read.
+pub(crate) fn node_size(cid: &Cid, node: &export::Node) -> Result<u64, ApiError> {
+    match node {
         export::Node::Raw(b) => Ok(b.len() as u64),
         export::Node::Pb { fs, .. } => match fs.kind {
             DataType::File | DataType::Raw => Ok(fs.filesize.unwrap_or_else(|| {

@@ -13,7 +13,7 @@
 //! once (the next gets 429 with `Retry-After`), and making content local (bitswap) plus
 //! resolving its path must finish within [`GatewayLimits::retrieval_timeout`] (504).
 
-use crate::api::{blocking, ApiState};
+use crate::api::ApiState;
 use crate::dag::unixfs_pb::DataType;
 use crate::unixfs::export::{self, EntryKind, ExportError};
 use axum::body::Body;
@@ -25,6 +25,7 @@ use axum::routing::get;
 use axum::Router;
 use cid::Cid;
 use futures::StreamExt as _;
+use ipfs_kit_blockstore::BlockstoreError;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,10 +125,27 @@ impl From<ExportError> for GwError {
         let status = match &e {
             ExportError::NoSuchLink { .. } | ExportError::NotFound(_) => StatusCode::NOT_FOUND,
             ExportError::BadPath { .. } | ExportError::PathTraversal(_) => StatusCode::BAD_REQUEST,
+            // The network did not give a block (a 504 instead once the deadline has passed,
+            // see `serve`): not known to be absent.
+            ExportError::Store(BlockstoreError::Unavailable { .. }) => StatusCode::BAD_GATEWAY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         GwError(status, e.to_string())
     }
+}
+
+/// [`crate::api::blocking`] for the gateway's own errors (which keep their status).
+async fn blocking<T, F>(f: F) -> Result<T, GwError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, GwError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        GwError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("task failed: {e}"),
+        )
+    })?
 }
 
 impl From<crate::api::ApiError> for GwError {
@@ -263,41 +281,39 @@ async fn serve(
     let deadline = std::time::Instant::now() + gw.limits.retrieval_timeout;
     // Resolve (fetching only the blocks on the path) within the retrieval timeout.
     let work = async move {
-        if format == Format::Raw && names2.is_empty() {
-            crate::api::ensure_block(&state, root).await?;
-        }
+        // Reads through this store fetch what is missing (a raw block, the path's blocks).
         let store = crate::api::reading_store_until(&state, Some(deadline));
         let path = {
             let store = store.clone();
-            blocking(move || {
-                walk_path(store.as_ref(), root, &names2).map_err(|e| match e {
-                    ExportError::NoSuchLink { .. } | ExportError::NotFound(_) => {
-                        crate::api::ApiError::new(StatusCode::NOT_FOUND, 0, e.to_string())
-                    }
-                    e => crate::api::ApiError::from(e),
-                })
-            })
-            .await?
+            blocking(move || Ok(walk_path(store.as_ref(), root, &names2)?)).await?
         };
         let terminal = *path.last().unwrap_or(&root);
         if format == Format::Unixfs {
             // A listing reads every entry's top block: fetched many at once, not in turn.
             crate::api::prefetch_dir_links(&state, terminal).await?;
         }
-        let (terminal, resolved) = blocking(move || {
+        let (terminal, resolved) = blocking(move || -> Result<_, GwError> {
             let store = store.as_ref();
             Ok(match format {
                 Format::Raw => {
                     let data = export::load_block(store, &terminal)?;
                     (terminal, Resolved::Raw(data))
                 }
-                Format::Car => (terminal, Resolved::Car(path)),
+                Format::Car => {
+                    // The root is here (or fetched) before the answer starts: a root that
+                    // does not come is an error status, not a 200 with a cut body.
+                    export::load_block(store, &terminal)?;
+                    (terminal, Resolved::Car(path))
+                }
                 Format::Unixfs => match export::load(store, &terminal)? {
                     export::Node::Pb { fs, .. }
                         if matches!(fs.kind, DataType::Directory | DataType::HamtShard) =>
                     {
                         let index = match export::lookup(store, &terminal, "index.html") {
-                            Ok(c) => Some((c, crate::api::files::file_size(store, &c)?)),
+                            Ok(c) => {
+                                let node = export::load(store, &c)?;
+                                Some((c, crate::api::files::node_size(&c, &node)?))
+                            }
                             Err(ExportError::NoSuchLink { .. }) => None,
                             Err(e) => return Err(e.into()),
                         };
@@ -308,8 +324,8 @@ async fn serve(
                         };
                         (terminal, Resolved::Dir { entries, index })
                     }
-                    _ => {
-                        let size = crate::api::files::file_size(store, &terminal)?;
+                    node => {
+                        let size = crate::api::files::node_size(&terminal, &node)?;
                         (terminal, Resolved::File { size })
                     }
                 },

@@ -222,9 +222,10 @@ impl OnDemandStore {
                 Wait::Written => continue,
                 Wait::Ended => return self.fetch(cid),
                 Wait::DeadlinePassed => {
-                    return Err(BlockstoreError::Engine(format!(
-                        "waiting for {cid}: not received before the deadline"
-                    )))
+                    return Err(BlockstoreError::Unavailable {
+                        cid: *cid,
+                        reason: "not received before the deadline".into(),
+                    })
                 }
             }
         }
@@ -239,13 +240,15 @@ impl OnDemandStore {
     }
 
     /// Fetches stop waiting at `deadline`: a read still missing its block then fails
-    /// ([`BlockstoreError::Engine`]) and the fetch is dropped.
+    /// ([`BlockstoreError::Unavailable`]) and the fetch is dropped.
     pub fn until(mut self, deadline: Instant) -> Self {
         self.deadline = Some(deadline);
         self
     }
 
-    /// Fetches `cid` from the network; `None` when no peer gave it before the fetch gave up.
+    /// Fetches `cid` from the network. A fetch that gives up (no peer gave the block, too
+    /// many fetches, the deadline) is [`BlockstoreError::Unavailable`], not "not found": the
+    /// block may well exist elsewhere.
     fn fetch(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let (node, cid) = (self.node.clone(), *cid);
@@ -262,13 +265,17 @@ impl OnDemandStore {
             Ok(Ok(block)) => Ok(Some(block.into_parts().1)),
             Ok(Err(e)) => {
                 tracing::debug!(%cid, error = %e, "on-demand fetch failed");
-                Ok(None)
+                Err(BlockstoreError::Unavailable {
+                    cid,
+                    reason: e.to_string(),
+                })
             }
             Err(RecvTimeoutError::Timeout) => {
                 task.abort();
-                Err(BlockstoreError::Engine(format!(
-                    "fetching {cid}: not received before the deadline"
-                )))
+                Err(BlockstoreError::Unavailable {
+                    cid,
+                    reason: "not received before the deadline".into(),
+                })
             }
             Err(RecvTimeoutError::Disconnected) => Err(BlockstoreError::Engine(format!(
                 "fetching {cid}: the node's runtime is gone"
