@@ -163,7 +163,8 @@ async fn kubo_receives(
         std::time::Duration::from_secs(1)
     };
     let started = Instant::now();
-    let mut sent = node.bitswap_stat().await?.data_sent;
+    let at_start = node.bitswap_stat().await?;
+    let mut sent = at_start.data_sent;
     let mut progress = Instant::now();
     loop {
         tokio::select! {
@@ -186,18 +187,29 @@ async fn kubo_receives(
             continue;
         }
         let wants = node.wantlist(Some(peer)).await?;
+        let now = node.bitswap_stat().await?;
         let _ = std::process::Command::new("kill")
             .args(["-9", &pid.to_string()])
             .status();
         let _ = job.await;
         bail!(
-            "ipfs-kit -> kubo stalled: our node sent nothing for {STALL_SECS} s ({sent} bytes \
-             sent in all); kubo's wantlist with it has {} CIDs{}",
+            "ipfs-kit -> kubo stalled: our node sent nothing for {STALL_SECS} s ({} bytes in \
+             this transfer, {sent} in all); kubo's wantlist with it has {} CIDs{}; our node \
+             received {} bitswap messages (from anyone) during the transfer; kubo is {}one \
+             of its bitswap peers ({} in all)",
+            now.data_sent - at_start.data_sent,
             wants.len(),
             wants
                 .first()
                 .map(|c| format!(", the first {c}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            now.messages_received - at_start.messages_received,
+            if now.peers.contains(&peer) {
+                ""
+            } else {
+                "not "
+            },
+            now.peers.len(),
         );
     }
 }
@@ -407,6 +419,13 @@ fn main() -> Result<()> {
     // As the `ipfs-kit` binary does, before any thread starts.
     ipfs_kit::malloc::tune();
     let args = Args::parse();
+    // `RUST_LOG=ipfs_kit::bitswap=debug` and the like, to stderr; nothing without it.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let file = input_file(&args)?;
     let bytes = std::fs::metadata(&file)?.len();
     let scratch = tempfile::tempdir_in(file.parent().context("no parent")?)?;

@@ -11,8 +11,9 @@
 //!   other core. Decoded messages reach the behaviour in the order they were read. A message
 //!   that does not decode is reported as [`HandlerOut::Malformed`] and its stream dropped (the
 //!   framing cannot be trusted after it): frames of that stream read meanwhile are discarded.
-//!   At most [`INBOUND_STREAMS_PER_CONNECTION_MAX`] streams are read at once; further ones are
-//!   refused. Reading pauses while [`FRAMES_DECODING_MAX`] frames are being decoded or
+//!   At most [`INBOUND_STREAMS_PER_CONNECTION_MAX`] streams are read at once; further ones
+//!   wait, unread, for a read to end (at most [`INBOUND_STREAMS_WAITING_MAX`]; past that they
+//!   are refused). Reading pauses while [`FRAMES_DECODING_MAX`] frames are being decoded or
 //!   [`EVENTS_QUEUED_MAX`] decoded messages wait for the behaviour (backpressure: a flooding
 //!   peer fills its own TCP window, not our memory).
 //! - Outbound: one long-lived stream, opened on the first message, as kubo keeps one. Messages
@@ -53,9 +54,15 @@ use libp2p::swarm::{
 use super::ledger::{NoBlocks, Outgoing, StoreSource};
 use super::protocol::{read_length_prefix, Message, ProtocolError, ProtocolVersion};
 
-/// Inbound bitswap streams read at once per connection (kubo opens one, reopening after
-/// errors).
+/// Inbound bitswap streams read at once per connection. kubo's client keeps one open for its
+/// wants, but its server writes every message on a stream of its own from up to 8 workers at
+/// once (boxo's `SendMessage`), so more arrive at a time: they wait ([`INBOUND_STREAMS_WAITING_MAX`]).
 pub const INBOUND_STREAMS_PER_CONNECTION_MAX: usize = 4;
+/// Inbound streams waiting, unread, for one of the [`INBOUND_STREAMS_PER_CONNECTION_MAX`] reads
+/// per connection (a stream's sender can write into it up to its flow-control window
+/// meanwhile). Past it, a new stream is refused — a refused stream loses the message the
+/// peer wrote on it.
+pub const INBOUND_STREAMS_WAITING_MAX: usize = 32;
 /// Decoded messages waiting for the behaviour before inbound reads pause.
 pub const EVENTS_QUEUED_MAX: usize = 16;
 /// Messages queued for sending on one connection. The server engine keeps at most ~1 MiB of
@@ -330,6 +337,9 @@ pub struct Handler {
     /// Where reads of `store` for serving run.
     serve_reads: Offload,
     reads: FuturesUnordered<ReadFuture>,
+    /// Inbound streams waiting for a read (at most [`INBOUND_STREAMS_WAITING_MAX`]), oldest
+    /// first.
+    waiting: VecDeque<(Stream, ProtocolVersion)>,
     /// Frames being decoded, in the order they were read (at most [`FRAMES_DECODING_MAX`]).
     decoding: FuturesOrdered<DecodeFuture>,
     /// Number for the next inbound stream.
@@ -362,6 +372,7 @@ impl Handler {
                 Offload::DataPool
             },
             reads: FuturesUnordered::new(),
+            waiting: VecDeque::new(),
             decoding: FuturesOrdered::new(),
             next_stream: 0,
             poisoned: Vec::new(),
@@ -393,6 +404,23 @@ impl Handler {
                 Queued::Serve(o) => prepare(self.store.clone(), o, self.version, self.serve_reads),
             };
             self.prepared.push_back(fut);
+        }
+    }
+
+    /// Starts reading a new inbound stream.
+    fn read_new(&mut self, s: Stream, v: ProtocolVersion) {
+        let id = self.next_stream;
+        self.next_stream += 1;
+        self.read_next(id, s, v);
+    }
+
+    /// Starts reading waiting streams while reads are free.
+    fn read_waiting(&mut self) {
+        while self.reads.len() < INBOUND_STREAMS_PER_CONNECTION_MAX {
+            let Some((s, v)) = self.waiting.pop_front() else {
+                return;
+            };
+            self.read_new(s, v);
         }
     }
 
@@ -505,13 +533,13 @@ impl ConnectionHandler for Handler {
                 protocol: (s, v),
                 ..
             }) => {
-                if self.reads.len() >= INBOUND_STREAMS_PER_CONNECTION_MAX {
+                if self.reads.len() < INBOUND_STREAMS_PER_CONNECTION_MAX {
+                    self.read_new(s, v);
+                } else if self.waiting.len() < INBOUND_STREAMS_WAITING_MAX {
+                    self.waiting.push_back((s, v));
+                } else {
                     tracing::debug!("bitswap: too many inbound streams, one refused");
                     drop(s);
-                } else {
-                    let id = self.next_stream;
-                    self.next_stream += 1;
-                    self.read_next(id, s, v);
                 }
             }
             ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound {
@@ -637,6 +665,8 @@ impl ConnectionHandler for Handler {
             if self.decoding.len() >= FRAMES_DECODING_MAX {
                 return Poll::Pending;
             }
+            // A stream that ended (below, on an earlier turn) freed a read.
+            self.read_waiting();
             match self.reads.poll_next_unpin(cx) {
                 Poll::Ready(Some((id, s, v, r))) => {
                     if self.poisoned.contains(&id) {
