@@ -12,6 +12,10 @@
 //! - a HAVE makes the peer a candidate: the want-block goes to the candidate with the fewest
 //!   want-blocks in flight (at most [`SessionConfig::want_blocks_per_peer_max`] each), which
 //!   spreads a DAG's blocks over every peer that has them;
+//! - a peer that delivered blocks in this session gets want-blocks without a want-have first,
+//!   and no want-have for a want waiting for room (at most `want_blocks_per_peer_max` in
+//!   flight): a DAG of thousands of blocks would otherwise put thousands of want-haves in its
+//!   wantlist, past the 1024 a server keeps;
 //! - DONT_HAVE (or a corrupt block, which is also penalized) moves the want-block to another
 //!   candidate; when every connected peer said DONT_HAVE, or nobody is connected, the session
 //!   asks for providers (`FindProviders`) and dials the ones it is told about;
@@ -613,12 +617,19 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
                 sent = true;
             }
             if have_peers.is_empty() {
-                // Nobody is known to have it: ask every 1.2 peer not yet asked.
+                // Nobody is known to have it: ask every 1.2 peer not yet asked — except the
+                // ones that delivered blocks in this session: they get the want-block itself
+                // as soon as they have room, and a want-have beside it would only fill their
+                // wantlist (a DAG's wants outnumber a server's 1024-entry wantlist).
                 for p in &usable {
                     if w.block_from.as_ref() == Some(p) || w.asked_have.contains(p) {
                         continue;
                     }
-                    if !self.peers.get(p).is_some_and(|s| s.version.supports_have()) {
+                    if !self
+                        .peers
+                        .get(p)
+                        .is_some_and(|s| s.version.supports_have() && s.blocks_received == 0)
+                    {
                         continue;
                     }
                     out.entry(p.clone(), WantEntry::want_have(cid, priority, true));

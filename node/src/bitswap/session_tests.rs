@@ -348,3 +348,39 @@ fn a_failed_dial_can_be_retried() {
     s.handle(SessionEvent::DialFailed { peer: 9 }, 3);
     assert_eq!(s.handle(found, 4), vec![SessionAction::Dial { peer: 9 }]);
 }
+
+#[test]
+fn a_delivering_peer_gets_want_blocks_as_room_frees_and_no_want_haves() {
+    let first = block(0);
+    let rest: Vec<Block> = (1..=200).map(block).collect();
+    // Peer 1 delivers the first block; peer 2 has said nothing yet.
+    let mut s = session(&[1, 2]);
+    s.want(&[*first.cid()], 0).unwrap();
+    presence(&mut s, 1, *first.cid(), PresenceType::Have, 1);
+    deliver(&mut s, 1, first.clone(), 2);
+    let cids: Vec<Cid> = rest.iter().map(|b| *b.cid()).collect();
+    let a = s.want(&cids, 3).unwrap();
+    let e = entries(&a);
+    let to_1: Vec<&WantEntry> = e.iter().filter(|(p, _)| *p == 1).map(|(_, e)| e).collect();
+    assert_eq!(
+        to_1.len(),
+        WANT_BLOCKS_PER_PEER_MAX,
+        "only what fits in flight"
+    );
+    assert!(to_1.iter().all(|e| e.want_type == WantType::Block));
+    // The peer that delivered nothing is still asked whether it has each one.
+    let to_2 = e.iter().filter(|(p, _)| *p == 2).count();
+    assert_eq!(to_2, 200);
+    assert!(e
+        .iter()
+        .filter(|(p, _)| *p == 2)
+        .all(|(_, e)| e.want_type == WantType::Have));
+    // Each delivery frees room for one more want-block to peer 1, still no want-have.
+    let sent = to_1[0].cid;
+    let b = rest.iter().find(|b| *b.cid() == sent).unwrap().clone();
+    let a = deliver(&mut s, 1, b, 4);
+    let e: Vec<(u64, WantEntry)> = entries(&a).into_iter().filter(|(_, e)| !e.cancel).collect();
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].0, 1);
+    assert_eq!(e[0].1.want_type, WantType::Block);
+}
