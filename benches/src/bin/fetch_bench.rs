@@ -65,6 +65,10 @@ struct Args {
     /// asks steadily or in bursts).
     #[arg(long)]
     trace_sends: bool,
+    /// Run only the ipfs-kit -> kubo transfers (each round: a fresh kubo fetching, then one
+    /// getting, from the same node of ours) — to chase a rare stall there.
+    #[arg(long)]
+    only_ours_to_kubo: bool,
 }
 
 fn workspace_root() -> PathBuf {
@@ -478,46 +482,49 @@ fn main() -> Result<()> {
         };
 
         for round in 1..=rounds {
-            let b = ours(scratch.path(), args.quic).await?;
-            b.node.connect(dial_addr(&a.node).await?).await?;
-            settle();
-            let cpu0 = cpu_secs();
-            let read0 = storage_read_bytes();
-            let t = Instant::now();
-            let stats = b.node.fetch_dag(root).await?;
-            let secs = t.elapsed().as_secs_f64();
-            let (cpu_fetched, read_fetched) = (cpu_secs(), storage_read_bytes());
-            if let (Some(r0), Some(r1)) = (read0, read_fetched) {
-                // The page cache drops what was not touched for a while (on this VM, DAMON's
-                // proactive reclaim of memory idle for ~a minute), so node A may serve part of
-                // the file from disk.
-                eprintln!(
-                    "round {round}: ipfs-kit -> ipfs-kit read {:.0} MB from storage",
-                    r1.saturating_sub(r0) as f64 / 1e6
+            if !args.only_ours_to_kubo {
+                let b = ours(scratch.path(), args.quic).await?;
+                b.node.connect(dial_addr(&a.node).await?).await?;
+                settle();
+                let cpu0 = cpu_secs();
+                let read0 = storage_read_bytes();
+                let t = Instant::now();
+                let stats = b.node.fetch_dag(root).await?;
+                let secs = t.elapsed().as_secs_f64();
+                let (cpu_fetched, read_fetched) = (cpu_secs(), storage_read_bytes());
+                if let (Some(r0), Some(r1)) = (read0, read_fetched) {
+                    // The page cache drops what was not touched for a while (on this VM, DAMON's
+                    // proactive reclaim of memory idle for ~a minute), so node A may serve part of
+                    // the file from disk.
+                    eprintln!(
+                        "round {round}: ipfs-kit -> ipfs-kit read {:.0} MB from storage",
+                        r1.saturating_sub(r0) as f64 / 1e6
+                    );
+                }
+                eprintln!("round {round}: ipfs-kit -> ipfs-kit: {stats:?}");
+                print_cpu(
+                    &format!("round {round}: ipfs-kit -> ipfs-kit (fetch)"),
+                    cpu0,
+                    cpu_fetched,
+                    bytes,
+                    secs,
                 );
+                record(&mut rows, "ipfs-kit -> ipfs-kit (fetch)", mbps(bytes, secs));
+                drop(stats);
+                drop(b);
+                let b = ours(scratch.path(), args.quic).await?;
+                b.node.connect(dial_addr(&a.node).await?).await?;
+                settle();
+                let label = format!("round {round}: ipfs-kit -> ipfs-kit (get)");
+                let get_secs =
+                    ours_get(&b, root, scratch.path(), &file, bytes, Some(&label)).await?;
+                record(
+                    &mut rows,
+                    "ipfs-kit -> ipfs-kit (get)",
+                    mbps(bytes, get_secs),
+                );
+                drop(b);
             }
-            eprintln!("round {round}: ipfs-kit -> ipfs-kit: {stats:?}");
-            print_cpu(
-                &format!("round {round}: ipfs-kit -> ipfs-kit (fetch)"),
-                cpu0,
-                cpu_fetched,
-                bytes,
-                secs,
-            );
-            record(&mut rows, "ipfs-kit -> ipfs-kit (fetch)", mbps(bytes, secs));
-            drop(stats);
-            drop(b);
-            let b = ours(scratch.path(), args.quic).await?;
-            b.node.connect(dial_addr(&a.node).await?).await?;
-            settle();
-            let label = format!("round {round}: ipfs-kit -> ipfs-kit (get)");
-            let get_secs = ours_get(&b, root, scratch.path(), &file, bytes, Some(&label)).await?;
-            record(
-                &mut rows,
-                "ipfs-kit -> ipfs-kit (get)",
-                mbps(bytes, get_secs),
-            );
-            drop(b);
 
             let Some((libkubo, k1, kcid)) = &kubo_sender else {
                 continue;
@@ -535,6 +542,9 @@ fn main() -> Result<()> {
                 order.reverse();
             }
             for leg in order {
+                if args.only_ours_to_kubo && !matches!(leg, Leg::OursToKubo(_)) {
+                    continue;
+                }
                 match leg {
                     Leg::KuboToOurs => {
                         let c = ours(scratch.path(), args.quic).await?;
