@@ -217,8 +217,8 @@ fn add(c: &ApiClient, a: AddArgs) -> Result<()> {
     Ok(())
 }
 
-/// `get`: the daemon's tar, unpacked (the `tar` crate refuses `..` and links that escape)
-/// into a fresh directory beside the output, then moved into place.
+/// `get`: the daemon's tar, unpacked ([`unpack`]) into a fresh directory beside the output,
+/// then moved into place.
 fn get(c: &ApiClient, path: &str, output: Option<PathBuf>) -> Result<()> {
     let r = c.call("get", &[("arg", path.to_owned())])?;
     let last = path
@@ -239,11 +239,7 @@ fn get(c: &ApiClient, path: &str, output: Option<PathBuf>) -> Result<()> {
     let staging = parent.join(format!(".ipfs-kit-get-{}", std::process::id()));
     std::fs::create_dir(&staging).with_context(|| format!("{}", staging.display()))?;
     let result = (|| -> Result<()> {
-        let mut archive = tar::Archive::new(r);
-        archive.set_preserve_permissions(false);
-        archive
-            .unpack(&staging)
-            .context("unpacking the daemon's tar")?;
+        unpack(r, &staging).context("unpacking the daemon's tar")?;
         let mut tops = std::fs::read_dir(&staging)?;
         let top = tops.next().context("empty answer")??;
         if tops.next().is_some() {
@@ -253,6 +249,73 @@ fn get(c: &ApiClient, path: &str, output: Option<PathBuf>) -> Result<()> {
     })();
     let _ = std::fs::remove_dir_all(&staging);
     result
+}
+
+/// Unpacks a tar into `dst`, an empty directory. A regular file's bytes are written with
+/// [`DirectWriter`](crate::unixfs::direct_write::DirectWriter), as the in-process `get` writes
+/// them (past the page cache: on a VM whose fresh page-cache pages cost a host fault, the
+/// cost of a large `get`); its path must be plain names under `dst`, through directories
+/// only (no `..`, no absolute path, no symlink on the way). Every other entry (directories,
+/// symlinks) is placed by the `tar` crate, which refuses the same. An entry refused is an
+/// error, not skipped.
+fn unpack(r: impl std::io::Read, dst: &Path) -> Result<()> {
+    let mut archive = tar::Archive::new(r);
+    archive.set_preserve_permissions(false);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let name = entry.path()?.into_owned();
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            if !entry.unpack_in(dst)? {
+                bail!("refusing tar entry {}", name.display());
+            }
+            continue;
+        }
+        let path = plain_path_under(dst, &name)?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_context(|| format!("{}", path.display()))?;
+        let mut w = crate::unixfs::direct_write::DirectWriter::new(file);
+        std::io::copy(&mut entry, &mut w).with_context(|| format!("{}", path.display()))?;
+        w.finish().with_context(|| format!("{}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `dst` joined with `name`, made of plain names only, its directories created under `dst` as
+/// needed; an existing one that is not a directory (a symlink included) is refused.
+fn plain_path_under(dst: &Path, name: &Path) -> Result<PathBuf> {
+    use std::path::Component;
+    let mut parts = Vec::new();
+    for c in name.components() {
+        match c {
+            Component::Normal(n) => parts.push(n),
+            Component::CurDir => {}
+            _ => bail!("refusing tar entry {}", name.display()),
+        }
+    }
+    let Some((file, dirs)) = parts.split_last() else {
+        bail!("refusing tar entry {}", name.display());
+    };
+    let mut path = dst.to_path_buf();
+    for d in dirs {
+        path.push(d);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => bail!(
+                "refusing tar entry {}: {} is not a directory",
+                name.display(),
+                path.display()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir(&path).with_context(|| format!("{}", path.display()))?
+            }
+            Err(e) => return Err(e).with_context(|| format!("{}", path.display())),
+        }
+    }
+    path.push(file);
+    Ok(path)
 }
 
 /// A file argument's contents as an upload part (stdin for `-`).
@@ -418,4 +481,90 @@ fn pin(c: &ApiClient, cmd: PinCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn file_header(len: usize) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(len as u64);
+        h.set_mode(0o644);
+        h
+    }
+
+    /// A tar entry named `name` byte for byte (the builder refuses `..`, as it should).
+    fn raw_entry(b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) {
+        let mut h = file_header(data.len());
+        let field = &mut h.as_old_mut().name;
+        field[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+
+    #[test]
+    fn unpacks_files_directories_and_links() {
+        let big: Vec<u8> = (0..3 * 1024 * 1024 + 17)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        b.append_data(&mut h, "d", std::io::empty()).unwrap();
+        b.append_data(&mut file_header(big.len()), "d/big", &big[..])
+            .unwrap();
+        b.append_data(&mut file_header(5), "d/e/small", &b"small"[..])
+            .unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "d/l", "big").unwrap();
+        let tar = b.into_inner().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        unpack(&tar[..], dst.path()).unwrap();
+        assert_eq!(std::fs::read(dst.path().join("d/big")).unwrap(), big);
+        assert_eq!(
+            std::fs::read(dst.path().join("d/e/small")).unwrap(),
+            b"small"
+        );
+        assert_eq!(
+            std::fs::read_link(dst.path().join("d/l")).unwrap(),
+            Path::new("big")
+        );
+    }
+
+    #[test]
+    fn refuses_paths_out_of_the_directory() {
+        let outside = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        // `..`
+        let mut b = tar::Builder::new(Vec::new());
+        raw_entry(&mut b, "../escaped", b"x");
+        let e = unpack(&b.into_inner().unwrap()[..], dst.path()).unwrap_err();
+        assert!(e.to_string().contains("refusing"), "{e:#}");
+        assert!(!dst.path().parent().unwrap().join("escaped").exists());
+        // An absolute path.
+        let mut b = tar::Builder::new(Vec::new());
+        let abs = outside.path().join("abs");
+        raw_entry(&mut b, abs.to_str().unwrap(), b"x");
+        assert!(unpack(&b.into_inner().unwrap()[..], dst.path()).is_err());
+        assert!(!abs.exists());
+        // Through a symlink the tar itself placed.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "l", outside.path()).unwrap();
+        b.append_data(&mut file_header(1), "l/evil", &b"x"[..])
+            .unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let e = unpack(&b.into_inner().unwrap()[..], dst.path()).unwrap_err();
+        assert!(e.to_string().contains("not a directory"), "{e:#}");
+        assert!(!outside.path().join("evil").exists());
+    }
 }
