@@ -266,6 +266,19 @@ async fn gateway_answers_502_for_a_block_no_peer_gives() {
             started.elapsed()
         );
     }
+    // A dag-pb root nobody has (a directory would be listed, a file streamed): the same.
+    let mh = ipfs_kit_blockstore::hash::HashFn::Sha2_256
+        .digest(b"a dag-pb node nobody has")
+        .unwrap();
+    let absent_pb = cid::Cid::new_v0(mh).unwrap();
+    for query in ["", "?format=car"] {
+        let r = client
+            .get(format!("{base}/ipfs/{absent_pb}{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 502, "{query}");
+    }
     // A path under content that does not come: 502 as well, not "no such link".
     let r = client
         .get(format!("{base}/ipfs/{absent}/a/b"))

@@ -394,10 +394,7 @@ pub async fn prefetch_dir_links(state: &ApiState, cid: Cid) -> Result<(), ApiErr
     if cid.codec() != crate::dag::DAG_PB_CODEC {
         return Ok(());
     }
-    if ensure_block(state, cid).await.is_err() {
-        // The reader reads it again and reports what went wrong in its own terms.
-        return Ok(());
-    }
+    ensure_block(state, cid).await?;
     let repo = state.repo.clone();
     let missing = blocking(move || {
         let store = repo.blocks();

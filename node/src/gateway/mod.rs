@@ -285,7 +285,17 @@ async fn serve(
         let store = crate::api::reading_store_until(&state, Some(deadline));
         let path = {
             let store = store.clone();
-            blocking(move || Ok(walk_path(store.as_ref(), root, &names2)?)).await?
+            blocking(move || {
+                let path = walk_path(store.as_ref(), root, &names2)?;
+                let terminal = *path.last().unwrap_or(&root);
+                if format == Format::Unixfs && terminal.codec() == crate::dag::DAG_PB_CODEC {
+                    // Here before the listing's prefetch, whose errors are the RPC's (a
+                    // block that does not come is 502 or 504 here).
+                    export::load_block(store.as_ref(), &terminal)?;
+                }
+                Ok(path)
+            })
+            .await?
         };
         let terminal = *path.last().unwrap_or(&root);
         if format == Format::Unixfs {
