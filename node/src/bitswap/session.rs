@@ -464,16 +464,19 @@ impl<P: Clone + Ord + std::fmt::Debug> ClientSession<P> {
 
     fn on_tick(&mut self, now_ms: u64, out: &mut Outbox<P>) {
         let interval = self.cfg.rebroadcast_interval_ms;
+        let recent = |ps: &PeerState| ps.last_block_ms.is_some_and(|t| now_ms < t + interval);
+        // Some peer delivered within the interval: a want nobody was asked for yet is waiting
+        // for a want-block slot at it, not lost.
+        let delivering = self.peers.values().any(recent);
         let mut due = Vec::new();
         for (&seq, w) in &self.wants {
             let stale = w.last_sent_ms.is_none_or(|t| now_ms >= t + interval);
-            // A want-block to a peer that delivered recently is still making progress.
-            let progressing = w.block_from.as_ref().is_some_and(|p| {
-                self.peers
-                    .get(p)
-                    .and_then(|ps| ps.last_block_ms)
-                    .is_some_and(|t| now_ms < t + interval)
-            });
+            // A want-block to a peer that delivered recently is still making progress, and so
+            // is a want waiting for a slot while blocks arrive.
+            let progressing = match &w.block_from {
+                Some(p) => self.peers.get(p).is_some_and(recent),
+                None => delivering && w.asked_have.is_empty(),
+            };
             if stale && !progressing {
                 due.push(seq);
             }

@@ -384,3 +384,40 @@ fn a_delivering_peer_gets_want_blocks_as_room_frees_and_no_want_haves() {
     assert_eq!(e[0].0, 1);
     assert_eq!(e[0].1.want_type, WantType::Block);
 }
+
+#[test]
+fn wants_waiting_for_a_slot_are_not_rebroadcast_while_blocks_arrive() {
+    let blocks: Vec<Block> = (0..=100).map(block).collect();
+    let mut s = session(&[1]);
+    s.want(&[*blocks[0].cid()], 0).unwrap();
+    presence(&mut s, 1, *blocks[0].cid(), PresenceType::Have, 1);
+    deliver(&mut s, 1, blocks[0].clone(), 2);
+    let cids: Vec<Cid> = blocks[1..].iter().map(|b| *b.cid()).collect();
+    let a = s.want(&cids, 3).unwrap();
+    let mut in_flight: Vec<Cid> = entries(&a).into_iter().map(|(_, e)| e.cid).collect();
+    assert_eq!(in_flight.len(), WANT_BLOCKS_PER_PEER_MAX);
+    // Peer 1 keeps delivering, one block per 500 ms: ticks past the interval send nothing
+    // again and search for no providers.
+    let mut now = 3;
+    for _ in 0..8 {
+        now += 500;
+        let c = in_flight.remove(0);
+        let b = blocks.iter().find(|b| *b.cid() == c).unwrap().clone();
+        let a = deliver(&mut s, 1, b, now);
+        in_flight.extend(
+            entries(&a)
+                .into_iter()
+                .filter(|(_, e)| !e.cancel)
+                .map(|(_, e)| e.cid),
+        );
+        let a = s.handle(SessionEvent::Tick, now + 1);
+        assert!(a.is_empty(), "at {now}: {a:?}");
+    }
+    // Once nothing has arrived for the interval, the waiting wants are due again.
+    let a = s.handle(SessionEvent::Tick, now + REBROADCAST_INTERVAL_MS);
+    assert!(
+        a.iter()
+            .any(|a| matches!(a, SessionAction::FindProviders { .. })),
+        "{a:?}"
+    );
+}
