@@ -283,17 +283,21 @@ async fn serve(
     let work = async move {
         // Reads through this store fetch what is missing (a raw block, the path's blocks).
         let store = crate::api::reading_store_until(&state, Some(deadline));
-        let path = {
+        let (path, terminal_data) = {
             let store = store.clone();
             blocking(move || {
                 let path = walk_path(store.as_ref(), root, &names2)?;
                 let terminal = *path.last().unwrap_or(&root);
-                if format == Format::Unixfs && terminal.codec() == crate::dag::DAG_PB_CODEC {
-                    // Here before the listing's prefetch, whose errors are the RPC's (a
-                    // block that does not come is 502 or 504 here).
-                    export::load_block(store.as_ref(), &terminal)?;
-                }
-                Ok(path)
+                // A dag-pb terminal is read here, before the listing's prefetch, whose errors
+                // are the RPC's (a block that does not come is 502 or 504 here); it is
+                // decoded below from these bytes, not read again.
+                let data =
+                    if format == Format::Unixfs && terminal.codec() == crate::dag::DAG_PB_CODEC {
+                        Some(export::load_block(store.as_ref(), &terminal)?)
+                    } else {
+                        None
+                    };
+                Ok((path, data))
             })
             .await?
         };
@@ -315,7 +319,10 @@ async fn serve(
                     export::load_block(store, &terminal)?;
                     (terminal, Resolved::Car(path))
                 }
-                Format::Unixfs => match export::load(store, &terminal)? {
+                Format::Unixfs => match terminal_data.map_or_else(
+                    || export::load(store, &terminal),
+                    |data| export::decode_node(&terminal, data),
+                )? {
                     export::Node::Pb { fs, .. }
                         if matches!(fs.kind, DataType::Directory | DataType::HamtShard) =>
                     {
