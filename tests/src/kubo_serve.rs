@@ -47,7 +47,8 @@ impl KuboServe {
             .env("IPFS_KIT_LIBKUBO", &interop.libkubo)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            // kubo's own log (e.g. `GOLOG_LOG_LEVEL=error,bitswap/network=info`), when asked.
+            // kubo's own log (e.g. `GOLOG_LOG_LEVEL=error,bitswap=info,bs:sess=info,bitswap_network=info`;
+            // boxo's logger names), when asked.
             .stderr(if std::env::var_os(ENV_KUBO_STDERR).is_some() {
                 Stdio::inherit()
             } else {

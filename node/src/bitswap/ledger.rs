@@ -19,7 +19,8 @@
 //! - peers are served round-robin, one message per peer per round, highest priority first;
 //!   a peer with [`OUTSTANDING_BYTES_PER_PEER_MAX`] unacknowledged bytes waits (backpressure);
 //!   one message carries at most [`MESSAGE_BLOCK_BYTES_TARGET`] of blocks (a single larger
-//!   block, up to [`OUTBOUND_BLOCK_BYTES_MAX`], goes alone);
+//!   block, up to [`OUTBOUND_BLOCK_BYTES_MAX`], goes alone) and at most
+//!   [`BLOCKS_PER_MESSAGE_MAX`] blocks (so kubo does not give up on a whole wide want at once);
 //! - the engine decides *which* blocks go out, not their bytes: a [`ServerAction::SendMessage`]
 //!   carries an [`Outgoing`] (presences plus the CIDs and sizes of the blocks), and the I/O
 //!   layer reads the blocks ([`Outgoing::load`]) off the swarm task, just before writing. So
@@ -52,6 +53,17 @@ pub const OUTSTANDING_BYTES_PER_PEER_MAX: usize = 8 * 1024 * 1024;
 /// Block bytes one outbound message is filled up to. Smaller messages let the receiver verify
 /// and store the first blocks while the next are still on the wire.
 pub const MESSAGE_BLOCK_BYTES_TARGET: usize = 1024 * 1024;
+/// Most blocks in one outbound message, whatever their size. A wide want (a file's first layer
+/// of links, ~8 KiB each) is then answered in several messages rather than one. kubo v0.22
+/// stores a message's blocks (an fsync each) before it takes them as answers, and meanwhile
+/// counts each of its want-blocks unanswered after twice its measured latency (~2 ms on
+/// loopback) as a DONT_HAVE; after 16 in a row it drops the peer from its session, and only a
+/// later block or HAVE from that peer brings it back. When every block it wanted arrived in
+/// the one message that it had already given up on, nothing came later, and the session never
+/// asked anyone again (a transfer hung for good, about one in twenty from us). Blocks in a few
+/// messages arrive over several stores: fewer wants time out at once, and a later message
+/// brings the peer back.
+pub const BLOCKS_PER_MESSAGE_MAX: usize = 8;
 /// Blocks up to this size are sent in reply to a want-have instead of a HAVE.
 pub const INLINE_BLOCK_BYTES_MAX: usize = 1024;
 /// Most presences in one outbound message.
@@ -550,7 +562,8 @@ fn build_message(l: &mut PeerLedger, store: &dyn BlockSource) -> Option<Outgoing
         };
         if let (true, Some(s)) = (send_block, size) {
             if !blocks.is_empty()
-                && (block_bytes + s > MESSAGE_BLOCK_BYTES_TARGET.min(OUTBOUND_BLOCK_BYTES_MAX)
+                && (blocks.len() >= BLOCKS_PER_MESSAGE_MAX
+                    || block_bytes + s > MESSAGE_BLOCK_BYTES_TARGET.min(OUTBOUND_BLOCK_BYTES_MAX)
                     || l.outstanding_bytes + block_bytes + s > OUTSTANDING_BYTES_PER_PEER_MAX)
             {
                 break;

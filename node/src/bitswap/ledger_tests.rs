@@ -593,3 +593,29 @@ fn a_block_damaged_on_disk_is_not_served() {
     let m = out.load(&StoreSource(&store));
     assert_eq!(m.blocks, vec![good]);
 }
+
+#[test]
+fn a_wide_want_is_answered_in_messages_of_a_few_blocks() {
+    // 24 small blocks (a file's first layer of links) fit one message by size, but go in
+    // messages of at most BLOCKS_PER_MESSAGE_MAX (see its documentation: kubo v0.22).
+    let store = MemoryBlockstore::new();
+    let blocks: Vec<Block> = (0..24).map(|i| block(i, 8 * 1024)).collect();
+    store.put_many(&blocks).unwrap();
+    let mut e = Engine::new();
+    connect(&mut e, &store, 1, ProtocolVersion::V1_2_0);
+    let entries = blocks
+        .iter()
+        .map(|b| WantEntry::want_block(*b.cid(), 1, true))
+        .collect();
+    let msgs = sent(&recv(&mut e, &store, 1, wants(entries)), &store);
+    let sizes: Vec<usize> = msgs.iter().map(|(_, m)| m.blocks.len()).collect();
+    assert_eq!(
+        sizes,
+        vec![BLOCKS_PER_MESSAGE_MAX; 24 / BLOCKS_PER_MESSAGE_MAX]
+    );
+    let served: BTreeSet<Cid> = msgs
+        .iter()
+        .flat_map(|(_, m)| m.blocks.iter().map(|b| *b.cid()))
+        .collect();
+    assert_eq!(served, blocks.iter().map(|b| *b.cid()).collect());
+}
