@@ -741,6 +741,15 @@ fn paths_fetch_only_what_they_read() {
     assert_ne!(sub, root);
     assert!(data_received(&c, &x) < 2 * 256 * 1024 + SMALL);
 
+    // A range over many chunks (several read at once): the same bytes, in order.
+    let r = c
+        .get(format!("{}/ipfs/{root}/big.bin", x.gateway))
+        .header("Range", "bytes=100000-5000000")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().unwrap().as_ref(), &big[100_000..=5_000_000]);
+
     // The whole file: all of it, fetched in bulk.
     let r = c
         .get(format!("{}/ipfs/{root}/big.bin", x.gateway))

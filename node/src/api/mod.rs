@@ -358,9 +358,12 @@ pub async fn resolve(state: &ApiState, path: &str) -> Result<Cid, ApiError> {
 }
 
 /// A [`DagReader`] for a reader of some blocks of a DAG (a byte range, a listing): no bulk
-/// fetch, misses fetched as read.
+/// fetch, misses fetched as read, several at once with a running node.
 pub fn read_parts(state: &ApiState) -> DagReader {
-    DagReader::over(reading_store(state))
+    match state.node {
+        Some(_) => DagReader::fetching(reading_store(state)),
+        None => DagReader::over(reading_store(state)),
+    }
 }
 
 /// Gets ready to read all of the DAG under `cid` (a file's bytes, a tar, a CAR) while it

@@ -587,9 +587,16 @@ fn serve_file(
         return Ok((status, h, Body::empty()).into_response());
     }
     let body = crate::api::stream::blocking_body(move |w| {
-        export::cat(store.store(), &cid, offset, Some(len), w)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        export::cat_with(
+            store.store(),
+            &cid,
+            offset,
+            Some(len),
+            store.fetch_workers(),
+            w,
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
     });
     Ok((status, h, body).into_response())
 }

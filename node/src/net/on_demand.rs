@@ -4,7 +4,8 @@
 //! For readers that need a few blocks of a DAG, not all of it: resolving a path (`<cid>/a/b`
 //! needs the blocks on the way, not the whole DAG under `<cid>`), listing a directory,
 //! `dag get` through links, or streaming a file whose DAG is mostly here. Alone it fetches one
-//! block per miss. A reader of a whole remote DAG runs a bulk `fetch_dag` beside it (many wants
+//! block per miss, so a reader of a byte range keeps several reads going
+//! ([`DagReader::fetching`], `export::cat_with`). A reader of a whole remote DAG runs a bulk `fetch_dag` beside it (many wants
 //! in flight) and reads behind that fetch ([`read_dag`]): a miss then waits for the fetch to
 //! bring the block, and asks the network itself only once the fetch has ended without it.
 //!
@@ -33,6 +34,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{NetError, NodeHandle};
+use crate::unixfs::export;
 
 /// The repository's store, with misses fetched through `node`.
 pub struct OnDemandStore {
@@ -332,17 +334,39 @@ impl Blockstore for OnDemandStore {
 pub struct DagReader {
     store: Arc<dyn Blockstore>,
     _bulk: Option<BulkFetch>,
+    fetch_workers: usize,
 }
 
 impl DagReader {
-    /// A reader of `store` with no bulk fetch beside it.
+    /// A reader of `store` with no bulk fetch beside it, reading few blocks ahead: `store` is
+    /// local, or has the top of the DAG (a miss is rare).
     pub fn over(store: Arc<dyn Blockstore>) -> Self {
-        Self { store, _bulk: None }
+        Self {
+            store,
+            _bulk: None,
+            fetch_workers: export::FETCH_WORKERS,
+        }
+    }
+
+    /// A reader of parts of a DAG that may be elsewhere, with no bulk fetch (a byte range):
+    /// each miss of `store` waits for its own fetch, so readers keep
+    /// [`export::REMOTE_FETCH_WORKERS`] reads in flight.
+    pub fn fetching(store: Arc<dyn Blockstore>) -> Self {
+        Self {
+            store,
+            _bulk: None,
+            fetch_workers: export::REMOTE_FETCH_WORKERS,
+        }
     }
 
     /// The blocks to read; with a bulk fetch, misses wait for it, then are fetched.
     pub fn store(&self) -> &dyn Blockstore {
         self.store.as_ref()
+    }
+
+    /// How many blocks a streaming reader (`export::cat_with`) should read at once.
+    pub fn fetch_workers(&self) -> usize {
+        self.fetch_workers
     }
 }
 
@@ -416,6 +440,8 @@ pub async fn read_dag(
     };
     Ok(DagReader {
         store: Arc::new(on_demand.behind(handover)),
+        // The bulk fetch keeps many wants in flight; the reader waits behind it.
+        fetch_workers: export::FETCH_WORKERS,
         _bulk: Some(BulkFetch {
             task,
             _fetched: fetched,

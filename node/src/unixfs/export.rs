@@ -7,11 +7,12 @@
 //! and every depth and count is bounded by a named constant.
 //!
 //! `cat` streams: a walker thread lists the leaves in order and two workers fetch and verify
-//! them ahead of the writer ([`cat`] and `export/cat.rs`).
+//! them ahead of the writer ([`cat`] and `export/cat.rs`); [`cat_with`] takes more workers for
+//! a store whose misses each wait for the network.
 
 mod cat;
 
-pub use cat::cat;
+pub use cat::{cat, cat_with, FETCH_WORKERS, REMOTE_FETCH_WORKERS};
 
 use super::direct_write::DirectWriter;
 use super::hamt::{self, HamtError, Shard};

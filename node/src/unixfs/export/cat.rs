@@ -25,8 +25,13 @@ use std::io::Write;
 
 /// Children fetched ahead of the writer, per DAG level.
 pub const PREFETCH_WINDOW_BLOCKS: usize = 24;
-/// Threads fetching and verifying blocks for one `cat`.
+/// Threads fetching and verifying blocks for one `cat` of a local store (enough to keep
+/// hashing beside the writer).
 pub const FETCH_WORKERS: usize = 2;
+/// Threads for one [`cat_with`] of a store that fetches each miss over the network on its own
+/// (a byte range of a file not here): each waits one block's round trip, so this many blocks
+/// are in flight. At most [`PREFETCH_WINDOW_BLOCKS`], the most the walker asks ahead.
+pub const REMOTE_FETCH_WORKERS: usize = 16;
 /// Slices queued between the walker and the writer.
 const OUT_QUEUE_SLICES: usize = 8;
 
@@ -70,6 +75,21 @@ pub fn cat(
     length: Option<u64>,
     out: &mut dyn Write,
 ) -> Result<u64, ExportError> {
+    cat_with(store, cid, offset, length, FETCH_WORKERS, out)
+}
+
+/// [`cat`] with `workers` threads reading blocks ahead of the writer (clamped to
+/// `1..=`[`PREFETCH_WINDOW_BLOCKS`]): [`FETCH_WORKERS`] for a local store,
+/// [`REMOTE_FETCH_WORKERS`] for one whose misses each wait for the network.
+pub fn cat_with(
+    store: &dyn Blockstore,
+    cid: &Cid,
+    offset: u64,
+    length: Option<u64>,
+    workers: usize,
+    out: &mut dyn Write,
+) -> Result<u64, ExportError> {
+    let workers = workers.clamp(1, PREFETCH_WINDOW_BLOCKS);
     let root = load(store, cid)?;
     let size = root.content_size();
     let start = offset.min(size);
@@ -107,9 +127,9 @@ pub fn cat(
     }
     let root_cid = *cid;
     std::thread::scope(|s| {
-        let (job_tx, job_rx) = bounded::<Job>(FETCH_WORKERS * 4);
+        let (job_tx, job_rx) = bounded::<Job>(workers * 4);
         let (out_tx, out_rx) = bounded::<Result<Bytes, ExportError>>(OUT_QUEUE_SLICES);
-        for _ in 0..FETCH_WORKERS {
+        for _ in 0..workers {
             let rx = job_rx.clone();
             s.spawn(move || {
                 for job in rx.iter() {

@@ -139,6 +139,28 @@ fn cat_ranges_match_source() {
 }
 
 #[test]
+fn cat_with_any_worker_count_gives_the_same_bytes() {
+    let store = MemoryBlockstore::default();
+    let data = pattern(100_003);
+    let cid = build_file(&store, &data, 1000, 7, true);
+    // 0 and past the window are clamped; 1 reads one block at a time.
+    for workers in [0, 1, FETCH_WORKERS, REMOTE_FETCH_WORKERS, 1000] {
+        for (off, len) in [(0u64, None), (999, Some(2)), (6999, Some(50_000))] {
+            let mut out = Vec::new();
+            let n = cat_with(&store, &cid, off, len, workers, &mut out).unwrap();
+            let lo = off as usize;
+            let hi = len.map_or(data.len(), |l| lo + l as usize);
+            assert_eq!(n as usize, out.len());
+            assert_eq!(
+                out,
+                &data[lo..hi],
+                "workers={workers} off={off} len={len:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn cat_single_blocks_and_identity() {
     let store = MemoryBlockstore::default();
     let raw = put(&store, RAW_CODEC, b"hello world".to_vec());
