@@ -749,6 +749,23 @@ fn paths_fetch_only_what_they_read() {
         .unwrap();
     assert_eq!(r.status(), 206);
     assert_eq!(r.bytes().unwrap().as_ref(), &big[100_000..=5_000_000]);
+    // `cat` of a part of it (past what the range read) fetches the chunks under that part only.
+    let before = data_received(&c, &x);
+    let part = c
+        .post(format!(
+            "{}?arg={root}/big.bin&offset=6000000&length=100",
+            x.url("cat")
+        ))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert_eq!(part.as_ref(), &big[6_000_000..6_000_100]);
+    let got = data_received(&c, &x) - before;
+    assert!(
+        got < 2 * 256 * 1024 + SMALL,
+        "{got} bytes received for cat --offset --length"
+    );
 
     // The whole file: all of it, fetched in bulk.
     let r = c

@@ -442,15 +442,28 @@ pub async fn cat(
         let store = super::reading_store(&state);
         blocking(move || file_size(store.as_ref(), &cid)).await?
     };
-    // The bytes stream as the blocks arrive.
-    let reader = super::read_dag(&state, cid).await?;
-    let body = blocking_body(move |w| {
-        export::cat(reader.store(), &cid, offset, length, w)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    });
     let start = offset.min(size);
     let len = length.map_or(size - start, |l| l.min(size - start));
+    // The bytes stream as the blocks arrive: the whole file behind a bulk fetch of its DAG, a
+    // part of it from the blocks under that part only (as the gateway serves a `Range`, and as
+    // kubo's `cat --offset --length` reads).
+    let reader = if len < size {
+        super::read_parts(&state)
+    } else {
+        super::read_dag(&state, cid).await?
+    };
+    let body = blocking_body(move |w| {
+        export::cat_with(
+            reader.store(),
+            &cid,
+            offset,
+            length,
+            reader.fetch_workers(),
+            w,
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    });
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain".to_owned()),
