@@ -453,16 +453,10 @@ pub async fn cat(
         super::read_dag(&state, cid).await?
     };
     let body = blocking_body(move |w| {
-        export::cat_with(
-            reader.store(),
-            &cid,
-            offset,
-            length,
-            reader.fetch_workers(),
-            w,
-        )
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        reader
+            .cat(&cid, offset, length, w)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     });
     Ok((
         [

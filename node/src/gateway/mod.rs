@@ -587,16 +587,10 @@ fn serve_file(
         return Ok((status, h, Body::empty()).into_response());
     }
     let body = crate::api::stream::blocking_body(move |w| {
-        export::cat_with(
-            store.store(),
-            &cid,
-            offset,
-            Some(len),
-            store.fetch_workers(),
-            w,
-        )
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        store
+            .cat(&cid, offset, Some(len), w)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     });
     Ok((status, h, body).into_response())
 }

@@ -5,9 +5,10 @@
 //! needs the blocks on the way, not the whole DAG under `<cid>`), listing a directory,
 //! `dag get` through links, or streaming a file whose DAG is mostly here. Alone it fetches one
 //! block per miss, so a reader of a byte range keeps several reads going
-//! ([`DagReader::fetching`], `export::cat_with`). A reader of a whole remote DAG runs a bulk `fetch_dag` beside it (many wants
-//! in flight) and reads behind that fetch ([`read_dag`]): a miss then waits for the fetch to
-//! bring the block, and asks the network itself only once the fetch has ended without it.
+//! ([`DagReader::fetching`], [`DagReader::cat`]). A reader of a whole remote DAG runs a bulk
+//! `fetch_dag` beside it (many wants in flight) and reads behind that fetch ([`read_dag`]): a
+//! miss then waits for the fetch to bring the block, and asks the network itself only once
+//! the fetch has ended without it.
 //!
 //! Behind a bulk fetch, the blocks the fetch receives are handed to the reader as they arrive
 //! ([`Handover`], up to [`HANDOVER_BYTES_MAX`] of them held): the reader takes a block from
@@ -364,9 +365,16 @@ impl DagReader {
         self.store.as_ref()
     }
 
-    /// How many blocks a streaming reader (`export::cat_with`) should read at once.
-    pub fn fetch_workers(&self) -> usize {
-        self.fetch_workers
+    /// Writes bytes `[offset, offset + length)` of the file at `cid` to `out`
+    /// ([`export::cat_with`]), with as many blocks read at once as this reader's store wants.
+    pub fn cat(
+        &self,
+        cid: &Cid,
+        offset: u64,
+        length: Option<u64>,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, export::ExportError> {
+        export::cat_with(self.store(), cid, offset, length, self.fetch_workers, out)
     }
 }
 
