@@ -552,6 +552,171 @@ fn gateway_trustless_path_range_listing() {
     assert!(m.contains("server=\"gateway\""), "{m}");
 }
 
+/// What a browser or a cache in front of the gateway relies on: `If-None-Match` answered with
+/// 304, `?filename=` and `?download=true` in `Content-Disposition`, a type for a file fetched by
+/// bare CID from its first bytes, and no service worker for a whole gateway.
+#[test]
+fn gateway_caching_names_and_sniffed_types() {
+    let env = Env::new();
+    let d = Daemon::start(&env, &[], &[]);
+    let c = client();
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01".to_vec();
+    let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1\"/>".to_vec();
+    let form = Form::new()
+        .part("file", dir_part("d"))
+        .part("file-1", file_part("d/pic", png.clone()))
+        .part(
+            "file-2",
+            file_part("d/page", b"<!DOCTYPE html><p>hi</p>".to_vec()),
+        )
+        .part("file-3", file_part("d/notes", b"plain words\n".to_vec()))
+        .part("file-4", file_part("d/blob", vec![0, 1, 2, 3, 0xff]))
+        .part("file-5", file_part("d/icon", svg))
+        .part(
+            "file-6",
+            file_part("d/index.html", b"<p>index</p>".to_vec()),
+        );
+    let lines = add(&c, &d, form, "cid-version=1");
+    let cid_of = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l["Name"] == format!("d/{name}"))
+            .unwrap()["Hash"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let root = lines.last().unwrap()["Hash"].as_str().unwrap().to_owned();
+    let gw = |p: &str| format!("{}/ipfs/{p}", d.gateway);
+    let ctype =
+        |r: &reqwest::blocking::Response| r.headers()["content-type"].to_str().unwrap().to_owned();
+
+    // By bare CID (no name to go by): the type from the first bytes.
+    for (name, want) in [
+        ("pic", "image/png"),
+        ("page", "text/html; charset=utf-8"),
+        ("notes", "text/plain; charset=utf-8"),
+        ("blob", "application/octet-stream"),
+        ("icon", "image/svg+xml"),
+    ] {
+        let r = c.get(gw(&cid_of(name))).send().unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(ctype(&r), want, "{name}");
+        let r = c.head(gw(&cid_of(name))).send().unwrap();
+        assert_eq!(ctype(&r), want, "HEAD {name}");
+    }
+    let r = c.get(gw(&cid_of("pic"))).send().unwrap();
+    assert_eq!(r.bytes().unwrap().as_ref(), png.as_slice());
+
+    // ?filename= names the file inline and gives its type; &download=true makes it an
+    // attachment; a non-ASCII name comes in both forms.
+    let blob = cid_of("blob");
+    let r = c
+        .get(gw(&format!("{blob}?filename=data.txt")))
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "inline; filename=\"data.txt\""
+    );
+    assert_eq!(ctype(&r), "text/plain; charset=utf-8");
+    let r = c
+        .get(gw(&format!("{blob}?filename=data.txt&download=true")))
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "attachment; filename=\"data.txt\""
+    );
+    let r = c
+        .get(gw(&format!(
+            "{blob}?filename=test%D1%82%D0%B5%D1%81%D1%82.pdf"
+        )))
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "inline; filename=\"test____.pdf\"; filename*=UTF-8''test%D1%82%D0%B5%D1%81%D1%82.pdf"
+    );
+    assert_eq!(ctype(&r), "application/pdf");
+    let r = c
+        .get(gw(&format!("{root}/notes?download=true")))
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "attachment; filename=\"notes\""
+    );
+    let r = c
+        .get(gw(&format!("{blob}?format=raw&filename=b.bin")))
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "attachment; filename=\"b.bin\""
+    );
+    // No parameter: no Content-Disposition on a file.
+    let r = c.get(gw(&blob)).send().unwrap();
+    assert!(r.headers().get("content-disposition").is_none());
+
+    // If-None-Match: the ETag a 200 carried gives 304 with no body, for each kind of answer;
+    // another tag gives the answer again.
+    for path in [
+        format!("{root}/notes"),
+        format!("{root}/"),
+        format!("{root}?format=raw"),
+        format!("{root}?format=car"),
+        format!("{root}/notes?format=car"),
+        format!("{root}/notes?filename=x.txt"),
+    ] {
+        let r = c.get(gw(&path)).send().unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+        let r = c
+            .get(gw(&path))
+            .header("If-None-Match", format!("\"nope\", {etag}"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 304, "{path}");
+        assert_eq!(r.headers()["etag"], etag.as_str());
+        assert!(r.bytes().unwrap().is_empty());
+        let r = c
+            .get(gw(&path))
+            .header("If-None-Match", "\"nope\"")
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    // A CAR of a path is not the CAR of its root: their tags differ.
+    let tag = |p: &str| c.get(gw(p)).send().unwrap().headers()["etag"].clone();
+    assert_ne!(
+        tag(&format!("{root}?format=car")),
+        tag(&format!("{root}/notes?format=car"))
+    );
+    // Under only-if-cached, what is here is served as usual.
+    let r = c
+        .get(gw(&format!("{root}/notes")))
+        .header("Cache-Control", "only-if-cached")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().unwrap(), "plain words\n");
+
+    // Service-Worker: script is refused at a bare content root, allowed under it.
+    let r = c
+        .get(gw(&cid_of("page")))
+        .header("Service-Worker", "script")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c
+        .get(gw(&format!("{root}/index.html")))
+        .header("Service-Worker", "script")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 #[test]
 fn gateway_429_past_the_limit_and_504_on_timeout() {
     let env = Env::new();
@@ -668,6 +833,24 @@ fn paths_fetch_only_what_they_read() {
     // Well under one of big.bin's 32 chunks of 256 KiB.
     const SMALL: u64 = 64 * 1024;
 
+    // `Cache-Control: only-if-cached` of what X does not hold: 412 with no payload, nothing
+    // fetched (path gateway spec).
+    let small_url = format!("{}/ipfs/{root}/small.txt", x.gateway);
+    let r = c
+        .head(&small_url)
+        .header("Cache-Control", "only-if-cached")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 412);
+    let r = c
+        .get(&small_url)
+        .header("Cache-Control", "max-age=0, only-if-cached")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 412);
+    assert!(r.bytes().unwrap().is_empty());
+    assert_eq!(data_received(&c, &x), 0);
+
     let r = c
         .get(format!("{}/ipfs/{root}/small.txt", x.gateway))
         .send()
@@ -711,6 +894,26 @@ fn paths_fetch_only_what_they_read() {
     assert_eq!(head.status(), 200);
     assert_eq!(
         head.headers()["content-length"],
+        big.len().to_string().as_str()
+    );
+    // The client holds big.bin (its ETag): 304 before any of the file is fetched.
+    let etag = head.headers()["etag"].clone();
+    let r = c
+        .get(format!("{}/ipfs/{root}/big.bin", x.gateway))
+        .header("If-None-Match", etag)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert!(r.bytes().unwrap().is_empty());
+    // big.bin's top block is here now: a HEAD under only-if-cached answers from it.
+    let r = c
+        .head(format!("{}/ipfs/{root}/big.bin", x.gateway))
+        .header("Cache-Control", "only-if-cached")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-length"],
         big.len().to_string().as_str()
     );
     let got = data_received(&c, &x);

@@ -31,6 +31,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
+mod sniff;
+
 /// Largest block served as `application/vnd.ipld.raw` (the spec's 2 MiB block limit).
 pub const GATEWAY_BLOCK_BYTES_MAX: usize = ipfs_kit_blockstore::limits::BLOCK_SIZE_BYTES_MAX;
 /// How long fetching and resolving content may take before the answer is 504 (boxo's
@@ -156,6 +158,10 @@ impl From<crate::api::ApiError> for GwError {
 
 impl IntoResponse for GwError {
     fn into_response(self) -> Response {
+        if self.0 == StatusCode::PRECONDITION_FAILED {
+            // only-if-cached and not here: no payload (path gateway spec).
+            return self.0.into_response();
+        }
         text_error(self.0, &self.1)
     }
 }
@@ -169,8 +175,7 @@ enum Format {
     Unixfs,
 }
 
-fn choose_format(query: Option<&str>, headers: &HeaderMap) -> Result<Format, GwError> {
-    let args = crate::api::Args::parse(query)?;
+fn choose_format(args: &crate::api::Args, headers: &HeaderMap) -> Result<Format, GwError> {
     match args.get("format") {
         Some("raw") => return Ok(Format::Raw),
         Some("car") => return Ok(Format::Car),
@@ -258,11 +263,149 @@ enum Resolved {
     Car(Vec<Cid>),
     File {
         size: u64,
+        /// From the name (the `filename` parameter or the path's last segment), else sniffed
+        /// from the first bytes.
+        content_type: String,
     },
     Dir {
         entries: Vec<export::LsEntry>,
         index: Option<(Cid, u64)>,
     },
+}
+
+/// What the request asked for besides its path and format.
+struct Ask {
+    /// `?filename=`: the name in `Content-Disposition`, and the one the type comes from.
+    filename: Option<String>,
+    /// `?download=true`: `Content-Disposition: attachment`.
+    download: bool,
+    /// `Cache-Control: only-if-cached`: answer from this node's store or 412, never fetch.
+    only_if_cached: bool,
+    /// A listing as JSON (`Accept: application/json`) rather than HTML.
+    wants_json: bool,
+}
+
+impl Ask {
+    fn of(args: &crate::api::Args, headers: &HeaderMap) -> Self {
+        let only_if_cached = headers
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|d| d.trim().eq_ignore_ascii_case("only-if-cached"));
+        let wants_json = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
+        Ask {
+            filename: args
+                .get("filename")
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned),
+            download: args.get("download") == Some("true"),
+            only_if_cached,
+            wants_json,
+        }
+    }
+}
+
+/// A failure to read under `only-if-cached`: a block this node does not hold is 412 (the
+/// spec's answer, with no payload), not 404.
+fn read_error(e: ExportError, only_if_cached: bool) -> GwError {
+    if only_if_cached && matches!(e, ExportError::NotFound(_)) {
+        return GwError(StatusCode::PRECONDITION_FAILED, String::new());
+    }
+    e.into()
+}
+
+/// The answer's `ETag` (path gateway spec): the CID, with the format for raw blocks and CARs
+/// (weak for a CAR, and covering the path, whose blocks it holds), and for a generated listing
+/// this build's version, so a new listing page replaces cached ones.
+fn etag_of(
+    resolved: &Resolved,
+    root: &Cid,
+    terminal: &Cid,
+    names: &[String],
+    json: bool,
+) -> String {
+    match resolved {
+        Resolved::Raw(_) => format!("\"{terminal}.raw\""),
+        Resolved::Car(_) if names.is_empty() => format!("W/\"{root}.car\""),
+        Resolved::Car(_) => {
+            use sha2::Digest as _;
+            let digest = sha2::Sha256::digest(names.join("/").as_bytes());
+            let tag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            format!("W/\"{root}.car.{tag}\"")
+        }
+        Resolved::File { .. } => format!("\"{terminal}\""),
+        Resolved::Dir {
+            index: Some((c, _)),
+            ..
+        } => format!("\"{c}\""),
+        Resolved::Dir { .. } => format!(
+            "W/\"DirIndex-{}_CID-{terminal}{}\"",
+            env!("CARGO_PKG_VERSION"),
+            if json { ".json" } else { "" }
+        ),
+    }
+}
+
+/// `If-None-Match` names `etag` (weak comparison, RFC 9110 13.1.2) or is `*`.
+fn none_match(if_none_match: &str, etag: &str) -> bool {
+    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    let ours = opaque(etag);
+    if_none_match
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || opaque(t) == ours)
+}
+
+/// `Content-Disposition` of `kind` (`inline` or `attachment`) naming `name`: an ASCII
+/// `filename` (other characters, quotes and backslashes as `_`) and, when that lost anything,
+/// the exact name as RFC 5987's `filename*`.
+fn content_disposition(kind: &str, name: Option<&str>) -> String {
+    let Some(name) = name else {
+        return kind.to_owned();
+    };
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if ascii == name {
+        return format!("{kind}; filename=\"{ascii}\"");
+    }
+    // RFC 5987's attr-char: letters, digits and !#$&+-.^_`|~ stay as they are.
+    const ATTR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'!')
+        .remove(b'#')
+        .remove(b'$')
+        .remove(b'&')
+        .remove(b'+')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'^')
+        .remove(b'_')
+        .remove(b'`')
+        .remove(b'|')
+        .remove(b'~');
+    let exact = percent_encoding::utf8_percent_encode(name, ATTR);
+    format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{exact}")
+}
+
+/// The `Content-Type` a file's name gives (text types in UTF-8, as kubo answers), if any.
+fn type_from_name(name: &str) -> Option<String> {
+    let t = mime_guess::from_path(name).first_raw()?;
+    Some(if t.starts_with("text/") {
+        format!("{t}; charset=utf-8")
+    } else {
+        t.to_owned()
+    })
 }
 
 async fn serve(
@@ -271,29 +414,60 @@ async fn serve(
     headers: &HeaderMap,
     uri: &axum::http::Uri,
 ) -> Result<Response, GwError> {
-    let format = choose_format(uri.query(), headers)?;
+    let args = crate::api::Args::parse(uri.query())?;
+    let format = choose_format(&args, headers)?;
+    let ask = Ask::of(&args, headers);
     let (root, names) = parse_path(uri.path())?;
+    // A service worker registered at a content root's bare path would control every path
+    // under the gateway; under `/ipfs/<cid>/` it controls only that root (the spec's rule).
+    if names.is_empty()
+        && !uri.path().ends_with('/')
+        && headers
+            .get("service-worker")
+            .is_some_and(|v| v.as_bytes() == b"script")
+    {
+        return Err(GwError(
+            StatusCode::BAD_REQUEST,
+            "navigator.serviceWorker: registration is not allowed for this scope".into(),
+        ));
+    }
+    let if_none_match = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
     let state = gw.api.clone();
     let names2 = names.clone();
+    let only_if_cached = ask.only_if_cached;
+    let type_name = ask
+        .filename
+        .clone()
+        .or_else(|| names.last().cloned())
+        .unwrap_or_default();
     // A whole file or CAR streams behind a bulk fetch when its DAG's top is not here; a HEAD
     // or a byte range is served from what it reads, fetched on demand.
     let whole = method == Method::GET && !headers.contains_key(header::RANGE);
     let deadline = std::time::Instant::now() + gw.limits.retrieval_timeout;
     // Resolve (fetching only the blocks on the path) within the retrieval timeout.
+    let (names_ref, wants_json) = (&names, ask.wants_json);
     let work = async move {
-        // Reads through this store fetch what is missing (a raw block, the path's blocks).
-        let store = crate::api::reading_store_until(&state, Some(deadline));
+        // Reads through this store fetch what is missing (a raw block, the path's blocks),
+        // unless the client asked for what is here only.
+        let store = if only_if_cached {
+            state.repo.blocks().clone()
+        } else {
+            crate::api::reading_store_until(&state, Some(deadline))
+        };
         let (path, terminal_data) = {
             let store = store.clone();
             blocking(move || {
-                let path = walk_path(store.as_ref(), root, &names2)?;
+                let err = |e| read_error(e, only_if_cached);
+                let path = walk_path(store.as_ref(), root, &names2).map_err(err)?;
                 let terminal = *path.last().unwrap_or(&root);
                 // A dag-pb terminal is read here, before the listing's prefetch, whose errors
                 // are the RPC's (a block that does not come is 502 or 504 here); it is
                 // decoded below from these bytes, not read again.
                 let data =
                     if format == Format::Unixfs && terminal.codec() == crate::dag::DAG_PB_CODEC {
-                        Some(export::load_block(store.as_ref(), &terminal)?)
+                        Some(export::load_block(store.as_ref(), &terminal).map_err(err)?)
                     } else {
                         None
                     };
@@ -302,40 +476,44 @@ async fn serve(
             .await?
         };
         let terminal = *path.last().unwrap_or(&root);
-        if format == Format::Unixfs {
+        if format == Format::Unixfs && !only_if_cached {
             // A listing reads every entry's top block: fetched many at once, not in turn.
             crate::api::prefetch_dir_links(&state, terminal).await?;
         }
         let (terminal, resolved) = blocking(move || -> Result<_, GwError> {
+            let err = |e| read_error(e, only_if_cached);
             let store = store.as_ref();
             Ok(match format {
                 Format::Raw => {
-                    let data = export::load_block(store, &terminal)?;
+                    let data = export::load_block(store, &terminal).map_err(err)?;
                     (terminal, Resolved::Raw(data))
                 }
                 Format::Car => {
                     // The root is here (or fetched) before the answer starts: a root that
                     // does not come is an error status, not a 200 with a cut body.
-                    export::load_block(store, &terminal)?;
+                    export::load_block(store, &terminal).map_err(err)?;
                     (terminal, Resolved::Car(path))
                 }
-                Format::Unixfs => match terminal_data.map_or_else(
-                    || export::load(store, &terminal),
-                    |data| export::decode_node(&terminal, data),
-                )? {
+                Format::Unixfs => match terminal_data
+                    .map_or_else(
+                        || export::load(store, &terminal),
+                        |data| export::decode_node(&terminal, data),
+                    )
+                    .map_err(err)?
+                {
                     export::Node::Pb { fs, .. }
                         if matches!(fs.kind, DataType::Directory | DataType::HamtShard) =>
                     {
                         let index = match export::lookup(store, &terminal, "index.html") {
                             Ok(c) => {
-                                let node = export::load(store, &c)?;
+                                let node = export::load(store, &c).map_err(err)?;
                                 Some((c, crate::api::files::node_size(&c, &node)?))
                             }
                             Err(ExportError::NoSuchLink { .. }) => None,
-                            Err(e) => return Err(e.into()),
+                            Err(e) => return Err(err(e)),
                         };
                         let entries = if index.is_none() {
-                            export::ls(store, &terminal)?
+                            export::ls(store, &terminal).map_err(err)?
                         } else {
                             Vec::new()
                         };
@@ -343,13 +521,35 @@ async fn serve(
                     }
                     node => {
                         let size = crate::api::files::node_size(&terminal, &node)?;
-                        (terminal, Resolved::File { size })
+                        let content_type = match type_from_name(&type_name) {
+                            Some(t) => t,
+                            None => {
+                                // No type in the name: the first bytes tell (one block's
+                                // read, as kubo's gateway does).
+                                let mut head = Vec::with_capacity(sniff::SNIFF_BYTES);
+                                export::cat(
+                                    store,
+                                    &terminal,
+                                    0,
+                                    Some(sniff::SNIFF_BYTES as u64),
+                                    &mut head,
+                                )
+                                .map_err(err)?;
+                                sniff::sniff(&head).to_owned()
+                            }
+                        };
+                        (terminal, Resolved::File { size, content_type })
                     }
                 },
             })
         })
         .await?;
+        let etag = etag_of(&resolved, &root, &terminal, names_ref, wants_json);
+        // A directory's path without its slash is redirected whatever the client holds.
+        let redirect = matches!(resolved, Resolved::Dir { .. }) && !uri.path().ends_with('/');
+        let not_modified = !redirect && if_none_match.is_some_and(|v| none_match(v, &etag));
         let read_whole = match &resolved {
+            _ if not_modified => None,
             Resolved::File { .. } | Resolved::Car(_) if whole => Some(terminal),
             Resolved::Dir {
                 index: Some((c, _)),
@@ -361,7 +561,7 @@ async fn serve(
             Some(c) => Some(crate::api::read_dag(&state, c).await?),
             None => None,
         };
-        Ok::<_, GwError>((terminal, resolved, reader))
+        Ok::<_, GwError>((terminal, resolved, etag, not_modified, reader))
     };
     let timed_out = || {
         GwError(
@@ -373,7 +573,7 @@ async fn serve(
             ),
         )
     };
-    let (terminal, resolved, reader) =
+    let (terminal, resolved, etag, not_modified, reader) =
         match tokio::time::timeout(gw.limits.retrieval_timeout, work).await {
             Ok(Ok(r)) => r,
             // A read that gave up at the deadline may beat the timer to it.
@@ -400,11 +600,31 @@ async fn serve(
     );
     put(&mut h, header::CACHE_CONTROL, IMMUTABLE.to_owned());
     put(&mut h, header::VARY, "Accept".to_owned());
+    put(&mut h, header::ETAG, etag);
+    if not_modified {
+        return Ok((StatusCode::NOT_MODIFIED, h, Body::empty()).into_response());
+    }
     // What the answer reads: behind the bulk fetch (which lives until the body is written), or
-    // fetched as read.
+    // fetched as read (here only, for a HEAD under only-if-cached: no transfer at all).
     let store = match reader {
         Some(r) => r,
+        None if ask.only_if_cached && head => {
+            crate::api::DagReader::over(gw.api.repo.blocks().clone())
+        }
         None => crate::api::read_parts(&gw.api),
+    };
+    // A file's own name for `Content-Disposition` (only asked for by `filename` or
+    // `download`); raw blocks and CARs are always attachments.
+    let file_disposition = |h: &mut HeaderMap| {
+        if ask.filename.is_some() || ask.download {
+            let kind = if ask.download { "attachment" } else { "inline" };
+            let name = ask.filename.as_deref().or(names.last().map(String::as_str));
+            put(
+                h,
+                header::CONTENT_DISPOSITION,
+                content_disposition(kind, name),
+            );
+        }
     };
     match resolved {
         Resolved::Raw(data) => {
@@ -419,11 +639,11 @@ async fn serve(
                 header::CONTENT_TYPE,
                 "application/vnd.ipld.raw".into(),
             );
-            put(&mut h, header::ETAG, format!("\"{terminal}.raw\""));
+            let name = ask.filename.clone().unwrap_or(format!("{terminal}.bin"));
             put(
                 &mut h,
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{terminal}.bin\""),
+                content_disposition("attachment", Some(&name)),
             );
             put(
                 &mut h,
@@ -444,11 +664,11 @@ async fn serve(
                 header::CONTENT_TYPE,
                 "application/vnd.ipld.car; version=1; order=dfs; dups=n".into(),
             );
-            put(&mut h, header::ETAG, format!("W/\"{root}.car\""));
+            let name = ask.filename.clone().unwrap_or(format!("{root}.car"));
             put(
                 &mut h,
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{root}.car\""),
+                content_disposition("attachment", Some(&name)),
             );
             put(
                 &mut h,
@@ -463,14 +683,10 @@ async fn serve(
             });
             Ok((StatusCode::OK, h, body).into_response())
         }
-        Resolved::File { size } => {
-            let name = names.last().cloned().unwrap_or_default();
-            let ctype = mime_guess::from_path(&name)
-                .first_raw()
-                .unwrap_or("application/octet-stream");
-            put(&mut h, header::CONTENT_TYPE, ctype.to_owned());
-            put(&mut h, header::ETAG, format!("\"{terminal}\""));
+        Resolved::File { size, content_type } => {
+            put(&mut h, header::CONTENT_TYPE, content_type);
             put(&mut h, header::ACCEPT_RANGES, "bytes".into());
+            file_disposition(&mut h);
             serve_file(h, headers, store, terminal, size, head)
         }
         Resolved::Dir { entries, index } => {
@@ -488,15 +704,11 @@ async fn serve(
                     header::CONTENT_TYPE,
                     "text/html; charset=utf-8".into(),
                 );
-                put(&mut h, header::ETAG, format!("\"{cid}\""));
                 put(&mut h, header::ACCEPT_RANGES, "bytes".into());
+                file_disposition(&mut h);
                 return serve_file(h, headers, store, cid, size, head);
             }
-            let wants_json = headers
-                .get(header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
-            let body = if wants_json {
+            let body = if ask.wants_json {
                 put(&mut h, header::CONTENT_TYPE, "application/json".into());
                 listing_json(&terminal, &entries)
             } else {
@@ -507,8 +719,6 @@ async fn serve(
                 );
                 listing_html(uri.path(), &terminal, &entries)
             };
-            // A listing is generated, so its tag is weak.
-            put(&mut h, header::ETAG, format!("W/\"{terminal}.listing\""));
             let body = if head {
                 Body::empty()
             } else {
@@ -725,6 +935,38 @@ mod tests {
         assert!(parse_path("/ipfs/notacid").is_err());
         let long = format!("/ipfs/{c}/{}", "a".repeat(GATEWAY_PATH_BYTES_MAX));
         assert!(parse_path(&long).is_err());
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly() {
+        let tag = "\"bafkqaaa\"";
+        assert!(none_match("\"bafkqaaa\"", tag));
+        assert!(none_match("W/\"bafkqaaa\"", tag));
+        assert!(none_match("\"other\", \"bafkqaaa\"", tag));
+        assert!(none_match("*", tag));
+        assert!(none_match("\"bafkqaaa\"", "W/\"bafkqaaa\""));
+        assert!(!none_match("\"other\"", tag));
+        assert!(!none_match("", tag));
+        assert!(!none_match("\"bafkqaaa.raw\"", tag));
+    }
+
+    #[test]
+    fn dispositions_keep_names_safe_and_exact() {
+        assert_eq!(content_disposition("attachment", None), "attachment");
+        assert_eq!(
+            content_disposition("inline", Some("a b.txt")),
+            "inline; filename=\"a b.txt\""
+        );
+        // The spec's example: each non-ASCII character an `_`, the exact name percent-encoded.
+        assert_eq!(
+            content_disposition("inline", Some("testтест.pdf")),
+            "inline; filename=\"test____.pdf\"; filename*=UTF-8''test%D1%82%D0%B5%D1%81%D1%82.pdf"
+        );
+        // Quotes, backslashes and control characters cannot end or break the header.
+        assert_eq!(
+            content_disposition("attachment", Some("x\"\\\n.bin")),
+            "attachment; filename=\"x___.bin\"; filename*=UTF-8''x%22%5C%0A.bin"
+        );
     }
 
     #[test]
