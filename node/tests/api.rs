@@ -717,6 +717,87 @@ fn gateway_caching_names_and_sniffed_types() {
     assert_eq!(r.status(), 200);
 }
 
+/// CAR answers shaped by the trustless gateway's `dag-scope` (block, entity, all) and
+/// `entity-bytes` (a verifiable byte range): the blocks each names, each one verifying, enough
+/// to read what was asked and no more.
+#[test]
+fn gateway_car_scopes_and_entity_bytes() {
+    let env = Env::new();
+    let d = Daemon::start(&env, &[], &[]);
+    let c = client();
+    // 700,000 bytes: three 256 KiB chunks (raw leaves) under one root.
+    let big = random_bytes(700_000, 9);
+    let form = Form::new()
+        .part("file", dir_part("d"))
+        .part("file-1", file_part("d/big.bin", big.clone()))
+        .part("file-2", file_part("d/small.txt", b"small\n".to_vec()));
+    let lines = add(&c, &d, form, "cid-version=1");
+    let root = lines.last().unwrap()["Hash"].as_str().unwrap().to_owned();
+    let car = |q: &str| {
+        let r = c
+            .get(format!("{}/ipfs/{root}{q}", d.gateway))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{q}");
+        let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+        let bytes = r.bytes().unwrap();
+        let store = ipfs_kit_blockstore::MemoryBlockstore::new();
+        let imported =
+            ipfs_kit::car::import_car(&ipfs_kit::unixfs::StoreSink(&store), &mut bytes.as_ref())
+                .unwrap();
+        assert_eq!(imported.roots[0].to_string(), root, "{q}");
+        (store, etag)
+    };
+    let count = |s: &ipfs_kit_blockstore::MemoryBlockstore| {
+        ipfs_kit_blockstore::Blockstore::all_cids(s).unwrap().len()
+    };
+    let range = |s: &ipfs_kit_blockstore::MemoryBlockstore, from: u64, len: u64| {
+        let file = ipfs_kit::unixfs::export::resolve_path(s, &format!("{root}/big.bin")).unwrap();
+        let mut out = Vec::new();
+        ipfs_kit::unixfs::export::cat(s, &file, from, Some(len), &mut out).unwrap();
+        out
+    };
+
+    // all (the default): directory, file root, three leaves.
+    let (all, all_tag) = car("/big.bin?format=car");
+    assert_eq!(count(&all), 5);
+    assert_eq!(range(&all, 0, 700_000), big);
+    // block: the path's blocks only.
+    let (block, block_tag) = car("/big.bin?format=car&dag-scope=block");
+    assert_eq!(count(&block), 2);
+    // entity of a file: all of it; of a directory: the directory's own block.
+    let (entity, _) = car("/big.bin?format=car&dag-scope=entity");
+    assert_eq!(count(&entity), 5);
+    let (dir, _) = car("?format=car&dag-scope=entity");
+    assert_eq!(count(&dir), 1);
+    // entity-bytes: the leaves under the range, which read back as the file's bytes.
+    let (part, part_tag) = car("/big.bin?format=car&dag-scope=entity&entity-bytes=300000:300099");
+    assert_eq!(count(&part), 3);
+    assert_eq!(range(&part, 300_000, 100), &big[300_000..300_100]);
+    let (across, _) = car("/big.bin?format=car&entity-bytes=262000:262999");
+    assert_eq!(count(&across), 4, "a range over two chunks");
+    assert_eq!(range(&across, 262_000, 1000), &big[262_000..263_000]);
+    let (tail, _) = car("/big.bin?format=car&dag-scope=entity&entity-bytes=-100:*");
+    assert_eq!(count(&tail), 3);
+    assert_eq!(range(&tail, 699_900, 100), &big[699_900..]);
+    // Past the end: the file's root only, to show its size.
+    let (none, _) = car("/big.bin?format=car&dag-scope=entity&entity-bytes=800000:*");
+    assert_eq!(count(&none), 2);
+    // Each shape has its own tag.
+    let tags = [&all_tag, &block_tag, &part_tag];
+    assert!(tags.iter().all(|t| t.starts_with("W/")), "{tags:?}");
+    assert_ne!(all_tag, block_tag);
+    assert_ne!(block_tag, part_tag);
+    // Values the spec does not allow.
+    for q in ["dag-scope=most", "entity-bytes=9:1", "entity-bytes=x"] {
+        let r = c
+            .get(format!("{}/ipfs/{root}/big.bin?format=car&{q}", d.gateway))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 400, "{q}");
+    }
+}
+
 #[test]
 fn gateway_429_past_the_limit_and_504_on_timeout() {
     let env = Env::new();
@@ -931,6 +1012,35 @@ fn paths_fetch_only_what_they_read() {
     assert!(
         got < 2 * 256 * 1024 + SMALL,
         "{got} bytes received for one range"
+    );
+
+    // A CAR of the file's top block, then of one byte range of it (trustless gateway's
+    // dag-scope and entity-bytes): what they name, not the file.
+    let before = data_received(&c, &x);
+    let car = c
+        .get(format!(
+            "{}/ipfs/{root}/big.bin?format=car&dag-scope=block",
+            x.gateway
+        ))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert!(car.len() < 64 * 1024, "{} bytes of CAR", car.len());
+    let car = c
+        .get(format!(
+            "{}/ipfs/{root}/big.bin?format=car&entity-bytes=2000000:2000099",
+            x.gateway
+        ))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert!(car.len() < 2 * 256 * 1024, "{} bytes of CAR", car.len());
+    let got = data_received(&c, &x) - before;
+    assert!(
+        got < 256 * 1024 + SMALL,
+        "{got} bytes received for two small CARs"
     );
 
     // A pin of a path pins what the path names, and fetches its DAG only.

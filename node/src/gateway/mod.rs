@@ -31,7 +31,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
+mod car;
 mod sniff;
+
+use car::CarRequest;
 
 /// Largest block served as `application/vnd.ipld.raw` (the spec's 2 MiB block limit).
 pub const GATEWAY_BLOCK_BYTES_MAX: usize = ipfs_kit_blockstore::limits::BLOCK_SIZE_BYTES_MAX;
@@ -260,7 +263,12 @@ fn walk_path(
 /// What was resolved before the answer starts.
 enum Resolved {
     Raw(bytes::Bytes),
-    Car(Vec<Cid>),
+    Car {
+        path: Vec<Cid>,
+        /// The CAR holds the whole DAG under the terminal (read behind a bulk fetch), not a
+        /// part of it (read block by block).
+        whole_dag: bool,
+    },
     File {
         size: u64,
         /// From the name (the `filename` parameter or the path's last segment), else sniffed
@@ -320,20 +328,24 @@ fn read_error(e: ExportError, only_if_cached: bool) -> GwError {
 
 /// The answer's `ETag` (path gateway spec): the CID, with the format for raw blocks and CARs
 /// (weak for a CAR, and covering the path, whose blocks it holds), and for a generated listing
-/// this build's version, so a new listing page replaces cached ones.
+/// this build's version, so a new listing page replaces cached ones. A CAR's also covers its
+/// `dag-scope` and `entity-bytes`.
 fn etag_of(
     resolved: &Resolved,
     root: &Cid,
     terminal: &Cid,
     names: &[String],
     json: bool,
+    car: &CarRequest,
 ) -> String {
     match resolved {
         Resolved::Raw(_) => format!("\"{terminal}.raw\""),
-        Resolved::Car(_) if names.is_empty() => format!("W/\"{root}.car\""),
-        Resolved::Car(_) => {
+        Resolved::Car { .. } if names.is_empty() && car.tag().is_empty() => {
+            format!("W/\"{root}.car\"")
+        }
+        Resolved::Car { .. } => {
             use sha2::Digest as _;
-            let digest = sha2::Sha256::digest(names.join("/").as_bytes());
+            let digest = sha2::Sha256::digest(format!("{}\0{}", names.join("/"), car.tag()));
             let tag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
             format!("W/\"{root}.car.{tag}\"")
         }
@@ -416,6 +428,7 @@ async fn serve(
 ) -> Result<Response, GwError> {
     let args = crate::api::Args::parse(uri.query())?;
     let format = choose_format(&args, headers)?;
+    let car_req = CarRequest::parse(&args)?;
     let ask = Ask::of(&args, headers);
     let (root, names) = parse_path(uri.path())?;
     // A service worker registered at a content root's bare path would control every path
@@ -491,8 +504,21 @@ async fn serve(
                 Format::Car => {
                     // The root is here (or fetched) before the answer starts: a root that
                     // does not come is an error status, not a 200 with a cut body.
-                    export::load_block(store, &terminal).map_err(err)?;
-                    (terminal, Resolved::Car(path))
+                    let data = export::load_block(store, &terminal).map_err(err)?;
+                    // All of a DAG, or all of a file as its entity.
+                    let whole_dag = car_req.bytes.is_none()
+                        && match car_req.scope {
+                            car::DagScope::All => true,
+                            car::DagScope::Block => false,
+                            car::DagScope::Entity => match export::decode_node(&terminal, data) {
+                                Ok(export::Node::Raw(_)) => true,
+                                Ok(export::Node::Pb { fs, .. }) => {
+                                    matches!(fs.kind, DataType::File | DataType::Raw)
+                                }
+                                Err(_) => false,
+                            },
+                        };
+                    (terminal, Resolved::Car { path, whole_dag })
                 }
                 Format::Unixfs => match terminal_data
                     .map_or_else(
@@ -544,13 +570,16 @@ async fn serve(
             })
         })
         .await?;
-        let etag = etag_of(&resolved, &root, &terminal, names_ref, wants_json);
+        let etag = etag_of(&resolved, &root, &terminal, names_ref, wants_json, &car_req);
         // A directory's path without its slash is redirected whatever the client holds.
         let redirect = matches!(resolved, Resolved::Dir { .. }) && !uri.path().ends_with('/');
         let not_modified = !redirect && if_none_match.is_some_and(|v| none_match(v, &etag));
         let read_whole = match &resolved {
             _ if not_modified => None,
-            Resolved::File { .. } | Resolved::Car(_) if whole => Some(terminal),
+            Resolved::File { .. }
+            | Resolved::Car {
+                whole_dag: true, ..
+            } if whole => Some(terminal),
             Resolved::Dir {
                 index: Some((c, _)),
                 ..
@@ -658,7 +687,7 @@ async fn serve(
             };
             Ok((StatusCode::OK, h, body).into_response())
         }
-        Resolved::Car(path) => {
+        Resolved::Car { path, .. } => {
             put(
                 &mut h,
                 header::CONTENT_TYPE,
@@ -679,7 +708,7 @@ async fn serve(
                 return Ok((StatusCode::OK, h, Body::empty()).into_response());
             }
             let body = crate::api::stream::blocking_body(move |w| {
-                write_car(store.store(), root, &path, w).map_err(|e| e.to_string())
+                car::write_car(store.store(), root, &path, car_req, w).map_err(|e| e.to_string())
             });
             Ok((StatusCode::OK, h, body).into_response())
         }
@@ -803,52 +832,6 @@ fn serve_file(
             .map_err(|e| e.to_string())
     });
     Ok((status, h, body).into_response())
-}
-
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// A CAR v1 rooted at `root`: the blocks along `path` (root first), then every block of
-/// the DAG at its end, depth-first, each once.
-fn write_car(
-    store: &dyn ipfs_kit_blockstore::Blockstore,
-    root: Cid,
-    path: &[Cid],
-    w: &mut dyn std::io::Write,
-) -> Result<(), crate::api::ApiError> {
-    use crate::dag::links::{walk_from, Visited};
-    let io = |e: std::io::Error| crate::api::ApiError::internal(format!("writing CAR: {e}"));
-    w.write_all(&crate::car::encode_header_v1(&[root])?)
-        .map_err(io)?;
-    let mut frame = Vec::with_capacity(16);
-    let mut write_block = |w: &mut dyn std::io::Write, cid: &Cid, data: &[u8]| {
-        if ipfs_kit_blockstore::hash::identity_data(cid).is_some() {
-            return Ok(());
-        }
-        let cid_bytes = cid.to_bytes();
-        frame.clear();
-        put_uvarint(&mut frame, (cid_bytes.len() + data.len()) as u64);
-        w.write_all(&frame)?;
-        w.write_all(&cid_bytes)?;
-        w.write_all(data)
-    };
-    let mut visited = Visited::new();
-    let (terminal, along) = path.split_last().unwrap_or((&root, &[]));
-    for cid in along {
-        if visited.insert(cid) {
-            let data = export::load_block(store, cid)?;
-            write_block(w, cid, &data).map_err(io)?;
-        }
-    }
-    walk_from::<crate::api::ApiError, _>(store, &[*terminal], &mut visited, |cid, data| {
-        write_block(w, cid, data).map_err(io)
-    })?;
-    w.flush().map_err(io)
 }
 
 fn html_escape(s: &str) -> String {

@@ -8,11 +8,14 @@
 //!
 //! `cat` streams: a walker thread lists the leaves in order and two workers fetch and verify
 //! them ahead of the writer ([`cat`] and `export/cat.rs`); [`cat_with`] takes more workers for
-//! a store whose misses each wait for the network.
+//! a store whose misses each wait for the network. [`entity_blocks`] (`export/entity.rs`) lists
+//! the blocks of one entity (a file or a byte range of it, a directory's own blocks) for CARs.
 
 mod cat;
+mod entity;
 
 pub use cat::{cat, cat_with, FETCH_WORKERS, REMOTE_FETCH_WORKERS};
+pub use entity::{entity_blocks, EntityBytes};
 
 use super::direct_write::DirectWriter;
 use super::hamt::{self, HamtError, Shard};
