@@ -798,6 +798,113 @@ fn gateway_car_scopes_and_entity_bytes() {
     }
 }
 
+/// `refs` (direct, `-r`, `--unique`, `--edges`, `--format`, `max-depth`), `refs/local` and
+/// `dag/stat` in kubo's shapes; `refs -r` of a DAG another node holds makes it local, as
+/// kubo's does.
+#[test]
+fn refs_and_dag_stat() {
+    let (ex, ey) = (Env::new(), Env::new());
+    let (x, y) = (Daemon::start(&ex, &[], &[]), Daemon::start(&ey, &[], &[]));
+    let c = client();
+    let big = random_bytes(700_000, 5);
+    // Two files with the same bytes: one CID linked twice.
+    let form = Form::new()
+        .part("file", dir_part("d"))
+        .part("file-1", file_part("d/a.txt", b"alpha".to_vec()))
+        .part("file-2", file_part("d/big.bin", big.clone()))
+        .part("file-3", file_part("d/same.txt", b"alpha".to_vec()));
+    let lines = add(&c, &y, form, "cid-version=1");
+    let root = lines.last().unwrap()["Hash"].as_str().unwrap().to_owned();
+    let cid_of = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l["Name"] == format!("d/{name}"))
+            .unwrap()["Hash"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (a, big_cid) = (cid_of("a.txt"), cid_of("big.bin"));
+    let refs = |d: &Daemon, q: &str| -> Vec<String> {
+        let r = c
+            .post(format!("{}?arg={root}{q}", d.url("refs")))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{q}");
+        ndjson(&r.text().unwrap())
+            .iter()
+            .map(|v| {
+                assert_eq!(v["Err"], "", "{q}: {v}");
+                v["Ref"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(refs(&y, ""), vec![a.clone(), big_cid.clone(), a.clone()]);
+    assert_eq!(refs(&y, "&unique=true"), vec![a.clone(), big_cid.clone()]);
+    assert_eq!(refs(&y, "&recursive=true&max-depth=1"), refs(&y, ""));
+    assert_eq!(
+        refs(&y, "&format=%3Clinkname%3E"),
+        vec!["a.txt", "big.bin", "same.txt"]
+    );
+    assert_eq!(refs(&y, "&edges=true")[0], format!("{root} -> {a}"));
+    let r = c
+        .post(format!("{}?arg={root}&edges=true&format=x", y.url("refs")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // The file's three leaves under it; --unique prints the shared one once.
+    let all = refs(&y, "&recursive=true");
+    assert_eq!(all.len(), 6, "{all:?}");
+    assert_eq!(all[1], big_cid);
+    let leaves = all[2..5].to_vec();
+    assert_eq!(refs(&y, "&recursive=true&unique=true").len(), 5);
+
+    // dag/stat: six distinct blocks (the directory, the shared file, big.bin and its leaves).
+    let v: Value = c
+        .post(format!("{}?arg={root}&progress=false", y.url("dag/stat")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["UniqueBlocks"], 6, "{v}");
+    assert_eq!(v["DagStats"][0]["Cid"], root.as_str());
+    assert_eq!(v["DagStats"][0]["NumBlocks"], 6);
+    let total = v["TotalSize"].as_u64().unwrap();
+    assert!(total > 700_000 && total < 701_000, "{v}");
+    assert!(v.get("SharedSize").is_none(), "nothing shared: {v}");
+    // With progress (kubo's default): a line per block, then the summary.
+    let text = c
+        .post(format!("{}?arg={root}&arg={big_cid}", y.url("dag/stat")))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let progress = ndjson(&text);
+    let last = progress.last().unwrap();
+    assert_eq!(progress.len(), 6 + 4 + 1);
+    assert_eq!(last["UniqueBlocks"], 6);
+    assert_eq!(last["DagStats"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        last["SharedSize"].as_u64().unwrap(),
+        last["DagStats"][1]["Size"].as_u64().unwrap()
+    );
+
+    // refs -r on a node without the DAG fetches it: the leaves are then X's own blocks.
+    let r = c
+        .post(format!("{}?arg={}", x.url("swarm/connect"), y.swarm))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(refs(&x, "&recursive=true"), all);
+    let local: Vec<String> = ndjson(&c.post(x.url("refs/local")).send().unwrap().text().unwrap())
+        .iter()
+        .map(|v| v["Ref"].as_str().unwrap().to_owned())
+        .collect();
+    for leaf in &leaves {
+        assert!(local.contains(leaf), "{leaf} not in {local:?}");
+    }
+}
+
 #[test]
 fn gateway_429_past_the_limit_and_504_on_timeout() {
     let env = Env::new();
@@ -854,6 +961,10 @@ fn cli_through_daemon_and_graceful_shutdown() {
     assert!(env.ok(&["ls", &cid]).lines().count() >= 1);
     let id: Value = serde_json::from_str(&env.ok(&["id"])).unwrap();
     assert_eq!(id["Role"], "worker");
+    // refs and dag stat print what they print offline: 3 MiB is 12 chunks.
+    assert_eq!(env.ok(&["refs", "-r", &cid]).lines().count(), 12);
+    assert!(env.ok(&["refs", "local"]).lines().count() >= 13);
+    assert!(env.ok(&["dag", "stat", &cid]).contains("Unique Blocks: 13"));
 
     // An in-flight download finishes across SIGTERM; then the api file is gone.
     let c = client();

@@ -318,3 +318,32 @@ fn adds_acknowledged_before_kill_9_survive() {
         .ok(&["repo", "verify"])
         .contains("verified repo integrity"));
 }
+
+#[test]
+fn refs_and_dag_stat_offline() {
+    let env = Env::new();
+    let data = common::random_bytes(600_000, 3);
+    write(&env.path("in/d/f.bin"), &data);
+    write(&env.path("in/d/g.txt"), b"g");
+    let out = env.ok(&[
+        "add",
+        "-r",
+        "--cid-version",
+        "1",
+        env.path("in/d").to_str().unwrap(),
+    ]);
+    let root = last_cid(&out);
+    let direct = env.ok(&["refs", &root]);
+    assert_eq!(direct.lines().count(), 2, "{direct}");
+    let all = env.ok(&["refs", "-r", &root]);
+    assert_eq!(all.lines().count(), 2 + 3, "{all}");
+    let edges = env.ok(&["refs", "-e", &root]);
+    assert!(edges.starts_with(&format!("{root} -> ")), "{edges}");
+    let names = env.ok(&["refs", "--format", "<linkname>", &root]);
+    assert_eq!(names, "f.bin\ng.txt\n");
+    // Every block: the root (as CIDv1 raw of its multihash), both files, three leaves.
+    assert_eq!(env.ok(&["refs", "local"]).lines().count(), 6);
+    let stat = env.ok(&["dag", "stat", &root]);
+    assert!(stat.contains("Unique Blocks: 6"), "{stat}");
+    assert!(stat.contains(&root), "{stat}");
+}

@@ -4,7 +4,8 @@
 //! (`arg` repeated for positional arguments) and, for uploads, a `multipart/form-data` body.
 //! Answers use kubo's JSON shapes; errors are kubo's `{"Message","Code","Type":"error"}` with
 //! kubo's status codes (500 for a failed command, 400 for a bad request). One file per command
-//! group: [`files`] (add, cat, get, ls), [`blocks`] (block, dag), [`pins`] (pin, repo),
+//! group: [`files`] (add, cat, get, ls), [`blocks`] (block, dag), [`refs`] (refs, refs/local,
+//! dag/stat), [`pins`] (pin, repo),
 //! [`net`] (id, version, swarm, routing, bitswap, stats).
 //!
 //! The repository is synchronous: handlers run it on tokio's blocking pool and stream large
@@ -21,6 +22,7 @@ pub mod files;
 pub mod net;
 pub mod pins;
 pub mod provide_stats;
+pub mod refs;
 pub mod server;
 pub mod stream;
 pub mod tiers;
@@ -112,6 +114,9 @@ pub fn router(state: ApiState) -> Router {
             post(blocks::dag_put).layer(upload(dag_put_bytes)),
         )
         .route("/api/v0/dag/export", post(blocks::dag_export))
+        .route("/api/v0/dag/stat", post(refs::dag_stat))
+        .route("/api/v0/refs", post(refs::refs))
+        .route("/api/v0/refs/local", post(refs::refs_local))
         .route(
             "/api/v0/dag/import",
             post(blocks::dag_import).layer(upload(DAG_IMPORT_REQUEST_BYTES_MAX)),

@@ -45,6 +45,8 @@ pub enum Command {
     },
     /// List the links of a directory.
     Ls { path: String },
+    /// List the links under IPFS objects (kubo's `refs`); `refs local` lists every block here.
+    Refs(RefsArgs),
     /// Raw blocks.
     #[command(subcommand)]
     Block(BlockCmd),
@@ -84,6 +86,28 @@ pub enum Command {
     /// The running daemon's statistics (`stats bw`).
     #[command(subcommand)]
     Stats(super::online::StatsCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct RefsArgs {
+    /// Paths or CIDs to list the links under (or `local`, for every block in the repository).
+    #[arg(required = true)]
+    pub paths: Vec<String>,
+    /// Each line with <src>, <dst> and <linkname> replaced.
+    #[arg(long, default_value = crate::dag::refs::REFS_FORMAT_DEFAULT)]
+    pub format: String,
+    /// Print edges: "<src> -> <dst>".
+    #[arg(short = 'e', long)]
+    pub edges: bool,
+    /// Print each CID once.
+    #[arg(short = 'u', long)]
+    pub unique: bool,
+    /// List links recursively.
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
+    /// With -r, how deep to go (-1: no limit).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub max_depth: i64,
 }
 
 #[derive(Args, Debug)]
@@ -197,6 +221,11 @@ pub enum DagCmd {
     },
     /// Write a DAG as a CAR v1 to stdout.
     Export { cid: String },
+    /// Count the blocks and bytes of DAGs (each DAG's distinct blocks, and what they share).
+    Stat {
+        #[arg(required = true)]
+        roots: Vec<String>,
+    },
     /// Import CAR v1/v2 files (or stdin); pins their roots.
     Import {
         files: Vec<PathBuf>,

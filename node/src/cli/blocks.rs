@@ -1,4 +1,4 @@
-//! `block put|get|stat|rm` and `dag put|get|export|import`.
+//! `block put|get|stat|rm`, `dag put|get|export|import|stat` and `refs [local]`.
 
 use super::args::{BlockCmd, DagCmd};
 use crate::dag;
@@ -134,6 +134,15 @@ pub(super) fn dag(repo: &Repo, cmd: DagCmd) -> Result<()> {
             // No trailing newline: kubo prints the encoded bytes as they are.
             std::io::stdout().lock().write_all(&out)?;
         }
+        DagCmd::Stat { roots } => {
+            let store = repo.blocks().as_ref();
+            let mut stats = dag::refs::DagStats::new();
+            for r in roots {
+                let cid = crate::unixfs::export::resolve_path(store, &r)?;
+                stats.add::<dag::links::DagError>(store, &cid, &mut |_| Ok(()))?;
+            }
+            print_dag_stat(&stats.to_json(true))?;
+        }
         DagCmd::Export { cid } => {
             let cid = super::parse_cid(&cid)?;
             let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
@@ -161,5 +170,71 @@ pub(super) fn dag(repo: &Repo, cmd: DagCmd) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `refs`: the links under each path (kubo's options), or with `local` every block here.
+pub(super) fn refs(repo: &Repo, a: super::args::RefsArgs) -> Result<()> {
+    let store = repo.blocks().as_ref();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if a.paths == ["local"] {
+        for c in store.all_cids()? {
+            writeln!(out, "{c}")?;
+        }
+        return Ok(out.flush()?);
+    }
+    let format = if a.edges {
+        if a.format != dag::refs::REFS_FORMAT_DEFAULT {
+            bail!("using format argument with edges is not allowed");
+        }
+        dag::refs::REFS_FORMAT_EDGES.to_owned()
+    } else {
+        a.format
+    };
+    let opts = dag::refs::RefsOptions {
+        format,
+        unique: a.unique,
+        max_depth: if a.recursive {
+            u64::try_from(a.max_depth).ok()
+        } else {
+            Some(1)
+        },
+    };
+    let mut seen = dag::refs::RefsSeen::default();
+    for p in &a.paths {
+        let root = crate::unixfs::export::resolve_path(store, p)?;
+        dag::refs::refs::<anyhow::Error>(store, &root, &opts, &mut seen, &mut |r| {
+            Ok(writeln!(out, "{r}")?)
+        })?;
+    }
+    Ok(out.flush()?)
+}
+
+/// Prints `dag stat`'s summary (kubo's JSON shape, from the daemon or from here) as kubo's
+/// CLI does: a tab-separated table of the DAGs, then the totals.
+pub(super) fn print_dag_stat(v: &serde_json::Value) -> Result<()> {
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    let mut out = std::io::stdout().lock();
+    writeln!(out)?;
+    let stats = v["DagStats"].as_array().cloned().unwrap_or_default();
+    let width = stats
+        .first()
+        .and_then(|s| s["Cid"].as_str())
+        .map_or(3, str::len);
+    writeln!(out, "{:<width$}\t{:<15}\tSize", "CID", "Blocks")?;
+    for s in &stats {
+        writeln!(
+            out,
+            "{}\t{:<15}\t{}",
+            s["Cid"].as_str().unwrap_or(""),
+            s["NumBlocks"].as_u64().unwrap_or(0),
+            s["Size"].as_u64().unwrap_or(0)
+        )?;
+    }
+    writeln!(out, "\nSummary")?;
+    writeln!(out, "Total Size: {}", n("TotalSize"))?;
+    writeln!(out, "Unique Blocks: {}", n("UniqueBlocks"))?;
+    writeln!(out, "Shared Size: {}", n("SharedSize"))?;
+    writeln!(out, "Ratio: {:.6}\n\n", v["Ratio"].as_f64().unwrap_or(0.0))?;
     Ok(())
 }

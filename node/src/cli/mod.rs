@@ -94,6 +94,7 @@ pub fn run(cli: Cli) -> Result<()> {
         } => files::cat(&open(&repo_path)?, &path, offset, length),
         Command::Get { path, output } => files::get(&open(&repo_path)?, &path, output),
         Command::Ls { path } => files::ls(&open(&repo_path)?, &path),
+        Command::Refs(a) => blocks::refs(&open(&repo_path)?, a),
         Command::Block(c) => blocks::block(&open(&repo_path)?, c),
         Command::Dag(c) => blocks::dag(&open(&repo_path)?, c),
         Command::Pin(c) => pins::pin(&open(&repo_path)?, c),

@@ -2,7 +2,7 @@
 //! `cat`, `get`, `ls`, `block`, `dag`, `pin`, `repo gc|stat` and `id` call its RPC API
 //! ([`crate::api::client`]) and print what the local commands print.
 
-use super::args::{AddArgs, BlockCmd, Command, DagCmd, PinCmd, RepoCmd};
+use super::args::{AddArgs, BlockCmd, Command, DagCmd, PinCmd, RefsArgs, RepoCmd};
 use crate::api::client::{ndjson_lines, ApiClient};
 use anyhow::{bail, Context as _, Result};
 use reqwest::blocking::multipart::{Form, Part};
@@ -18,6 +18,7 @@ pub(super) fn through_daemon(command: &Command) -> bool {
             | Command::Cat { .. }
             | Command::Get { .. }
             | Command::Ls { .. }
+            | Command::Refs(_)
             | Command::Block(_)
             | Command::Dag(_)
             | Command::Pin(_)
@@ -60,6 +61,7 @@ pub(super) fn run(c: &ApiClient, command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Refs(a) => refs(c, a),
         Command::Block(b) => block(c, b),
         Command::Dag(d) => dag(c, d),
         Command::Pin(p) => pin(c, p),
@@ -381,6 +383,31 @@ fn block(c: &ApiClient, cmd: BlockCmd) -> Result<()> {
     Ok(())
 }
 
+fn refs(c: &ApiClient, a: RefsArgs) -> Result<()> {
+    let r = if a.paths == ["local"] {
+        c.call("refs/local", &[])?
+    } else {
+        let mut args: Vec<(&str, String)> = a.paths.into_iter().map(|p| ("arg", p)).collect();
+        args.extend([
+            ("format", a.format),
+            ("edges", a.edges.to_string()),
+            ("unique", a.unique.to_string()),
+            ("recursive", a.recursive.to_string()),
+            ("max-depth", a.max_depth.to_string()),
+        ]);
+        c.call("refs", &args)?
+    };
+    let mut out = std::io::stdout().lock();
+    for line in ndjson_lines(r) {
+        let v = line?;
+        match v["Err"].as_str() {
+            Some(e) if !e.is_empty() => bail!("{e}"),
+            _ => writeln!(out, "{}", v["Ref"].as_str().unwrap_or(""))?,
+        }
+    }
+    Ok(())
+}
+
 fn dag(c: &ApiClient, cmd: DagCmd) -> Result<()> {
     match cmd {
         DagCmd::Put {
@@ -404,6 +431,11 @@ fn dag(c: &ApiClient, cmd: DagCmd) -> Result<()> {
             copy_out(c.call("dag/get", &[("arg", path), ("output-codec", output_codec)])?)?
         }
         DagCmd::Export { cid } => copy_out(c.call("dag/export", &[("arg", cid)])?)?,
+        DagCmd::Stat { roots } => {
+            let mut args: Vec<(&str, String)> = roots.into_iter().map(|r| ("arg", r)).collect();
+            args.push(("progress", "false".into()));
+            super::blocks::print_dag_stat(&c.json("dag/stat", &args)?)?;
+        }
         DagCmd::Import { files, pin_roots } => {
             let inputs = if files.is_empty() {
                 vec![PathBuf::from("-")]

@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod links;
 pub mod pb;
+pub mod refs;
 pub mod unixfs_pb;
 
 pub use ipfs_kit_blockstore::hash::{DAG_CBOR_CODEC, DAG_JSON_CODEC, DAG_PB_CODEC, RAW_CODEC};
