@@ -905,6 +905,68 @@ fn refs_and_dag_stat() {
     }
 }
 
+/// kubo's smaller commands: `dag/resolve`, `repo/verify`, `repo/version`, `stats/repo`,
+/// `stats/bitswap`, `swarm/addrs[/local]`, and `shutdown`, which stops the daemon as SIGTERM
+/// does.
+#[test]
+fn small_commands_and_shutdown() {
+    let (ex, ey) = (Env::new(), Env::new());
+    let (x, y) = (Daemon::start(&ex, &[], &[]), Daemon::start(&ey, &[], &[]));
+    let c = client();
+    let form = Form::new()
+        .part("file", dir_part("d"))
+        .part("file-1", file_part("d/a.txt", b"alpha".to_vec()));
+    let lines = add(&c, &x, form, "");
+    let root = lines.last().unwrap()["Hash"].as_str().unwrap().to_owned();
+    let a = lines[0]["Hash"].as_str().unwrap().to_owned();
+    let post = |d: &Daemon, cmd: &str| -> Value {
+        let r = c.post(d.url(cmd)).send().unwrap();
+        assert_eq!(r.status(), 200, "{cmd}");
+        let text = r.text().unwrap();
+        ndjson(&text).pop().unwrap_or(Value::Null)
+    };
+    let v = post(&x, &format!("dag/resolve?arg=/ipfs/{root}/a.txt"));
+    assert_eq!(v["Cid"]["/"], a.as_str());
+    assert_eq!(v["RemPath"], "");
+    assert_eq!(
+        post(&x, "repo/verify")["Msg"],
+        "verify complete, all blocks validated."
+    );
+    assert!(post(&x, "repo/version")["Version"].is_string());
+    assert_eq!(
+        post(&x, "stats/repo")["NumObjects"],
+        post(&x, "repo/stat")["NumObjects"]
+    );
+    assert!(post(&x, "stats/bitswap")["BlocksReceived"].is_u64());
+    let local = post(&x, "swarm/addrs/local?id=true");
+    let first = local["Strings"][0].as_str().unwrap().to_owned();
+    assert!(first.ends_with(&format!("/p2p/{}", x.peer_id)), "{local}");
+    let r = c
+        .post(format!("{}?arg={}", x.url("swarm/connect"), y.swarm))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let addrs = post(&x, "swarm/addrs");
+    assert!(addrs["Addrs"][&y.peer_id].is_array(), "{addrs}");
+
+    // shutdown: answered, then the daemon exits cleanly and removes its api file.
+    let mut x = x;
+    assert_eq!(ex.ok(&["shutdown"]), "");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = x.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "daemon still running");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success());
+    assert!(!ex.repo().join("api").exists(), "api file left behind");
+    // The repository is whole: the CLI reads it on its own.
+    assert_eq!(ex.ok(&["cat", &a]), "alpha");
+    drop(y);
+}
+
 #[test]
 fn gateway_429_past_the_limit_and_504_on_timeout() {
     let env = Env::new();

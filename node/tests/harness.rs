@@ -236,6 +236,7 @@ async fn gateway_answers_502_for_a_block_no_peer_gives() {
         metrics: std::sync::Arc::new(ipfs_kit::metrics::Metrics::new()),
         bw: Default::default(),
         reprovider: None,
+        shutdown: None,
     };
     let limits = GatewayLimits {
         retrieval_timeout: std::time::Duration::from_secs(30),

@@ -164,6 +164,7 @@ async fn counters_in_stats_provide_and_prometheus() {
         metrics: std::sync::Arc::new(ipfs_kit::metrics::Metrics::new()),
         bw: Default::default(),
         reprovider: Some(reprovider.clone()),
+        shutdown: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -205,6 +205,18 @@ pub async fn dag_get(
     Ok(([(header::CONTENT_TYPE, ctype)], out).into_response())
 }
 
+/// `POST /api/v0/dag/resolve?arg=<path>`: `{"Cid":{"/":cid},"RemPath":""}`, the block a path
+/// names (through UnixFS directories, fetching only the blocks on the way).
+pub async fn dag_resolve(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let args = Args::parse(q.as_deref())?;
+    let path = args.required_arg("ref")?;
+    let cid = super::resolve(&state, &path).await?;
+    Ok(Json(json!({"Cid": {"/": cid.to_string()}, "RemPath": ""})).into_response())
+}
+
 /// `POST /api/v0/dag/put` (multipart): `{"Cid":{"/":...}}`.
 pub async fn dag_put(
     State(state): State<ApiState>,

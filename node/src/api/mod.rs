@@ -74,6 +74,8 @@ pub struct ApiState {
     /// The sweeping reprovider: provide on add and pin goes through it, by the configured
     /// strategy, batched by keyspace region (absent: one DHT provide per root).
     pub reprovider: Option<crate::net::provide::Reprovider>,
+    /// Cancelled by `shutdown`: the daemon stops as on SIGTERM (absent: `shutdown` is refused).
+    pub shutdown: Option<tokio_util::sync::CancellationToken>,
 }
 
 impl ApiState {
@@ -126,6 +128,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/pin/rm", post(pins::pin_rm))
         .route("/api/v0/repo/stat", post(pins::repo_stat))
         .route("/api/v0/repo/gc", post(pins::repo_gc))
+        .route("/api/v0/repo/verify", post(pins::repo_verify))
+        .route("/api/v0/repo/version", post(pins::repo_version))
+        .route("/api/v0/stats/repo", post(pins::repo_stat))
+        .route("/api/v0/stats/bitswap", post(net::bitswap_stat))
+        .route("/api/v0/swarm/addrs", post(net::swarm_addrs))
+        .route("/api/v0/swarm/addrs/local", post(net::swarm_addrs_local))
+        .route("/api/v0/dag/resolve", post(blocks::dag_resolve))
+        .route("/api/v0/shutdown", post(net::shutdown))
         .route("/api/v0/id", post(net::id))
         .route("/api/v0/version", post(net::version))
         .route("/api/v0/swarm/peers", post(net::swarm_peers))

@@ -417,3 +417,56 @@ pub async fn stats_bw(
     };
     Ok(Json(bw_json(now, rates)).into_response())
 }
+
+/// `POST /api/v0/swarm/addrs/local[?id=true]`: `{"Strings":[addr]}`, this node's listen
+/// addresses (with `/p2p/<id>` when `id`).
+pub async fn swarm_addrs_local(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let args = Args::parse(q.as_deref())?;
+    let with_id = args.bool("id", false)?;
+    let node = state.node()?;
+    let me = node.peer_id();
+    let addrs: Vec<String> = node
+        .listen_addrs()
+        .await?
+        .into_iter()
+        .map(|a| {
+            if with_id {
+                format!("{a}/p2p/{me}")
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    Ok(Json(json!({ "Strings": addrs })).into_response())
+}
+
+/// `POST /api/v0/swarm/addrs`: `{"Addrs":{peer:[addr]}}`, the addresses each connected peer
+/// announced (identify).
+pub async fn swarm_addrs(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let node = state.node()?;
+    let mut addrs = serde_json::Map::new();
+    for peer in node.peers().await? {
+        let info = node.peer_info(peer).await?.unwrap_or_default();
+        let list: Vec<Value> = info
+            .listen_addrs
+            .iter()
+            .map(|a| Value::String(a.to_string()))
+            .collect();
+        addrs.insert(peer.to_string(), Value::Array(list));
+    }
+    Ok(Json(json!({ "Addrs": addrs })).into_response())
+}
+
+/// `POST /api/v0/shutdown`: stops the daemon as SIGTERM does (in-flight answers finish, the
+/// `api` file is removed); the answer comes before the servers close.
+pub async fn shutdown(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let token = state
+        .shutdown
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("this node cannot be shut down through its API"))?;
+    token.cancel();
+    Ok(().into_response())
+}

@@ -195,3 +195,34 @@ pub async fn repo_gc(
     }
     Ok(ndjson(out))
 }
+
+/// `POST /api/v0/repo/verify`: NDJSON `{"Msg","Progress"}`: a line per corrupt block, then
+/// kubo's closing line; a corrupt block makes the last line an error, as kubo ends it.
+pub async fn repo_verify(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let repo = state.repo.clone();
+    let bad = blocking(move || Ok(repo.verify()?)).await?;
+    let mut out = Vec::new();
+    let mut put = |v: serde_json::Value| -> Result<(), ApiError> {
+        serde_json::to_writer(&mut out, &v).map_err(ApiError::internal)?;
+        out.push(b'\n');
+        Ok(())
+    };
+    for cid in &bad {
+        put(json!({"Msg": format!("block {cid} was corrupt"), "Progress": 0}))?;
+    }
+    if bad.is_empty() {
+        put(json!({"Msg": "verify complete, all blocks validated.", "Progress": 0}))?;
+    } else {
+        put(json!({
+            "Message": format!("verify complete, some blocks were corrupt ({} of them)", bad.len()),
+            "Code": 0,
+            "Type": "error",
+        }))?;
+    }
+    Ok(ndjson(out))
+}
+
+/// `POST /api/v0/repo/version`: `{"Version"}`, the repository format's version.
+pub async fn repo_version() -> Response {
+    Json(json!({"Version": crate::repo::REPO_VERSION.to_string()})).into_response()
+}

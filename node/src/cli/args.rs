@@ -86,6 +86,8 @@ pub enum Command {
     /// The running daemon's statistics (`stats bw`).
     #[command(subcommand)]
     Stats(super::online::StatsCmd),
+    /// Stop the running daemon (as SIGTERM does).
+    Shutdown,
 }
 
 #[derive(Args, Debug)]

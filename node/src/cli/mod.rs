@@ -79,6 +79,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Swarm(c) => online::swarm(&repo_path, c),
         Command::Bitswap(c) => online::bitswap(&repo_path, c),
         Command::Stats(c) => online::stats(&repo_path, c),
+        Command::Shutdown => online::shutdown(&repo_path),
         Command::Version => {
             println!("ipfs-kit version: {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -210,7 +210,9 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
         );
         let reprovide_stop = tokio_util::sync::CancellationToken::new();
         let reprovide_task = reprovider.clone().spawn(reprovide_stop.clone());
+        let shutdown = tokio_util::sync::CancellationToken::new();
         let api_state = crate::api::ApiState {
+            shutdown: Some(shutdown.clone()),
             reprovider: Some(reprovider),
             repo: repo.clone(),
             node: Some(node.handle()),
@@ -252,7 +254,10 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
             ready_ms = started.elapsed().as_millis() as u64,
             "daemon ready"
         );
-        let signal = wait_for_signal().await?;
+        let signal = tokio::select! {
+            s = wait_for_signal() => s?,
+            () = shutdown.cancelled() => "a shutdown request",
+        };
         println!("Received {signal}, shutting down...");
         servers.shutdown().await;
         if let Some(s) = cluster_api {

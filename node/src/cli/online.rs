@@ -1,7 +1,7 @@
 //! Commands that only a running daemon can answer, as in kubo ("this command must be run in
 //! online mode"): `swarm peers|connect|disconnect`, `bitswap stat|wantlist` and
-//! `stats bw [--peer|--proto] [--poll]`. Each calls the daemon's RPC API and prints kubo's
-//! text.
+//! `stats bw [--peer|--proto] [--poll]` and `shutdown`. Each calls the daemon's RPC API and
+//! prints kubo's text.
 
 use crate::api::client::{ndjson_lines, ApiClient};
 use anyhow::{bail, Context as _, Result};
@@ -211,4 +211,10 @@ mod tests {
         assert_eq!(human_bytes(-3.0), "0 B");
         assert_eq!(human_bytes(f64::NAN), "0 B");
     }
+}
+
+/// `ipfs-kit shutdown`: asks the daemon to stop.
+pub fn shutdown(repo: &Path) -> Result<()> {
+    daemon(repo)?.call("shutdown", &[])?;
+    Ok(())
 }
