@@ -194,6 +194,12 @@ pub fn human_bytes(bytes: f64) -> String {
     }
 }
 
+/// `ipfs-kit shutdown`: asks the daemon to stop.
+pub fn shutdown(repo: &Path) -> Result<()> {
+    daemon(repo)?.call("shutdown", &[])?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::human_bytes;
@@ -211,10 +217,4 @@ mod tests {
         assert_eq!(human_bytes(-3.0), "0 B");
         assert_eq!(human_bytes(f64::NAN), "0 B");
     }
-}
-
-/// `ipfs-kit shutdown`: asks the daemon to stop.
-pub fn shutdown(repo: &Path) -> Result<()> {
-    daemon(repo)?.call("shutdown", &[])?;
-    Ok(())
 }
