@@ -1023,6 +1023,11 @@ fn cli_through_daemon_and_graceful_shutdown() {
     assert!(env.ok(&["ls", &cid]).lines().count() >= 1);
     let id: Value = serde_json::from_str(&env.ok(&["id"])).unwrap();
     assert_eq!(id["Role"], "worker");
+    // add -w through the daemon wraps as the CLI does on its own (the same directory CID).
+    let wrapped = env.ok(&["add", "-Q", "-w", file.to_str().unwrap()]);
+    let offline = Env::new().ok(&["add", "-Q", "-n", "-w", file.to_str().unwrap()]);
+    assert_eq!(wrapped, offline);
+    assert_ne!(wrapped.trim(), cid);
     // refs and dag stat print what they print offline: 3 MiB is 12 chunks.
     assert_eq!(env.ok(&["refs", "-r", &cid]).lines().count(), 12);
     assert!(env.ok(&["refs", "local"]).lines().count() >= 13);

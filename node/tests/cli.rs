@@ -347,3 +347,34 @@ fn refs_and_dag_stat_offline() {
     assert!(stat.contains("Unique Blocks: 6"), "{stat}");
     assert!(stat.contains(&root), "{stat}");
 }
+
+#[test]
+fn add_wrap_with_directory() {
+    let env = Env::new();
+    let data = common::random_bytes(300_000, 8);
+    write(&env.path("in/data.bin"), &data);
+    write(&env.path("in/note.txt"), b"note");
+    let (f, n) = (env.path("in/data.bin"), env.path("in/note.txt"));
+    let out = env.ok(&["add", "-w", f.to_str().unwrap(), n.to_str().unwrap()]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].ends_with(" data.bin") && lines[1].ends_with(" note.txt"),
+        "{out}"
+    );
+    // The wrapper comes last, with an empty name.
+    let dir = lines[2].strip_prefix("added ").unwrap().trim().to_owned();
+    assert_eq!(env.ok_bytes(&["cat", &format!("{dir}/data.bin")]), data);
+    assert_eq!(env.ok(&["cat", &format!("/ipfs/{dir}/note.txt")]), "note");
+    // Only the wrapper is pinned (recursively); -Q prints it.
+    let pins = env.ok(&["pin", "ls", "--type=recursive"]);
+    assert_eq!(pins.lines().count(), 1, "{pins}");
+    assert!(pins.starts_with(&dir), "{pins}");
+    assert_eq!(
+        env.ok(&["add", "-Q", "-w", f.to_str().unwrap(), n.to_str().unwrap()])
+            .trim(),
+        dir
+    );
+    // The same name twice cannot be wrapped.
+    env.fails(&["add", "-w", f.to_str().unwrap(), f.to_str().unwrap()]);
+}

@@ -56,16 +56,29 @@ pub(super) fn run(
                     &progress,
                 )?);
             }
+            if a.wrap_with_directory {
+                let w = wrap(&roots, &opts, &DiscardSink)?;
+                on_added(&w);
+                roots.push(w);
+            }
         } else {
             let repo = super::open(repo_path, repo_options)?;
             let session = repo.begin_write();
             for p in &a.paths {
                 let root = unixfs::dir::import_path(p, &opts, &session, &mut on_added, &progress)
                     .with_context(|| format!("adding {}", p.display()))?;
-                if a.pin {
+                if a.pin && !a.wrap_with_directory {
                     session.pin_imported_root(&root.cid, None)?;
                 }
                 roots.push(root);
+            }
+            if a.wrap_with_directory {
+                let w = wrap(&roots, &opts, &session)?;
+                on_added(&w);
+                if a.pin {
+                    session.pin_imported_root(&w.cid, None)?;
+                }
+                roots.push(w);
             }
             drop(session);
         }
@@ -80,6 +93,39 @@ pub(super) fn run(
         }
     }
     Ok(())
+}
+
+/// `-w`: a directory holding each added root under its name, printed with an empty name (as
+/// kubo prints its wrapper).
+fn wrap(
+    roots: &[Imported],
+    opts: &ImportOptions,
+    sink: &dyn unixfs::BlockSink,
+) -> Result<Imported> {
+    let mut names = std::collections::HashSet::new();
+    if let Some(r) = roots.iter().find(|r| !names.insert(r.path.as_str())) {
+        bail!("directory already has entry by that name: {:?}", r.path);
+    }
+    let entries = roots
+        .iter()
+        .map(|r| unixfs::hamt::DirEntry {
+            name: r.path.clone(),
+            cid: r.cid,
+            tsize: r.tsize,
+        })
+        .collect();
+    let (cid, tsize) = unixfs::dir::build_directory(
+        entries,
+        unixfs::hamt::SHARDING_THRESHOLD_BYTES_DEFAULT,
+        opts,
+        sink,
+    )?;
+    Ok(Imported {
+        cid,
+        path: String::new(),
+        file_size: 0,
+        tsize,
+    })
 }
 
 fn options(a: &AddArgs) -> Result<ImportOptions> {

@@ -161,6 +161,9 @@ pub struct AddArgs {
     /// Include hidden files in recursive adds.
     #[arg(short = 'H', long)]
     pub hidden: bool,
+    /// Wrap the files in a directory (named by their names); only the directory is pinned.
+    #[arg(short = 'w', long)]
+    pub wrap_with_directory: bool,
     /// Show a progress bar (default: when stderr is a terminal).
     #[arg(short = 'p', long, action = ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", require_equals = true)]

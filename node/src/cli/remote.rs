@@ -187,6 +187,7 @@ fn add(c: &ApiClient, a: AddArgs) -> Result<()> {
         ("inline-limit", a.inline_limit.to_string()),
         ("only-hash", a.only_hash.to_string()),
         ("pin", a.pin.to_string()),
+        ("wrap-with-directory", a.wrap_with_directory.to_string()),
     ];
     if let Some(v) = a.cid_version {
         args.push(("cid-version", v.to_string()));
