@@ -949,6 +949,27 @@ fn small_commands_and_shutdown() {
     let addrs = post(&x, "swarm/addrs");
     assert!(addrs["Addrs"][&y.peer_id].is_array(), "{addrs}");
 
+    // pin/update: the new root pinned in the old one's place.
+    let beta = add(
+        &c,
+        &x,
+        Form::new().part("file", file_part("b.txt", b"beta".to_vec())),
+        "pin=false",
+    );
+    let beta = beta[0]["Hash"].as_str().unwrap().to_owned();
+    let v = post(&x, &format!("pin/update?arg={root}&arg={beta}"));
+    assert_eq!(v["Pins"], serde_json::json!([root, beta]));
+    let pins = post(&x, "pin/ls?type=recursive");
+    assert!(
+        pins["Keys"].get(&beta).is_some() && pins["Keys"].get(&root).is_none(),
+        "{pins}"
+    );
+    let r = c
+        .post(format!("{}?arg={root}&arg={beta}", x.url("pin/update")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 500, "from is no longer pinned");
+
     // shutdown: answered, then the daemon exits cleanly and removes its api file.
     let mut x = x;
     assert_eq!(ex.ok(&["shutdown"]), "");

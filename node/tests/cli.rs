@@ -378,3 +378,35 @@ fn add_wrap_with_directory() {
     // The same name twice cannot be wrapped.
     env.fails(&["add", "-w", f.to_str().unwrap(), f.to_str().unwrap()]);
 }
+
+#[test]
+fn pin_update_moves_a_recursive_pin() {
+    let env = Env::new();
+    for (name, data) in [("v1", b"one".as_slice()), ("v2", b"two"), ("v3", b"three")] {
+        write(&env.path(&format!("in/{name}")), data);
+    }
+    let add = |name: &str, pin: &str| {
+        let p = env.path(&format!("in/{name}"));
+        env.ok(&["add", "-Q", pin, p.to_str().unwrap()])
+            .trim()
+            .to_owned()
+    };
+    let v1 = add("v1", "--pin=true");
+    let (v2, v3) = (add("v2", "--pin=false"), add("v3", "--pin=false"));
+    assert_eq!(
+        env.ok(&["pin", "update", &v1, &v2]),
+        format!("updated {v1} to {v2}\n")
+    );
+    let pins = env.ok(&["pin", "ls", "--type=recursive"]);
+    assert!(pins.contains(&v2) && !pins.contains(&v1), "{pins}");
+    // from must be pinned recursively.
+    env.fails(&["pin", "update", &v1, &v3]);
+    // --unpin=false keeps both.
+    env.ok(&["pin", "update", "--unpin=false", &v2, &v3]);
+    let pins = env.ok(&["pin", "ls", "--type=recursive"]);
+    assert!(pins.contains(&v2) && pins.contains(&v3), "{pins}");
+    // The old root is no longer protected.
+    env.ok(&["repo", "gc"]);
+    env.fails(&["cat", &v1]);
+    assert_eq!(env.ok(&["cat", &v2]), "two");
+}

@@ -126,6 +126,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/pin/add", post(pins::pin_add))
         .route("/api/v0/pin/ls", post(pins::pin_ls))
         .route("/api/v0/pin/rm", post(pins::pin_rm))
+        .route("/api/v0/pin/update", post(pins::pin_update))
         .route("/api/v0/repo/stat", post(pins::repo_stat))
         .route("/api/v0/repo/gc", post(pins::repo_gc))
         .route("/api/v0/repo/verify", post(pins::repo_verify))

@@ -53,6 +53,35 @@ pub async fn pin_add(
     Ok(Json(json!({ "Pins": pins })).into_response())
 }
 
+/// `POST /api/v0/pin/update?arg=<from>&arg=<to>&unpin=`: `{"Pins":[from,to]}`. `from` must be
+/// pinned recursively; `to`'s DAG is fetched, then pinned in `from`'s place (with its name)
+/// in one transaction, `from` kept too with `unpin=false`.
+pub async fn pin_update(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let args = Args::parse(q.as_deref())?;
+    let paths = args.all("arg");
+    let [from, to] = paths.as_slice() else {
+        return Err(ApiError::bad_request(
+            "pin update takes two arguments: from-path and to-path",
+        ));
+    };
+    let unpin = args.bool("unpin", true)?;
+    let from = super::resolve(&state, from).await?;
+    let to = super::resolve(&state, to).await?;
+    let fetched = super::ensure_local(&state, to).await?;
+    let repo = state.repo.clone();
+    blocking(move || {
+        repo.pin_update(&from, &to, unpin)?;
+        drop(fetched);
+        Ok(())
+    })
+    .await?;
+    super::provide(&state, to).await;
+    Ok(Json(json!({ "Pins": [from.to_string(), to.to_string()] })).into_response())
+}
+
 /// `POST /api/v0/pin/rm?arg=<path>...`: `{"Pins":[...]}`.
 pub async fn pin_rm(
     State(state): State<ApiState>,

@@ -270,6 +270,15 @@ pub enum PinCmd {
         #[arg(required = true)]
         paths: Vec<String>,
     },
+    /// Pin `to` in place of the recursive pin `from` (keeping its name), in one step.
+    Update {
+        from: String,
+        to: String,
+        /// Remove the old pin (kubo's default).
+        #[arg(long, action = ArgAction::Set, default_value_t = true, num_args = 0..=1,
+              default_missing_value = "true", require_equals = true)]
+        unpin: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -82,6 +82,16 @@ pub(super) fn pin(repo: &Repo, cmd: PinCmd) -> Result<()> {
             }
             Ok(())
         }
+        PinCmd::Update { from, to, unpin } => {
+            let store = repo.blocks().as_ref();
+            let (from, to) = (
+                export::resolve_path(store, &from)?,
+                export::resolve_path(store, &to)?,
+            );
+            repo.pin_update(&from, &to, unpin)?;
+            println!("updated {from} to {to}");
+            Ok(())
+        }
     }
 }
 

@@ -512,6 +512,12 @@ fn pin(c: &ApiClient, cmd: PinCmd) -> Result<()> {
                 }
             }
         }
+        PinCmd::Update { from, to, unpin } => {
+            let args = [("arg", from), ("arg", to), ("unpin", unpin.to_string())];
+            let v = c.json("pin/update", &args)?;
+            let pins = |i: usize| v["Pins"][i].as_str().unwrap_or("").to_owned();
+            println!("updated {} to {}", pins(0), pins(1));
+        }
     }
     Ok(())
 }
