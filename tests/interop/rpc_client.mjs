@@ -2,8 +2,10 @@
 // kubo-rpc-client (the maintained JS client of kubo's /api/v0) against a running daemon.
 //
 //   node rpc_client.mjs <api url, e.g. http://127.0.0.1:5001> <file>
-//       add <file> (CIDv1), cat it back, pin ls, block stat, dag put + dag get, id, version;
-//       print one JSON object with what each call returned. Exit 1 on any error.
+//       add <file> (CIDv1), cat it back, pin ls, block stat, dag put + dag get, id, version,
+//       refs -r, refs local, dag resolve, pin update, repo version, swarm localAddrs, and
+//       last stop (shutdown); print one JSON object with what each call returned. Exit 1 on
+//       any error.
 import fs from 'node:fs'
 import { create } from 'kubo-rpc-client'
 
@@ -42,5 +44,21 @@ out.id = { id: id.id.toString(), agentVersion: id.agentVersion, role: id.role, a
 
 const v = await ipfs.version()
 out.version = v.version
+
+out.refs = []
+for await (const r of ipfs.refs(added.cid, { recursive: true })) {
+  if (r.err) throw new Error(`refs: ${r.err}`)
+  out.refs.push(r.ref)
+}
+out.refsLocal = []
+for await (const r of ipfs.refs.local()) out.refsLocal.push(r.ref)
+out.resolve = (await ipfs.dag.resolve(`/ipfs/${added.cid}`)).cid.toString()
+const small = await ipfs.add({ path: 'b.bin', content: 'b' }, { cidVersion: 1, pin: false })
+out.pinUpdate = (await ipfs.pin.update(added.cid, small.cid)).map(c => c.toString())
+out.small = small.cid.toString()
+out.repoVersion = await ipfs.repo.version()
+out.localAddrs = (await ipfs.swarm.localAddrs()).map(a => a.toString())
+await ipfs.stop()
+out.stopped = true
 
 console.log(JSON.stringify(out))

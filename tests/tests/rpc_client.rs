@@ -1,6 +1,7 @@
 //! kubo's JS RPC client (`kubo-rpc-client` from npm, run with Node 22) against a real
-//! `ipfs-kit daemon`: add, cat (whole and a slice), pin ls, block stat, dag put/get, id and
-//! version must work as they do against kubo.
+//! `ipfs-kit daemon`: add, cat (whole and a slice), pin ls, block stat, dag put/get, id,
+//! version, refs, refs local, dag resolve, pin update, repo version, swarm local addresses and
+//! stop (shutdown) must work as they do against kubo.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
@@ -45,7 +46,7 @@ fn kubo_rpc_client_against_our_daemon() -> Result<()> {
         .stderr(Stdio::inherit())
         .spawn()?;
     let stdout = child.stdout.take().context("no stdout")?;
-    let _daemon = Daemon(child);
+    let mut daemon = Daemon(child);
     let mut api = None;
     for line in BufReader::new(stdout).lines() {
         let line = line?;
@@ -105,5 +106,41 @@ fn kubo_rpc_client_against_our_daemon() -> Result<()> {
     );
     assert_eq!(v["id"]["role"], "worker", "{v}");
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"), "{v}");
+    // refs -r: the file's chunks (1,300,000 bytes in 256 KiB chunks), each a local block.
+    let refs: Vec<&str> = v["refs"]
+        .as_array()
+        .context("refs")?
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    assert_eq!(refs.len(), 1_300_000_usize.div_ceil(262_144), "{v}");
+    let local = v["refsLocal"].as_array().context("refsLocal")?;
+    for r in &refs {
+        assert!(local.iter().any(|l| l == r), "{r} not in refs local: {v}");
+    }
+    assert_eq!(v["resolve"], cid.as_str(), "{v}");
+    assert_eq!(v["pinUpdate"][0], cid.as_str(), "{v}");
+    assert_eq!(v["pinUpdate"][1], v["small"], "{v}");
+    assert!(v["repoVersion"].is_string(), "{v}");
+    assert!(
+        v["localAddrs"][0]
+            .as_str()
+            .is_some_and(|a| a.starts_with("/ip4/127.0.0.1/tcp/")),
+        "{v}"
+    );
+    // stop: the daemon exits on its own, cleanly.
+    assert_eq!(v["stopped"], true, "{v}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = daemon.0.try_wait()? {
+            break s;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "daemon still running after stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
     Ok(())
 }

@@ -162,13 +162,21 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
             Some(DhtMode::Client) => net::KadMode::Client,
             None => net::features::kad_mode(settings.dht_mode),
         };
-        println!("Initializing daemon...");
-        println!("ipfs-kit version: {}", env!("CARGO_PKG_VERSION"));
-        println!("Repo: {}", repo.path().display());
+        say(format_args!("Initializing daemon..."));
+        say(format_args!(
+            "ipfs-kit version: {}",
+            env!("CARGO_PKG_VERSION")
+        ));
+        say(format_args!("Repo: {}", repo.path().display()));
         if let Some(key) = &psk {
             // kubo's lines for a private network.
-            println!("Swarm is limited to private network of peers with the swarm key");
-            println!("Swarm key fingerprint: {}", net::psk::fingerprint(key));
+            say(format_args!(
+                "Swarm is limited to private network of peers with the swarm key"
+            ));
+            say(format_args!(
+                "Swarm key fingerprint: {}",
+                net::psk::fingerprint(key)
+            ));
         }
         // The cluster service by role: masters and workers run it, leechers do not.
         let cluster_setup = match settings.role {
@@ -196,9 +204,9 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
             .await
             .context("starting the network node")?;
         let cluster = cluster_setup.map(|s| s.start(node.handle(), repo.clone()));
-        println!("PeerID: {}", node.peer_id());
+        say(format_args!("PeerID: {}", node.peer_id()));
         for addr in node.listen_addrs().await? {
-            println!("Swarm listening on {addr}");
+            say(format_args!("Swarm listening on {addr}"));
         }
         // The sweeping reprovider: announces the strategy's keys region by region over the
         // reprovide interval, and what the API adds or pins in batches.
@@ -225,9 +233,12 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
             .await
             .context("starting the HTTP API")?;
         let ma = crate::api::server::socket_multiaddr;
-        println!("RPC API server listening on {}", ma(servers.api_addr));
+        say(format_args!(
+            "RPC API server listening on {}",
+            ma(servers.api_addr)
+        ));
         if let Some(gw) = servers.gateway_addr {
-            println!("Gateway server listening on {}", ma(gw));
+            say(format_args!("Gateway server listening on {}", ma(gw)));
         }
         // The ipfs-cluster-compatible REST API of the cluster service.
         let cluster_api = match &cluster {
@@ -244,12 +255,15 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
                 )
                 .await
                 .context("starting the cluster API")?;
-                println!("Cluster API server listening on {}", ma(server.addr));
+                say(format_args!(
+                    "Cluster API server listening on {}",
+                    ma(server.addr)
+                ));
                 Some(server)
             }
             None => None,
         };
-        println!("Daemon is ready");
+        say(format_args!("Daemon is ready"));
         tracing::info!(
             ready_ms = started.elapsed().as_millis() as u64,
             "daemon ready"
@@ -258,7 +272,7 @@ pub fn daemon(repo_path: &Path, options: RepoOptions, args: DaemonArgs) -> Resul
             s = wait_for_signal() => s?,
             () = shutdown.cancelled() => "a shutdown request",
         };
-        println!("Received {signal}, shutting down...");
+        say(format_args!("Received {signal}, shutting down..."));
         servers.shutdown().await;
         if let Some(s) = cluster_api {
             s.shutdown().await;
@@ -305,6 +319,15 @@ fn daemon_settings(repo_path: &Path, args: &DaemonArgs) -> Result<crate::config:
         ..Default::default()
     });
     Ok(config.resolve()?)
+}
+
+/// Prints one of the daemon's status lines. A daemon whose stdout nobody reads any more (a
+/// closed pipe) goes on: the line is dropped instead of the process panicking.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(line).and_then(|()| out.write_all(b"\n"));
+    let _ = out.flush();
 }
 
 /// Waits for SIGINT or SIGTERM and names the one that came.
