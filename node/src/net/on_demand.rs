@@ -336,6 +336,8 @@ pub struct DagReader {
     store: Arc<dyn Blockstore>,
     _bulk: Option<BulkFetch>,
     fetch_workers: usize,
+    /// Misses go to the network one block at a time (no bulk fetch behind the reader).
+    on_demand: bool,
 }
 
 impl DagReader {
@@ -346,6 +348,7 @@ impl DagReader {
             store,
             _bulk: None,
             fetch_workers: export::FETCH_WORKERS,
+            on_demand: false,
         }
     }
 
@@ -357,6 +360,7 @@ impl DagReader {
             store,
             _bulk: None,
             fetch_workers: export::REMOTE_FETCH_WORKERS,
+            on_demand: true,
         }
     }
 
@@ -375,6 +379,23 @@ impl DagReader {
         out: &mut dyn std::io::Write,
     ) -> Result<u64, export::ExportError> {
         export::cat_with(self.store(), cid, offset, length, self.fetch_workers, out)
+    }
+
+    /// Makes the blocks under bytes `[offset, offset + length)` of the file at `cid` local
+    /// ahead of a reader that walks them one at a time (a CAR of a byte range): with misses
+    /// fetched on demand, they come [`export::REMOTE_FETCH_WORKERS`] at once instead of in
+    /// turn; otherwise (local, or behind a bulk fetch) nothing is done.
+    pub fn fetch_range(
+        &self,
+        cid: &Cid,
+        offset: u64,
+        length: u64,
+    ) -> Result<(), export::ExportError> {
+        if !self.on_demand {
+            return Ok(());
+        }
+        self.cat(cid, offset, Some(length), &mut std::io::sink())
+            .map(|_| ())
     }
 }
 
@@ -450,6 +471,7 @@ pub async fn read_dag(
         store: Arc::new(on_demand.behind(handover)),
         // The bulk fetch keeps many wants in flight; the reader waits behind it.
         fetch_workers: export::FETCH_WORKERS,
+        on_demand: false,
         _bulk: Some(BulkFetch {
             task,
             _fetched: fetched,

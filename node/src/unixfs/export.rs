@@ -99,7 +99,7 @@ pub(crate) enum Node {
 
 impl Node {
     /// Bytes of file content under this node (raw, File or Raw dag-pb).
-    fn content_size(&self) -> u64 {
+    pub(crate) fn content_size(&self) -> u64 {
         match self {
             Node::Raw(b) => b.len() as u64,
             Node::Pb { fs, .. } => fs.filesize.unwrap_or_else(|| {
