@@ -96,3 +96,74 @@ pub fn add_root(repo: &Path, flags: &[&str], path: &Path) -> Result<String, Stri
     let out = run(repo, &args).map_err(|e| format!("{e:#}"))?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
+
+/// A running `ipfs-kit daemon` on loopback (ephemeral ports), stopped when dropped.
+pub struct Daemon {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT` of the RPC API.
+    pub api: String,
+    /// `http://127.0.0.1:PORT` of the gateway.
+    pub gateway: String,
+}
+
+impl Daemon {
+    /// `ipfs-kit --repo <repo> daemon` (the repository is created by the daemon's first run if
+    /// needed), once it prints `Daemon is ready`.
+    pub fn start(repo: &Path) -> Result<Daemon> {
+        use std::io::BufRead as _;
+        let mut child = Command::new(ipfs_kit_bin()?)
+            .arg("--repo")
+            .arg(repo)
+            .args([
+                "daemon",
+                "--swarm",
+                "/ip4/127.0.0.1/tcp/0",
+                "--api",
+                "127.0.0.1:0",
+                "--gateway",
+                "127.0.0.1:0",
+            ])
+            .env_remove("IPFS_KIT_PATH")
+            .env_remove("IPFS_KIT_API_TOKEN")
+            .env_remove("IPFS_KIT_API")
+            .env_remove("IPFS_KIT_GATEWAY")
+            .env("IPFS_KIT_CLUSTER_API", "127.0.0.1:0")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut daemon = Daemon {
+            child,
+            api: String::new(),
+            gateway: String::new(),
+        };
+        // `/ip4/<host>/tcp/<port>` -> `http://<host>:<port>`.
+        let url = |ma: &str| {
+            let p: Vec<&str> = ma.split('/').collect();
+            format!("http://{}:{}", p[2], p[4])
+        };
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line?;
+            if let Some(ma) = line.strip_prefix("RPC API server listening on ") {
+                daemon.api = url(ma);
+            }
+            if let Some(ma) = line.strip_prefix("Gateway server listening on ") {
+                daemon.gateway = url(ma);
+            }
+            if line == "Daemon is ready" {
+                break;
+            }
+        }
+        if daemon.api.is_empty() || daemon.gateway.is_empty() {
+            bail!("the daemon printed no API or gateway address");
+        }
+        Ok(daemon)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -8,6 +8,7 @@ mod car_interop;
 mod cli_interop;
 mod helia_bitswap;
 mod helia_cids;
+mod helia_gateway;
 mod kubo_bitswap;
 mod kubo_cids;
 mod kubo_routing;

@@ -3,21 +3,10 @@
 //! version, refs, refs local, dag resolve, pin update, repo version, swarm local addresses and
 //! stop (shutdown) must work as they do against kubo.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::{Context as _, Result};
 use ipfs_kit_tests::{cli, fixtures, interop::Interop};
-
-/// Stops the daemon when the test ends, however it ends.
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn kubo_rpc_client_against_our_daemon() -> Result<()> {
@@ -26,39 +15,8 @@ fn kubo_rpc_client_against_our_daemon() -> Result<()> {
     };
     let dir = tempfile::tempdir()?;
     let repo = dir.path().join("repo");
-    let mut child = Command::new(cli::ipfs_kit_bin()?)
-        .arg("--repo")
-        .arg(&repo)
-        .args([
-            "daemon",
-            "--swarm",
-            "/ip4/127.0.0.1/tcp/0",
-            "--api",
-            "127.0.0.1:0",
-            "--gateway",
-            "127.0.0.1:0",
-        ])
-        .env_remove("IPFS_KIT_API_TOKEN")
-        .env_remove("IPFS_KIT_API")
-        .env_remove("IPFS_KIT_GATEWAY")
-        .env("IPFS_KIT_CLUSTER_API", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let mut daemon = Daemon(child);
-    let mut api = None;
-    for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        if let Some(ma) = line.strip_prefix("RPC API server listening on ") {
-            let p: Vec<&str> = ma.split('/').collect();
-            api = Some(format!("http://{}:{}", p[2], p[4]));
-        }
-        if line == "Daemon is ready" {
-            break;
-        }
-    }
-    let api = api.context("daemon printed no API address")?;
+    let mut daemon = cli::Daemon::start(&repo)?;
+    let api = daemon.api.clone();
     let file = dir.path().join("input.bin");
     fixtures::write_random_file(&file, 7, 1_300_000)?;
     let out = Command::new(&interop.node)
@@ -132,7 +90,7 @@ fn kubo_rpc_client_against_our_daemon() -> Result<()> {
     assert_eq!(v["stopped"], true, "{v}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let status = loop {
-        if let Some(s) = daemon.0.try_wait()? {
+        if let Some(s) = daemon.child.try_wait()? {
             break s;
         }
         anyhow::ensure!(
