@@ -113,6 +113,17 @@ pub fn encode_header_v1(roots: &[Cid]) -> Result<Vec<u8>, CarError> {
     Ok(out)
 }
 
+/// Writes one CAR block section (`varint(length) | CID | data`); returns its length in bytes.
+pub fn write_section(out: &mut dyn Write, cid: &Cid, data: &[u8]) -> io::Result<u64> {
+    let cid_bytes = cid.to_bytes();
+    let mut frame = Vec::with_capacity(10);
+    put_uvarint(&mut frame, (cid_bytes.len() + data.len()) as u64);
+    out.write_all(&frame)?;
+    out.write_all(&cid_bytes)?;
+    out.write_all(data)?;
+    Ok((frame.len() + cid_bytes.len() + data.len()) as u64)
+}
+
 /// Writes a CAR v1 of the DAGs under `roots` to `out`.
 pub fn export_car(
     store: &dyn Blockstore,
@@ -127,20 +138,13 @@ pub fn export_car(
         ..CarStats::default()
     };
     let mut visited = Visited::new();
-    let mut frame = Vec::with_capacity(16);
     walk_from::<CarError, _>(store, roots, &mut visited, |cid, data| {
         if hash::identity_data(cid).is_some() {
             return Ok(());
         }
-        let cid_bytes = cid.to_bytes();
-        frame.clear();
-        put_uvarint(&mut frame, (cid_bytes.len() + data.len()) as u64);
-        out.write_all(&frame)?;
-        out.write_all(&cid_bytes)?;
-        out.write_all(data)?;
+        stats.car_bytes += write_section(&mut out, cid, data)?;
         stats.blocks += 1;
         stats.block_bytes += data.len() as u64;
-        stats.car_bytes += (frame.len() + cid_bytes.len() + data.len()) as u64;
         Ok(())
     })?;
     out.flush()?;

@@ -611,53 +611,31 @@ fn gateway_caching_names_and_sniffed_types() {
     // ?filename= names the file inline and gives its type; &download=true makes it an
     // attachment; a non-ASCII name comes in both forms.
     let blob = cid_of("blob");
-    let r = c
-        .get(gw(&format!("{blob}?filename=data.txt")))
-        .send()
-        .unwrap();
+    // (Content-Disposition, Content-Type) of a GET.
+    let disposition = |path: &str| {
+        let r = c.get(gw(path)).send().unwrap();
+        let d = r.headers().get("content-disposition");
+        (d.map(|v| v.to_str().unwrap().to_owned()), ctype(&r))
+    };
+    let (d, t) = disposition(&format!("{blob}?filename=data.txt"));
+    assert_eq!(d.as_deref(), Some("inline; filename=\"data.txt\""));
+    assert_eq!(t, "text/plain; charset=utf-8");
+    let (d, _) = disposition(&format!("{blob}?filename=data.txt&download=true"));
+    assert_eq!(d.as_deref(), Some("attachment; filename=\"data.txt\""));
+    let (d, t) = disposition(&format!("{blob}?filename=test%D1%82%D0%B5%D1%81%D1%82.pdf"));
     assert_eq!(
-        r.headers()["content-disposition"],
-        "inline; filename=\"data.txt\""
+        d.as_deref(),
+        Some(
+            "inline; filename=\"test____.pdf\"; filename*=UTF-8''test%D1%82%D0%B5%D1%81%D1%82.pdf"
+        )
     );
-    assert_eq!(ctype(&r), "text/plain; charset=utf-8");
-    let r = c
-        .get(gw(&format!("{blob}?filename=data.txt&download=true")))
-        .send()
-        .unwrap();
-    assert_eq!(
-        r.headers()["content-disposition"],
-        "attachment; filename=\"data.txt\""
-    );
-    let r = c
-        .get(gw(&format!(
-            "{blob}?filename=test%D1%82%D0%B5%D1%81%D1%82.pdf"
-        )))
-        .send()
-        .unwrap();
-    assert_eq!(
-        r.headers()["content-disposition"],
-        "inline; filename=\"test____.pdf\"; filename*=UTF-8''test%D1%82%D0%B5%D1%81%D1%82.pdf"
-    );
-    assert_eq!(ctype(&r), "application/pdf");
-    let r = c
-        .get(gw(&format!("{root}/notes?download=true")))
-        .send()
-        .unwrap();
-    assert_eq!(
-        r.headers()["content-disposition"],
-        "attachment; filename=\"notes\""
-    );
-    let r = c
-        .get(gw(&format!("{blob}?format=raw&filename=b.bin")))
-        .send()
-        .unwrap();
-    assert_eq!(
-        r.headers()["content-disposition"],
-        "attachment; filename=\"b.bin\""
-    );
+    assert_eq!(t, "application/pdf");
+    let (d, _) = disposition(&format!("{root}/notes?download=true"));
+    assert_eq!(d.as_deref(), Some("attachment; filename=\"notes\""));
+    let (d, _) = disposition(&format!("{blob}?format=raw&filename=b.bin"));
+    assert_eq!(d.as_deref(), Some("attachment; filename=\"b.bin\""));
     // No parameter: no Content-Disposition on a file.
-    let r = c.get(gw(&blob)).send().unwrap();
-    assert!(r.headers().get("content-disposition").is_none());
+    assert_eq!(disposition(&blob).0, None);
 
     // If-None-Match: the ETag a 200 carried gives 304 with no body, for each kind of answer;
     // another tag gives the answer again.

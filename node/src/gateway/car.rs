@@ -68,14 +68,6 @@ impl CarRequest {
     }
 }
 
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 /// A CAR v1 rooted at `root`: the blocks along `path` (root first), then those of the DAG at
 /// its end that `req` asks for, each once.
 pub(super) fn write_car(
@@ -90,18 +82,12 @@ pub(super) fn write_car(
     let io = |e: std::io::Error| ApiError::internal(format!("writing CAR: {e}"));
     w.write_all(&crate::car::encode_header_v1(&[root])?)
         .map_err(io)?;
-    let mut frame = Vec::with_capacity(16);
     let mut visited = Visited::new();
     let mut write_block = |w: &mut dyn std::io::Write, cid: &Cid, data: &[u8]| {
         if !visited.insert(cid) || ipfs_kit_blockstore::hash::identity_data(cid).is_some() {
             return Ok(());
         }
-        let cid_bytes = cid.to_bytes();
-        frame.clear();
-        put_uvarint(&mut frame, (cid_bytes.len() + data.len()) as u64);
-        w.write_all(&frame)?;
-        w.write_all(&cid_bytes)?;
-        w.write_all(data)
+        crate::car::write_section(w, cid, data).map(|_| ())
     };
     let (terminal, along) = path.split_last().unwrap_or((&root, &[]));
     for cid in along {
