@@ -63,6 +63,32 @@ fn kubo_error(r: reqwest::blocking::Response, status: u16, code: u64) -> String 
     v["Message"].as_str().unwrap().to_owned()
 }
 
+/// Adds a directory `d` holding `files` (name, bytes) through `d`'s API with CIDv1; returns
+/// the directory's CID and each file's CID by name.
+fn add_dir(
+    c: &Client,
+    d: &Daemon,
+    files: &[(&str, Vec<u8>)],
+) -> (String, std::collections::HashMap<String, String>) {
+    let mut form = Form::new().part("file", dir_part("d"));
+    for (i, (name, data)) in files.iter().enumerate() {
+        form = form.part(
+            format!("file-{i}"),
+            file_part(&format!("d/{name}"), data.clone()),
+        );
+    }
+    let lines = add(c, d, form, "cid-version=1");
+    let root = lines.last().unwrap()["Hash"].as_str().unwrap().to_owned();
+    let cids = lines
+        .iter()
+        .filter_map(|l| {
+            let name = l["Name"].as_str()?.strip_prefix("d/")?;
+            Some((name.to_owned(), l["Hash"].as_str()?.to_owned()))
+        })
+        .collect();
+    (root, cids)
+}
+
 #[test]
 fn add_cat_get_ls_and_kubo_shapes() {
     let env = Env::new();
@@ -562,31 +588,19 @@ fn gateway_caching_names_and_sniffed_types() {
     let c = client();
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01".to_vec();
     let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1\"/>".to_vec();
-    let form = Form::new()
-        .part("file", dir_part("d"))
-        .part("file-1", file_part("d/pic", png.clone()))
-        .part(
-            "file-2",
-            file_part("d/page", b"<!DOCTYPE html><p>hi</p>".to_vec()),
-        )
-        .part("file-3", file_part("d/notes", b"plain words\n".to_vec()))
-        .part("file-4", file_part("d/blob", vec![0, 1, 2, 3, 0xff]))
-        .part("file-5", file_part("d/icon", svg))
-        .part(
-            "file-6",
-            file_part("d/index.html", b"<p>index</p>".to_vec()),
-        );
-    let lines = add(&c, &d, form, "cid-version=1");
-    let cid_of = |name: &str| {
-        lines
-            .iter()
-            .find(|l| l["Name"] == format!("d/{name}"))
-            .unwrap()["Hash"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let root = lines.last().unwrap()["Hash"].as_str().unwrap().to_owned();
+    let (root, cids) = add_dir(
+        &c,
+        &d,
+        &[
+            ("pic", png.clone()),
+            ("page", b"<!DOCTYPE html><p>hi</p>".to_vec()),
+            ("notes", b"plain words\n".to_vec()),
+            ("blob", vec![0, 1, 2, 3, 0xff]),
+            ("icon", svg),
+            ("index.html", b"<p>index</p>".to_vec()),
+        ],
+    );
+    let cid_of = |name: &str| cids[name].clone();
     let gw = |p: &str| format!("{}/ipfs/{p}", d.gateway);
     let ctype =
         |r: &reqwest::blocking::Response| r.headers()["content-type"].to_str().unwrap().to_owned();
@@ -705,12 +719,11 @@ fn gateway_car_scopes_and_entity_bytes() {
     let c = client();
     // 700,000 bytes: three 256 KiB chunks (raw leaves) under one root.
     let big = random_bytes(700_000, 9);
-    let form = Form::new()
-        .part("file", dir_part("d"))
-        .part("file-1", file_part("d/big.bin", big.clone()))
-        .part("file-2", file_part("d/small.txt", b"small\n".to_vec()));
-    let lines = add(&c, &d, form, "cid-version=1");
-    let root = lines.last().unwrap()["Hash"].as_str().unwrap().to_owned();
+    let (root, _) = add_dir(
+        &c,
+        &d,
+        &[("big.bin", big.clone()), ("small.txt", b"small\n".to_vec())],
+    );
     let car = |q: &str| {
         let r = c
             .get(format!("{}/ipfs/{root}{q}", d.gateway))
@@ -786,22 +799,16 @@ fn refs_and_dag_stat() {
     let c = client();
     let big = random_bytes(700_000, 5);
     // Two files with the same bytes: one CID linked twice.
-    let form = Form::new()
-        .part("file", dir_part("d"))
-        .part("file-1", file_part("d/a.txt", b"alpha".to_vec()))
-        .part("file-2", file_part("d/big.bin", big.clone()))
-        .part("file-3", file_part("d/same.txt", b"alpha".to_vec()));
-    let lines = add(&c, &y, form, "cid-version=1");
-    let root = lines.last().unwrap()["Hash"].as_str().unwrap().to_owned();
-    let cid_of = |name: &str| {
-        lines
-            .iter()
-            .find(|l| l["Name"] == format!("d/{name}"))
-            .unwrap()["Hash"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let (root, cids) = add_dir(
+        &c,
+        &y,
+        &[
+            ("a.txt", b"alpha".to_vec()),
+            ("big.bin", big.clone()),
+            ("same.txt", b"alpha".to_vec()),
+        ],
+    );
+    let cid_of = |name: &str| cids[name].clone();
     let (a, big_cid) = (cid_of("a.txt"), cid_of("big.bin"));
     let refs = |d: &Daemon, q: &str| -> Vec<String> {
         let r = c
