@@ -94,9 +94,14 @@ pub(super) fn write_car(
         let data = export::load_block(store, cid)?;
         write_block(w, cid, &data).map_err(io)?;
     }
+    // With a range, the size of the file it applies to (none for anything else).
+    let file_size = match req.bytes {
+        Some(_) => file_size(store, terminal)?,
+        None => None,
+    };
     let scope = match req.scope {
         // For a file, all of it is the entity: a range applies the same way.
-        DagScope::All if req.bytes.is_some() && is_file(store, terminal)? => DagScope::Entity,
+        DagScope::All if file_size.is_some() => DagScope::Entity,
         s => s,
     };
     match scope {
@@ -105,14 +110,11 @@ pub(super) fn write_car(
             write_block(w, terminal, &data).map_err(io)?;
         }
         DagScope::Entity => {
-            if let Some(bytes) = req.bytes {
-                // The range's blocks many at once when they are elsewhere, not one by one
-                // as the walk below reaches them.
-                if is_file(store, terminal)? {
-                    let size = export::load(store, terminal)?.content_size();
-                    if let Some((lo, hi)) = bytes.resolve(size) {
-                        reader.fetch_range(terminal, lo, hi - lo + 1)?;
-                    }
+            // The range's blocks many at once when they are elsewhere, not one by one as the
+            // walk below reaches them.
+            if let (Some(bytes), Some(size)) = (req.bytes, file_size) {
+                if let Some((lo, hi)) = bytes.resolve(size) {
+                    reader.fetch_range(terminal, lo, hi - lo + 1)?;
                 }
             }
             export::entity_blocks(store, terminal, req.bytes, &mut |cid, data| {
@@ -131,13 +133,19 @@ pub(super) fn write_car(
     w.flush().map_err(io)
 }
 
-/// The block at `cid` is a UnixFS file (a raw block, or a dag-pb File or Raw node).
-fn is_file(store: &dyn Blockstore, cid: &Cid) -> Result<bool, ApiError> {
+/// The content size of the UnixFS file at `cid` (a raw block, or a dag-pb File or Raw node);
+/// `None` for anything else.
+fn file_size(store: &dyn Blockstore, cid: &Cid) -> Result<Option<u64>, ApiError> {
     use crate::dag::unixfs_pb::DataType;
     Ok(match export::load(store, cid) {
-        Ok(export::Node::Raw(_)) => true,
-        Ok(export::Node::Pb { fs, .. }) => matches!(fs.kind, DataType::File | DataType::Raw),
-        Err(ExportError::UnsupportedCodec { .. }) => false,
+        Ok(node) => {
+            let file = match &node {
+                export::Node::Raw(_) => true,
+                export::Node::Pb { fs, .. } => matches!(fs.kind, DataType::File | DataType::Raw),
+            };
+            file.then(|| node.content_size())
+        }
+        Err(ExportError::UnsupportedCodec { .. }) => None,
         Err(e) => return Err(e.into()),
     })
 }
