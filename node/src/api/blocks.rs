@@ -165,8 +165,7 @@ pub async fn block_rm(
                 continue;
             }
             let line = json!({"Hash": cid.to_string(), "Error": error.unwrap_or_default()});
-            serde_json::to_writer(&mut out, &line).map_err(ApiError::internal)?;
-            out.push(b'\n');
+            push_line(&mut out, &line)?;
         }
         Ok(out)
     })
@@ -174,16 +173,23 @@ pub async fn block_rm(
     Ok(ndjson(body))
 }
 
-/// An NDJSON answer (kubo's streamed command output).
-pub(crate) fn ndjson(body: Vec<u8>) -> Response {
+/// An NDJSON answer (kubo's streamed command output): whole, or streamed as produced.
+pub(crate) fn ndjson(body: impl Into<axum::body::Body>) -> Response {
     (
         [
             (header::CONTENT_TYPE, "application/json"),
             (header::HeaderName::from_static("x-chunked-output"), "1"),
         ],
-        body,
+        body.into(),
     )
         .into_response()
+}
+
+/// Appends `v` as one NDJSON line.
+pub(crate) fn push_line(out: &mut Vec<u8>, v: &impl serde::Serialize) -> Result<(), ApiError> {
+    serde_json::to_writer(&mut *out, v).map_err(ApiError::internal)?;
+    out.push(b'\n');
+    Ok(())
 }
 
 /// `POST /api/v0/dag/get?arg=<path>&output-codec=`.
@@ -338,14 +344,12 @@ pub async fn dag_import(
     if pin_roots {
         for r in &roots {
             let line = json!({"Root": {"Cid": {"/": r.to_string()}, "PinErrorMsg": ""}});
-            serde_json::to_writer(&mut out, &line).map_err(ApiError::internal)?;
-            out.push(b'\n');
+            push_line(&mut out, &line)?;
         }
     }
     if stats {
         let line = json!({"Stats": {"BlockCount": blocks, "BlockBytesCount": bytes}});
-        serde_json::to_writer(&mut out, &line).map_err(ApiError::internal)?;
-        out.push(b'\n');
+        push_line(&mut out, &line)?;
     }
     Ok(ndjson(out))
 }

@@ -373,17 +373,9 @@ pub async fn add(
     }
     let mut body = Vec::new();
     for l in &lines {
-        serde_json::to_writer(&mut body, l).map_err(ApiError::internal)?;
-        body.push(b'\n');
+        super::blocks::push_line(&mut body, l)?;
     }
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::HeaderName::from_static("x-chunked-output"), "1"),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(super::blocks::ndjson(body))
 }
 
 /// Records an imported file or symlink under its path (or as an unnamed top-level item).

@@ -10,7 +10,6 @@ use super::{parse_cid, ApiError, ApiState, Args};
 use crate::net::bandwidth::{self, BandwidthTotals};
 use crate::net::{Multiaddr, PeerId};
 use axum::extract::{RawQuery, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
@@ -184,8 +183,7 @@ fn peer_event(kind: u8, peer: &PeerId, addrs: &[Multiaddr]) -> Value {
 fn lines(values: &[Value]) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
     for v in values {
-        serde_json::to_writer(&mut out, v).map_err(ApiError::internal)?;
-        out.push(b'\n');
+        super::blocks::push_line(&mut out, v)?;
     }
     Ok(out)
 }
@@ -392,14 +390,7 @@ pub async fn stats_bw(
                 ))
             }
         });
-        return Ok((
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::HeaderName::from_static("x-chunked-output"), "1"),
-            ],
-            axum::body::Body::from_stream(lines),
-        )
-            .into_response());
+        return Ok(super::blocks::ndjson(axum::body::Body::from_stream(lines)));
     }
     let now = select.read(&node);
     let at = Instant::now();

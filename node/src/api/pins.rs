@@ -164,8 +164,7 @@ pub async fn pin_ls(
             if names {
                 line.insert("Name".into(), Value::String(e.name.unwrap_or_default()));
             }
-            serde_json::to_writer(&mut out, &line).map_err(ApiError::internal)?;
-            out.push(b'\n');
+            super::blocks::push_line(&mut out, &line)?;
         }
         return Ok(ndjson(out));
     }
@@ -218,8 +217,7 @@ pub async fn repo_gc(
     if !quiet {
         for cid in &report.removed {
             let line = json!({"Key": {"/": cid.to_string()}});
-            serde_json::to_writer(&mut out, &line).map_err(ApiError::internal)?;
-            out.push(b'\n');
+            super::blocks::push_line(&mut out, &line)?;
         }
     }
     Ok(ndjson(out))
@@ -231,22 +229,27 @@ pub async fn repo_verify(State(state): State<ApiState>) -> Result<Response, ApiE
     let repo = state.repo.clone();
     let bad = blocking(move || Ok(repo.verify()?)).await?;
     let mut out = Vec::new();
-    let mut put = |v: serde_json::Value| -> Result<(), ApiError> {
-        serde_json::to_writer(&mut out, &v).map_err(ApiError::internal)?;
-        out.push(b'\n');
-        Ok(())
-    };
+    let put = super::blocks::push_line;
     for cid in &bad {
-        put(json!({"Msg": format!("block {cid} was corrupt"), "Progress": 0}))?;
+        put(
+            &mut out,
+            &json!({"Msg": format!("block {cid} was corrupt"), "Progress": 0}),
+        )?;
     }
     if bad.is_empty() {
-        put(json!({"Msg": "verify complete, all blocks validated.", "Progress": 0}))?;
+        put(
+            &mut out,
+            &json!({"Msg": "verify complete, all blocks validated.", "Progress": 0}),
+        )?;
     } else {
-        put(json!({
-            "Message": format!("verify complete, some blocks were corrupt ({} of them)", bad.len()),
-            "Code": 0,
-            "Type": "error",
-        }))?;
+        put(
+            &mut out,
+            &json!({
+                "Message": format!("verify complete, some blocks were corrupt ({} of them)", bad.len()),
+                "Code": 0,
+                "Type": "error",
+            }),
+        )?;
     }
     Ok(ndjson(out))
 }

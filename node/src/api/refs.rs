@@ -5,7 +5,6 @@ use super::{blocking, resolve, ApiError, ApiState, Args};
 use crate::dag::links::DagError;
 use crate::dag::refs::{self, DagStats, RefsOptions, RefsSeen};
 use axum::extract::{RawQuery, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 /// An NDJSON answer written on the blocking pool as it is produced.
@@ -13,15 +12,7 @@ fn streamed_ndjson<F>(produce: F) -> Response
 where
     F: FnOnce(&mut dyn std::io::Write) -> Result<(), String> + Send + 'static,
 {
-    let body = super::stream::blocking_body(move |w| produce(w));
-    (
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::HeaderName::from_static("x-chunked-output"), "1"),
-        ],
-        body,
-    )
-        .into_response()
+    super::blocks::ndjson(super::stream::blocking_body(move |w| produce(w)))
 }
 
 fn line(w: &mut dyn std::io::Write, v: &serde_json::Value) -> std::io::Result<()> {
