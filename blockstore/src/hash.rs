@@ -115,6 +115,22 @@ impl HashFn {
             HashFn::Blake2b512 => wrap(BLAKE2B_512, &blake2::Blake2b512::digest(data)),
         }
     }
+
+    /// [`HashFn::digest`] of each input, in order. SHA-256 runs two inputs at a time where the
+    /// CPU has the SHA extensions (nearly twice the throughput of one at a time: see
+    /// `sha256x2`), so callers holding several blocks hash them here rather than in a loop.
+    pub fn digest_many(self, inputs: &[&[u8]]) -> Result<Vec<Multihash<64>>, BlockstoreError> {
+        if self != HashFn::Sha2_256 || inputs.len() < 2 {
+            return inputs.iter().map(|d| self.digest(d)).collect();
+        }
+        crate::sha256x2::digest_many(inputs)
+            .iter()
+            .map(|d| {
+                Multihash::<64>::wrap(SHA2_256, d)
+                    .map_err(|_| BlockstoreError::UnsupportedHash { code: SHA2_256 })
+            })
+            .collect()
+    }
 }
 
 /// Checks that `data` hashes to `cid`'s multihash.

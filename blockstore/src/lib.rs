@@ -19,6 +19,7 @@ mod flatfs;
 pub mod hash;
 pub mod limits;
 mod memory;
+mod sha256x2;
 
 pub use disk::{CompactStats, DiskBlockstore, DiskOptions};
 pub use error::{BlockstoreError, CorruptBlock};

@@ -57,6 +57,9 @@ struct Args {
     /// Only measure ipfs-kit → ipfs-kit.
     #[arg(long)]
     skip_kubo: bool,
+    /// With `--skip-kubo`: only the node-to-node fetch, no get (to profile the transfer alone).
+    #[arg(long)]
+    fetch_only: bool,
     /// Where to keep the input file (default `.interop/bench`).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -463,6 +466,9 @@ fn main() -> Result<()> {
             "--chunk-size other than kubo's 262144 needs --skip-kubo (kubo's add uses its default)"
         );
     }
+    if args.fetch_only && !args.skip_kubo {
+        bail!("--fetch-only needs --skip-kubo");
+    }
     // `RUST_LOG=ipfs_kit::bitswap=debug` and the like, to stderr; nothing without it.
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
@@ -551,6 +557,9 @@ fn main() -> Result<()> {
                 record(&mut rows, "ipfs-kit -> ipfs-kit (fetch)", mbps(bytes, secs));
                 drop(stats);
                 drop(b);
+                if args.fetch_only {
+                    continue;
+                }
                 let b = ours(scratch.path(), args.quic).await?;
                 b.node.connect(dial_addr(&a.node).await?).await?;
                 settle();

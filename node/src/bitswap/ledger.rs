@@ -51,8 +51,11 @@ pub const WANTLIST_ENTRIES_PER_PEER_MAX: usize = 1024;
 /// the connection's write of the messages ahead.
 pub const OUTSTANDING_BYTES_PER_PEER_MAX: usize = 8 * 1024 * 1024;
 /// Block bytes one outbound message is filled up to. Smaller messages let the receiver verify
-/// and store the first blocks while the next are still on the wire.
-pub const MESSAGE_BLOCK_BYTES_TARGET: usize = 1024 * 1024;
+/// and store the first blocks while the next are still on the wire. Four of kubo's default
+/// leaves fit (262,158 bytes each: 256 KiB of file and the dag-pb/UnixFS wrapping; at exactly
+/// 1 MiB only three did): the receiver hashes a message's blocks two at a time
+/// (`HashFn::digest_many`), and a third block ran alone.
+pub const MESSAGE_BLOCK_BYTES_TARGET: usize = 4 * (256 + 1) * 1024;
 /// Most blocks in one outbound message, whatever their size. A wide want (a file's first layer
 /// of links, ~8 KiB each) is then answered in several messages rather than one. kubo v0.22
 /// stores a message's blocks (an fsync each) before it takes them as answers, and meanwhile

@@ -340,6 +340,8 @@ impl Message {
         }
         let mut r = Reader::new(buf);
         let mut msg = Message::default();
+        // Blocks are parsed first and hashed together at the end, SHA-256 two at a time.
+        let mut pending: Vec<(Prefix, &[u8])> = Vec::new();
         while !r.is_empty() {
             let (field, wt) = r.key()?;
             match field {
@@ -350,13 +352,14 @@ impl Message {
                 }
                 2 => {
                     let data = expect_bytes(&mut r, "Message", field, wt)?;
-                    check_block_count(&msg)?;
-                    msg.blocks.push(decode_v0_block(data, &data_of)?);
+                    check_block_count(pending.len())?;
+                    check_block_size(data.len())?;
+                    pending.push((Prefix::V0, data));
                 }
                 3 => {
                     let body = expect_bytes(&mut r, "Message", field, wt)?;
-                    check_block_count(&msg)?;
-                    msg.blocks.push(decode_payload_block(body, &data_of)?);
+                    check_block_count(pending.len())?;
+                    pending.push(decode_payload_block(body)?);
                 }
                 4 => {
                     let body = expect_bytes(&mut r, "Message", field, wt)?;
@@ -376,6 +379,7 @@ impl Message {
                 _ => skip_field(&mut r, wt)?,
             }
         }
+        msg.blocks = hash_blocks(&pending, &data_of)?;
         Ok(msg)
     }
 }
@@ -679,8 +683,8 @@ fn decode_entry(buf: &[u8], version: ProtocolVersion) -> Result<WantEntry, Proto
     Ok(e)
 }
 
-fn check_block_count(msg: &Message) -> Result<(), ProtocolError> {
-    if msg.blocks.len() >= MESSAGE_BLOCKS_MAX {
+fn check_block_count(blocks: usize) -> Result<(), ProtocolError> {
+    if blocks >= MESSAGE_BLOCKS_MAX {
         return Err(ProtocolError::TooMany {
             what: "block",
             max: MESSAGE_BLOCKS_MAX,
@@ -699,21 +703,94 @@ fn check_block_size(len: usize) -> Result<(), ProtocolError> {
     Ok(())
 }
 
-/// A 1.0 block: raw bytes, named by their sha2-256 CIDv0.
-fn decode_v0_block(data: &[u8], data_of: &dyn Fn(&[u8]) -> Bytes) -> Result<Block, ProtocolError> {
-    check_block_size(data.len())?;
-    let mh = HashFn::Sha2_256
-        .digest(data)
-        .map_err(|_| ProtocolError::UnsupportedHash(SHA2_256))?;
-    let cid = Cid::new_v0(mh).map_err(|e| ProtocolError::BadCid(e.to_string()))?;
-    Ok(Block::new_unchecked(cid, data_of(data)))
+/// How a received block's CID is made from its data: a CID prefix (version, codec, hash
+/// function, digest length), checked before anything is hashed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Prefix {
+    /// A 1.0 block: sha2-256 CIDv0 (dag-pb).
+    V0,
+    /// A 1.1+ block's prefix.
+    Parsed {
+        version: u64,
+        codec: u64,
+        hash: HashFn,
+        digest_len: usize,
+    },
 }
 
-/// A 1.1+ block: `{prefix, data}`; the CID is rebuilt from the prefix and the data's digest.
-fn decode_payload_block(
-    buf: &[u8],
-    data_of: &dyn Fn(&[u8]) -> Bytes,
-) -> Result<Block, ProtocolError> {
+impl Prefix {
+    /// Parses and checks a CID prefix (`<version><codec><hash code><digest length>`).
+    fn parse(prefix: &[u8]) -> Result<Prefix, ProtocolError> {
+        if prefix.len() > PREFIX_BYTES_MAX {
+            return Err(ProtocolError::BadPrefix("too long"));
+        }
+        let mut r = Reader::new(prefix);
+        let version = r.varint()?;
+        let codec = r.varint()?;
+        let code = r.varint()?;
+        let len = r.varint()?;
+        if !r.is_empty() {
+            return Err(ProtocolError::BadPrefix("trailing bytes"));
+        }
+        if code == IDENTITY {
+            return Err(ProtocolError::UnsupportedHash(code));
+        }
+        let hash = HashFn::from_code(code).ok_or(ProtocolError::UnsupportedHash(code))?;
+        if !(DIGEST_BYTES_MIN as u64..=DIGEST_BYTES_MAX as u64).contains(&len) {
+            return Err(ProtocolError::DigestLength {
+                len,
+                min: DIGEST_BYTES_MIN,
+                max: DIGEST_BYTES_MAX,
+            });
+        }
+        match version {
+            0 if codec != DAG_PB_CODEC || code != SHA2_256 || len != 32 => {
+                Err(ProtocolError::BadPrefix("CIDv0 must be dag-pb sha2-256"))
+            }
+            0 | 1 => Ok(Prefix::Parsed {
+                version,
+                codec,
+                hash,
+                digest_len: len as usize,
+            }),
+            _ => Err(ProtocolError::BadPrefix("unknown CID version")),
+        }
+    }
+
+    fn hash(self) -> HashFn {
+        match self {
+            Prefix::V0 => HashFn::Sha2_256,
+            Prefix::Parsed { hash, .. } => hash,
+        }
+    }
+
+    /// The CID of data whose full digest (of [`Prefix::hash`]) is `full`.
+    fn cid(self, full: &Multihash<64>) -> Result<Cid, ProtocolError> {
+        let code = full.code();
+        let (version, codec, len) = match self {
+            Prefix::V0 => (0, DAG_PB_CODEC, 32),
+            Prefix::Parsed {
+                version,
+                codec,
+                digest_len,
+                ..
+            } => (version, codec, digest_len),
+        };
+        let digest = full.digest().get(..len).ok_or(ProtocolError::BadPrefix(
+            "digest length exceeds the function's output",
+        ))?;
+        let mh = Multihash::<64>::wrap(code, digest)
+            .map_err(|_| ProtocolError::UnsupportedHash(code))?;
+        if version == 0 {
+            Cid::new_v0(mh).map_err(|e| ProtocolError::BadCid(e.to_string()))
+        } else {
+            Ok(Cid::new_v1(codec, mh))
+        }
+    }
+}
+
+/// A 1.1+ block: `{prefix, data}`, parsed, not yet hashed.
+fn decode_payload_block(buf: &[u8]) -> Result<(Prefix, &[u8]), ProtocolError> {
     let mut r = Reader::new(buf);
     let mut prefix = None;
     let mut data = None;
@@ -728,55 +805,40 @@ fn decode_payload_block(
     let prefix = prefix.ok_or(ProtocolError::MissingField("prefix"))?;
     let data = data.unwrap_or(&[]);
     check_block_size(data.len())?;
-    let cid = cid_from_prefix(prefix, data)?;
-    Ok(Block::new_unchecked(cid, data_of(data)))
+    Ok((Prefix::parse(prefix)?, data))
 }
 
-/// Hashes `data` as `prefix` says and builds its CID.
-pub fn cid_from_prefix(prefix: &[u8], data: &[u8]) -> Result<Cid, ProtocolError> {
-    if prefix.len() > PREFIX_BYTES_MAX {
-        return Err(ProtocolError::BadPrefix("too long"));
-    }
-    let mut r = Reader::new(prefix);
-    let version = r.varint()?;
-    let codec = r.varint()?;
-    let code = r.varint()?;
-    let len = r.varint()?;
-    if !r.is_empty() {
-        return Err(ProtocolError::BadPrefix("trailing bytes"));
-    }
-    if code == IDENTITY {
-        return Err(ProtocolError::UnsupportedHash(code));
-    }
-    let f = HashFn::from_code(code).ok_or(ProtocolError::UnsupportedHash(code))?;
-    if !(DIGEST_BYTES_MIN as u64..=DIGEST_BYTES_MAX as u64).contains(&len) {
-        return Err(ProtocolError::DigestLength {
-            len,
-            min: DIGEST_BYTES_MIN,
-            max: DIGEST_BYTES_MAX,
-        });
-    }
-    let full = f
-        .digest(data)
-        .map_err(|_| ProtocolError::UnsupportedHash(code))?;
-    let digest = full
-        .digest()
-        .get(..len as usize)
-        .ok_or(ProtocolError::BadPrefix(
-            "digest length exceeds the function's output",
-        ))?;
-    let mh =
-        Multihash::<64>::wrap(code, digest).map_err(|_| ProtocolError::UnsupportedHash(code))?;
-    match version {
-        0 => {
-            if codec != DAG_PB_CODEC || code != SHA2_256 || len != 32 {
-                return Err(ProtocolError::BadPrefix("CIDv0 must be dag-pb sha2-256"));
-            }
-            Cid::new_v0(mh).map_err(|e| ProtocolError::BadCid(e.to_string()))
-        }
-        1 => Ok(Cid::new_v1(codec, mh)),
-        _ => Err(ProtocolError::BadPrefix("unknown CID version")),
-    }
+/// Hashes the parsed blocks (SHA-256 ones two at a time, [`HashFn::digest_many`]) and names
+/// each by the CID its prefix and digest make: a received block's CID is what its bytes hash
+/// to, never what the sender says.
+fn hash_blocks(
+    pending: &[(Prefix, &[u8])],
+    data_of: &dyn Fn(&[u8]) -> Bytes,
+) -> Result<Vec<Block>, ProtocolError> {
+    let sha: Vec<&[u8]> = pending
+        .iter()
+        .filter(|(p, _)| p.hash() == HashFn::Sha2_256)
+        .map(|(_, d)| *d)
+        .collect();
+    let mut sha_digests = HashFn::Sha2_256
+        .digest_many(&sha)
+        .map_err(|_| ProtocolError::UnsupportedHash(SHA2_256))?
+        .into_iter();
+    pending
+        .iter()
+        .map(|&(prefix, data)| {
+            let f = prefix.hash();
+            let full = match f {
+                HashFn::Sha2_256 => sha_digests
+                    .next()
+                    .ok_or(ProtocolError::UnsupportedHash(SHA2_256))?,
+                _ => f
+                    .digest(data)
+                    .map_err(|_| ProtocolError::UnsupportedHash(f.code()))?,
+            };
+            Ok(Block::new_unchecked(prefix.cid(&full)?, data_of(data)))
+        })
+        .collect()
 }
 
 fn decode_presence(buf: &[u8]) -> Result<BlockPresence, ProtocolError> {

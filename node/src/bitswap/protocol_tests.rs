@@ -472,6 +472,45 @@ fn block_cids_are_rebuilt_from_prefix_and_hash() {
     );
 }
 
+/// The blocks of one message are hashed together, SHA-256 ones two at a time: each still
+/// gets its own digest and CID whatever its neighbours' functions, lengths and order.
+#[test]
+fn blocks_of_a_message_hashed_together_keep_their_own_cids() {
+    let v = ProtocolVersion::V1_2_0;
+    let datas: Vec<Vec<u8>> = [0usize, 1, 64, 262_144, 262_158, 100_000, 7]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (0..n).map(|j| (j * 7 + i) as u8).collect())
+        .collect();
+    let mut msg = Vec::new();
+    let mut want = Vec::new();
+    for (i, d) in datas.iter().enumerate() {
+        let (codec, f) = match i % 3 {
+            0 => (RAW_CODEC, HashFn::Sha2_256),
+            1 => (DAG_PB_CODEC, HashFn::Sha2_256),
+            _ => (RAW_CODEC, HashFn::Blake3),
+        };
+        let p = prefix(1, codec, f.code(), 32);
+        msg.extend(payload(&p, d));
+        want.push(Cid::new_v1(codec, f.digest(d).unwrap()));
+    }
+    let m = Message::decode(&msg, v).unwrap();
+    let got: Vec<Cid> = m.blocks.iter().map(|b| *b.cid()).collect();
+    assert_eq!(got, want);
+    for (b, d) in m.blocks.iter().zip(&datas) {
+        assert_eq!(&b.data()[..], &d[..]);
+    }
+    // 1.0: every block a CIDv0, in pairs too.
+    let mut msg = Vec::new();
+    for d in &datas[..3] {
+        put_bytes_field(&mut msg, 2, d);
+    }
+    let m = Message::decode(&msg, ProtocolVersion::V1_0_0).unwrap();
+    for (b, d) in m.blocks.iter().zip(&datas) {
+        assert_eq!(*b.cid(), v0_block(d).cid().to_owned());
+    }
+}
+
 #[test]
 fn protocol_names() {
     for v in ProtocolVersion::ALL {

@@ -41,6 +41,8 @@ pub const INLINE_CHUNKS_MAX: usize = 4;
 pub const WORKERS_MAX: usize = 4;
 /// Chunks queued for each worker.
 const WORKER_QUEUE_CHUNKS: usize = 4;
+/// Chunks a leaf worker hashes at once (SHA-256 runs two streams at a time: `HashFn::digest_many`).
+const LEAVES_HASHED_TOGETHER: usize = 2;
 /// Finished leaves queued from each worker to the tree builder.
 const RESULT_QUEUE_LEAVES: usize = 16;
 /// A batch handed to the sink holds at most this many blocks...
@@ -66,12 +68,39 @@ struct CidMaker {
 
 impl CidMaker {
     fn cid(&self, codec: u64, bytes: &[u8]) -> Result<Cid, ImportError> {
-        if let Some(limit) = self.inline_limit {
-            if bytes.len() <= limit {
-                return Ok(Cid::new_v1(codec, HashFn::Identity.digest(bytes)?));
-            }
+        if self.inlines(bytes) {
+            return Ok(Cid::new_v1(codec, HashFn::Identity.digest(bytes)?));
         }
-        let mh = self.hash.digest(bytes)?;
+        self.named(codec, self.hash.digest(bytes)?)
+    }
+
+    /// [`CidMaker::cid`] of each `(codec, bytes)`, the hashed ones hashed together
+    /// ([`HashFn::digest_many`]: SHA-256 two at a time).
+    fn cids(&self, items: &[(u64, &[u8])]) -> Result<Vec<Cid>, ImportError> {
+        let hashed: Vec<&[u8]> = items
+            .iter()
+            .filter(|(_, b)| !self.inlines(b))
+            .map(|(_, b)| *b)
+            .collect();
+        let mut digests = self.hash.digest_many(&hashed)?.into_iter();
+        items
+            .iter()
+            .map(|&(codec, bytes)| {
+                if self.inlines(bytes) {
+                    return self.cid(codec, bytes);
+                }
+                // `digest_many` answers one digest per input.
+                let mh = digests.next().ok_or_else(ended)?;
+                self.named(codec, mh)
+            })
+            .collect()
+    }
+
+    fn inlines(&self, bytes: &[u8]) -> bool {
+        self.inline_limit.is_some_and(|limit| bytes.len() <= limit)
+    }
+
+    fn named(&self, codec: u64, mh: multihash::Multihash<64>) -> Result<Cid, ImportError> {
         // go-cid `Prefix.WithCodec`: a codec other than dag-pb forces CIDv1.
         if self.version == Version::V0 && codec == DAG_PB_CODEC {
             Cid::new_v0(mh).map_err(|e| ImportError::BadOption(format!("CIDv0: {e}")))
@@ -151,36 +180,59 @@ fn is_identity(cid: &Cid) -> bool {
 
 /// Builds the leaf block for one chunk, in place in the chunk's buffer.
 fn make_leaf(chunk: Chunk, plan: &Plan) -> Result<(NodeRef, Block), ImportError> {
+    let mut made = make_leaves(vec![chunk], plan)?;
+    made.pop().ok_or_else(ended)
+}
+
+/// [`make_leaf`] of each chunk, hashed together (two at a time: [`CidMaker::cids`]).
+fn make_leaves(chunks: Vec<Chunk>, plan: &Plan) -> Result<Vec<(NodeRef, Block)>, ImportError> {
+    let leaves: Vec<(Bytes, u64, usize)> = chunks
+        .into_iter()
+        .map(|chunk| leaf_bytes(chunk, plan))
+        .collect();
+    let items: Vec<(u64, &[u8])> = leaves
+        .iter()
+        .map(|(b, codec, _)| (*codec, &b[..]))
+        .collect();
+    let cids = plan.cids.cids(&items)?;
+    Ok(leaves
+        .into_iter()
+        .zip(cids)
+        .map(|((bytes, _, n), cid)| {
+            let node = NodeRef {
+                cid,
+                tsize: bytes.len() as u64,
+                file_size: n as u64,
+            };
+            (node, Block::new_unchecked(cid, bytes))
+        })
+        .collect())
+}
+
+/// A chunk's leaf bytes (built in place in the chunk's buffer), codec and file bytes.
+fn leaf_bytes(chunk: Chunk, plan: &Plan) -> (Bytes, u64, usize) {
     let n = chunk.len();
     let (mut buf, start, end) = chunk.into_parts();
-    let (bytes, codec) = if plan.raw_leaves {
-        (Bytes::from(buf).slice(start..end), RAW_CODEC)
-    } else {
-        // PBNode{Data: UnixFS{Type, Data: chunk, filesize: n}}.
-        let n64 = n as u64;
-        let inner_len = 2 + 1 + varint_len(n64) + n + 1 + varint_len(n64);
-        let mut head = Vec::with_capacity(CHUNK_HEADROOM_BYTES);
-        head.push(0x0a);
-        put_varint(&mut head, inner_len as u64);
-        head.extend_from_slice(&[0x08, plan.leaf_type as u8, 0x12]);
-        put_varint(&mut head, n64);
-        let mut tail = Vec::with_capacity(CHUNK_TAILROOM_BYTES);
-        tail.push(0x18);
-        put_varint(&mut tail, n64);
-        debug_assert!(head.len() <= start && end + tail.len() <= buf.len());
-        let from = start - head.len();
-        buf[from..start].copy_from_slice(&head);
-        buf[end..end + tail.len()].copy_from_slice(&tail);
-        let to = end + tail.len();
-        (Bytes::from(buf).slice(from..to), DAG_PB_CODEC)
-    };
-    let cid = plan.cids.cid(codec, &bytes)?;
-    let node = NodeRef {
-        cid,
-        tsize: bytes.len() as u64,
-        file_size: n as u64,
-    };
-    Ok((node, Block::new_unchecked(cid, bytes)))
+    if plan.raw_leaves {
+        return (Bytes::from(buf).slice(start..end), RAW_CODEC, n);
+    }
+    // PBNode{Data: UnixFS{Type, Data: chunk, filesize: n}}.
+    let n64 = n as u64;
+    let inner_len = 2 + 1 + varint_len(n64) + n + 1 + varint_len(n64);
+    let mut head = Vec::with_capacity(CHUNK_HEADROOM_BYTES);
+    head.push(0x0a);
+    put_varint(&mut head, inner_len as u64);
+    head.extend_from_slice(&[0x08, plan.leaf_type as u8, 0x12]);
+    put_varint(&mut head, n64);
+    let mut tail = Vec::with_capacity(CHUNK_TAILROOM_BYTES);
+    tail.push(0x18);
+    put_varint(&mut tail, n64);
+    debug_assert!(head.len() <= start && end + tail.len() <= buf.len());
+    let from = start - head.len();
+    buf[from..start].copy_from_slice(&head);
+    buf[end..end + tail.len()].copy_from_slice(&tail);
+    let to = end + tail.len();
+    (Bytes::from(buf).slice(from..to), DAG_PB_CODEC, n)
 }
 
 /// Blocks waiting to go to the sink.
@@ -656,21 +708,40 @@ fn leaf_worker(
     sink: &dyn BlockSink,
 ) -> Result<(), ImportError> {
     let mut batch = Batch::new(sink);
-    for msg in input {
-        let made = msg
-            .map_err(io_err)
-            .and_then(|chunk| make_leaf(chunk, plan))
-            .and_then(|(node, block)| batch.push(block).map(|()| node));
-        match made {
-            Ok(node) => {
-                if output.send(Ok(node)).is_err() {
-                    return Ok(());
+    while let Ok(first) = input.recv() {
+        // Two chunks when a second is already queued (never waiting for one), hashed together.
+        let mut chunks = Vec::with_capacity(LEAVES_HASHED_TOGETHER);
+        let mut failed = None;
+        for msg in std::iter::once(first).chain(input.try_iter().take(LEAVES_HASHED_TOGETHER - 1)) {
+            match msg {
+                Ok(chunk) => chunks.push(chunk),
+                Err(e) => {
+                    failed = Some(io_err(e));
+                    break;
                 }
             }
-            Err(e) => {
-                let _ = output.send(Err(e));
-                return Ok(());
+        }
+        let made = make_leaves(chunks, plan).and_then(|leaves| {
+            let mut nodes = Vec::with_capacity(leaves.len());
+            for (node, block) in leaves {
+                batch.push(block)?;
+                nodes.push(node);
             }
+            Ok(nodes)
+        });
+        match made {
+            Ok(nodes) => {
+                for node in nodes {
+                    if output.send(Ok(node)).is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            Err(e) => failed = Some(e),
+        }
+        if let Some(e) = failed {
+            let _ = output.send(Err(e));
+            return Ok(());
         }
     }
     // Store the last leaves before the tree builder can see the end of this queue.

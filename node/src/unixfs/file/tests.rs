@@ -910,3 +910,25 @@ mod prop {
         }
     }
 }
+
+/// The pipeline's workers hash leaves two at a time; a pair where one leaf is inlined (an
+/// identity CID) and the other hashed keeps each leaf's own CID.
+#[test]
+fn leaves_hashed_in_pairs_with_some_inlined() {
+    // Raw leaves of 100 bytes, the last of 50: inlined under a 64-byte limit, the rest hashed.
+    let data: Vec<u8> = (0..1050u32).map(|i| (i * 13 % 251) as u8).collect();
+    let o = opts(|o| {
+        o.chunker = "size-100".parse().unwrap();
+        o.raw_leaves = Some(true);
+        o.inline = true;
+        o.inline_limit = INLINE_LIMIT_BYTES_MAX;
+    });
+    root_of(&data, &o);
+    let (_, sink) = import_with(&data, &o, 2);
+    let blocks = sink.0.lock();
+    let leaves: Vec<&Cid> = blocks.keys().filter(|c| c.codec() == RAW_CODEC).collect();
+    assert_eq!(leaves.len(), 10, "ten hashed leaves of 100 bytes");
+    for c in leaves {
+        assert_eq!(c.hash().code(), ipfs_kit_blockstore::hash::SHA2_256);
+    }
+}
