@@ -133,6 +133,33 @@ impl HashFn {
     }
 }
 
+/// [`verify`] of each `(cid, data)`, in order, SHA-256 blocks hashed two at a time
+/// ([`HashFn::digest_many`]).
+pub fn verify_many(items: &[(&Cid, &[u8])]) -> Vec<Result<(), BlockstoreError>> {
+    let sha: Vec<&[u8]> = items
+        .iter()
+        .filter(|(cid, _)| cid.hash().code() == SHA2_256)
+        .map(|(_, d)| *d)
+        .collect();
+    if sha.len() < 2 {
+        return items.iter().map(|(cid, d)| verify(cid, d)).collect();
+    }
+    let mut digests = crate::sha256x2::digest_many(&sha).into_iter();
+    items
+        .iter()
+        .map(|&(cid, data)| {
+            if cid.hash().code() != SHA2_256 {
+                return verify(cid, data);
+            }
+            let want = cid.hash().digest();
+            match digests.next() {
+                Some(got) if !want.is_empty() && got.get(..want.len()) == Some(want) => Ok(()),
+                _ => Err(CorruptBlock { cid: *cid }.into()),
+            }
+        })
+        .collect()
+}
+
 /// Checks that `data` hashes to `cid`'s multihash.
 pub fn verify(cid: &Cid, data: &[u8]) -> Result<(), BlockstoreError> {
     let mh = cid.hash();

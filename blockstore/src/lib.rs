@@ -92,6 +92,14 @@ pub trait Blockstore: Send + Sync {
         self.get(cid)
     }
 
+    /// [`Self::get`] of each CID, in order, with the same checks. A store that hashes what it
+    /// returns may verify the blocks together (the pack store: SHA-256 two at a time,
+    /// [`hash::HashFn::digest_many`]), so readers holding several CIDs ask here. Defaults to
+    /// one `get` each.
+    fn get_many(&self, cids: &[Cid]) -> Vec<Result<Option<Bytes>, BlockstoreError>> {
+        cids.iter().map(|c| self.get(c)).collect()
+    }
+
     /// Whether the block is present (no verification).
     fn has(&self, cid: &Cid) -> Result<bool, BlockstoreError>;
 

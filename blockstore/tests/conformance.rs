@@ -33,6 +33,17 @@ fn contract(store: &dyn Blockstore) {
     // CIDv0 and CIDv1 of the same multihash share the stored copy.
     let v0 = Cid::new_v0(*blocks[1].cid().hash()).unwrap();
     assert_eq!(store.get(&v0).unwrap().as_ref(), Some(blocks[1].data()));
+    // get_many answers what get does, in order: present, absent, repeated, identity.
+    let absent = *random_blocks(8, 1, 10..20)[0].cid();
+    let identity = Cid::new_v1(RAW_CODEC, HashFn::Identity.digest(b"inline").unwrap());
+    let mut asked: Vec<Cid> = blocks.iter().map(|b| *b.cid()).collect();
+    asked.extend([absent, v0, *blocks[3].cid(), identity]);
+    let many = store.get_many(&asked);
+    assert_eq!(many.len(), asked.len());
+    for (cid, got) in asked.iter().zip(many) {
+        assert_eq!(got.unwrap(), store.get(cid).unwrap(), "{cid}");
+    }
+    assert!(store.get_many(&[]).is_empty());
 
     let stat = store.stat().unwrap();
     assert_eq!(stat.blocks, 20);

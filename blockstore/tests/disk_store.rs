@@ -130,6 +130,15 @@ fn corrupted_byte_on_disk_is_a_corrupt_error() {
         s.get(blocks[0].cid()).unwrap().as_ref(),
         Some(blocks[0].data())
     );
+    // Read together (hashed two at a time), the damaged block still fails alone.
+    let cids: Vec<Cid> = blocks.iter().map(|b| *b.cid()).collect();
+    let many = s.get_many(&cids);
+    assert_eq!(many[0].as_ref().unwrap().as_ref(), Some(blocks[0].data()));
+    assert_eq!(many[1].as_ref().unwrap().as_ref(), Some(blocks[1].data()));
+    match &many[2] {
+        Err(BlockstoreError::Corrupt(c)) => assert_eq!(c.cid, *blocks[2].cid()),
+        other => panic!("expected Corrupt from get_many, got {other:?}"),
+    }
     let bad = s.verify_all().unwrap();
     assert_eq!(bad.len(), 1);
     assert_eq!(bad[0].hash(), blocks[2].cid().hash());

@@ -92,16 +92,7 @@ impl<B: Blockstore> CachedBlockstore<B> {
     /// `get`, or (when `trusted`) `get_trusted` of the inner store on a miss, which then is not
     /// cached (see the module docs).
     fn read(&self, cid: &Cid, trusted: bool) -> Result<Option<Bytes>, BlockstoreError> {
-        let hit = {
-            let mut c = self.cache.lock();
-            let hit = c.get(cid.hash()).cloned();
-            hit.map(|b| {
-                let heat = c.heat(cid.hash()).map(|h| h.score);
-                (b, heat)
-            })
-        };
-        if let Some((bytes, heat)) = hit {
-            self.note_access(cid, bytes.len() as u64, heat);
+        if let Some(bytes) = self.hit(cid) {
             return Ok(Some(bytes));
         }
         let read = if trusted {
@@ -109,9 +100,22 @@ impl<B: Blockstore> CachedBlockstore<B> {
         } else {
             self.inner.get(cid)?
         };
-        let Some(bytes) = read else {
-            return Ok(None);
+        Ok(read.map(|bytes| self.missed(cid, bytes, trusted)))
+    }
+
+    /// The cached bytes of `cid`, its access recorded.
+    fn hit(&self, cid: &Cid) -> Option<Bytes> {
+        let (bytes, heat) = {
+            let mut c = self.cache.lock();
+            let bytes = c.get(cid.hash()).cloned()?;
+            (bytes, c.heat(cid.hash()).map(|h| h.score))
         };
+        self.note_access(cid, bytes.len() as u64, heat);
+        Some(bytes)
+    }
+
+    /// Bytes the inner store returned on a miss: cached unless `trusted`, access recorded.
+    fn missed(&self, cid: &Cid, bytes: Bytes, trusted: bool) -> Bytes {
         let heat = {
             let mut c = self.cache.lock();
             if !trusted {
@@ -120,7 +124,7 @@ impl<B: Blockstore> CachedBlockstore<B> {
             c.heat(cid.hash()).map(|h| h.score)
         };
         self.note_access(cid, bytes.len() as u64, heat);
-        Ok(Some(bytes))
+        bytes
     }
 }
 
@@ -131,6 +135,27 @@ impl<B: Blockstore> Blockstore for CachedBlockstore<B> {
 
     fn get_trusted(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
         self.read(cid, true)
+    }
+
+    fn get_many(&self, cids: &[Cid]) -> Vec<Result<Option<Bytes>, BlockstoreError>> {
+        let mut out: Vec<Option<Result<Option<Bytes>, BlockstoreError>>> = cids
+            .iter()
+            .map(|c| self.hit(c).map(|b| Ok(Some(b))))
+            .collect();
+        let misses: Vec<Cid> = cids
+            .iter()
+            .zip(&out)
+            .filter(|(_, o)| o.is_none())
+            .map(|(c, _)| *c)
+            .collect();
+        let mut read = self.inner.get_many(&misses).into_iter();
+        for (slot, cid) in out.iter_mut().zip(cids) {
+            if slot.is_none() {
+                let r = read.next().unwrap_or(Ok(None));
+                *slot = Some(r.map(|got| got.map(|b| self.missed(cid, b, false))));
+            }
+        }
+        out.into_iter().map(|o| o.unwrap_or(Ok(None))).collect()
     }
 
     fn has(&self, cid: &Cid) -> Result<bool, BlockstoreError> {
@@ -222,6 +247,9 @@ impl Blockstore for SharedStore {
     }
     fn get_trusted(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
         self.0.get_trusted(cid)
+    }
+    fn get_many(&self, cids: &[Cid]) -> Vec<Result<Option<Bytes>, BlockstoreError>> {
+        self.0.get_many(cids)
     }
     fn has(&self, cid: &Cid) -> Result<bool, BlockstoreError> {
         self.0.has(cid)

@@ -705,6 +705,19 @@ impl Blockstore for TieredBlockstore {
         Ok(Some(data))
     }
 
+    fn get_many(&self, cids: &[Cid]) -> Vec<Result<Option<Bytes>, BlockstoreError>> {
+        // The local tier's together; what it lacks, one by one from the remote tiers.
+        let local = self.local.get_many(cids);
+        local
+            .into_iter()
+            .zip(cids)
+            .map(|(r, cid)| match r {
+                Ok(None) if !self.remotes.is_empty() => self.get(cid),
+                r => r,
+            })
+            .collect()
+    }
+
     fn has(&self, cid: &Cid) -> Result<bool, BlockstoreError> {
         if self.local.has(cid)? {
             return Ok(true);

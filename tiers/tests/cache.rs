@@ -130,3 +130,36 @@ fn serving_reads_use_the_cache_but_do_not_fill_it() {
     assert_eq!(gets(), 4, "a get_trusted of a cached block read the store");
     assert_eq!(cached.stats().hits, 1);
 }
+
+#[test]
+fn reads_together_hit_and_fill_the_cache_as_single_reads_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Counting::open(dir.path());
+    let cached = CachedBlockstore::new(inner, 64 * 1024);
+    let blocks: Vec<Block> = (10..13).map(|i| block(i, 4000)).collect();
+    cached.put_many(&blocks).unwrap();
+    let gets = || cached.inner().gets.load(Ordering::Relaxed);
+    assert_eq!(
+        cached.get(blocks[0].cid()).unwrap().unwrap(),
+        *blocks[0].data()
+    );
+    assert_eq!(gets(), 1);
+    let mut cids: Vec<Cid> = blocks.iter().map(|b| *b.cid()).collect();
+    let absent = block(99, 10);
+    cids.push(*absent.cid());
+    let check = |got: Vec<Result<Option<Bytes>, BlockstoreError>>| {
+        for (b, g) in blocks.iter().zip(&got) {
+            assert_eq!(g.as_ref().unwrap().as_ref(), Some(b.data()));
+        }
+        assert_eq!(got[3].as_ref().unwrap(), &None);
+    };
+    // The cached block is a hit; the two others and the absent one reach the store...
+    check(cached.get_many(&cids));
+    assert_eq!(gets(), 4);
+    assert_eq!(cached.stats().hits, 1);
+    // ...and are cached: only the absent one reaches it again.
+    check(cached.get_many(&cids));
+    assert_eq!(gets(), 5);
+    assert_eq!(cached.stats().hits, 4);
+    assert!(cached.heat(blocks[2].cid()).is_some());
+}

@@ -88,10 +88,16 @@ fn demoted_blocks_come_back_verified_and_are_promoted() {
         Some(256 * 1024)
     );
     assert!(s.local.has(&cids[3]).unwrap());
+    // Read together: the promoted one from the local tier, the others from S3 (and promoted).
+    let got = s.store.get_many(&cids[2..5]);
+    assert_eq!(got.len(), 3);
+    for g in got {
+        assert_eq!(g.unwrap().map(|d| d.len()), Some(256 * 1024));
+    }
     // The rest, in parallel.
     let report = s.store.promote_many(&cids).unwrap();
-    assert_eq!((report.moved, report.already), (39, 1));
-    assert_eq!(report.bytes, 39 * 256 * 1024);
+    assert_eq!((report.moved, report.already), (37, 3));
+    assert_eq!(report.bytes, 37 * 256 * 1024);
     for c in &cids {
         assert!(s.local.get(c).unwrap().is_some());
     }

@@ -515,6 +515,8 @@ enum Check {
     Hash,
     /// The record's crc32 only: `get_trusted`, for bytes whose reader hashes them itself.
     Crc,
+    /// The header only: `get_many`, which hashes the blocks together afterwards.
+    Later,
 }
 
 /// `len` bytes of `file` at `offset`, read straight into a new buffer's spare capacity: a
@@ -649,6 +651,27 @@ impl Blockstore for DiskBlockstore {
 
     fn get_trusted(&self, cid: &Cid) -> Result<Option<Bytes>, BlockstoreError> {
         self.read(cid, Check::Crc)
+    }
+
+    fn get_many(&self, cids: &[Cid]) -> Vec<Result<Option<Bytes>, BlockstoreError>> {
+        let mut read: Vec<Result<Option<Bytes>, BlockstoreError>> =
+            cids.iter().map(|c| self.read(c, Check::Later)).collect();
+        let held: Vec<(usize, &Cid, Bytes)> = read
+            .iter()
+            .zip(cids)
+            .enumerate()
+            .filter_map(|(i, (r, c))| match r {
+                Ok(Some(b)) if hash::identity_data(c).is_none() => Some((i, c, b.clone())),
+                _ => None,
+            })
+            .collect();
+        let items: Vec<(&Cid, &[u8])> = held.iter().map(|(_, c, b)| (*c, &b[..])).collect();
+        for ((i, _, _), checked) in held.iter().zip(hash::verify_many(&items)) {
+            if let Err(e) = checked {
+                read[*i] = Err(e);
+            }
+        }
+        read
     }
 
     fn has(&self, cid: &Cid) -> Result<bool, BlockstoreError> {

@@ -13,13 +13,13 @@
 //! hold exactly the bytes its parent's `blocksizes` promises, an inner node's sizes must add
 //! up to it.
 
-use super::{load, ExportError, Node, DAG_DEPTH_MAX};
+use super::{decode_node, load, ExportError, Node, DAG_DEPTH_MAX};
 use crate::dag::pb::PbNode;
 use crate::dag::unixfs_pb::{DataType, UnixFsData};
 use bytes::Bytes;
 use cid::Cid;
 use crossbeam_channel::{bounded, Receiver, Sender};
-use ipfs_kit_blockstore::Blockstore;
+use ipfs_kit_blockstore::{Blockstore, BlockstoreError};
 use std::collections::VecDeque;
 use std::io::Write;
 
@@ -32,6 +32,8 @@ pub const FETCH_WORKERS: usize = 2;
 /// (a byte range of a file not here): each waits one block's round trip, so this many blocks
 /// are in flight. At most [`PREFETCH_WINDOW_BLOCKS`], the most the walker asks ahead.
 pub const REMOTE_FETCH_WORKERS: usize = 16;
+/// Queued children a local store's worker reads (and hashes) at once.
+const BLOCKS_READ_TOGETHER: usize = 2;
 /// Slices queued between the walker and the writer.
 const OUT_QUEUE_SLICES: usize = 8;
 
@@ -46,8 +48,13 @@ struct Job {
     reply: Sender<Result<Fetched, ExportError>>,
 }
 
-fn fetch(store: &dyn Blockstore, cid: &Cid) -> Result<Fetched, ExportError> {
-    match load(store, cid)? {
+/// A child as its block decodes: a leaf's bytes, or an inner node.
+fn interpret(
+    cid: &Cid,
+    read: Result<Option<Bytes>, BlockstoreError>,
+) -> Result<Fetched, ExportError> {
+    let bytes = read?.ok_or(ExportError::NotFound(*cid))?;
+    match decode_node(cid, bytes)? {
         Node::Raw(b) => Ok(Fetched::Leaf(b)),
         Node::Pb { node, fs } => {
             if !matches!(fs.kind, DataType::File | DataType::Raw) {
@@ -129,12 +136,25 @@ pub fn cat_with(
     std::thread::scope(|s| {
         let (job_tx, job_rx) = bounded::<Job>(workers * 4);
         let (out_tx, out_rx) = bounded::<Result<Bytes, ExportError>>(OUT_QUEUE_SLICES);
+        // A local store's workers read two queued children at once, hashed together
+        // (`Blockstore::get_many`); more workers than that means each read waits on the
+        // network, and those read one at a time so that their waits overlap.
+        let together = if workers > FETCH_WORKERS {
+            1
+        } else {
+            BLOCKS_READ_TOGETHER
+        };
         for _ in 0..workers {
             let rx = job_rx.clone();
             s.spawn(move || {
-                for job in rx.iter() {
-                    // The walker may have stopped; then nobody waits for this answer.
-                    let _ = job.reply.send(fetch(store, &job.cid));
+                while let Ok(first) = rx.recv() {
+                    let mut jobs = vec![first];
+                    jobs.extend(rx.try_iter().take(together - 1));
+                    let cids: Vec<Cid> = jobs.iter().map(|j| j.cid).collect();
+                    for (job, read) in jobs.into_iter().zip(store.get_many(&cids)) {
+                        // The walker may have stopped; then nobody waits for this answer.
+                        let _ = job.reply.send(interpret(&job.cid, read));
+                    }
                 }
             });
         }
