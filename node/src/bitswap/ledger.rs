@@ -48,8 +48,8 @@ pub const WANTLIST_ENTRIES_PER_PEER_MAX: usize = 1024;
 /// Scheduled but not yet written block bytes per peer before we stop scheduling more for it.
 /// Scheduled messages hold CIDs, not block data (see [`Outgoing`]), so this is the depth of
 /// the per-peer send pipeline, not memory: it must cover a round trip through the swarm and
-/// the connection's write of the messages ahead.
-pub const OUTSTANDING_BYTES_PER_PEER_MAX: usize = 8 * 1024 * 1024;
+/// the connection's write of the messages ahead: eight whole messages.
+pub const OUTSTANDING_BYTES_PER_PEER_MAX: usize = 8 * MESSAGE_BLOCK_BYTES_TARGET;
 /// Block bytes one outbound message is filled up to. Smaller messages let the receiver verify
 /// and store the first blocks while the next are still on the wire. Four of kubo's default
 /// leaves fit (262,158 bytes each: 256 KiB of file and the dag-pb/UnixFS wrapping; at exactly
@@ -232,6 +232,14 @@ struct PeerLedger {
 }
 
 impl PeerLedger {
+    /// Whether a new message may be built: a whole one fits in the send pipeline, or nothing is
+    /// in it. Starting one as soon as any bytes were free cut the pipeline's last message short
+    /// (three 256 KiB leaves, then one), and the receiver hashes a message's blocks in pairs.
+    fn has_room_for_a_message(&self) -> bool {
+        self.outstanding_bytes == 0
+            || self.outstanding_bytes + MESSAGE_BLOCK_BYTES_TARGET <= OUTSTANDING_BYTES_PER_PEER_MAX
+    }
+
     fn new(version: ProtocolVersion) -> Self {
         Self {
             version,
@@ -527,7 +535,7 @@ impl<P: Clone + Ord + std::fmt::Debug> ServerEngine<P> {
                 let Some(l) = self.peers.get_mut(&peer) else {
                     continue;
                 };
-                if l.queue.is_empty() || l.outstanding_bytes >= OUTSTANDING_BYTES_PER_PEER_MAX {
+                if l.queue.is_empty() || !l.has_room_for_a_message() {
                     continue;
                 }
                 // `None` means the queue drained into waiting wants: no progress to repeat.
