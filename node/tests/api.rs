@@ -108,6 +108,41 @@ fn add_cat_get_ls_and_kubo_shapes() {
     );
     let root = lines[2]["Hash"].as_str().unwrap().to_owned();
     let big_cid = lines[0]["Hash"].as_str().unwrap().to_owned();
+    // With progress (streamed while the upload runs, as kubo does): a {"Name","Bytes"} line
+    // per chunk read, growing to each file's size, before that file's line; same CIDs.
+    let form = Form::new()
+        .part("file", dir_part("d"))
+        .part("file-1", file_part("d/big.bin", big.clone()))
+        .part("file-2", file_part("d/small.txt", b"hello\n".to_vec()));
+    let streamed = add(&c, &d, form, "cid-version=1&progress=true");
+    let big_progress: Vec<u64> = streamed
+        .iter()
+        .take_while(|l| l.get("Hash").is_none())
+        .map(|l| {
+            assert_eq!(l["Name"], "d/big.bin", "{l}");
+            l["Bytes"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        big_progress.len(),
+        1_500_000usize.div_ceil(262_144),
+        "{streamed:?}"
+    );
+    assert!(big_progress.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(big_progress.last(), Some(&1_500_000));
+    let done: Vec<(&str, &str)> = streamed
+        .iter()
+        .filter(|l| l.get("Hash").is_some())
+        .map(|l| (l["Name"].as_str().unwrap(), l["Hash"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        done,
+        vec![
+            ("d/big.bin", big_cid.as_str()),
+            ("d/small.txt", lines[1]["Hash"].as_str().unwrap()),
+            ("d", root.as_str())
+        ]
+    );
     // The same bytes through the local importer give the same CID.
     let dir = env.path("d");
     std::fs::create_dir_all(&dir).unwrap();
@@ -222,7 +257,7 @@ fn add_cat_get_ls_and_kubo_shapes() {
         "ipfs_kit_blockstore_blocks",
         "ipfs_kit_swarm_peers",
         "ipfs_kit_bitswap_blocks_sent_total",
-        "ipfs_kit_http_requests_total{server=\"api\",command=\"/api/v0/add\",status=\"200\"} 1",
+        "ipfs_kit_http_requests_total{server=\"api\",command=\"/api/v0/add\",status=\"200\"} 2",
     ] {
         assert!(m.contains(name), "{name} missing from metrics:\n{m}");
     }

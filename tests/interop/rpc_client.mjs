@@ -2,7 +2,7 @@
 // kubo-rpc-client (the maintained JS client of kubo's /api/v0) against a running daemon.
 //
 //   node rpc_client.mjs <api url, e.g. http://127.0.0.1:5001> <file>
-//       add <file> (CIDv1), cat it back, pin ls, block stat, dag put + dag get, id, version,
+//       add <file> (CIDv1, also with a progress callback), cat it back, pin ls, block stat, dag put + dag get, id, version,
 //       refs -r, refs local, dag resolve, pin update, repo version, swarm localAddrs, and
 //       last stop (shutdown); print one JSON object with what each call returned. Exit 1 on
 //       any error.
@@ -21,6 +21,14 @@ const out = {}
 
 const added = await ipfs.add({ path: 'input.bin', content: data }, { cidVersion: 1 })
 out.add = { cid: added.cid.toString(), size: added.size, path: added.path }
+
+// The same add with a progress callback: kubo streams {"Name","Bytes"} lines as it reads.
+const progress = []
+const again = await ipfs.add({ path: 'input.bin', content: data }, {
+  cidVersion: 1,
+  progress: (bytes, path) => progress.push({ bytes, path })
+})
+out.addProgress = { cid: again.cid.toString(), calls: progress }
 
 const chunks = []
 for await (const c of ipfs.cat(added.cid)) chunks.push(c)

@@ -1,5 +1,5 @@
 //! kubo's JS RPC client (`kubo-rpc-client` from npm, run with Node 22) against a real
-//! `ipfs-kit daemon`: add, cat (whole and a slice), pin ls, block stat, dag put/get, id,
+//! `ipfs-kit daemon`: add (also with a progress callback), cat (whole and a slice), pin ls, block stat, dag put/get, id,
 //! version, refs, refs local, dag resolve, pin update, repo version, swarm local addresses and
 //! stop (shutdown) must work as they do against kubo.
 
@@ -36,6 +36,18 @@ fn kubo_rpc_client_against_our_daemon() -> Result<()> {
     assert_eq!(v["add"]["cid"], cid.as_str(), "{v}");
     assert_eq!(v["add"]["path"], "input.bin");
     assert!(v["add"]["size"].as_u64().unwrap_or(0) > 1_300_000, "{v}");
+    // With a progress callback: the same CID, and the bytes read reported as they grow, up
+    // to the whole file.
+    assert_eq!(v["addProgress"]["cid"], cid.as_str(), "{v}");
+    let calls: Vec<u64> = v["addProgress"]["calls"]
+        .as_array()
+        .context("progress calls")?
+        .iter()
+        .filter_map(|c| c["bytes"].as_u64())
+        .collect();
+    assert!(calls.len() >= 2, "{v}");
+    assert!(calls.windows(2).all(|w| w[0] <= w[1]), "{calls:?}");
+    assert_eq!(calls.last(), Some(&1_300_000), "{calls:?}");
     assert_eq!(v["catEqual"], true, "{v}");
     assert_eq!(v["catSliceEqual"], true, "{v}");
     assert!(

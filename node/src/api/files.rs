@@ -224,11 +224,15 @@ impl BlockSink for Sink {
     }
 }
 
-/// `POST /api/v0/add`.
+/// `POST /api/v0/add`. Without `progress`, the answer comes once the upload is in, all lines at
+/// once (an error anywhere is an error answer). With `progress=true`, as kubo does, it streams
+/// while the upload runs: a `{"Name","Bytes"}` line for each chunk read, each file's line as it
+/// is imported, the directories and roots last; an error then cuts the answer short (kubo's
+/// `X-Stream-Error`).
 pub async fn add(
     State(state): State<ApiState>,
     RawQuery(q): RawQuery,
-    mut multipart: Multipart,
+    multipart: Multipart,
 ) -> Result<Response, ApiError> {
     let args = Args::parse(q.as_deref())?;
     let chunker = args.string("chunker", "size-262144");
@@ -250,132 +254,226 @@ pub async fn add(
     })
     .map_err(ApiError::internal)?;
     let only_hash = args.bool("only-hash", false)?;
-    let pin = args.bool("pin", true)? && !only_hash;
-    let wrap = args.bool("wrap-with-directory", false)?;
-    let sink = if only_hash {
-        Sink::Discard
-    } else {
-        Sink::Session(Arc::new(state.repo.begin_write()))
+    let job = AddJob {
+        pin: args.bool("pin", true)? && !only_hash,
+        wrap: args.bool("wrap-with-directory", false)?,
+        sink: if only_hash {
+            Sink::Discard
+        } else {
+            Sink::Session(Arc::new(state.repo.begin_write()))
+        },
+        opts,
+        state,
     };
-    let mut lines = Vec::new();
-    let mut tree = DirTree::default();
-    let mut unnamed: Vec<DirEntry> = Vec::new();
-    let mut parts = 0usize;
-    while let Some(mut field) = multipart.next_field().await? {
-        parts += 1;
-        if parts > ADD_PARTS_MAX {
-            return Err(ApiError::too_large(format!(
-                "more than {ADD_PARTS_MAX} parts in one add"
-            )));
+    if !args.bool("progress", false)? {
+        let lines = job.run(multipart, None).await?;
+        let mut body = Vec::new();
+        for l in &lines {
+            super::blocks::push_line(&mut body, l)?;
         }
-        let comps = part_path(field.file_name().unwrap_or_default())?;
-        let ctype = field.content_type().unwrap_or_default().to_owned();
-        match ctype.as_str() {
-            "application/x-directory" => {
-                if !comps.is_empty() {
-                    tree.dir_mut(&comps)?;
-                }
+        return Ok(super::blocks::ndjson(body));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(
+        super::stream::BODY_QUEUE_CHUNKS,
+    );
+    tokio::spawn(async move {
+        if let Err(e) = job.run(multipart, Some(&tx)).await {
+            tracing::warn!(error = %e, "streamed add failed");
+            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+        }
+    });
+    Ok(super::blocks::ndjson(axum::body::Body::from_stream(
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) }),
+    )))
+}
+
+/// A `{"Name","Bytes"}` line of a streamed add: bytes of the named file read so far.
+#[derive(Serialize)]
+struct ProgressLine<'a> {
+    #[serde(rename = "Name")]
+    name: &'a str,
+    #[serde(rename = "Bytes")]
+    bytes: u64,
+}
+
+type LineSender = tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>;
+
+fn line_bytes(v: &impl Serialize) -> Result<bytes::Bytes, ApiError> {
+    let mut out = Vec::new();
+    super::blocks::push_line(&mut out, v)?;
+    Ok(out.into())
+}
+
+/// Sends the lines gathered so far down a streamed answer.
+async fn send_lines(tx: &LineSender, lines: &mut Vec<AddLine>) -> Result<(), ApiError> {
+    for l in lines.drain(..) {
+        tx.send(Ok(line_bytes(&l)?))
+            .await
+            .map_err(|_| ApiError::bad_request("client went away"))?;
+    }
+    Ok(())
+}
+
+/// One `add`: what it writes to and how it ends.
+struct AddJob {
+    state: ApiState,
+    opts: ImportOptions,
+    sink: Sink,
+    pin: bool,
+    wrap: bool,
+}
+
+impl AddJob {
+    /// Imports every part of the upload; returns the answer's lines, or with `stream`, sends
+    /// them (and progress lines) down it as they come and returns none.
+    async fn run(
+        self,
+        mut multipart: Multipart,
+        stream: Option<&LineSender>,
+    ) -> Result<Vec<AddLine>, ApiError> {
+        let AddJob {
+            state,
+            opts,
+            sink,
+            pin,
+            wrap,
+        } = self;
+        let only_hash = matches!(sink, Sink::Discard);
+        let mut lines = Vec::new();
+        let mut tree = DirTree::default();
+        let mut unnamed: Vec<DirEntry> = Vec::new();
+        let mut parts = 0usize;
+        while let Some(mut field) = multipart.next_field().await? {
+            parts += 1;
+            if parts > ADD_PARTS_MAX {
+                return Err(ApiError::too_large(format!(
+                    "more than {ADD_PARTS_MAX} parts in one add"
+                )));
             }
-            "application/symlink" => {
-                let mut target = Vec::new();
-                while let Some(chunk) = field.chunk().await? {
-                    if target.len() + chunk.len() > ADD_SYMLINK_TARGET_BYTES_MAX {
-                        return Err(ApiError::too_large(format!(
-                            "symlink target exceeds {ADD_SYMLINK_TARGET_BYTES_MAX} bytes"
-                        )));
+            let comps = part_path(field.file_name().unwrap_or_default())?;
+            let ctype = field.content_type().unwrap_or_default().to_owned();
+            match ctype.as_str() {
+                "application/x-directory" => {
+                    if !comps.is_empty() {
+                        tree.dir_mut(&comps)?;
                     }
-                    target.extend_from_slice(&chunk);
                 }
-                let (o, s) = (opts.clone(), sink.clone());
-                let (cid, tsize) =
-                    blocking(move || Ok(unixfs::dir::build_symlink(&target, &o, &s)?)).await?;
-                place(&mut tree, &mut unnamed, &mut lines, comps, cid, tsize)?;
-            }
-            _ => {
-                let (tx, reader) = ChannelReader::new();
-                let (o, s) = (opts.clone(), sink.clone());
-                let task = tokio::task::spawn_blocking(move || {
-                    unixfs::file::import_file(reader, &o, &s, &|_| {})
-                });
-                let mut upload_err = None;
-                loop {
-                    match field.chunk().await {
-                        Ok(Some(chunk)) => {
-                            if tx.send(chunk).await.is_err() {
-                                break; // the importer stopped; its error follows
+                "application/symlink" => {
+                    let mut target = Vec::new();
+                    while let Some(chunk) = field.chunk().await? {
+                        if target.len() + chunk.len() > ADD_SYMLINK_TARGET_BYTES_MAX {
+                            return Err(ApiError::too_large(format!(
+                                "symlink target exceeds {ADD_SYMLINK_TARGET_BYTES_MAX} bytes"
+                            )));
+                        }
+                        target.extend_from_slice(&chunk);
+                    }
+                    let (o, s) = (opts.clone(), sink.clone());
+                    let (cid, tsize) =
+                        blocking(move || Ok(unixfs::dir::build_symlink(&target, &o, &s)?)).await?;
+                    place(&mut tree, &mut unnamed, &mut lines, comps, cid, tsize)?;
+                }
+                _ => {
+                    let (tx, reader) = ChannelReader::new();
+                    let (o, s) = (opts.clone(), sink.clone());
+                    let progress = stream.cloned().map(|p| (p, comps.join("/")));
+                    let task = tokio::task::spawn_blocking(move || {
+                        let report = |n: u64| {
+                            if let Some((p, name)) = &progress {
+                                if let Ok(line) = line_bytes(&ProgressLine { name, bytes: n }) {
+                                    // A client gone away ends the upload too; its error wins.
+                                    let _ = p.blocking_send(Ok(line));
+                                }
+                            }
+                        };
+                        unixfs::file::import_file(reader, &o, &s, &report)
+                    });
+                    let mut upload_err = None;
+                    loop {
+                        match field.chunk().await {
+                            Ok(Some(chunk)) => {
+                                if tx.send(chunk).await.is_err() {
+                                    break; // the importer stopped; its error follows
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                upload_err = Some(ApiError::from(e));
+                                break;
                             }
                         }
-                        Ok(None) => break,
-                        Err(e) => {
-                            upload_err = Some(ApiError::from(e));
-                            break;
-                        }
                     }
+                    drop(tx);
+                    let imported = task
+                        .await
+                        .map_err(|e| ApiError::internal(format!("import task failed: {e}")))?;
+                    if let Some(e) = upload_err {
+                        return Err(e);
+                    }
+                    let imported = imported?;
+                    place(
+                        &mut tree,
+                        &mut unnamed,
+                        &mut lines,
+                        comps,
+                        imported.cid,
+                        imported.tsize,
+                    )?;
                 }
-                drop(tx);
-                let imported = task
-                    .await
-                    .map_err(|e| ApiError::internal(format!("import task failed: {e}")))?;
-                if let Some(e) = upload_err {
-                    return Err(e);
+            }
+            if let Some(tx) = stream {
+                send_lines(tx, &mut lines).await?;
+            }
+        }
+        if parts == 0 {
+            return Err(ApiError::bad_request("file argument 'path' is required"));
+        }
+        let (mut lines, roots) = blocking(move || {
+            let mut lines = lines;
+            let mut top = tree.finish("", &opts, &sink, &mut lines)?;
+            let mut roots: Vec<Cid> = Vec::new();
+            if wrap {
+                for u in unnamed {
+                    top.push(DirEntry {
+                        name: u.cid.to_string(),
+                        ..u
+                    });
                 }
-                let imported = imported?;
-                place(
-                    &mut tree,
-                    &mut unnamed,
-                    &mut lines,
-                    comps,
-                    imported.cid,
-                    imported.tsize,
+                let (cid, tsize) = unixfs::dir::build_directory(
+                    top,
+                    SHARDING_THRESHOLD_BYTES_DEFAULT,
+                    &opts,
+                    &sink,
                 )?;
-            }
-        }
-    }
-    if parts == 0 {
-        return Err(ApiError::bad_request("file argument 'path' is required"));
-    }
-    let (lines, roots) = blocking(move || {
-        let mut lines = lines;
-        let mut top = tree.finish("", &opts, &sink, &mut lines)?;
-        let mut roots: Vec<Cid> = Vec::new();
-        if wrap {
-            for u in unnamed {
-                top.push(DirEntry {
-                    name: u.cid.to_string(),
-                    ..u
+                lines.push(AddLine {
+                    name: String::new(),
+                    hash: cid.to_string(),
+                    size: tsize.to_string(),
                 });
+                roots.push(cid);
+            } else {
+                roots.extend(unnamed.iter().map(|u| u.cid));
+                roots.extend(top.iter().map(|e| e.cid));
             }
-            let (cid, tsize) =
-                unixfs::dir::build_directory(top, SHARDING_THRESHOLD_BYTES_DEFAULT, &opts, &sink)?;
-            lines.push(AddLine {
-                name: String::new(),
-                hash: cid.to_string(),
-                size: tsize.to_string(),
-            });
-            roots.push(cid);
-        } else {
-            roots.extend(unnamed.iter().map(|u| u.cid));
-            roots.extend(top.iter().map(|e| e.cid));
-        }
-        if let (true, Sink::Session(session)) = (pin, &sink) {
-            for root in &roots {
-                session.pin_imported_root(root, None)?;
+            if let (true, Sink::Session(session)) = (pin, &sink) {
+                for root in &roots {
+                    session.pin_imported_root(root, None)?;
+                }
+            }
+            drop(sink);
+            Ok((lines, roots))
+        })
+        .await?;
+        if !only_hash {
+            for root in roots {
+                super::provide(&state, root).await;
             }
         }
-        drop(sink);
-        Ok((lines, roots))
-    })
-    .await?;
-    if !only_hash {
-        for root in roots {
-            super::provide(&state, root).await;
+        if let Some(tx) = stream {
+            send_lines(tx, &mut lines).await?;
         }
+        Ok(lines)
     }
-    let mut body = Vec::new();
-    for l in &lines {
-        super::blocks::push_line(&mut body, l)?;
-    }
-    Ok(super::blocks::ndjson(body))
 }
 
 /// Records an imported file or symlink under its path (or as an unnamed top-level item).
