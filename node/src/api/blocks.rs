@@ -1,6 +1,6 @@
 //! `block/get|put|stat|rm` and `dag/get|put|export|import` over the RPC API.
 
-use super::stream::{blocking_body, ChannelReader};
+use super::stream::{blocking_body, import_part};
 use super::{blocking, parse_cid, ApiError, ApiState, Args};
 use crate::dag;
 use crate::unixfs::BlockSink as _;
@@ -307,32 +307,11 @@ pub async fn dag_import(
     let mut files = 0usize;
     while let Some(mut field) = multipart.next_field().await? {
         files += 1;
-        let (tx, mut reader) = ChannelReader::new();
         let repo = state.repo.clone();
-        let task = tokio::task::spawn_blocking(move || repo.import_car(&mut reader, pin_roots));
-        let mut upload_err = None;
-        loop {
-            match field.chunk().await {
-                Ok(Some(c)) => {
-                    if tx.send(c).await.is_err() {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    upload_err = Some(ApiError::from(e));
-                    break;
-                }
-            }
-        }
-        drop(tx);
-        let imported = task
-            .await
-            .map_err(|e| ApiError::internal(format!("import task failed: {e}")))?;
-        if let Some(e) = upload_err {
-            return Err(e);
-        }
-        let imported = imported?;
+        let imported = import_part(&mut field, move |mut reader| {
+            repo.import_car(&mut reader, pin_roots)
+        })
+        .await?;
         blocks += imported.blocks;
         bytes += imported.block_bytes;
         roots.extend(imported.roots);

@@ -7,7 +7,7 @@
 //! `ipfs add -r`. The answer is kubo's NDJSON, one `{"Name","Hash","Size"}` per file and
 //! directory, the roots last. `get` answers a tar stream as kubo does.
 
-use super::stream::{blocking_body, ChannelReader, ChannelWriter};
+use super::stream::{blocking_body, import_part, ChannelWriter};
 use super::{blocking, ApiError, ApiState, Args, ADD_PARTS_MAX, ADD_PART_PATH_BYTES_MAX};
 use crate::dag::unixfs_pb::DataType;
 use crate::repo::WriteSession;
@@ -374,10 +374,9 @@ impl AddJob {
                     place(&mut tree, &mut unnamed, &mut lines, comps, cid, tsize)?;
                 }
                 _ => {
-                    let (tx, reader) = ChannelReader::new();
                     let (o, s) = (opts.clone(), sink.clone());
                     let progress = stream.cloned().map(|p| (p, comps.join("/")));
-                    let task = tokio::task::spawn_blocking(move || {
+                    let imported = import_part(&mut field, move |reader| {
                         let report = |n: u64| {
                             if let Some((p, name)) = &progress {
                                 if let Ok(line) = line_bytes(&ProgressLine { name, bytes: n }) {
@@ -387,30 +386,8 @@ impl AddJob {
                             }
                         };
                         unixfs::file::import_file(reader, &o, &s, &report)
-                    });
-                    let mut upload_err = None;
-                    loop {
-                        match field.chunk().await {
-                            Ok(Some(chunk)) => {
-                                if tx.send(chunk).await.is_err() {
-                                    break; // the importer stopped; its error follows
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => {
-                                upload_err = Some(ApiError::from(e));
-                                break;
-                            }
-                        }
-                    }
-                    drop(tx);
-                    let imported = task
-                        .await
-                        .map_err(|e| ApiError::internal(format!("import task failed: {e}")))?;
-                    if let Some(e) = upload_err {
-                        return Err(e);
-                    }
-                    let imported = imported?;
+                    })
+                    .await?;
                     place(
                         &mut tree,
                         &mut unnamed,

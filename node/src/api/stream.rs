@@ -132,3 +132,45 @@ impl std::io::Read for ChannelReader {
         Ok(n)
     }
 }
+
+/// Runs `work` on the blocking pool over a [`ChannelReader`] fed with the upload part
+/// `field`, and returns its result. A failed upload is the answer's error even when `work`
+/// then failed on the cut input; `work` stopping early ends the feeding (its error follows).
+pub async fn import_part<T, E, F>(
+    field: &mut axum::extract::multipart::Field<'_>,
+    work: F,
+) -> Result<T, super::ApiError>
+where
+    F: FnOnce(ChannelReader) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+    super::ApiError: From<E>,
+{
+    let (tx, reader) = ChannelReader::new();
+    let task = tokio::task::spawn_blocking(move || work(reader));
+    let mut upload_err = None;
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) => {
+                if tx.send(chunk).await.is_err() {
+                    break; // the work stopped; its error follows
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                upload_err = Some(<super::ApiError as From<
+                    axum::extract::multipart::MultipartError,
+                >>::from(e));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let done = task
+        .await
+        .map_err(|e| super::ApiError::internal(format!("import task failed: {e}")))?;
+    if let Some(e) = upload_err {
+        return Err(e);
+    }
+    Ok(done?)
+}
