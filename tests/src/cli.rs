@@ -114,15 +114,7 @@ impl Daemon {
         let mut child = Command::new(ipfs_kit_bin()?)
             .arg("--repo")
             .arg(repo)
-            .args([
-                "daemon",
-                "--swarm",
-                "/ip4/127.0.0.1/tcp/0",
-                "--api",
-                "127.0.0.1:0",
-                "--gateway",
-                "127.0.0.1:0",
-            ])
+            .args(ipfs_kit::harness::LOOPBACK_DAEMON_ARGS)
             .env_remove("IPFS_KIT_PATH")
             .env_remove("IPFS_KIT_API_TOKEN")
             .env_remove("IPFS_KIT_API")

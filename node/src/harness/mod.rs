@@ -47,6 +47,19 @@ pub use cluster::ClusterMode;
 pub use stats::{Sample, Stats, Summary};
 pub use topology::{Edge, SplitMix64, Topology};
 
+/// `ipfs-kit daemon`'s arguments for a daemon under test: swarm, RPC API and gateway all on
+/// loopback with OS-chosen ports (the node's own tests and the workspace's interop tests
+/// start their daemon processes with these).
+pub const LOOPBACK_DAEMON_ARGS: [&str; 7] = [
+    "daemon",
+    "--swarm",
+    "/ip4/127.0.0.1/tcp/0",
+    "--api",
+    "127.0.0.1:0",
+    "--gateway",
+    "127.0.0.1:0",
+];
+
 /// Nodes in one testnet at most.
 pub const NODES_MAX: usize = 1024;
 

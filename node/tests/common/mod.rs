@@ -193,15 +193,7 @@ impl Daemon {
 
     /// [`Daemon::start`], or `Err(stderr)` when the daemon exits before it is ready.
     pub fn try_start(env: &Env, extra: &[&str], vars: &[(&str, &str)]) -> Result<Daemon, String> {
-        let mut args = vec![
-            "daemon",
-            "--swarm",
-            "/ip4/127.0.0.1/tcp/0",
-            "--api",
-            "127.0.0.1:0",
-            "--gateway",
-            "127.0.0.1:0",
-        ];
+        let mut args = ipfs_kit::harness::LOOPBACK_DAEMON_ARGS.to_vec();
         args.extend_from_slice(extra);
         let mut cmd = env.cmd(&args);
         cmd.env_remove("IPFS_KIT_API_TOKEN");
