@@ -1008,6 +1008,141 @@ fn small_commands_and_shutdown() {
     drop(y);
 }
 
+/// `ping` over the API (kubo's lines, as they happen) and through the CLI (kubo's text); its
+/// errors: a count of 0, ourselves, and a peer nobody knows. Then `bitswap/ledger` on both
+/// sides of a fetch.
+#[test]
+fn ping_and_bitswap_ledger() {
+    let (ex, ey) = (Env::new(), Env::new());
+    let (x, y) = (Daemon::start(&ex, &[], &[]), Daemon::start(&ey, &[], &[]));
+    let c = client();
+    // By address, not yet connected: x dials y, then two round trips a second apart.
+    let started = Instant::now();
+    let r = c
+        .post(format!("{}?arg={}&count=2", x.url("ping"), y.swarm))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let lines = ndjson(&r.text().unwrap());
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "pings 1 s apart"
+    );
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines[0]["Text"], format!("PING {}.", y.peer_id));
+    for pong in &lines[1..3] {
+        assert_eq!(pong["Success"], true, "{pong}");
+        assert_eq!(pong["Text"], "");
+        let nanos = pong["Time"].as_u64().unwrap();
+        assert!(nanos > 0 && nanos < 10_000_000_000, "{pong}");
+    }
+    let average = lines[3]["Text"].as_str().unwrap();
+    assert!(
+        average.starts_with("Average latency: ") && average.ends_with("ms"),
+        "{average}"
+    );
+    // By peer ID, now connected; through the CLI, kubo's text.
+    let out = ex.ok(&["ping", "-n", "1", &y.peer_id]);
+    let out: Vec<&str> = out.lines().collect();
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert_eq!(out[0], format!("PING {}.", y.peer_id));
+    assert!(out[1].starts_with("Pong received: time=") && out[1].ends_with(" ms"));
+    assert!(out[2].starts_with("Average latency: "), "{out:?}");
+    // Errors before any line: a bad count, ourselves.
+    let r = c
+        .post(format!("{}?arg={}&count=0", x.url("ping"), y.peer_id))
+        .send()
+        .unwrap();
+    assert!(kubo_error(r, 400, 1).contains("ping count must be greater than 0, was 0"));
+    let r = c
+        .post(format!("{}?arg={}", x.url("ping"), x.peer_id))
+        .send()
+        .unwrap();
+    assert!(kubo_error(r, 400, 1).contains("can't ping self"));
+    // A peer nobody knows: looked up in the DHT, not found, and the CLI says the ping failed.
+    let nobody = ipfs_kit::net::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id()
+        .to_string();
+    let r = c
+        .post(format!("{}?arg={nobody}", x.url("ping")))
+        .send()
+        .unwrap();
+    let lines = ndjson(&r.text().unwrap());
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["Text"], format!("Looking up peer {nobody}"));
+    assert_eq!(lines[1]["Success"], false);
+    let text = lines[1]["Text"].as_str().unwrap();
+    assert!(text.starts_with("Ping error: peer lookup failed"), "{text}");
+    assert_eq!(
+        ex.fails(&["ping", "-n", "1", &nobody]),
+        "Error: ping failed"
+    );
+    let out = ex.run(&["ping", "-n", "1", &nobody]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.lines().next(),
+        Some(format!("Looking up peer {nobody}").as_str())
+    );
+    assert!(
+        stdout.contains("Ping error: peer lookup failed"),
+        "{stdout}"
+    );
+
+    // bitswap/ledger: x fetches a file from y; both ledgers count its bytes and blocks.
+    let data = random_bytes(600 * 1024, 9);
+    let lines = add(
+        &c,
+        &y,
+        Form::new().part("file", file_part("f", data.clone())),
+        "",
+    );
+    let cid = lines[0]["Hash"].as_str().unwrap().to_owned();
+    let r = c
+        .post(format!("{}?arg={cid}", x.url("cat")))
+        .send()
+        .unwrap();
+    assert_eq!(r.bytes().unwrap().to_vec(), data);
+    let ledger = |d: &Daemon, peer: &str| -> Value {
+        let r = c
+            .post(format!("{}?arg={peer}", d.url("bitswap/ledger")))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().unwrap()
+    };
+    let (at_x, at_y) = (ledger(&x, &y.peer_id), ledger(&y, &x.peer_id));
+    assert_eq!(at_x["Peer"], y.peer_id.as_str());
+    // A 600 KiB file is three 256 KiB chunks and their root: four blocks, with the chunks'
+    // bytes and the root's.
+    let recv = at_x["Recv"].as_u64().unwrap();
+    assert!(
+        recv > data.len() as u64 && recv < data.len() as u64 + 4096,
+        "{at_x}"
+    );
+    assert_eq!(at_x["Sent"], 0);
+    assert_eq!(at_x["Exchanged"], 4, "{at_x}");
+    assert_eq!(at_y["Sent"], recv, "{at_y}");
+    assert_eq!(at_y["Recv"], 0);
+    assert_eq!(at_y["Exchanged"], 4);
+    assert!((at_y["Value"].as_f64().unwrap() - recv as f64).abs() < 1e-6);
+    assert_eq!(at_x["Value"], 0.0);
+    let out = ey.ok(&["bitswap", "ledger", &x.peer_id]);
+    assert_eq!(
+        out,
+        format!(
+            "Ledger for {}\nDebt ratio:\t{:.6}\nExchanges:\t4\nBytes sent:\t{recv}\nBytes received:\t0\n",
+            x.peer_id, recv as f64
+        )
+    );
+    // A peer we never met: zeros, as kubo.
+    let none = ledger(&x, &nobody);
+    assert_eq!(
+        (none["Sent"].as_u64(), none["Exchanged"].as_u64()),
+        (Some(0), Some(0))
+    );
+}
+
 #[test]
 fn gateway_429_past_the_limit_and_504_on_timeout() {
     let env = Env::new();

@@ -71,6 +71,34 @@ async fn two_nodes_connect_identify_and_ping_over_tcp() {
     a.shutdown().await;
 }
 
+/// On-demand pings between two of our nodes, whose ping behaviours each answer one inbound
+/// stream per connection and probe every 200 ms here: from the first moment of the connection
+/// (both behaviours open their streams then) and all along, every ping comes back. Then the
+/// one that cannot: ourselves, and a peer we have no address for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_pings_between_our_nodes() {
+    let a = start(TCP).await;
+    let b = start(TCP).await;
+    a.connect(dial_addr(&b).await).await.unwrap();
+    let mut pinger = a.pinger(b.peer_id()).unwrap();
+    for _ in 0..30 {
+        let rtt = pinger.ping().await.unwrap();
+        assert!(rtt < Duration::from_secs(2), "{rtt:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // b's periodic pings of a kept working beside them.
+    let (_, _) = identified_and_pinged(&b, a.peer_id()).await;
+    assert!(matches!(
+        a.pinger(a.peer_id()),
+        Err(net::NetError::Ping { .. })
+    ));
+    let nobody = Keypair::generate_ed25519().public().to_peer_id();
+    let err = a.pinger(nobody).unwrap().ping().await.unwrap_err();
+    assert!(matches!(err, net::NetError::Ping { .. }), "{err}");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_connect_over_quic() {
     let a = start(QUIC).await;

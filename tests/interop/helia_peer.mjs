@@ -13,6 +13,7 @@
 //   id                      {"id": "<peer id>", "addrs": ["<multiaddr>", ...]}
 //   connect <multiaddr>     {"ok": true, "peer": "<peer id>"} | {"ok": false, "error": "..."}
 //   peers                   {"peers": ["<peer id>", ...]}
+//   ping <multiaddr>        {"ok": true, "ms": rtt}  (libp2p's ping service, one round trip)
 //   add-file <path>         {"cid": "<root>"}  (unixfs addBytes: Helia's defaults)
 //   add-dir <path>          {"cid": "<root>"}  (unixfs addAll of the tree, wrapped in a
 //                                               directory; dot-files included)
@@ -141,6 +142,11 @@ async function main () {
         case 'peers':
           reply({ peers: helia.libp2p.getPeers().map(p => p.toString()) })
           break
+        case 'ping': {
+          const ms = await helia.libp2p.services.ping.ping(multiaddr(args[0]), { signal })
+          reply({ ok: true, ms })
+          break
+        }
         case 'add-file': {
           const cid = await fs.addBytes(await readFile(args[0]))
           reply({ cid: cid.toString() })

@@ -213,6 +213,17 @@ fn helia_fetches_a_file_and_a_directory_from_ipfs_kit() {
                 "{stat:?}"
             );
             println!("served Helia: {stat:?}");
+
+            // ping both ways: Helia's ping service answered by ours, and an on-demand ping
+            // of ours (`ipfs-kit ping`) answered by js-libp2p's.
+            let r = helia.ask(&format!("ping {ours}")).unwrap();
+            assert!(r["ms"].as_f64().unwrap() >= 0.0, "{r}");
+            let node = net.handle(0).unwrap();
+            let mut pinger = node.pinger(helia.id.parse().unwrap()).unwrap();
+            for _ in 0..3 {
+                let rtt = pinger.ping().await.unwrap();
+                assert!(rtt < std::time::Duration::from_secs(5), "{rtt:?}");
+            }
             drop(helia);
             net.shutdown().await;
         },

@@ -87,6 +87,13 @@ fn ipfs_kit_dials_kubo() {
         let got = node.connect(addr).await.unwrap();
         assert_eq!(got.to_string(), kubo.id);
         both_see_each_other(&mut kubo, &node).await;
+        // An on-demand ping (`ipfs-kit ping`) answered by go-libp2p's ping handler: several
+        // round trips on one stream, each echo checked against its random payload.
+        let mut pinger = node.pinger(got).unwrap();
+        for _ in 0..3 {
+            let rtt = pinger.ping().await.unwrap();
+            assert!(rtt < Duration::from_secs(5), "{rtt:?}");
+        }
         node.shutdown().await;
     });
 }

@@ -141,6 +141,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/version", post(net::version))
         .route("/api/v0/swarm/peers", post(net::swarm_peers))
         .route("/api/v0/swarm/connect", post(net::swarm_connect))
+        .route("/api/v0/ping", post(net::ping))
+        .route("/api/v0/bitswap/ledger", post(net::bitswap_ledger))
         .route("/api/v0/swarm/disconnect", post(net::swarm_disconnect))
         .route("/api/v0/routing/findprovs", post(net::routing_findprovs))
         .route("/api/v0/routing/findpeer", post(net::routing_findpeer))

@@ -1,4 +1,5 @@
-//! `id`, `version`, `swarm/*`, `routing/*`, `bitswap/*` and `stats/bw` over the RPC API.
+//! `id`, `version`, `ping`, `swarm/*`, `routing/*`, `bitswap/*` and `stats/bw` over the RPC
+//! API.
 //!
 //! Routing answers are kubo's `QueryEvent` lines (`{"Extra","ID","Responses","Type"}`) with
 //! kubo's event types. `stats/bw` reports the bytes of every protocol on every connection, or
@@ -188,6 +189,69 @@ fn lines(values: &[Value]) -> Result<Vec<u8>, ApiError> {
     Ok(out)
 }
 
+/// Pings `ping` sends by default (kubo's `--count`).
+pub const PINGS_DEFAULT: i64 = 10;
+/// Time between two pings of one `ping`, as kubo.
+pub const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One of kubo's `PingResult` lines; `Time` is a Go duration (nanoseconds).
+fn ping_line(success: bool, time: std::time::Duration, text: String) -> bytes::Bytes {
+    let v = json!({"Success": success, "Time": time.as_nanos() as u64, "Text": text});
+    let mut line = serde_json::to_vec(&v).unwrap_or_default();
+    line.push(b'\n');
+    bytes::Bytes::from(line)
+}
+
+/// `POST /api/v0/ping?arg=<peer ID or multiaddr ending in /p2p/<id>>&count=N`: kubo's
+/// `{"Success","Time","Text"}` lines as they happen. First `Looking up peer <id>` when we are
+/// not connected to it and have no address (then the DHT finds it), `PING <id>.`, one line
+/// per round trip ([`PING_INTERVAL`] apart; the first failure ends the pings, with a
+/// `Ping error: ..` line), then `Average latency: <ms>ms` if any came back. A failed lookup
+/// or dial is a `Ping error` line too. kubo ends a ping with no answer with a "ping failed"
+/// `X-Stream-Error` trailer after the same lines; we send no trailers, so the answer ends
+/// there (the CLI says "ping failed" itself; a cut connection would lose the lines before).
+pub async fn ping(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let args = Args::parse(q.as_deref())?;
+    let target = args.required_arg("peer ID")?;
+    let count = match args.get("count").filter(|c| !c.is_empty()) {
+        None => PINGS_DEFAULT,
+        Some(c) => c
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid count {c:?}")))?,
+    };
+    if count <= 0 {
+        return Err(ApiError::bad_request(format!(
+            "ping count must be greater than 0, was {count}"
+        )));
+    }
+    let (peer, addr) = if target.starts_with('/') {
+        let addr: Multiaddr = target
+            .parse()
+            .map_err(|e| ApiError::bad_request(format!("invalid multiaddr {target:?}: {e}")))?;
+        let peer = crate::net::node::peer_of(&addr).ok_or_else(|| {
+            ApiError::bad_request(format!("{target}: no /p2p/<peer id> in the address"))
+        })?;
+        (peer, Some(addr))
+    } else {
+        (parse_peer(&target)?, None)
+    };
+    let node = state.node()?.clone();
+    if peer == node.peer_id() {
+        return Err(ApiError::bad_request("can't ping self"));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
+    tokio::spawn(run_ping(node, peer, addr, count, tx));
+    let lines = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|l| (Ok::<_, std::convert::Infallible>(l), rx))
+    });
+    Ok(ndjson(axum::body::Body::from_stream(lines)))
+}
+
 /// `POST /api/v0/routing/findprovs?arg=<cid>&num-providers=`: one Provider event per peer.
 pub async fn routing_findprovs(
     State(state): State<ApiState>,
@@ -253,6 +317,114 @@ pub async fn routing_provide(
         node.provide(*cid).await?;
     }
     Ok(ndjson(Vec::new()))
+}
+
+/// The lines of one `ping` (see [`ping`]), sent to `tx` until it is done or the client went
+/// away.
+async fn run_ping(
+    node: crate::net::NodeHandle,
+    peer: PeerId,
+    addr: Option<Multiaddr>,
+    count: i64,
+    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+) {
+    let zero = std::time::Duration::ZERO;
+    let say = |success: bool, time: std::time::Duration, text: String| {
+        let tx = tx.clone();
+        async move { tx.send(ping_line(success, time, text)).await.is_ok() }
+    };
+    let connected = node.peers().await.is_ok_and(|p| p.contains(&peer));
+    match addr {
+        // kubo adds the address for the dial; a failed dial is the ping's failure.
+        Some(addr) if !connected => {
+            if let Err(e) = node.connect(addr).await {
+                say(false, zero, format!("Ping error: {e}")).await;
+                return;
+            }
+        }
+        Some(_) => {}
+        None if !connected => {
+            if !say(true, zero, format!("Looking up peer {peer}")).await {
+                return;
+            }
+            let found =
+                tokio::time::timeout(crate::net::ping::PING_TIMEOUT, node.find_peer(peer)).await;
+            let Ok(Ok(Some(addrs))) = found else {
+                let why = match found {
+                    Err(_) => format!("no answer within {:?}", crate::net::ping::PING_TIMEOUT),
+                    Ok(Err(e)) => e.to_string(),
+                    Ok(Ok(_)) => "not found".to_owned(),
+                };
+                say(
+                    false,
+                    zero,
+                    format!("Ping error: peer lookup failed: {why}"),
+                )
+                .await;
+                return;
+            };
+            // The DHT's answer is not kept as the peer's addresses: dial one of them here.
+            for a in addrs {
+                let a = a.with_p2p(peer).unwrap_or_else(|a| a);
+                if node.connect(a).await.is_ok() {
+                    break;
+                }
+            }
+        }
+        None => {}
+    }
+    if !say(true, zero, format!("PING {peer}.")).await {
+        return;
+    }
+    let mut pinger = match node.pinger(peer) {
+        Ok(p) => p,
+        Err(e) => {
+            say(false, zero, format!("Ping error: {e}")).await;
+            return;
+        }
+    };
+    let (mut total, mut answered) = (zero, 0u32);
+    for i in 0..count {
+        if i > 0 {
+            tokio::time::sleep(PING_INTERVAL).await;
+        }
+        match pinger.ping().await {
+            Ok(rtt) => {
+                total += rtt;
+                answered += 1;
+                if !say(true, rtt, String::new()).await {
+                    return;
+                }
+            }
+            Err(e) => {
+                say(false, zero, format!("Ping error: {e}")).await;
+                break;
+            }
+        }
+    }
+    if answered > 0 {
+        let average_ms = total.as_secs_f64() * 1000.0 / f64::from(answered);
+        say(true, zero, format!("Average latency: {average_ms:.2}ms")).await;
+    }
+}
+
+/// `POST /api/v0/bitswap/ledger?arg=<peer>`: kubo's receipt, `{"Peer","Value","Sent","Recv",
+/// "Exchanged"}` (bytes of blocks each way, blocks both ways, sent over received plus one).
+pub async fn bitswap_ledger(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let args = Args::parse(q.as_deref())?;
+    let peer = parse_peer(&args.required_arg("peer")?)?;
+    let r = state.node()?.bitswap_ledger(peer).await?;
+    Ok(Json(json!({
+        "Peer": peer.to_string(),
+        "Value": r.value(),
+        "Sent": r.sent,
+        "Recv": r.received,
+        "Exchanged": r.exchanged,
+    }))
+    .into_response())
 }
 
 /// `POST /api/v0/bitswap/stat`: kubo's counters, wantlist and peers.

@@ -88,12 +88,33 @@ pub struct BitswapStat {
     pub penalties: u64,
 }
 
+/// What we exchanged with one connected peer, in the shape of kubo's `bitswap ledger`
+/// receipt. Zeros for a peer we have no connection with (kubo's ledgers go with the peer too).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LedgerReceipt {
+    /// Block bytes we sent it.
+    pub sent: u64,
+    /// Block bytes it sent us.
+    pub received: u64,
+    /// Blocks sent and received.
+    pub exchanged: u64,
+}
+
+impl LedgerReceipt {
+    /// kubo's debt ratio: bytes sent over bytes received plus one.
+    pub fn value(&self) -> f64 {
+        self.sent as f64 / (self.received as f64 + 1.0)
+    }
+}
+
 #[derive(Debug)]
 struct PeerEntry {
     conns: Vec<ConnectionId>,
     version: ProtocolVersion,
     bitswap: bool,
     malformed: u32,
+    blocks_received: u64,
+    bytes_received: u64,
 }
 
 /// The bitswap behaviour.
@@ -264,6 +285,23 @@ impl Behaviour {
         s
     }
 
+    /// What we exchanged with `peer` while connected (`bitswap ledger`).
+    pub fn ledger(&self, peer: &PeerId) -> LedgerReceipt {
+        let (blocks_received, received) = self
+            .peers
+            .get(peer)
+            .map_or((0, 0), |e| (e.blocks_received, e.bytes_received));
+        let (blocks_sent, sent) = self
+            .server
+            .peer_stats(peer)
+            .map_or((0, 0), |s| (s.blocks_sent, s.bytes_sent));
+        LedgerReceipt {
+            sent,
+            received,
+            exchanged: blocks_sent + blocks_received,
+        }
+    }
+
     /// Our wants (`None`), or the wants `peer` sent us.
     pub fn wantlist(&self, peer: Option<PeerId>) -> Vec<Cid> {
         match peer {
@@ -429,6 +467,14 @@ impl Behaviour {
         if tracing::enabled!(tracing::Level::TRACE) {
             trace_message("received", &peer, &msg);
         }
+        if let Some(e) = self.peers.get_mut(&peer) {
+            e.blocks_received += msg.blocks.len() as u64;
+            e.bytes_received += msg
+                .blocks
+                .iter()
+                .map(|b| b.data().len() as u64)
+                .sum::<u64>();
+        }
         for b in &msg.blocks {
             let len = b.data().len() as u64;
             self.stat.blocks_received += 1;
@@ -518,6 +564,8 @@ impl Behaviour {
             version: ProtocolVersion::V1_2_0,
             bitswap: false,
             malformed: 0,
+            blocks_received: 0,
+            bytes_received: 0,
         });
         if !e.conns.contains(&conn) {
             e.conns.push(conn);

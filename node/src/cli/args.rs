@@ -88,6 +88,14 @@ pub enum Command {
     Stats(super::online::StatsCmd),
     /// Stop the running daemon (as SIGTERM does).
     Shutdown,
+    /// Round trips to a peer through the running daemon (`/ipfs/ping/1.0.0`), as kubo's
+    /// `ipfs ping`: a peer ID (found through the DHT if need be) or `<multiaddr>/p2p/<id>`.
+    Ping {
+        peer: String,
+        /// Number of pings.
+        #[arg(short = 'n', long, default_value_t = 10, allow_negative_numbers = true)]
+        count: i64,
+    },
 }
 
 #[derive(Args, Debug)]

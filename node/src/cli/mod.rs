@@ -62,7 +62,8 @@ pub fn run(cli: Cli) -> Result<()> {
         | Command::Cluster(_)
         | Command::Swarm(_)
         | Command::Bitswap(_)
-        | Command::Stats(_) => cli.sync,
+        | Command::Stats(_)
+        | Command::Ping { .. } => cli.sync,
         _ => {
             cli.sync
                 || crate::config::Config::load_with_env(&repo_path)?
@@ -80,6 +81,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bitswap(c) => online::bitswap(&repo_path, c),
         Command::Stats(c) => online::stats(&repo_path, c),
         Command::Shutdown => online::shutdown(&repo_path),
+        Command::Ping { peer, count } => online::ping(&repo_path, peer, count),
         Command::Version => {
             println!("ipfs-kit version: {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -1,7 +1,7 @@
 //! Commands that only a running daemon can answer, as in kubo ("this command must be run in
-//! online mode"): `swarm peers|connect|disconnect`, `bitswap stat|wantlist` and
-//! `stats bw [--peer|--proto] [--poll]` and `shutdown`. Each calls the daemon's RPC API and
-//! prints kubo's text.
+//! online mode"): `swarm peers|connect|disconnect`, `bitswap stat|wantlist|ledger`,
+//! `stats bw [--peer|--proto] [--poll]`, `ping` and `shutdown`. Each calls the daemon's RPC
+//! API and prints kubo's text.
 
 use crate::api::client::{ndjson_lines, ApiClient};
 use anyhow::{bail, Context as _, Result};
@@ -36,6 +36,8 @@ pub enum BitswapCmd {
         #[arg(short = 'p', long)]
         peer: Option<String>,
     },
+    /// What this node and a peer exchanged (bytes each way, blocks, the debt ratio).
+    Ledger { peer: String },
 }
 
 /// `ipfs-kit stats`.
@@ -127,6 +129,19 @@ pub fn bitswap(repo: &Path, cmd: BitswapCmd) -> Result<()> {
                 writeln!(out, "{}", k["/"].as_str().unwrap_or(""))?;
             }
         }
+        BitswapCmd::Ledger { peer } => {
+            let v = c.json("bitswap/ledger", &[("arg", peer)])?;
+            let n = |k: &str| v[k].as_u64().unwrap_or(0);
+            writeln!(out, "Ledger for {}", v["Peer"].as_str().unwrap_or(""))?;
+            writeln!(
+                out,
+                "Debt ratio:\t{:.6}",
+                v["Value"].as_f64().unwrap_or(0.0)
+            )?;
+            writeln!(out, "Exchanges:\t{}", n("Exchanged"))?;
+            writeln!(out, "Bytes sent:\t{}", n("Sent"))?;
+            writeln!(out, "Bytes received:\t{}", n("Recv"))?;
+        }
     }
     Ok(())
 }
@@ -192,6 +207,32 @@ pub fn human_bytes(bytes: f64) -> String {
     } else {
         format!("{value:.0} {unit}")
     }
+}
+
+/// `ipfs-kit ping <peer> [-n count]`: kubo's text, a line per answer as it comes.
+pub fn ping(repo: &Path, peer: String, count: i64) -> Result<()> {
+    let c = daemon(repo)?;
+    let mut out = std::io::stdout().lock();
+    let mut answered = 0u64;
+    for v in ndjson_lines(c.call("ping", &[("arg", peer), ("count", count.to_string())])?) {
+        let v = v?;
+        let text = v["Text"].as_str().unwrap_or("");
+        let success = v["Success"].as_bool().unwrap_or(false);
+        if !text.is_empty() {
+            writeln!(out, "{text}")?;
+        } else if success {
+            answered += 1;
+            let ms = v["Time"].as_f64().unwrap_or(0.0) / 1e6;
+            writeln!(out, "Pong received: time={ms:.2} ms")?;
+        } else {
+            writeln!(out, "Pong failed")?;
+        }
+        out.flush()?;
+    }
+    if answered == 0 {
+        bail!("ping failed");
+    }
+    Ok(())
 }
 
 /// `ipfs-kit shutdown`: asks the daemon to stop.

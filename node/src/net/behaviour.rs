@@ -241,6 +241,9 @@ pub struct Behaviour {
     pub relay_server: Toggle<relay::Behaviour>,
     /// Local network discovery; on with [`BehaviourConfig::mdns`].
     pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Streams we open on demand (an on-demand ping, [`crate::net::ping`]). It accepts no
+    /// protocol, so it adds nothing peers can open on us.
+    pub streams: libp2p_stream::Behaviour,
 }
 
 /// The DHT record store, holding up to [`PROVIDER_KEYS_MAX`] keys of other peers' provider
@@ -391,6 +394,7 @@ impl Behaviour {
                     .then(|| crate::net::relay::server(peer_id)),
             ),
             mdns: Toggle::from(mdns),
+            streams: libp2p_stream::Behaviour::new(),
         }
     }
 }

@@ -139,6 +139,8 @@ pub enum NetError {
     TooManyFetches,
     #[error("the network node has stopped")]
     Stopped,
+    #[error("ping {peer}: {reason}")]
+    Ping { peer: PeerId, reason: String },
 }
 
 /// How to start a [`Node`].
@@ -231,6 +233,10 @@ enum Command {
     Disconnect(PeerId, oneshot::Sender<bool>),
     BitswapStat(oneshot::Sender<BitswapStat>),
     Wantlist(Option<PeerId>, oneshot::Sender<Vec<Cid>>),
+    Ledger(
+        PeerId,
+        oneshot::Sender<crate::bitswap::behaviour::LedgerReceipt>,
+    ),
     SendRaw(PeerId, Vec<u8>, oneshot::Sender<bool>),
     Publish(String, Vec<u8>, oneshot::Sender<Result<(), NetError>>),
     ClusterStatus(
@@ -366,6 +372,7 @@ impl Node {
             span.in_scope(|| actor.reserve_on_relays(&mut swarm));
         }
         let own_keys = swarm.behaviour_mut().kad.store_mut().own_keys();
+        let streams = super::ping::Streams(swarm.behaviour().streams.new_control());
         let (commands, inbox) = mpsc::channel(COMMAND_QUEUE_LEN);
         let (cancel, cancelled) = oneshot::channel();
         let task = tokio::spawn(actor.run(swarm, inbox, cancelled).instrument(span));
@@ -376,6 +383,7 @@ impl Node {
                 bandwidth,
                 reachability,
                 own_keys,
+                streams,
             },
             cancel: Some(cancel),
             task: Some(task),
@@ -418,6 +426,8 @@ pub struct NodeHandle {
     reachability: std::sync::Arc<super::autonat::ReachabilityCell>,
     /// Our provided keys, shared with the DHT store (see [`super::provide::store`]).
     own_keys: super::provide::store::OwnKeys,
+    /// Opens streams of ours on demand ([`super::ping`]).
+    streams: super::ping::Streams,
 }
 
 impl NodeHandle {
@@ -430,6 +440,18 @@ impl NodeHandle {
     /// This node's peer ID.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// Pings to `peer` (the first dials it with the addresses we know for it): see
+    /// [`super::ping`]. Pinging ourselves is refused, as in kubo.
+    pub fn pinger(&self, peer: PeerId) -> Result<super::ping::Pinger, NetError> {
+        if peer == self.peer_id {
+            return Err(NetError::Ping {
+                peer,
+                reason: "can't ping self".to_owned(),
+            });
+        }
+        Ok(self.streams.pinger(peer))
     }
 
     /// Bytes received and sent on every stream of every connection so far, all protocols.
@@ -571,6 +593,14 @@ impl NodeHandle {
     /// Our wantlist (`None`), or the wantlist `peer` sent us.
     pub async fn wantlist(&self, peer: Option<PeerId>) -> Result<Vec<Cid>, NetError> {
         self.ask(|tx| Command::Wantlist(peer, tx)).await
+    }
+
+    /// What we exchanged with `peer` over bitswap while connected (kubo's `bitswap ledger`).
+    pub async fn bitswap_ledger(
+        &self,
+        peer: PeerId,
+    ) -> Result<crate::bitswap::behaviour::LedgerReceipt, NetError> {
+        self.ask(|tx| Command::Ledger(peer, tx)).await
     }
 
     /// Writes raw bytes on the bitswap stream to `peer`: fault injection for tests (malformed
@@ -1044,6 +1074,9 @@ impl Actor {
             }
             Command::Wantlist(peer, tx) => {
                 let _ = tx.send(swarm.behaviour().bitswap.wantlist(peer));
+            }
+            Command::Ledger(peer, tx) => {
+                let _ = tx.send(swarm.behaviour().bitswap.ledger(&peer));
             }
             Command::SendRaw(peer, bytes, tx) => {
                 let _ = tx.send(swarm.behaviour_mut().bitswap.send_raw(peer, bytes));
