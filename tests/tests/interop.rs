@@ -6,6 +6,7 @@
 
 mod car_interop;
 mod cli_interop;
+mod dns;
 mod helia_bitswap;
 mod helia_cids;
 mod helia_gateway;

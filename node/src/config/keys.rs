@@ -28,6 +28,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "swarm.autonat_only_global_ips",
     "discovery",
     "discovery.mdns",
+    "dns",
+    "dns.resolvers",
     "provide",
     "provide.strategy",
     "api",

@@ -174,6 +174,8 @@ pub struct Config {
     pub routing: Routing,
     pub swarm: Swarm,
     pub discovery: Discovery,
+    #[serde(skip_serializing_if = "Dns::is_default")]
+    pub dns: Dns,
     pub provide: Provide,
     pub api: Api,
     pub cluster: Cluster,
@@ -283,6 +285,21 @@ pub struct Swarm {
     /// on; only loopback test networks turn it off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub autonat_only_global_ips: Option<bool>,
+}
+
+/// Name resolution for `/dns`, `/dns4`, `/dns6` and `/dnsaddr` addresses (kubo's `DNS`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dns {
+    /// Name servers, `ip:port`, asked over UDP (then TCP) in this order. Empty (the default):
+    /// the system's, from `/etc/resolv.conf`.
+    pub resolvers: Vec<String>,
+}
+
+impl Dns {
+    fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 /// Peer discovery beyond the DHT (kubo's `Discovery`).

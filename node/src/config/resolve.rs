@@ -100,6 +100,8 @@ pub struct NetworkSettings {
     pub mdns: bool,
     /// `routing.lan_dht`.
     pub lan_dht: bool,
+    /// `dns.resolvers`; empty: the system's.
+    pub dns_resolvers: Vec<SocketAddr>,
 }
 
 impl Config {
@@ -254,6 +256,14 @@ impl Config {
             autonat_only_global_ips,
             mdns: self.discovery.mdns,
             lan_dht: self.routing.lan_dht,
+            dns_resolvers: {
+                check_count("dns.resolvers", self.dns.resolvers.len())?;
+                self.dns
+                    .resolvers
+                    .iter()
+                    .map(|r| socket_addr("dns.resolvers", r))
+                    .collect::<Result<_, _>>()?
+            },
         })
     }
 }

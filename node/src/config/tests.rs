@@ -490,6 +490,7 @@ fn known_keys_match_the_structs() {
     c.api.token = Some("0123456789abcdef".into());
     c.cluster.secret = Some("ab".repeat(32));
     c.cluster.metric_ttl_secs = Some(5);
+    c.dns.resolvers = vec!["127.0.0.1:53".into()];
     c.tiers.s3 = Some(crate::config::TierS3 {
         endpoint: Some("http://127.0.0.1:9000".into()),
         region: Some("us-east-1".into()),
@@ -514,6 +515,23 @@ fn known_keys_match_the_structs() {
     let mut known: Vec<String> = KNOWN_KEYS.iter().map(|s| s.to_string()).collect();
     known.sort();
     assert_eq!(found, known);
+}
+
+#[test]
+fn dns_resolvers_are_socket_addrs() {
+    let mut c = Config::default();
+    assert!(c.resolve().unwrap().network.dns_resolvers.is_empty());
+    assert!(
+        !c.to_toml().unwrap().contains("[dns]"),
+        "the default stays out of the file"
+    );
+    c.dns.resolvers = vec!["127.0.0.1:5353".into(), "[::1]:53".into()];
+    let r = c.resolve().unwrap().network.dns_resolvers;
+    assert_eq!(r[0].to_string(), "127.0.0.1:5353");
+    assert_eq!(r[1].to_string(), "[::1]:53");
+    c.dns.resolvers = vec!["ns.example".into()];
+    let e = c.resolve().unwrap_err().to_string();
+    assert!(e.contains("dns.resolvers"), "{e}");
 }
 
 #[test]

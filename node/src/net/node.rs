@@ -170,6 +170,8 @@ pub struct NodeConfig {
     /// Static relays (`/…/p2p/<relay id>`, at most [`super::relay::STATIC_RELAYS_MAX`]) to
     /// reserve a slot on, listening on `<relay>/p2p-circuit`; needs `relay_client`.
     pub relays: Vec<Multiaddr>,
+    /// Name servers for `/dns*` addresses ([`super::transport`]); empty: the system's.
+    pub dns_resolvers: Vec<std::net::SocketAddr>,
 }
 
 impl NodeConfig {
@@ -187,6 +189,7 @@ impl NodeConfig {
             cluster: None,
             relay_client: false,
             relays: Vec::new(),
+            dns_resolvers: Vec::new(),
         }
     }
 
@@ -723,6 +726,7 @@ fn build_swarm(
         relay: relay_transport,
         bandwidth,
         streams_per_connection_max: STREAMS_PER_CONNECTION_MAX,
+        dns_resolvers: config.dns_resolvers.clone(),
     };
     Ok(
         libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
