@@ -1009,10 +1009,10 @@ fn small_commands_and_shutdown() {
 }
 
 /// `ping` over the API (kubo's lines, as they happen) and through the CLI (kubo's text); its
-/// errors: a count of 0, ourselves, and a peer nobody knows. Then `bitswap/ledger` on both
-/// sides of a fetch.
+/// errors: a count of 0, ourselves, and a peer nobody knows. Then `bootstrap` edits and
+/// `bitswap/ledger` on both sides of a fetch.
 #[test]
-fn ping_and_bitswap_ledger() {
+fn ping_bootstrap_and_bitswap_ledger() {
     let (ex, ey) = (Env::new(), Env::new());
     let (x, y) = (Daemon::start(&ex, &[], &[]), Daemon::start(&ey, &[], &[]));
     let c = client();
@@ -1135,6 +1135,37 @@ fn ping_and_bitswap_ledger() {
             x.peer_id, recv as f64
         )
     );
+    // bootstrap over the API: kubo's shapes, written to the repository's config.
+    let post = |cmd: &str| -> (u16, Value) {
+        let r = c.post(x.url(cmd)).send().unwrap();
+        (r.status().as_u16(), r.json().unwrap())
+    };
+    let (status, v) = post("bootstrap/add/default");
+    assert_eq!(status, 200);
+    assert_eq!(
+        v["Peers"].as_array().unwrap().len(),
+        ipfs_kit::config::KUBO_DEFAULT_BOOTSTRAP.len()
+    );
+    let (_, v) = post("bootstrap/list");
+    assert_eq!(v["Peers"][0], ipfs_kit::config::KUBO_DEFAULT_BOOTSTRAP[0]);
+    assert_eq!(
+        ex.ok(&["bootstrap"]).lines().count(),
+        v["Peers"].as_array().unwrap().len()
+    );
+    let own = format!("{}", y.swarm);
+    let (_, v) = post(&format!("bootstrap/add?arg={own}"));
+    assert_eq!(v["Peers"], serde_json::json!([own]));
+    let (status, v) = post("bootstrap/add?arg=/ip4/10.0.0.1/tcp/1");
+    assert_eq!((status, v["Type"].as_str()), (400, Some("error")), "{v}");
+    let (_, v) = post(&format!("bootstrap/rm?arg=/p2p/{}", y.peer_id));
+    assert_eq!(v["Peers"], serde_json::json!([own]));
+    let (_, v) = post("bootstrap/rm/all");
+    assert_eq!(
+        v["Peers"].as_array().unwrap().len(),
+        ipfs_kit::config::KUBO_DEFAULT_BOOTSTRAP.len()
+    );
+    assert_eq!(post("bootstrap").1["Peers"], serde_json::json!([]));
+
     // A peer we never met: zeros, as kubo.
     let none = ledger(&x, &nobody);
     assert_eq!(

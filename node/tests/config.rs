@@ -155,3 +155,47 @@ fn datastore_sync_from_the_config_is_used() {
         "false\n"
     );
 }
+
+/// `ipfs-kit bootstrap`: kubo's verbs and text over `config.toml`'s `bootstrap` list.
+#[test]
+fn bootstrap_list_add_rm() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    assert_eq!(env.ok(&["bootstrap"]), "");
+    let mars = "QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ";
+    let added = env.ok(&["bootstrap", "add", "default"]);
+    let defaults = ipfs_kit::config::KUBO_DEFAULT_BOOTSTRAP;
+    let expected: String = defaults.iter().map(|p| format!("added {p}\n")).collect();
+    assert_eq!(added, expected);
+    let listed = env.ok(&["bootstrap", "list"]);
+    assert_eq!(listed.lines().collect::<Vec<_>>(), defaults.to_vec());
+    assert_eq!(
+        env.ok(&["config", "bootstrap"]).lines().count(),
+        1,
+        "one TOML array"
+    );
+    // Already there: nothing added.
+    assert_eq!(env.ok(&["bootstrap", "add", "--default"]), "");
+    // By peer: both of mars's entries.
+    let removed = env.ok(&["bootstrap", "rm", &format!("/p2p/{mars}")]);
+    assert_eq!(removed.lines().count(), 2, "{removed}");
+    assert!(removed
+        .lines()
+        .all(|l| l.starts_with("removed ") && l.ends_with(mars)));
+    let own = "/ip4/10.1.2.3/tcp/4001/p2p/12D3KooWNVpCvnBmKMBJLG4eoEhKwv6BPR3jxJCusMfYDXMRtv7E";
+    assert_eq!(env.ok(&["bootstrap", "add", own]), format!("added {own}\n"));
+    // Refused, file unchanged: no peer ID, nothing to add or remove.
+    let before = std::fs::read_to_string(env.config_file()).unwrap();
+    let e = env.fails_one_line(&["bootstrap", "add", "/ip4/10.1.2.3/tcp/4001"]);
+    assert!(e.contains("/p2p/"), "{e}");
+    assert!(env
+        .fails_one_line(&["bootstrap", "add"])
+        .contains("no bootstrap peers to add"));
+    assert!(env
+        .fails_one_line(&["bootstrap", "rm"])
+        .contains("no bootstrap peers to remove"));
+    assert_eq!(std::fs::read_to_string(env.config_file()).unwrap(), before);
+    let all = env.ok(&["bootstrap", "rm", "all"]);
+    assert_eq!(all.lines().count(), defaults.len() - 2 + 1);
+    assert_eq!(env.ok(&["bootstrap"]), "");
+}

@@ -142,6 +142,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v0/swarm/peers", post(net::swarm_peers))
         .route("/api/v0/swarm/connect", post(net::swarm_connect))
         .route("/api/v0/ping", post(net::ping))
+        .route("/api/v0/bootstrap", post(net::bootstrap_list))
+        .route("/api/v0/bootstrap/list", post(net::bootstrap_list))
+        .route("/api/v0/bootstrap/add", post(net::bootstrap_add))
+        .route(
+            "/api/v0/bootstrap/add/default",
+            post(net::bootstrap_add_default),
+        )
+        .route("/api/v0/bootstrap/rm", post(net::bootstrap_rm))
+        .route("/api/v0/bootstrap/rm/all", post(net::bootstrap_rm_all))
         .route("/api/v0/bitswap/ledger", post(net::bitswap_ledger))
         .route("/api/v0/swarm/disconnect", post(net::swarm_disconnect))
         .route("/api/v0/routing/findprovs", post(net::routing_findprovs))

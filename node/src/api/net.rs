@@ -408,6 +408,101 @@ async fn run_ping(
     }
 }
 
+/// One `bootstrap` edit at a time in this process (each loads, changes and saves
+/// `config.toml`).
+static BOOTSTRAP_EDIT: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+/// What a `bootstrap` command does to the list.
+enum BootstrapEdit {
+    Add(Vec<String>),
+    Rm(Vec<String>),
+    RmAll,
+}
+
+/// Applies `edit` to the repository's `config.toml` (validated, written atomically) and
+/// answers kubo's `{"Peers":[..]}` with the entries added or removed. The daemon dials the
+/// list when it next starts, as kubo's does.
+async fn edit_bootstrap(state: &ApiState, edit: BootstrapEdit) -> Result<Response, ApiError> {
+    let repo = state.repo.path().to_path_buf();
+    let changed = super::blocking(move || {
+        let _one = BOOTSTRAP_EDIT.lock();
+        let bad = |e: crate::config::ConfigError| ApiError::bad_request(e.to_string());
+        let mut config = crate::config::Config::load(&repo).map_err(bad)?;
+        let changed = match edit {
+            BootstrapEdit::Add(peers) => config.bootstrap_add(&peers).map_err(bad)?,
+            BootstrapEdit::Rm(peers) => config.bootstrap_rm(&peers).map_err(bad)?,
+            BootstrapEdit::RmAll => config.bootstrap_rm_all(),
+        };
+        config
+            .save(&repo)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(changed)
+    })
+    .await?;
+    Ok(Json(json!({ "Peers": changed })).into_response())
+}
+
+/// `POST /api/v0/bootstrap[/list]`: `{"Peers":[..]}`, the list the daemon reads at start.
+pub async fn bootstrap_list(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let repo = state.repo.path().to_path_buf();
+    let config = super::blocking(move || {
+        crate::config::Config::load_with_env(&repo).map_err(|e| ApiError::internal(e.to_string()))
+    })
+    .await?;
+    Ok(Json(json!({ "Peers": config.bootstrap })).into_response())
+}
+
+/// `POST /api/v0/bootstrap/add?arg=<multiaddr/p2p/id>...[&default=true]`: the entries added.
+pub async fn bootstrap_add(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let args = Args::parse(q.as_deref())?;
+    let mut peers = args.all("arg");
+    if args.bool("default", false)? {
+        peers.extend(
+            crate::config::KUBO_DEFAULT_BOOTSTRAP
+                .iter()
+                .map(|s| s.to_string()),
+        );
+    }
+    if peers.is_empty() {
+        return Err(ApiError::bad_request("no bootstrap peers to add"));
+    }
+    edit_bootstrap(&state, BootstrapEdit::Add(peers)).await
+}
+
+/// `POST /api/v0/bootstrap/add/default`: kubo's default public peers.
+pub async fn bootstrap_add_default(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let peers = crate::config::KUBO_DEFAULT_BOOTSTRAP
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    edit_bootstrap(&state, BootstrapEdit::Add(peers)).await
+}
+
+/// `POST /api/v0/bootstrap/rm?arg=<peer>...[&all=true]`: `/p2p/<id>` removes every entry of
+/// the peer, a whole address that entry; the entries removed.
+pub async fn bootstrap_rm(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let args = Args::parse(q.as_deref())?;
+    if args.bool("all", false)? {
+        return edit_bootstrap(&state, BootstrapEdit::RmAll).await;
+    }
+    let peers = args.all("arg");
+    if peers.is_empty() {
+        return Err(ApiError::bad_request("no bootstrap peers to remove"));
+    }
+    edit_bootstrap(&state, BootstrapEdit::Rm(peers)).await
+}
+
+/// `POST /api/v0/bootstrap/rm/all`: empties the list.
+pub async fn bootstrap_rm_all(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    edit_bootstrap(&state, BootstrapEdit::RmAll).await
+}
+
 /// `POST /api/v0/bitswap/ledger?arg=<peer>`: kubo's receipt, `{"Peer","Value","Sent","Recv",
 /// "Exchanged"}` (bytes of blocks each way, blocks both ways, sent over received plus one).
 pub async fn bitswap_ledger(

@@ -24,6 +24,8 @@ pub enum Command {
     Init(super::config::InitArgs),
     /// Show or change the configuration (config.toml).
     Config(super::config::ConfigArgs),
+    /// The peers dialed at start (kubo's `bootstrap list|add|rm`), kept in config.toml.
+    Bootstrap(super::config::BootstrapArgs),
     /// Add a file or directory.
     Add(AddArgs),
     /// Print the bytes of a file.

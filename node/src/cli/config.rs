@@ -1,4 +1,5 @@
-//! `ipfs-kit config` (show, get, set) and `ipfs-kit init --role`.
+//! `ipfs-kit config` (show, get, set), `ipfs-kit bootstrap` (list, add, rm) and
+//! `ipfs-kit init --role`.
 //!
 //! `show` and `get` print the effective configuration (file, then `IPFS_KIT_*` variables, role
 //! defaults filled in); `set` changes the file only, validates the whole result and writes it
@@ -48,6 +49,80 @@ pub enum ConfigCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `ipfs-kit bootstrap` arguments: kubo's verbs; none lists.
+#[derive(Args, Debug)]
+pub struct BootstrapArgs {
+    #[command(subcommand)]
+    pub command: Option<BootstrapCmd>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BootstrapCmd {
+    /// Print the bootstrap list.
+    List,
+    /// Add peers (multiaddrs ending in `/p2p/<id>`) to the list; `add default` or `--default`
+    /// adds kubo's default public peers.
+    Add {
+        peers: Vec<String>,
+        #[arg(long)]
+        default: bool,
+    },
+    /// Remove peers: `/p2p/<id>` removes every entry of the peer, a whole address that entry;
+    /// `rm all` or `--all` empties the list.
+    Rm {
+        peers: Vec<String>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// Runs `ipfs-kit bootstrap ...`: edits `config.toml` (validated, written atomically); a
+/// running daemon uses the list from its next start, as kubo's does.
+pub fn bootstrap(repo: &Path, args: BootstrapArgs) -> Result<()> {
+    let mut config = Config::load(repo)?;
+    let mut out = std::io::stdout().lock();
+    use std::io::Write as _;
+    let (verb, changed) = match args.command.unwrap_or(BootstrapCmd::List) {
+        BootstrapCmd::List => {
+            for p in &Config::load_with_env(repo)?.bootstrap {
+                writeln!(out, "{p}")?;
+            }
+            return Ok(());
+        }
+        BootstrapCmd::Add { mut peers, default } => {
+            // kubo's `bootstrap add default` subcommand.
+            let default = default || peers == ["default"];
+            peers.retain(|p| p != "default");
+            if default {
+                peers.extend(
+                    crate::config::KUBO_DEFAULT_BOOTSTRAP
+                        .iter()
+                        .map(|s| s.to_string()),
+                );
+            }
+            if peers.is_empty() {
+                bail!("no bootstrap peers to add");
+            }
+            ("added", config.bootstrap_add(&peers)?)
+        }
+        BootstrapCmd::Rm { peers, all } => {
+            if all || peers == ["all"] {
+                ("removed", config.bootstrap_rm_all())
+            } else if peers.is_empty() {
+                bail!("no bootstrap peers to remove");
+            } else {
+                ("removed", config.bootstrap_rm(&peers)?)
+            }
+        }
+    };
+    std::fs::create_dir_all(repo).with_context(|| format!("creating {}", repo.display()))?;
+    config.save(repo)?;
+    for p in changed {
+        writeln!(out, "{verb} {p}")?;
+    }
+    Ok(())
 }
 
 const REDACTED: &str = "<redacted>";

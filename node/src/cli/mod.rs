@@ -59,6 +59,7 @@ pub fn run(cli: Cli) -> Result<()> {
     // itself opens no repository and must work on a config that others would refuse.
     let sync_blocks = match &cli.command {
         Command::Config(_)
+        | Command::Bootstrap(_)
         | Command::Cluster(_)
         | Command::Swarm(_)
         | Command::Bitswap(_)
@@ -76,6 +77,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(a) => config::init(&repo_path, options, a),
         Command::Config(c) => config::run(&repo_path, c),
+        Command::Bootstrap(b) => config::bootstrap(&repo_path, b),
         Command::Cluster(c) => cluster::run(&repo_path, c),
         Command::Swarm(c) => online::swarm(&repo_path, c),
         Command::Bitswap(c) => online::bitswap(&repo_path, c),

@@ -12,10 +12,12 @@
 //! the dotted key. [`Config::resolve`] checks everything and returns the typed values the node
 //! runs with; a config that does not resolve is never written.
 
+mod bootstrap;
 mod keys;
 mod layers;
 mod resolve;
 
+pub use bootstrap::KUBO_DEFAULT_BOOTSTRAP;
 pub use keys::KNOWN_KEYS;
 pub use layers::Overrides;
 pub use resolve::{DhtMode, NetworkSettings, Settings, SwarmLimits};
