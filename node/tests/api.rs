@@ -1009,8 +1009,8 @@ fn small_commands_and_shutdown() {
 }
 
 /// `ping` over the API (kubo's lines, as they happen) and through the CLI (kubo's text); its
-/// errors: a count of 0, ourselves, and a peer nobody knows. Then `bootstrap` edits and
-/// `bitswap/ledger` on both sides of a fetch.
+/// errors: a count of 0, ourselves, and a peer nobody knows. Then `bitswap/ledger` on both
+/// sides of a fetch, `bootstrap` edits and `swarm peering`.
 #[test]
 fn ping_bootstrap_and_bitswap_ledger() {
     let (ex, ey) = (Env::new(), Env::new());
@@ -1165,6 +1165,31 @@ fn ping_bootstrap_and_bitswap_ledger() {
         ipfs_kit::config::KUBO_DEFAULT_BOOTSTRAP.len()
     );
     assert_eq!(post("bootstrap").1["Peers"], serde_json::json!([]));
+
+    // swarm peering through the CLI (the daemon's API): kubo's text.
+    assert_eq!(
+        ex.ok(&["swarm", "peering", "add", &y.swarm]),
+        format!("add {} success\n", y.peer_id)
+    );
+    assert_eq!(
+        ex.ok(&["swarm", "peering", "ls"]),
+        format!("{}\n", y.peer_id)
+    );
+    let (_, v) = post("swarm/peering/ls");
+    assert_eq!(v["Peers"][0]["Addrs"][0], y.swarm.as_str(), "{v}");
+    assert_eq!(
+        ex.ok(&["swarm", "peering", "rm", &y.peer_id]),
+        format!("remove {} success\n", y.peer_id)
+    );
+    assert_eq!(ex.ok(&["swarm", "peering", "ls"]), "");
+    let r = c
+        .post(format!(
+            "{}?arg=/ip4/127.0.0.1/tcp/1",
+            x.url("swarm/peering/add")
+        ))
+        .send()
+        .unwrap();
+    assert!(kubo_error(r, 400, 1).contains("/p2p/"));
 
     // A peer we never met: zeros, as kubo.
     let none = ledger(&x, &nobody);

@@ -99,6 +99,68 @@ async fn on_demand_pings_between_our_nodes() {
     b.shutdown().await;
 }
 
+/// Peering: a peered peer is dialed at start, its connection outlives the idle timeout that
+/// closes an ordinary one, and a closed connection is dialed again after the backoff; once
+/// removed from the set, it is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peered_peers_are_kept_and_redialed() {
+    let b = start(TCP).await;
+    let c = start(TCP).await;
+    let mut ca = config(TCP);
+    ca.idle_connection_timeout = Duration::from_secs(1);
+    ca.peering_backoff_initial = Duration::from_millis(300);
+    ca.peering = vec![dial_addr(&b).await];
+    let a = Node::start(ca).await.unwrap();
+    let connected = |n: &Node, p: PeerId| {
+        let n = n.handle();
+        async move { n.peers().await.unwrap().contains(&p) }
+    };
+    common::eventually(WAIT, "a dials its peered peer at start", || async {
+        connected(&a, b.peer_id()).await.then_some(())
+    })
+    .await;
+    assert_eq!(a.peering_list().await.unwrap()[0].0, b.peer_id());
+    // An ordinary connection from a closes once idle (1 s); the peered one stays.
+    a.connect(dial_addr(&c).await).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(!connected(&a, c.peer_id()).await, "idle connection kept");
+    assert!(connected(&a, b.peer_id()).await, "peered connection closed");
+    // b closes it: a dials again.
+    assert!(b.disconnect(a.peer_id()).await.unwrap());
+    common::eventually(WAIT, "a sees the connection closed", || async {
+        (!connected(&a, b.peer_id()).await).then_some(())
+    })
+    .await;
+    common::eventually(WAIT, "a redials its peered peer", || async {
+        (connected(&a, b.peer_id()).await && connected(&b, a.peer_id()).await).then_some(())
+    })
+    .await;
+    // Removed: b's next disconnect stays.
+    assert!(a.peering_remove(b.peer_id()).await.unwrap());
+    assert!(!a.peering_remove(b.peer_id()).await.unwrap());
+    assert!(b.disconnect(a.peer_id()).await.unwrap());
+    common::eventually(WAIT, "a sees the connection closed again", || async {
+        (!connected(&a, b.peer_id()).await).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!connected(&a, b.peer_id()).await, "redialed after removal");
+    // Added again at run time (`swarm peering add`): dialed at once.
+    let peer = a.peering_add(dial_addr(&b).await).await.unwrap();
+    assert_eq!(peer, b.peer_id());
+    common::eventually(WAIT, "a dials a peer added at run time", || async {
+        connected(&a, b.peer_id()).await.then_some(())
+    })
+    .await;
+    assert!(a
+        .peering_add("/ip4/127.0.0.1/tcp/1".parse().unwrap())
+        .await
+        .is_err());
+    for n in [a, b, c] {
+        n.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_connect_over_quic() {
     let a = start(QUIC).await;

@@ -408,6 +408,70 @@ async fn run_ping(
     }
 }
 
+/// `POST /api/v0/swarm/peering/add?arg=<multiaddr/p2p/id>...`: kubo's `{"ID","Status"}` line
+/// per peer; from now on the node stays connected to it ([`crate::net::peering`]).
+pub async fn swarm_peering_add(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let args = Args::parse(q.as_deref())?;
+    let mut addrs = Vec::new();
+    for a in args.required_args("address")? {
+        let addr: Multiaddr = a
+            .parse()
+            .map_err(|e| ApiError::bad_request(format!("invalid multiaddr {a:?}: {e}")))?;
+        if crate::net::node::peer_of(&addr).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "{a}: no /p2p/<peer id> in the address"
+            )));
+        }
+        addrs.push(addr);
+    }
+    let node = state.node()?;
+    let mut lines = Vec::new();
+    for addr in addrs {
+        let peer = node.peering_add(addr).await?;
+        lines.push(json!({"ID": peer.to_string(), "Status": "success"}));
+    }
+    Ok(ndjson(self::lines(&lines)?))
+}
+
+/// `POST /api/v0/swarm/peering/ls`: `{"Peers":[{"ID","Addrs"}]}`.
+pub async fn swarm_peering_ls(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let peers: Vec<Value> = state
+        .node()?
+        .peering_list()
+        .await?
+        .into_iter()
+        .map(|(p, addrs)| {
+            let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+            json!({"ID": p.to_string(), "Addrs": addrs})
+        })
+        .collect();
+    Ok(Json(json!({ "Peers": peers })).into_response())
+}
+
+/// `POST /api/v0/swarm/peering/rm?arg=<peer>...`: `{"ID","Status"}` lines; the node stops
+/// redialing each (its connections stay until they idle out).
+pub async fn swarm_peering_rm(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let args = Args::parse(q.as_deref())?;
+    let peers = args
+        .required_args("ID")?
+        .iter()
+        .map(|p| parse_peer(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let node = state.node()?;
+    let mut lines = Vec::new();
+    for peer in peers {
+        node.peering_remove(peer).await?;
+        lines.push(json!({"ID": peer.to_string(), "Status": "success"}));
+    }
+    Ok(ndjson(self::lines(&lines)?))
+}
+
 /// One `bootstrap` edit at a time in this process (each loads, changes and saves
 /// `config.toml`).
 static BOOTSTRAP_EDIT: parking_lot::Mutex<()> = parking_lot::Mutex::new(());

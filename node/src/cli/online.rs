@@ -24,6 +24,26 @@ pub enum SwarmCmd {
         #[arg(required = true)]
         addresses: Vec<String>,
     },
+    /// Peers the daemon stays connected to (kubo's `swarm peering`).
+    #[command(subcommand)]
+    Peering(PeeringCmd),
+}
+
+/// `ipfs-kit swarm peering`.
+#[derive(Subcommand, Debug)]
+pub enum PeeringCmd {
+    /// Stay connected to each peer (`<multiaddr>/p2p/<id>`): kept open, redialed when closed.
+    Add {
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// The peered peers.
+    Ls,
+    /// Stop redialing each peer (by peer ID).
+    Rm {
+        #[arg(required = true)]
+        peers: Vec<String>,
+    },
 }
 
 /// `ipfs-kit bitswap`.
@@ -84,6 +104,28 @@ pub fn swarm(repo: &Path, cmd: SwarmCmd) -> Result<()> {
         }
         SwarmCmd::Connect { addresses } => print_strings(&c, "swarm/connect", addresses)?,
         SwarmCmd::Disconnect { addresses } => print_strings(&c, "swarm/disconnect", addresses)?,
+        SwarmCmd::Peering(cmd) => {
+            let (command, verb, args) = match cmd {
+                PeeringCmd::Ls => {
+                    let v = c.json("swarm/peering/ls", &[])?;
+                    for p in v["Peers"].as_array().into_iter().flatten() {
+                        writeln!(out, "{}", p["ID"].as_str().unwrap_or(""))?;
+                    }
+                    return Ok(());
+                }
+                PeeringCmd::Add { addresses } => ("swarm/peering/add", "add", addresses),
+                PeeringCmd::Rm { peers } => ("swarm/peering/rm", "remove", peers),
+            };
+            let args: Vec<(&str, String)> = args.into_iter().map(|a| ("arg", a)).collect();
+            for v in ndjson_lines(c.call(command, &args)?) {
+                let v = v?;
+                let (id, status) = (
+                    v["ID"].as_str().unwrap_or(""),
+                    v["Status"].as_str().unwrap_or(""),
+                );
+                writeln!(out, "{verb} {id} {status}")?;
+            }
+        }
     }
     Ok(())
 }

@@ -30,6 +30,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "discovery.mdns",
     "dns",
     "dns.resolvers",
+    "peering",
+    "peering.peers",
     "provide",
     "provide.strategy",
     "api",

@@ -178,6 +178,8 @@ pub struct Config {
     pub discovery: Discovery,
     #[serde(skip_serializing_if = "Dns::is_default")]
     pub dns: Dns,
+    #[serde(skip_serializing_if = "Peering::is_default")]
+    pub peering: Peering,
     pub provide: Provide,
     pub api: Api,
     pub cluster: Cluster,
@@ -299,6 +301,21 @@ pub struct Dns {
 }
 
 impl Dns {
+    fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// Peers to stay connected to (kubo's `Peering`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Peering {
+    /// Multiaddrs ending in `/p2p/<peer id>`: dialed at start, their connections kept open,
+    /// redialed with backoff when they close (`swarm peering add|rm` change the running set).
+    pub peers: Vec<String>,
+}
+
+impl Peering {
     fn is_default(&self) -> bool {
         self == &Self::default()
     }

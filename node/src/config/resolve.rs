@@ -102,6 +102,8 @@ pub struct NetworkSettings {
     pub lan_dht: bool,
     /// `dns.resolvers`; empty: the system's.
     pub dns_resolvers: Vec<SocketAddr>,
+    /// `peering.peers`, each naming a peer.
+    pub peering: Vec<Multiaddr>,
 }
 
 impl Config {
@@ -264,6 +266,7 @@ impl Config {
                     .map(|r| socket_addr("dns.resolvers", r))
                     .collect::<Result<_, _>>()?
             },
+            peering: peer_addrs("peering.peers", &self.peering.peers)?,
         })
     }
 }
@@ -353,10 +356,21 @@ pub(super) fn multiaddrs(key: &str, values: &[String]) -> Result<Vec<Multiaddr>,
 
 /// Parses the bootstrap list: multiaddrs that each name a peer (as kubo requires).
 pub(super) fn bootstrap(values: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
-    let addrs = multiaddrs("bootstrap", values)?;
+    peer_addrs("bootstrap", values)
+}
+
+/// Parses a list of multiaddrs that each name a peer (`/p2p/<id>`).
+fn peer_addrs(key: &str, values: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
+    let addrs = multiaddrs(key, values)?;
     for (addr, text) in addrs.iter().zip(values) {
         if !addr.iter().any(|p| matches!(p, Protocol::P2p(_))) {
-            return Err(ConfigError::BootstrapWithoutPeerId(text.clone()));
+            return Err(match key {
+                "bootstrap" => ConfigError::BootstrapWithoutPeerId(text.clone()),
+                _ => ConfigError::BadValue {
+                    key: key.into(),
+                    message: format!("{text:?} has no /p2p/<peer id> component"),
+                },
+            });
         }
     }
     Ok(addrs)

@@ -491,6 +491,7 @@ fn known_keys_match_the_structs() {
     c.cluster.secret = Some("ab".repeat(32));
     c.cluster.metric_ttl_secs = Some(5);
     c.dns.resolvers = vec!["127.0.0.1:53".into()];
+    c.peering.peers = vec![format!("/ip4/1.2.3.4/tcp/4001/p2p/{PEER}")];
     c.tiers.s3 = Some(crate::config::TierS3 {
         endpoint: Some("http://127.0.0.1:9000".into()),
         region: Some("us-east-1".into()),

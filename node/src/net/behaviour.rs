@@ -244,6 +244,8 @@ pub struct Behaviour {
     /// Streams we open on demand (an on-demand ping, [`crate::net::ping`]). It accepts no
     /// protocol, so it adds nothing peers can open on us.
     pub streams: libp2p_stream::Behaviour,
+    /// Keeps connections to peered peers open while idle ([`crate::net::peering`]).
+    pub keep_alive: crate::net::peering::KeepAlive,
 }
 
 /// The DHT record store, holding up to [`PROVIDER_KEYS_MAX`] keys of other peers' provider
@@ -395,6 +397,7 @@ impl Behaviour {
             ),
             mdns: Toggle::from(mdns),
             streams: libp2p_stream::Behaviour::new(),
+            keep_alive: Default::default(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The config's network features applied to a [`NodeConfig`]: the DHT mode by role and
 //! reachability, AutoNAT's serving and address policy, the relay client and its static
-//! relays, the relay service, mDNS, the DNS resolvers.
+//! relays, the relay service, mDNS, the DNS resolvers, the peered peers.
 
 use super::{KadMode, NodeConfig};
 use crate::config::{DhtMode, NetworkSettings, Role};
@@ -20,6 +20,7 @@ pub fn apply(config: &mut NodeConfig, network: &NetworkSettings, role: Role) {
     config.relay_client = network.relay_client;
     config.relays = network.relays.clone();
     config.dns_resolvers = network.dns_resolvers.clone();
+    config.peering = network.peering.clone();
     config.behaviour.relay_server = network.relay_service;
     config.behaviour.mdns = network.mdns;
     config.behaviour.lan_dht = network.lan_dht;

@@ -24,6 +24,7 @@ pub mod identity;
 pub mod muxer;
 pub mod node;
 pub mod on_demand;
+pub mod peering;
 pub mod ping;
 pub mod provide;
 pub mod psk;

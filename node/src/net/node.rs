@@ -141,6 +141,8 @@ pub enum NetError {
     Stopped,
     #[error("ping {peer}: {reason}")]
     Ping { peer: PeerId, reason: String },
+    #[error("peering: {0}")]
+    Peering(String),
 }
 
 /// How to start a [`Node`].
@@ -172,6 +174,11 @@ pub struct NodeConfig {
     pub relays: Vec<Multiaddr>,
     /// Name servers for `/dns*` addresses ([`super::transport`]); empty: the system's.
     pub dns_resolvers: Vec<std::net::SocketAddr>,
+    /// Peers to stay connected to (`peering.peers`: multiaddrs naming a peer), see
+    /// [`super::peering`].
+    pub peering: Vec<Multiaddr>,
+    /// The first wait before redialing a peered peer ([`super::peering::PEERING_BACKOFF_INITIAL`]).
+    pub peering_backoff_initial: Duration,
 }
 
 impl NodeConfig {
@@ -190,6 +197,8 @@ impl NodeConfig {
             relay_client: false,
             relays: Vec::new(),
             dns_resolvers: Vec::new(),
+            peering: Vec::new(),
+            peering_backoff_initial: super::peering::PEERING_BACKOFF_INITIAL,
         }
     }
 
@@ -240,6 +249,13 @@ enum Command {
         PeerId,
         oneshot::Sender<crate::bitswap::behaviour::LedgerReceipt>,
     ),
+    PeeringAdd(
+        PeerId,
+        Vec<Multiaddr>,
+        oneshot::Sender<Result<(), NetError>>,
+    ),
+    PeeringRemove(PeerId, oneshot::Sender<bool>),
+    PeeringList(oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>),
     SendRaw(PeerId, Vec<u8>, oneshot::Sender<bool>),
     Publish(String, Vec<u8>, oneshot::Sender<Result<(), NetError>>),
     ClusterStatus(
@@ -307,8 +323,18 @@ impl Node {
             kad_follows_reachability: config.behaviour.kad_mode
                 == super::behaviour::KadMode::ByReachability,
             reachability: reachability.clone(),
+            peering: super::peering::Peering::new(config.peering_backoff_initial),
             ..Actor::default()
         };
+        for addr in &config.peering {
+            if let Some(peer) = peer_of(addr) {
+                if let Err(e) = actor.peering.add(peer, vec![addr.clone()], false) {
+                    tracing::warn!(%addr, error = %e, "not peered");
+                    continue;
+                }
+                swarm.behaviour_mut().keep_alive.set(peer, true);
+            }
+        }
         if let (Some(hooks), Some(g)) = (&config.cluster, swarm.behaviour_mut().gossipsub.as_mut())
         {
             for t in &hooks.topics {
@@ -596,6 +622,30 @@ impl NodeHandle {
     /// Our wantlist (`None`), or the wantlist `peer` sent us.
     pub async fn wantlist(&self, peer: Option<PeerId>) -> Result<Vec<Cid>, NetError> {
         self.ask(|tx| Command::Wantlist(peer, tx)).await
+    }
+
+    /// Stays connected to the peer `addr` names (`swarm peering add`): dialed now if need be,
+    /// its connections kept open, redialed with backoff when they close.
+    pub async fn peering_add(&self, addr: Multiaddr) -> Result<PeerId, NetError> {
+        let peer = peer_of(&addr).ok_or_else(|| {
+            NetError::Peering(format!("{addr}: no /p2p/<peer id> in the address"))
+        })?;
+        let only_peer = addr.iter().count() == 1;
+        let addrs = if only_peer { Vec::new() } else { vec![addr] };
+        self.ask(|tx| Command::PeeringAdd(peer, addrs, tx))
+            .await??;
+        Ok(peer)
+    }
+
+    /// Stops keeping `peer` connected (`swarm peering rm`); false if it was not peered. Its
+    /// connections stay until they idle out.
+    pub async fn peering_remove(&self, peer: PeerId) -> Result<bool, NetError> {
+        self.ask(|tx| Command::PeeringRemove(peer, tx)).await
+    }
+
+    /// The peered peers and their addresses (`swarm peering ls`).
+    pub async fn peering_list(&self) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NetError> {
+        self.ask(Command::PeeringList).await
     }
 
     /// What we exchanged with `peer` over bitswap while connected (kubo's `bitswap ledger`).
@@ -958,6 +1008,8 @@ struct Actor {
     relays: Vec<Multiaddr>,
     relay_listeners: HashMap<libp2p::core::transport::ListenerId, Multiaddr>,
     relay_retry_at: Option<std::time::Instant>,
+    /// Peers to stay connected to, and when to dial each.
+    peering: super::peering::Peering,
 }
 
 impl Actor {
@@ -1081,6 +1133,26 @@ impl Actor {
             }
             Command::Ledger(peer, tx) => {
                 let _ = tx.send(swarm.behaviour().bitswap.ledger(&peer));
+            }
+            Command::PeeringAdd(peer, addrs, tx) => {
+                let connected = self.peers.contains_key(&peer);
+                let r = self
+                    .peering
+                    .add(peer, addrs, connected)
+                    .map_err(|e| NetError::Peering(e.to_string()));
+                if r.is_ok() {
+                    swarm.behaviour_mut().keep_alive.set(peer, true);
+                    // Dial now rather than at the next housekeeping tick.
+                    self.housekeeping_peering(swarm);
+                }
+                let _ = tx.send(r);
+            }
+            Command::PeeringRemove(peer, tx) => {
+                swarm.behaviour_mut().keep_alive.set(peer, false);
+                let _ = tx.send(self.peering.remove(&peer));
+            }
+            Command::PeeringList(tx) => {
+                let _ = tx.send(self.peering.list());
             }
             Command::SendRaw(peer, bytes, tx) => {
                 let _ = tx.send(swarm.behaviour_mut().bitswap.send_raw(peer, bytes));
@@ -1443,12 +1515,31 @@ impl Actor {
     }
 
     fn housekeeping(&mut self, swarm: &mut Swarm<Behaviour>) {
+        self.housekeeping_peering(swarm);
         if self
             .relay_retry_at
             .is_some_and(|at| std::time::Instant::now() >= at)
         {
             self.reserve_on_relays(swarm);
         }
+        self.housekeeping_fetches(swarm);
+    }
+
+    /// Dials the peered peers that are due ([`super::peering::Peering::due`]).
+    fn housekeeping_peering(&mut self, swarm: &mut Swarm<Behaviour>) {
+        for (peer, addrs) in self.peering.due(std::time::Instant::now()) {
+            let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = swarm.dial(opts) {
+                tracing::debug!(%peer, error = %e, "peering dial not started");
+            }
+        }
+    }
+
+    /// Ends the fetches whose caller went away or that made no progress for the stall timeout.
+    fn housekeeping_fetches(&mut self, swarm: &mut Swarm<Behaviour>) {
         let stall = self.fetch_stall_timeout;
         let mut ended = Vec::new();
         for (s, f) in &self.fetches {
@@ -1637,6 +1728,7 @@ impl Actor {
                 let entry = self.peers.entry(peer_id).or_default();
                 entry.0 += 1;
                 entry.1.addr = Some(endpoint.get_remote_address().clone());
+                self.peering.connected(&peer_id);
                 if let Some((_, reply)) = self.dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
@@ -1652,6 +1744,7 @@ impl Actor {
                 if num_established == 0 {
                     self.peers.remove(&peer_id);
                     self.relay_reservations.retain(|r| *r != peer_id);
+                    self.peering.disconnected(&peer_id);
                 } else if let Some(entry) = self.peers.get_mut(&peer_id) {
                     entry.0 = num_established as usize;
                 }
