@@ -28,6 +28,17 @@ fn parse_peer(s: &str) -> Result<PeerId, ApiError> {
         .map_err(|e| ApiError::internal(format!("invalid peer ID {s:?}: {e}")))
 }
 
+/// A multiaddr that names a peer (`.../p2p/<id>`), and that peer; kubo's 400 otherwise.
+fn parse_peer_addr(text: &str) -> Result<(Multiaddr, PeerId), ApiError> {
+    let addr: Multiaddr = text
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("invalid multiaddr {text:?}: {e}")))?;
+    let peer = crate::net::node::peer_of(&addr).ok_or_else(|| {
+        ApiError::bad_request(format!("{text}: no /p2p/<peer id> in the address"))
+    })?;
+    Ok((addr, peer))
+}
+
 /// `POST /api/v0/id[?arg=<peer>]`: kubo's identity object, plus this node's `Role`.
 pub async fn id(
     State(state): State<ApiState>,
@@ -228,12 +239,7 @@ pub async fn ping(
         )));
     }
     let (peer, addr) = if target.starts_with('/') {
-        let addr: Multiaddr = target
-            .parse()
-            .map_err(|e| ApiError::bad_request(format!("invalid multiaddr {target:?}: {e}")))?;
-        let peer = crate::net::node::peer_of(&addr).ok_or_else(|| {
-            ApiError::bad_request(format!("{target}: no /p2p/<peer id> in the address"))
-        })?;
+        let (addr, peer) = parse_peer_addr(&target)?;
         (peer, Some(addr))
     } else {
         (parse_peer(&target)?, None)
@@ -417,15 +423,7 @@ pub async fn swarm_peering_add(
     let args = Args::parse(q.as_deref())?;
     let mut addrs = Vec::new();
     for a in args.required_args("address")? {
-        let addr: Multiaddr = a
-            .parse()
-            .map_err(|e| ApiError::bad_request(format!("invalid multiaddr {a:?}: {e}")))?;
-        if crate::net::node::peer_of(&addr).is_none() {
-            return Err(ApiError::bad_request(format!(
-                "{a}: no /p2p/<peer id> in the address"
-            )));
-        }
-        addrs.push(addr);
+        addrs.push(parse_peer_addr(&a)?.0);
     }
     let node = state.node()?;
     let mut lines = Vec::new();
