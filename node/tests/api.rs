@@ -1041,6 +1041,24 @@ fn ping_bootstrap_and_bitswap_ledger() {
         average.starts_with("Average latency: ") && average.ends_with("ms"),
         "{average}"
     );
+    // id of another peer: what identify told us, in kubo's shape.
+    let v: Value = c
+        .post(format!("{}?arg={}", x.url("id"), y.peer_id))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["ID"], y.peer_id.as_str());
+    assert_eq!(v["ProtocolVersion"], "ipfs/0.1.0", "{v}");
+    assert!(
+        v["AgentVersion"].as_str().unwrap().starts_with("ipfs-kit/"),
+        "{v}"
+    );
+    let own: Value = c.post(y.url("id")).send().unwrap().json().unwrap();
+    assert_eq!(
+        v["PublicKey"], own["PublicKey"],
+        "the key identify gave is y's own"
+    );
     // By peer ID, now connected; through the CLI, kubo's text.
     let out = ex.ok(&["ping", "-n", "1", &y.peer_id]);
     let out: Vec<&str> = out.lines().collect();

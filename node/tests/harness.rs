@@ -57,6 +57,38 @@ async fn three_nodes_line_fetch_end_to_end_through_dht_providers() {
     net.shutdown().await;
 }
 
+/// `id <peer>` for a peer not connected (kubo looks it up): node 0 finds node 2 through the
+/// DHT (node 1 between them), dials it, and reports what identify said: agent, key,
+/// protocols. A peer nobody knows is an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identify_a_peer_found_through_the_dht() {
+    let net = Testnet::start(3, Topology::Line).await.unwrap();
+    let (h0, p2) = (net.handle(0).unwrap(), net.peer_id(2).unwrap());
+    assert!(
+        !h0.peers().await.unwrap().contains(&p2),
+        "0 and 2 are not linked"
+    );
+    let info = h0.identify_peer(p2).await.unwrap();
+    assert_eq!(
+        info.agent_version.as_deref(),
+        Some(ipfs_kit::net::agent_version().as_str())
+    );
+    assert_eq!(
+        info.protocol_version.as_deref(),
+        Some(ipfs_kit::net::behaviour::IDENTIFY_PROTOCOL_VERSION)
+    );
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(&info.public_key).unwrap();
+    assert_eq!(key.to_peer_id(), p2);
+    assert!(info.protocols.iter().any(|p| p == "/ipfs/bitswap/1.2.0"));
+    assert!(!info.listen_addrs.is_empty());
+    assert!(h0.peers().await.unwrap().contains(&p2));
+    let nobody = ipfs_kit::net::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id();
+    assert!(h0.identify_peer(nobody).await.is_err());
+    net.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_nodes_random_every_node_fetches_and_a_second_provider_survives_a_stop() {
     let started = Instant::now();

@@ -49,17 +49,16 @@ pub async fn id(
         let peer = parse_peer(peer)?;
         let node = state.node()?;
         if peer != node.peer_id() {
-            let info = node
-                .peer_info(peer)
-                .await?
-                .ok_or_else(|| ApiError::internal(format!("peer {peer} is not connected")))?;
+            // As kubo: a peer not connected is looked up in the DHT (and here dialed, so that
+            // identify tells its agent, key and protocols).
+            let info = node.identify_peer(peer).await?;
             let addrs: Vec<String> = info.listen_addrs.iter().map(|a| a.to_string()).collect();
             return Ok(Json(json!({
                 "ID": peer.to_string(),
-                "PublicKey": "",
+                "PublicKey": base64::engine::general_purpose::STANDARD.encode(&info.public_key),
                 "Addresses": addrs,
                 "AgentVersion": info.agent_version.unwrap_or_default(),
-                "ProtocolVersion": "",
+                "ProtocolVersion": info.protocol_version.unwrap_or_default(),
                 "Protocols": info.protocols,
             }))
             .into_response());

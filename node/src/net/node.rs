@@ -112,6 +112,9 @@ pub enum ClusterNetEvent {
     },
 }
 
+/// Longest [`NodeHandle::identify_peer`] (`id <peer>`): lookup, dial and identify.
+pub const IDENTIFY_PEER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Errors of the network node.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -222,6 +225,10 @@ pub struct PeerInfo {
     pub listen_addrs: Vec<Multiaddr>,
     /// The last ping round trip.
     pub rtt: Option<Duration>,
+    /// Identify's public key, protobuf-encoded (kubo's `PublicKey` before base64).
+    pub public_key: Vec<u8>,
+    /// Identify's protocol version (`ipfs/0.1.0`).
+    pub protocol_version: Option<String>,
 }
 
 #[derive(Debug)]
@@ -730,6 +737,49 @@ impl NodeHandle {
     /// that GET_PROVIDERS asked of us names us. Returns how many were stored.
     pub async fn provide_locally(&self, keys: Vec<Vec<u8>>) -> Result<usize, NetError> {
         self.ask(|tx| Command::ProvideLocally(keys, tx)).await
+    }
+
+    /// What identify says of `peer` (kubo's `id <peer>`): at once when connected and
+    /// identified; otherwise found through the DHT if not connected, dialed, and waited for
+    /// until identify answers, all within [`IDENTIFY_PEER_TIMEOUT`].
+    pub async fn identify_peer(&self, peer: PeerId) -> Result<PeerInfo, NetError> {
+        let deadline = tokio::time::Instant::now() + IDENTIFY_PEER_TIMEOUT;
+        let identified = |i: Option<PeerInfo>| i.filter(|i| i.agent_version.is_some());
+        if let Some(info) = identified(self.peer_info(peer).await?) {
+            return Ok(info);
+        }
+        if !self.peers().await?.contains(&peer) {
+            let addrs = tokio::time::timeout_at(deadline, self.find_peer(peer))
+                .await
+                .map_err(|_| NetError::Query(format!("routing: {peer} not found in time")))??
+                .ok_or_else(|| NetError::Query(format!("routing: {peer} not found")))?;
+            let mut failed = None;
+            for a in addrs {
+                let a = a.with_p2p(peer).unwrap_or_else(|a| a);
+                match tokio::time::timeout_at(deadline, self.connect(a)).await {
+                    Ok(Ok(_)) => {
+                        failed = None;
+                        break;
+                    }
+                    Ok(Err(e)) => failed = Some(e),
+                    Err(_) => break,
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+        loop {
+            if let Some(info) = identified(self.peer_info(peer).await?) {
+                return Ok(info);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(NetError::Query(format!(
+                    "{peer} did not identify itself within {IDENTIFY_PEER_TIMEOUT:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Finds `peer` through the DHT: its addresses, or `Ok(None)` if the lookup did not meet it.
@@ -1902,6 +1952,8 @@ impl Actor {
         if let Some((_, known)) = self.peers.get_mut(&peer) {
             tracing::debug!(%peer, agent = %info.agent_version, "identified");
             known.agent_version = Some(info.agent_version);
+            known.public_key = info.public_key.encode_protobuf();
+            known.protocol_version = Some(info.protocol_version);
             known.protocols = info
                 .protocols
                 .iter()
