@@ -1059,6 +1059,10 @@ fn ping_bootstrap_and_bitswap_ledger() {
         v["PublicKey"], own["PublicKey"],
         "the key identify gave is y's own"
     );
+    let cli: Value = serde_json::from_str(&ex.ok(&["id", &y.peer_id])).unwrap();
+    assert_eq!(cli, v);
+    let offline = Env::new().fails_one_line(&["id", &y.peer_id]);
+    assert!(offline.contains("online mode"), "{offline}");
     // By peer ID, now connected; through the CLI, kubo's text.
     let out = ex.ok(&["ping", "-n", "1", &y.peer_id]);
     let out: Vec<&str> = out.lines().collect();

@@ -63,8 +63,9 @@ pub enum Command {
     Repo(RepoCmd),
     /// Print the version.
     Version,
-    /// Show this node's identity (kubo's `id` JSON).
-    Id,
+    /// Show this node's identity (kubo's `id` JSON), or with a peer ID, that peer's as
+    /// identify gave it (through the running daemon: found in the DHT and dialed if need be).
+    Id { peer: Option<String> },
     /// Run the network node until SIGINT/SIGTERM.
     Daemon(super::net::DaemonArgs),
     /// DHT routing: find providers or peers, announce a CID.

@@ -89,7 +89,10 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Add(a) => add::run(&repo_path, options, a),
-        Command::Id => net::id(&repo_path, options),
+        Command::Id { peer: None } => net::id(&repo_path, options),
+        Command::Id { peer: Some(_) } => anyhow::bail!(
+            "this command must be run in online mode: start `ipfs-kit daemon` on this repository first"
+        ),
         Command::Daemon(a) => net::daemon(&repo_path, options, a),
         Command::Routing(c) => net::routing(&repo_path, options, c),
         Command::Cat {

@@ -22,7 +22,7 @@ pub(super) fn through_daemon(command: &Command) -> bool {
             | Command::Block(_)
             | Command::Dag(_)
             | Command::Pin(_)
-            | Command::Id
+            | Command::Id { .. }
             | Command::Repo(RepoCmd::Gc { .. } | RepoCmd::Stat)
     )
 }
@@ -85,8 +85,9 @@ pub(super) fn run(c: &ApiClient, command: Command) -> Result<()> {
             println!("Version:    {}", s["Version"].as_str().unwrap_or(""));
             Ok(())
         }
-        Command::Id => {
-            let v = c.json("id", &[])?;
+        Command::Id { peer } => {
+            let args: Vec<(&str, String)> = peer.into_iter().map(|p| ("arg", p)).collect();
+            let v = c.json("id", &args)?;
             let mut buf = Vec::new();
             let mut ser = serde_json::Serializer::with_formatter(
                 &mut buf,
