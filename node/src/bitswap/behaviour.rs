@@ -467,22 +467,21 @@ impl Behaviour {
         if tracing::enabled!(tracing::Level::TRACE) {
             trace_message("received", &peer, &msg);
         }
-        if let Some(e) = self.peers.get_mut(&peer) {
-            e.blocks_received += msg.blocks.len() as u64;
-            e.bytes_received += msg
-                .blocks
-                .iter()
-                .map(|b| b.data().len() as u64)
-                .sum::<u64>();
-        }
+        let mut bytes = 0u64;
         for b in &msg.blocks {
             let len = b.data().len() as u64;
+            bytes += len;
             self.stat.blocks_received += 1;
             self.stat.data_received += len;
             if !self.sessions.values().any(|s| s.wants(b.cid())) {
                 self.stat.dup_blks_received += 1;
                 self.stat.dup_data_received += len;
             }
+        }
+        // The peer's ledger (`bitswap ledger`): one lookup per message.
+        if let Some(e) = self.peers.get_mut(&peer) {
+            e.blocks_received += msg.blocks.len() as u64;
+            e.bytes_received += bytes;
         }
         let Message {
             wantlist,
