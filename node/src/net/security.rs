@@ -55,6 +55,14 @@ pub const TLS_PROTOCOL: &str = "/tls/1.0.0";
 pub const NOISE_PROTOCOL: &str = "/noise";
 /// The ALPN value the libp2p TLS spec requires.
 const ALPN: &[u8] = b"libp2p";
+/// How many bytes of encrypted records a TLS connection holds for the socket (rustls's
+/// buffer limit, 64 KiB by default). The secure channel writes what it is given as records
+/// into this buffer and hands the buffer to the kernel in one `writev` once it is full or the
+/// input ends, so with 64 KiB every 256 KiB yamux frame ([`super::muxer::FRAME_SEND_BYTES_MAX`])
+/// took four system calls, each a loopback delivery and a wake-up of the receiving thread.
+/// One frame and its header fit in this; it bounds what a connection holds past yamux's own
+/// windows.
+pub const TLS_SEND_BUFFER_BYTES: usize = super::muxer::FRAME_SEND_BYTES_MAX + 64 * 1024;
 
 /// TLS 1.3 suites, most preferred first: AES-GCM (hardware-accelerated on servers), then
 /// ChaCha20-Poly1305 for peers without AES. ring's implementations (see the module docs).
@@ -162,7 +170,9 @@ where
         if protocol != TLS_PROTOCOL {
             return noise_upgrade(self.noise.upgrade_inbound(socket, NOISE_PROTOCOL));
         }
-        tls_upgrade(TlsAcceptor::from(self.server).accept(socket))
+        tls_upgrade(TlsAcceptor::from(self.server).accept_with(socket, |c| {
+            c.set_buffer_limit(Some(TLS_SEND_BUFFER_BYTES));
+        }))
     }
 }
 
@@ -180,7 +190,11 @@ where
         }
         // The spec forbids a server name indication; rustls sends none for an IP address.
         let name = ServerName::IpAddress(IpAddr::V4(Ipv4Addr::UNSPECIFIED).into());
-        tls_upgrade(TlsConnector::from(self.client).connect(name, socket))
+        tls_upgrade(
+            TlsConnector::from(self.client).connect_with(name, socket, |c| {
+                c.set_buffer_limit(Some(TLS_SEND_BUFFER_BYTES));
+            }),
+        )
     }
 }
 

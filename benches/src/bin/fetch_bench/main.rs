@@ -32,6 +32,8 @@
 //! the bench fails after [`STALLED_TRANSFER_ATTEMPTS_MAX`] stalls of one transfer, and says
 //! how many it ran again.
 
+mod floor;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -84,6 +86,14 @@ struct Args {
     /// small blocks (messages of many blocks), ipfs-kit -> ipfs-kit only.
     #[arg(long)]
     chunk_size: Option<usize>,
+    /// After the rounds, time alone each part every node-to-node fetch must do (store read,
+    /// the transport, SHA-256, store write) on the same blocks, and set the fetch against the
+    /// floor their sum makes on this machine's cores (`floor.rs`).
+    #[arg(long)]
+    floor: bool,
+    /// `--floor`'s parts alone, no transfers (to profile them); needs `--skip-kubo`.
+    #[arg(long)]
+    floor_only: bool,
 }
 
 fn workspace_root() -> PathBuf {
@@ -433,24 +443,27 @@ fn cpu_secs() -> Option<(f64, f64)> {
 
 /// Prints the CPU this process used between `before` and `after` (both nodes of an ipfs-kit
 /// -> ipfs-kit transfer run in it: sender and receiver together) per GiB of `bytes`.
+/// Returns that CPU (user plus system, seconds per GiB), if it was read.
 fn print_cpu(
     what: &str,
     before: Option<(f64, f64)>,
     after: Option<(f64, f64)>,
     bytes: u64,
     secs: f64,
-) {
-    if let (Some((u0, s0)), Some((u1, s1))) = (before, after) {
-        let gib = bytes as f64 / f64::from(1u32 << 30);
-        eprintln!(
-            "{what} CPU (both nodes): user {:.2} s + sys {:.2} s = {:.2} s per GiB, \
-             {:.0}% of one core over {secs:.2} s",
-            (u1 - u0) / gib,
-            (s1 - s0) / gib,
-            (u1 - u0 + s1 - s0) / gib,
-            100.0 * (u1 - u0 + s1 - s0) / secs,
-        );
-    }
+) -> Option<f64> {
+    let (Some((u0, s0)), Some((u1, s1))) = (before, after) else {
+        return None;
+    };
+    let gib = bytes as f64 / f64::from(1u32 << 30);
+    eprintln!(
+        "{what} CPU (both nodes): user {:.2} s + sys {:.2} s = {:.2} s per GiB, \
+         {:.0}% of one core over {secs:.2} s",
+        (u1 - u0) / gib,
+        (s1 - s0) / gib,
+        (u1 - u0 + s1 - s0) / gib,
+        100.0 * (u1 - u0 + s1 - s0) / secs,
+    );
+    Some((u1 - u0 + s1 - s0) / gib)
 }
 
 fn mbps(bytes: u64, secs: f64) -> f64 {
@@ -465,6 +478,9 @@ fn main() -> Result<()> {
         bail!(
             "--chunk-size other than kubo's 262144 needs --skip-kubo (kubo's add uses its default)"
         );
+    }
+    if args.floor_only && !args.skip_kubo {
+        bail!("--floor-only needs --skip-kubo");
     }
     if args.fetch_only && !args.skip_kubo {
         bail!("--fetch-only needs --skip-kubo");
@@ -488,6 +504,9 @@ fn main() -> Result<()> {
     let mut rows: Vec<(&'static str, Vec<f64>)> = Vec::new();
     // ipfs-kit -> kubo transfers that stalled and were run again.
     let mut stalls = 0usize;
+    // CPU per GiB of each round's node-to-node fetch, and `--floor`'s parts.
+    let mut fetch_cpu: Vec<f64> = Vec::new();
+    let mut floor_parts = Vec::new();
     rt.block_on(async {
         let a = ours(scratch.path(), args.quic).await?;
         let t = Instant::now();
@@ -526,7 +545,7 @@ fn main() -> Result<()> {
             Some((libkubo, k1, kcid))
         };
 
-        for round in 1..=rounds {
+        for round in (1..=rounds).filter(|_| !args.floor_only) {
             if !args.only_ours_to_kubo {
                 let b = ours(scratch.path(), args.quic).await?;
                 b.node.connect(dial_addr(&a.node).await?).await?;
@@ -547,13 +566,13 @@ fn main() -> Result<()> {
                     );
                 }
                 eprintln!("round {round}: ipfs-kit -> ipfs-kit: {stats:?}");
-                print_cpu(
+                fetch_cpu.extend(print_cpu(
                     &format!("round {round}: ipfs-kit -> ipfs-kit (fetch)"),
                     cpu0,
                     cpu_fetched,
                     bytes,
                     secs,
-                );
+                ));
                 record(&mut rows, "ipfs-kit -> ipfs-kit (fetch)", mbps(bytes, secs));
                 drop(stats);
                 drop(b);
@@ -703,6 +722,10 @@ fn main() -> Result<()> {
                     .join(", ")
             );
         }
+        if args.floor || args.floor_only {
+            eprintln!("floor: the parts of a fetch, each alone");
+            floor_parts = floor::measure(a.repo.blocks().clone(), root, scratch.path()).await?;
+        }
         Ok::<(), anyhow::Error>(())
     })?;
     // Each transfer against kubo -> kubo measured the same way; the local gets against kubo's.
@@ -739,6 +762,15 @@ fn main() -> Result<()> {
         let ratio = base(name).map_or("-".to_owned(), |b| format!("{:.2}x", m / b));
         let each: Vec<String> = vs.iter().map(|v| format!("{v:.0}")).collect();
         println!("| {name} | {m:.0} | {ratio} | {} |", each.join(", "));
+    }
+    if args.floor || args.floor_only {
+        let fetch = rows
+            .iter()
+            .find(|(n, _)| *n == "ipfs-kit -> ipfs-kit (fetch)")
+            .map_or(0.0, |(_, vs)| median(vs));
+        let cpu = (!fetch_cpu.is_empty()).then(|| median(&fetch_cpu));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        floor::print(&floor_parts, cores, fetch, cpu);
     }
     if stalls > 0 {
         println!(
