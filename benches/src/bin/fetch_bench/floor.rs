@@ -20,7 +20,7 @@ use anyhow::{bail, Context as _, Result};
 use bytes::Bytes;
 use cid::Cid;
 use futures::{AsyncReadExt as _, AsyncWriteExt as _, StreamExt as _};
-use ipfs_kit::dag::links::links;
+use ipfs_kit::dag::links::{walk_cids_from, DagError, Visited};
 use ipfs_kit::net::bandwidth::Bandwidth;
 use ipfs_kit::net::transport::{self, TransportParts};
 use ipfs_kit::net::Keypair;
@@ -50,19 +50,14 @@ pub struct Part {
     pub summed: bool,
 }
 
-/// Every block of the DAG under `root`, in depth-first order, read from `store`.
+/// Every block of the DAG under `root`, once each, in the order the fetch meets them
+/// (`dag::links::walk_cids_from`: depth-first, raw leaves not read).
 fn dag_cids(store: &Arc<dyn Blockstore>, root: Cid) -> Result<Vec<Cid>> {
     let mut out = Vec::new();
-    let mut stack = vec![root];
-    while let Some(cid) = stack.pop() {
-        out.push(cid);
-        if cid.codec() == 0x70 {
-            let data = store.get(&cid)?.context("a block of the DAG is missing")?;
-            let mut children = links(&cid, &data)?;
-            children.reverse();
-            stack.extend(children);
-        }
-    }
+    walk_cids_from::<DagError, _>(store.as_ref(), &[root], &mut Visited::new(), |c| {
+        out.push(*c);
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -369,6 +364,10 @@ pub fn print(parts: &[Part], cores: usize, fetch_mbps: f64, fetch_cpu_per_gib: O
         .sum();
     let cap = cores as f64 * gib_mb / sum;
     println!("| **floor: the summed parts** | {sum:.2} | cap {cap:.0} on {cores} cores |");
+    // `--floor-only` ran no fetch.
+    if fetch_mbps <= 0.0 {
+        return;
+    }
     match fetch_cpu_per_gib {
         Some(c) => println!(
             "| ipfs-kit -> ipfs-kit fetch, this run (median) | {c:.2} | {fetch_mbps:.0} = {:.0}% of the cap |",
